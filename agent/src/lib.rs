@@ -1,0 +1,1 @@
+//! The nodeboot agent: receives a node's configuration, applies it, reboots.

@@ -1,0 +1,3 @@
+fn main() {
+    println!("nodeboot-agent {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,1 @@
+//! nodeboot-image: builds node images with the agent inside.

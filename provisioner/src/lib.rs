@@ -1,0 +1,1 @@
+//! The nodeboot provisioner: the operator's command line.

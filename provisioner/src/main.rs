@@ -1,0 +1,3 @@
+fn main() {
+    println!("nodeboot {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,1 @@
+//! End-to-end suites for nodeboot: they drive the built binaries from outside.
