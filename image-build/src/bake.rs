@@ -1,0 +1,190 @@
+//! `nodeboot-image bake`: puts the agent into an existing image (raw, qcow2, VMDK or OVA)
+//! without rebuilding it: the image's root partition is mounted and the agent's package
+//! installed with the image's own dpkg, then the outputs are written as `build` writes them.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::disk;
+use crate::mounts::MountedImage;
+use crate::output::{self, Format};
+use crate::ova::HardwareArgs;
+use crate::progress::Steps;
+use crate::tools::{self, CHROOT, LOSETUP, MOUNT, PARTX, QEMU_IMG};
+
+/// Arguments of `nodeboot-image bake`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Example:\n  \
+    nodeboot-image bake vendor.ova --agent-deb nodeboot-agent_0.1.0_amd64.deb -o out\n\n\
+    The image must be a Debian-based system on an MBR disk; needs root (loop devices).")]
+pub struct BakeArgs {
+    /// The image to bake into: raw, qcow2, VMDK or OVA
+    pub image: PathBuf,
+    /// The agent's Debian package to install
+    #[arg(long)]
+    pub agent_deb: PathBuf,
+    /// Where the baked images are written
+    #[arg(long, short, default_value = "out")]
+    pub output_dir: PathBuf,
+    /// Base name of the output files [default: the input's file stem]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Outputs to write, comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "raw,qcow2,vmdk,ova")]
+    pub formats: Vec<Format>,
+    #[command(flatten)]
+    pub hardware: HardwareArgs,
+}
+
+/// The name of the first disk an OVF descriptor references (`References/File/@ovf:href`).
+pub fn first_disk_in_ovf(ovf: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(ovf);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e) | Event::Empty(e)) if e.local_name().as_ref() == "File" => {
+                let href = e
+                    .attributes()
+                    .flatten()
+                    .find(|a| a.key.local_name().as_ref() == "href")?;
+                return href
+                    .normalized_value(quick_xml::XmlVersion::default())
+                    .ok()
+                    .map(|v| v.into_owned());
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Extracts the disk an OVA's descriptor references into `dir`; returns its path.
+pub fn extract_ova_disk(ova: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
+    let open = || File::open(ova).with_context(|| format!("opening {}", ova.display()));
+    let mut descriptor = None;
+    for entry in tar::Archive::new(open()?).entries()? {
+        let mut entry = entry?;
+        if entry.path()?.extension().is_some_and(|e| e == "ovf") {
+            let mut text = String::new();
+            entry.read_to_string(&mut text)?;
+            descriptor = Some(text);
+            break;
+        }
+    }
+    let descriptor =
+        descriptor.with_context(|| format!("{} holds no .ovf descriptor", ova.display()))?;
+    let disk = first_disk_in_ovf(&descriptor).with_context(|| {
+        format!(
+            "the descriptor in {} references no disk file",
+            ova.display()
+        )
+    })?;
+    if disk.contains('/') || disk.starts_with('.') {
+        bail!(
+            "the descriptor in {} references a disk outside the archive: {disk}",
+            ova.display()
+        );
+    }
+    for entry in tar::Archive::new(open()?).entries()? {
+        let mut entry = entry?;
+        if entry.path()?.as_os_str() == disk.as_str() {
+            let target = dir.join(&disk);
+            entry.unpack(&target)?;
+            return Ok(target);
+        }
+    }
+    bail!(
+        "{} does not hold {disk}, which its descriptor references",
+        ova.display()
+    )
+}
+
+/// Runs `nodeboot-image bake`.
+pub fn run(args: BakeArgs) -> anyhow::Result<std::process::ExitCode> {
+    tools::require(&[QEMU_IMG, LOSETUP, PARTX, MOUNT, CHROOT])?;
+    if !args.agent_deb.is_file() {
+        bail!(
+            "agent package {} not found: build it with packaging/build-deb",
+            args.agent_deb.display()
+        );
+    }
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.image
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "node".into())
+    });
+    std::fs::create_dir_all(&args.output_dir)?;
+    let work = args.output_dir.join(".bake");
+    std::fs::create_dir_all(&work)?;
+    let raw = work.join(format!("{name}.raw"));
+    let mut steps = Steps::new(3 + output::step_count(&args.formats), false);
+    steps.step("read the image into a raw working disk", || {
+        let input = if args.image.extension().is_some_and(|e| e == "ova") {
+            extract_ova_disk(&args.image, &work)?
+        } else {
+            args.image.clone()
+        };
+        tools::run(
+            &QEMU_IMG,
+            [
+                "convert".as_ref(),
+                "-O".as_ref(),
+                "raw".as_ref(),
+                input.as_os_str(),
+                raw.as_os_str(),
+            ],
+        )?;
+        if input != args.image {
+            std::fs::remove_file(&input)?;
+        }
+        Ok(())
+    })?;
+    let partition = disk::find_root(&disk::parse_mbr(&disk::read_first_sector(&raw)?)?)
+        .with_context(|| format!("finding the root partition of {}", args.image.display()))?;
+    steps.step("install the agent's package with the image's dpkg", || {
+        let mut image = MountedImage::mount(&raw, partition.number, &work.join("mnt"))?;
+        image.bind_system_dirs()?;
+        let deb_name = "nodeboot-agent.deb";
+        std::fs::copy(&args.agent_deb, image.root.join("tmp").join(deb_name))?;
+        image.chroot(["dpkg", "-i", &format!("/tmp/{deb_name}")])?;
+        std::fs::remove_file(image.root.join("tmp").join(deb_name))?;
+        image.release()
+    })?;
+    steps.step("done with the working tree", || {
+        Ok(std::fs::remove_dir(work.join("mnt"))?)
+    })?;
+    let written = output::write_outputs(
+        &raw,
+        &args.output_dir,
+        &name,
+        &args.formats,
+        &args.hardware,
+        &mut steps,
+    )?;
+    if !args.formats.contains(&Format::Raw) {
+        std::fs::remove_file(&raw)?;
+    }
+    let _ = std::fs::remove_dir(&work);
+    for path in written {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_referenced_disk_is_found() {
+        let ovf = r#"<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+            <References><File ovf:href="vendor-disk1.vmdk" ovf:id="file1"/><File ovf:href="b.vmdk" ovf:id="f2"/></References>
+            </Envelope>"#;
+        assert_eq!(first_disk_in_ovf(ovf).as_deref(), Some("vendor-disk1.vmdk"));
+        assert_eq!(first_disk_in_ovf("<Envelope/>"), None);
+    }
+}

@@ -1,0 +1,524 @@
+//! `nodeboot-image build`: a minimal Debian 12 node image from packages, with the agent
+//! installed and enabled, booting with GRUB 2 (BIOS, MBR) from a root filesystem found by UUID.
+//!
+//! Steps: bootstrap the tree with mmdebstrap (packages, the agent's .deb, the `admin` account),
+//! customize it (files rendered here: fstab, GRUB, hostname, the unconfigured node's DHCP
+//! network; no machine-id, no SSH host keys), make the disk (MBR + ext4 filled from the tree
+//! without mounting), install GRUB with the image's own grub-install, convert to the outputs.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::disk;
+use crate::grub;
+use crate::mounts::MountedImage;
+use crate::output::{self, Format};
+use crate::ova::HardwareArgs;
+use crate::progress::Steps;
+use crate::tools::{self, CHROOT, LOSETUP, MKFS_EXT4, MMDEBSTRAP, MOUNT, PARTX, QEMU_IMG};
+
+/// The hostname of an unconfigured node (the login prompt reads `nodeboot login:`).
+pub const UNCONFIGURED_HOSTNAME: &str = "nodeboot";
+
+/// The packages of every node: systemd with networkd, the time sync and SSH the apply engine
+/// configures, sudo for the admin's wizard, a kernel and GRUB for BIOS.
+pub const PACKAGES: &[&str] = &[
+    "systemd",
+    "systemd-sysv",
+    "systemd-timesyncd",
+    "udev",
+    "dbus",
+    "linux-image-amd64",
+    "initramfs-tools",
+    "grub-pc",
+    "openssh-server",
+    "sudo",
+    "iproute2",
+    "procps",
+];
+
+/// What is left out of the image to keep it small: documentation (but not the copyright
+/// files), man pages and translations.
+pub const DPKG_EXCLUDES: &[&str] = &[
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/share/info/*",
+];
+
+/// Arguments of `nodeboot-image build`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Example:\n  \
+    nodeboot-image build --agent-deb target/debian/nodeboot-agent_0.1.0_amd64.deb --output-dir out\n\n\
+    Needs root (mmdebstrap --mode=root, loop devices) and the Debian packages mmdebstrap,\n\
+    e2fsprogs, qemu-utils, mount and util-linux.")]
+pub struct BuildArgs {
+    /// The agent's Debian package to install (made by packaging/build-deb)
+    #[arg(long)]
+    pub agent_deb: PathBuf,
+    /// Where the images are written
+    #[arg(long, short, default_value = "out")]
+    pub output_dir: PathBuf,
+    /// Base name of the output files
+    #[arg(long, default_value = "nodeboot-node")]
+    pub name: String,
+    /// Disk size, in bytes or with a K, M or G suffix (powers of 1024)
+    #[arg(long, default_value = "2G", value_parser = parse_size)]
+    pub size: u64,
+    /// Outputs to write, comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "raw,qcow2,vmdk,ova")]
+    pub formats: Vec<Format>,
+    /// apt sources (one-line or deb822 file) for mmdebstrap [default: the machine's own
+    /// /etc/apt sources that name bookworm]
+    #[arg(long)]
+    pub sources: Vec<PathBuf>,
+    /// Another package to install (repeatable)
+    #[arg(long = "package")]
+    pub packages: Vec<String>,
+    /// Working directory for the tree and the raw disk [default: OUTPUT_DIR/.work]
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub hardware: HardwareArgs,
+}
+
+/// Parses `2G`, `512M`, `1048576`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let factor: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" => 1,
+        "K" | "KIB" => 1 << 10,
+        "M" | "MIB" => 1 << 20,
+        "G" | "GIB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}`: use K, M or G (e.g. 2G)"
+            ));
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: use e.g. 2G or 2048M"))?;
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// Quotes a string for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The mmdebstrap customize hooks (run with the tree as `$1`, /dev and /proc mounted):
+/// install the agent's package, create `admin` with an empty, expired password (its first
+/// login must set one, as in the seed's dialog), enable networkd.
+pub fn render_customize_hooks(agent_deb: &Path) -> Vec<String> {
+    let deb = agent_deb.to_string_lossy();
+    let name = agent_deb
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let inside = shell_quote(&format!("/tmp/{name}"));
+    vec![
+        format!("copy-in {deb} /tmp"),
+        format!("chroot \"$1\" dpkg -i {inside}"),
+        format!("rm -f \"$1\"{inside}"),
+        "chroot \"$1\" useradd --create-home --shell /bin/bash --groups sudo --comment 'node administrator' admin"
+            .to_string(),
+        "chroot \"$1\" passwd --delete admin".to_string(),
+        "chroot \"$1\" chage --lastday 0 admin".to_string(),
+        "chroot \"$1\" systemctl enable systemd-networkd.service systemd-timesyncd.service".to_string(),
+    ]
+}
+
+/// The network of an unconfigured node: DHCP on eth0, so it can be reached on port 8443.
+/// The apply engine's own files for eth0 sort before this one and replace it.
+pub fn render_dhcp_network() -> String {
+    "# nodeboot: an unconfigured node asks DHCP for its address. The configuration applied\n\
+     # by nodeboot-agent takes precedence (its files sort before this one).\n\
+     [Match]\nName=eth0\n\n[Network]\nDHCP=yes\n\n[DHCPv4]\nUseHostname=no\n"
+        .to_string()
+}
+
+/// `/etc/hosts` of an unconfigured node.
+pub fn render_hosts() -> String {
+    format!(
+        "127.0.0.1\tlocalhost\n127.0.1.1\t{UNCONFIGURED_HOSTNAME}\n\n\
+         ::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+    )
+}
+
+/// The newest kernel and its initramfs in `root/boot`, as paths inside the image.
+pub fn find_kernel(root: &Path) -> anyhow::Result<(String, String)> {
+    let boot = root.join("boot");
+    let mut versions: Vec<String> = std::fs::read_dir(&boot)
+        .with_context(|| format!("reading {}", boot.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("vmlinuz-")
+                .map(str::to_string)
+        })
+        .collect();
+    versions.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
+    let Some(version) = versions.pop() else {
+        bail!(
+            "no kernel (vmlinuz-*) in {}: is linux-image-amd64 installed?",
+            boot.display()
+        );
+    };
+    let initrd = format!("initrd.img-{version}");
+    if !boot.join(&initrd).exists() {
+        bail!("no {initrd} in {} for kernel {version}", boot.display());
+    }
+    Ok((
+        format!("/boot/vmlinuz-{version}"),
+        format!("/boot/{initrd}"),
+    ))
+}
+
+/// A sort key that orders the numbers inside a version by value (`6.1.0-10` after `6.1.0-9`).
+fn natural_key(s: &str) -> Vec<(u64, String)> {
+    let mut key = Vec::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            key.push((rest[..digits].parse().unwrap_or(u64::MAX), String::new()));
+            rest = &rest[digits..];
+        } else {
+            let text = rest.len() - rest.trim_start_matches(|c: char| !c.is_ascii_digit()).len();
+            key.push((0, rest[..text].to_string()));
+            rest = &rest[text..];
+        }
+    }
+    key
+}
+
+/// Writes the node's files into the tree at `root` and removes what must not be baked in
+/// (machine-id, SSH host keys). Everything here is a file operation under `root`.
+pub fn customize(root: &Path, root_uuid: &str) -> anyhow::Result<()> {
+    let (kernel, initrd) = find_kernel(root)?;
+    let write = |rel: &str, content: &str| -> anyhow::Result<()> {
+        let path = root.join(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))
+    };
+    write("etc/fstab", &grub::render_fstab(root_uuid))?;
+    write("etc/default/grub", &grub::render_default_grub())?;
+    write(
+        "boot/grub/grub.cfg",
+        &grub::render_grub_cfg(root_uuid, &kernel, &initrd),
+    )?;
+    write("etc/hostname", &format!("{UNCONFIGURED_HOSTNAME}\n"))?;
+    write("etc/hosts", &render_hosts())?;
+    write(
+        "etc/systemd/network/99-nodeboot-dhcp.network",
+        &render_dhcp_network(),
+    )?;
+    // Empty: systemd generates the machine-id at first boot.
+    write("etc/machine-id", "")?;
+    let _ = std::fs::remove_file(root.join("var/lib/dbus/machine-id"));
+    let ssh = root.join("etc/ssh");
+    if ssh.is_dir() {
+        for entry in std::fs::read_dir(&ssh)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The apt sources of the machine that name bookworm (given to mmdebstrap as files, so no
+/// mirror address is written anywhere by us).
+pub fn host_sources() -> anyhow::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut candidates = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut files: Vec<PathBuf> = dir.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        files.sort();
+        candidates.extend(files);
+    }
+    for path in candidates {
+        let is_source = path
+            .extension()
+            .is_some_and(|e| e == "list" || e == "sources")
+            || path.file_name().is_some_and(|n| n == "sources.list");
+        if is_source && std::fs::read_to_string(&path).is_ok_and(|t| t.contains("bookworm")) {
+            found.push(path);
+        }
+    }
+    if found.is_empty() {
+        bail!("no apt source naming bookworm in /etc/apt: pass --sources FILE");
+    }
+    Ok(found)
+}
+
+/// Runs `nodeboot-image build`.
+pub fn run(args: BuildArgs) -> anyhow::Result<std::process::ExitCode> {
+    tools::require(&[
+        MMDEBSTRAP, MKFS_EXT4, QEMU_IMG, LOSETUP, PARTX, MOUNT, CHROOT,
+    ])?;
+    if !args.agent_deb.is_file() {
+        bail!(
+            "agent package {} not found: build it with packaging/build-deb",
+            args.agent_deb.display()
+        );
+    }
+    let agent_deb = std::fs::canonicalize(&args.agent_deb)?;
+    let sources = if args.sources.is_empty() {
+        host_sources()?
+    } else {
+        args.sources.clone()
+    };
+    let partition = disk::root_partition(args.size).map_err(|e| anyhow::anyhow!("--size: {e}"))?;
+    std::fs::create_dir_all(&args.output_dir)?;
+    let work = args
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| args.output_dir.join(".work"));
+    let tree = work.join("rootfs");
+    if tree.exists() {
+        std::fs::remove_dir_all(&tree)
+            .with_context(|| format!("removing the old tree {}", tree.display()))?;
+    }
+    std::fs::create_dir_all(&work)?;
+    let raw = work.join(format!("{}.raw", args.name));
+    let uuid = new_uuid()?;
+
+    let mut steps = Steps::new(5 + output::step_count(&args.formats), false);
+    steps.step(
+        "bootstrap Debian 12 with mmdebstrap (packages, agent, admin account)",
+        || {
+            let mut cmd = std::process::Command::new(MMDEBSTRAP.locate()?);
+            cmd.args(["--mode=root", "--variant=apt", "--quiet"]);
+            let mut packages: Vec<String> = PACKAGES.iter().map(|s| s.to_string()).collect();
+            packages.extend(args.packages.iter().cloned());
+            cmd.arg(format!("--include={}", packages.join(",")));
+            for opt in DPKG_EXCLUDES {
+                cmd.arg(format!("--dpkgopt={opt}"));
+            }
+            for hook in render_customize_hooks(&agent_deb) {
+                cmd.arg(format!("--customize-hook={hook}"));
+            }
+            cmd.arg("bookworm").arg(&tree);
+            for s in &sources {
+                cmd.arg(s);
+            }
+            tools::run_command(&mut cmd)?;
+            Ok(())
+        },
+    )?;
+    steps.step(
+        "customize (fstab, GRUB, hostname, network; no machine-id or host keys)",
+        || customize(&tree, &uuid),
+    )?;
+    steps.step("make the disk (MBR, ext4 filled from the tree)", || {
+        disk::write_raw_disk(
+            &raw,
+            args.size,
+            &disk::render_mbr(&partition, disk_signature(&uuid)),
+        )?;
+        let blocks = format!("{}k", partition.size() / 1024);
+        let offset = format!("offset={}", partition.offset());
+        tools::run(
+            &MKFS_EXT4,
+            [
+                "-q".as_ref(),
+                "-F".as_ref(),
+                "-L".as_ref(),
+                "nodeboot-root".as_ref(),
+                "-U".as_ref(),
+                uuid.as_ref(),
+                "-E".as_ref(),
+                offset.as_ref(),
+                "-d".as_ref(),
+                tree.as_os_str(),
+                raw.as_os_str(),
+                blocks.as_ref(),
+            ],
+        )?;
+        Ok(())
+    })?;
+    steps.step(
+        "install GRUB 2 for BIOS (the image's own grub-install)",
+        || install_grub(&raw, &work.join("mnt")),
+    )?;
+    steps.step("remove the tree", || Ok(std::fs::remove_dir_all(&tree)?))?;
+    let written = output::write_outputs(
+        &raw,
+        &args.output_dir,
+        &args.name,
+        &args.formats,
+        &args.hardware,
+        &mut steps,
+    )?;
+    if !args.formats.contains(&Format::Raw) {
+        std::fs::remove_file(&raw)?;
+    }
+    let _ = std::fs::remove_dir(work.join("mnt"));
+    let _ = std::fs::remove_dir(&work);
+    print_summary(&written, steps.timings());
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Installs GRUB on the raw disk: mounts its root partition, runs `grub-install` chrooted in it
+/// against the loop device, checks that the boot sector and core image are in place.
+pub fn install_grub(raw: &Path, mountpoint: &Path) -> anyhow::Result<()> {
+    let mut image = MountedImage::mount(raw, 1, mountpoint)?;
+    image.bind_system_dirs()?;
+    let device = image.disk_device().to_string();
+    image.chroot([
+        "grub-install",
+        "--target=i386-pc",
+        "--no-floppy",
+        device.as_str(),
+    ])?;
+    if !image.root.join("boot/grub/i386-pc/core.img").exists() {
+        bail!("grub-install left no boot/grub/i386-pc/core.img");
+    }
+    image.release()?;
+    let mbr = disk::read_first_sector(raw)?;
+    if !mbr[..440].windows(4).any(|w| w == b"GRUB") {
+        bail!("no GRUB boot code in the first sector of {}", raw.display());
+    }
+    Ok(())
+}
+
+/// A random version-4 UUID for the root filesystem, from the kernel.
+pub fn new_uuid() -> anyhow::Result<String> {
+    let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .context("reading a UUID from the kernel")?;
+    Ok(uuid.trim().to_string())
+}
+
+/// The MBR disk signature: the UUID's first 32 bits, so one build has one identity.
+pub fn disk_signature(uuid: &str) -> u32 {
+    u32::from_str_radix(uuid.get(..8).unwrap_or("0"), 16).unwrap_or(0x6e6f_6465)
+}
+
+fn print_summary(written: &[PathBuf], timings: &[(String, std::time::Duration)]) {
+    let mut out = String::from("\nimages:\n");
+    for path in written {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "  {:>10.1} MiB  {}",
+            size as f64 / 1048576.0,
+            path.display()
+        );
+    }
+    let total: f64 = timings.iter().map(|(_, d)| d.as_secs_f64()).sum();
+    let _ = writeln!(out, "total {total:.1} s");
+    eprint!("{out}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units_and_errors_say_how_to_fix() {
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(
+            parse_size("2T"),
+            Err("unknown size unit `T`: use K, M or G (e.g. 2G)".into())
+        );
+        assert_eq!(
+            parse_size("G"),
+            Err("`G` is not a size: use e.g. 2G or 2048M".into())
+        );
+    }
+
+    #[test]
+    fn hooks_install_the_agent_and_expire_the_admin_password() {
+        let hooks = render_customize_hooks(Path::new("/x/it's/nodeboot-agent_0.1.0_amd64.deb"));
+        assert_eq!(
+            hooks[0],
+            "copy-in /x/it's/nodeboot-agent_0.1.0_amd64.deb /tmp"
+        );
+        assert_eq!(
+            hooks[1],
+            "chroot \"$1\" dpkg -i '/tmp/nodeboot-agent_0.1.0_amd64.deb'"
+        );
+        assert!(
+            hooks
+                .iter()
+                .any(|h| h == "chroot \"$1\" chage --lastday 0 admin")
+        );
+        assert!(
+            hooks
+                .iter()
+                .any(|h| h == "chroot \"$1\" passwd --delete admin")
+        );
+        assert_eq!(shell_quote("a'b"), "'a'\\''b'");
+    }
+
+    #[test]
+    fn customize_writes_the_node_files_and_removes_identities() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (rel, content) in [
+            ("boot/vmlinuz-6.1.0-9-amd64", "k"),
+            ("boot/initrd.img-6.1.0-9-amd64", "i"),
+            ("boot/vmlinuz-6.1.0-10-amd64", "k"),
+            ("boot/initrd.img-6.1.0-10-amd64", "i"),
+            ("etc/machine-id", "0123456789abcdef0123456789abcdef\n"),
+            (
+                "var/lib/dbus/machine-id",
+                "0123456789abcdef0123456789abcdef\n",
+            ),
+            ("etc/ssh/ssh_host_ed25519_key", "secret"),
+            ("etc/ssh/ssh_host_ed25519_key.pub", "public"),
+            ("etc/ssh/sshd_config", "# kept\n"),
+        ] {
+            std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
+            std::fs::write(root.join(rel), content).unwrap();
+        }
+        customize(root, "11111111-2222-4333-8444-555555555555").unwrap();
+        let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap();
+        assert_eq!(read("etc/machine-id"), "");
+        assert!(!root.join("var/lib/dbus/machine-id").exists());
+        assert!(!root.join("etc/ssh/ssh_host_ed25519_key").exists());
+        assert!(!root.join("etc/ssh/ssh_host_ed25519_key.pub").exists());
+        assert_eq!(read("etc/ssh/sshd_config"), "# kept\n");
+        assert_eq!(read("etc/hostname"), "nodeboot\n");
+        assert!(read("etc/fstab").contains("UUID=11111111-2222-4333-8444-555555555555 / ext4"));
+        // The newest kernel by version, not by text ("6.1.0-9" sorts after "6.1.0-10" as text).
+        assert!(
+            read("boot/grub/grub.cfg")
+                .contains("linux /boot/vmlinuz-6.1.0-10-amd64 root=UUID=11111111-")
+        );
+        assert!(read("etc/systemd/network/99-nodeboot-dhcp.network").contains("Name=eth0\n"));
+    }
+
+    #[test]
+    fn a_tree_without_kernel_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("boot")).unwrap();
+        let err = find_kernel(dir.path()).unwrap_err().to_string();
+        assert!(err.starts_with("no kernel (vmlinuz-*) in "), "{err}");
+    }
+
+    #[test]
+    fn disk_signature_comes_from_the_uuid() {
+        assert_eq!(
+            disk_signature("deadbeef-0000-4000-8000-000000000000"),
+            0xdead_beef
+        );
+    }
+}
