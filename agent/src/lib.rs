@@ -5,5 +5,6 @@
 //! validated configuration.
 
 pub mod apply;
+pub mod docs;
 pub mod server;
 pub mod wizard;

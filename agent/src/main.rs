@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use nodeboot_agent::{apply, server, wizard};
+use nodeboot_agent::{apply, docs, server, wizard};
 
 /// Turns an unconfigured node into a configured one: receive, validate, apply, reboot.
 #[derive(Debug, Parser)]
@@ -21,6 +21,9 @@ enum Command {
     Apply(apply::ApplyArgs),
     /// Run the console installation wizard
     Wizard(wizard::WizardArgs),
+    /// Write man pages and shell completions (used when packaging)
+    #[command(hide = true)]
+    GenerateDocs(docs::DocsArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => server::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Wizard(args) => wizard::run(args),
+        Command::GenerateDocs(args) => docs::run(<Cli as clap::CommandFactory>::command(), args),
     };
     match result {
         Ok(code) => code,
