@@ -27,20 +27,28 @@ pub fn write_docs(mut cmd: clap::Command, out: &Path) -> anyhow::Result<Vec<Path
     let man_dir = out.join("man");
     let completions = out.join("completions");
     std::fs::create_dir_all(&man_dir).with_context(|| format!("creating {}", man_dir.display()))?;
-    std::fs::create_dir_all(&completions).with_context(|| format!("creating {}", completions.display()))?;
+    std::fs::create_dir_all(&completions)
+        .with_context(|| format!("creating {}", completions.display()))?;
     cmd.build();
     let name = cmd.get_name().to_string();
     let mut written = Vec::new();
     let mut pages = vec![(name.clone(), cmd.clone())];
     // After build(), a subcommand's display name is `parent-sub` and its bin name `parent sub`.
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
-        let page = sub.get_display_name().map_or_else(|| format!("{name}-{}", sub.get_name()), str::to_string);
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        let page = sub
+            .get_display_name()
+            .map_or_else(|| format!("{name}-{}", sub.get_name()), str::to_string);
         pages.push((page, sub.clone()));
     }
     for (page, command) in pages {
         let path = man_dir.join(format!("{page}.1"));
         let mut buf = Vec::new();
-        clap_mangen::Man::new(command).render(&mut buf).with_context(|| format!("rendering {page}.1"))?;
+        clap_mangen::Man::new(command)
+            .render(&mut buf)
+            .with_context(|| format!("rendering {page}.1"))?;
         std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
         written.push(path);
     }
@@ -60,15 +68,27 @@ mod tests {
     fn pages_and_completions_are_written_for_every_visible_command() {
         let cmd = clap::Command::new("tool")
             .about("Does things")
-            .subcommand(clap::Command::new("serve").about("Serves").arg(clap::arg!(--listen <ADDR> "Where")))
+            .subcommand(
+                clap::Command::new("serve")
+                    .about("Serves")
+                    .arg(clap::arg!(--listen <ADDR> "Where")),
+            )
             .subcommand(clap::Command::new("secret").hide(true));
         let dir = tempfile::tempdir().unwrap();
         let written = write_docs(cmd, dir.path()).unwrap();
-        let names: Vec<String> =
-            written.iter().map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string()).collect();
+        let names: Vec<String> = written
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
         assert_eq!(
             names,
-            ["man/tool.1", "man/tool-serve.1", "completions/tool.bash", "completions/_tool", "completions/tool.fish"]
+            [
+                "man/tool.1",
+                "man/tool-serve.1",
+                "completions/tool.bash",
+                "completions/_tool",
+                "completions/tool.fish"
+            ]
         );
         let page = std::fs::read_to_string(dir.path().join("man/tool-serve.1")).unwrap();
         assert!(page.contains(".TH tool-serve 1"), "{page}");

@@ -27,7 +27,7 @@ pub const UNCONFIGURED_HOSTNAME: &str = "nodeboot";
 pub const PACKAGES: &[&str] = &[
     "systemd",
     "systemd-sysv",
-    "systemd-timesyncd",
+    "chrony",
     "udev",
     "dbus",
     "linux-image-amd64",
@@ -134,7 +134,7 @@ pub fn render_customize_hooks(agent_deb: &Path) -> Vec<String> {
             .to_string(),
         "chroot \"$1\" passwd --delete admin".to_string(),
         "chroot \"$1\" chage --lastday 0 admin".to_string(),
-        "chroot \"$1\" systemctl enable systemd-networkd.service systemd-timesyncd.service".to_string(),
+        "chroot \"$1\" systemctl enable systemd-networkd.service chrony.service".to_string(),
     ]
 }
 

@@ -1,0 +1,772 @@
+//! The end-to-end VM suite (`tests/vm/run` builds the image and runs this): boots the node
+//! image in QEMU with its serial console on a Unix socket and guest port 8443 forwarded to
+//! loopback, and drives the seed's flow from outside, as an operator would.
+//!
+//! 1. configure: wait for the banner's certificate fingerprint on the console, `nodeboot push`
+//!    the configuration pinned to it, see the node reboot to `vmnode01 login:`, log in on the
+//!    console and check hostname, address, routes, resolver, time servers, and that port 8443
+//!    no longer serves.
+//! 2. reject: boot the pristine image again (snapshot=on), upload a bad configuration, see it
+//!    rejected with its errors, the node still unconfigured and serving; then the `admin`
+//!    first login (forced password change) and `systemd-analyze` for the boot figures.
+//!
+//! Only loopback and QEMU's user network (restricted: no traffic leaves the host) are used.
+//! Prints timings and "vm: N passed, M failed"; the serial transcripts are kept as artifacts.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+
+/// The admin password whose SHA-512 crypt hash is in `fixtures/node.xml` (test-only).
+const CONFIGURED_PASSWORD: &str = "vm-suite-Passw0rd";
+/// The password the reject scenario sets at the forced first-login change (test-only).
+const FIRST_LOGIN_PASSWORD: &str = "Fresh-vm-Passw0rd-2";
+const NEW_HOSTNAME: &str = "vmnode01";
+const FINGERPRINT_RE: &str = r"SHA256:(?:[0-9a-f]{2}:){31}[0-9a-f]{2}";
+
+type Fallible<T> = Result<T, String>;
+
+#[derive(Debug)]
+struct Options {
+    image: PathBuf,
+    nodeboot: PathBuf,
+    artifacts: PathBuf,
+    fixtures: PathBuf,
+    memory_mib: u32,
+    only: Option<String>,
+}
+
+fn parse_options() -> Fallible<Options> {
+    let mut args = std::env::args().skip(1);
+    let mut image = None;
+    let mut nodeboot = None;
+    let mut artifacts = PathBuf::from("artifacts/vm");
+    let mut only = None;
+    let mut memory_mib = 1024;
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--image" => image = Some(PathBuf::from(value()?)),
+            "--nodeboot" => nodeboot = Some(PathBuf::from(value()?)),
+            "--artifacts" => artifacts = PathBuf::from(value()?),
+            "--only" => only = Some(value()?),
+            "--memory" => memory_mib = value()?.parse().map_err(|e| format!("--memory: {e}"))?,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("vm/fixtures");
+    Ok(Options {
+        image: image.ok_or("--image RAW is required")?,
+        nodeboot: nodeboot.ok_or("--nodeboot PATH is required")?,
+        artifacts,
+        fixtures,
+        memory_mib,
+        only,
+    })
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("vm: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&opts.artifacts) {
+        eprintln!("vm: creating {}: {e}", opts.artifacts.display());
+        return ExitCode::FAILURE;
+    }
+    type Scenario = fn(&Options) -> Fallible<()>;
+    let scenarios: [(&str, Scenario); 2] = [("configure", configure), ("reject", reject)];
+    let (mut passed, mut failed) = (0, 0);
+    for (name, scenario) in scenarios {
+        if opts.only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        println!("vm: scenario {name}");
+        let start = Instant::now();
+        match scenario(&opts) {
+            Ok(()) => {
+                passed += 1;
+                println!(
+                    "vm: scenario {name} passed in {:.1} s",
+                    start.elapsed().as_secs_f64()
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                println!(
+                    "vm: scenario {name} FAILED after {:.1} s: {e}",
+                    start.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+    println!("vm: {passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios
+
+fn configure(opts: &Options) -> Fallible<()> {
+    let vm = Vm::boot(opts, "configure")?;
+    let ready = vm.wait_ready()?;
+    println!(
+        "vm:   boot to banner {:.1} s, to 8443 ready {:.1} s",
+        ready.banner_s, ready.https_s
+    );
+
+    let upload = Instant::now();
+    let out = run(Command::new(&opts.nodeboot).args([
+        "push",
+        &format!("127.0.0.1:{}", vm.port),
+        &opts.fixtures.join("node.xml").to_string_lossy(),
+        "--fingerprint",
+        &ready.fingerprint,
+        "--timeout",
+        "120",
+    ]))?;
+    if !out.ok {
+        return Err(format!("nodeboot push failed:\n{}", out.text));
+    }
+    println!("vm:   nodeboot push: {}", first_lines(&out.text, 6));
+    vm.console.wait_for(
+        &format!(r"{NEW_HOSTNAME} login:"),
+        Duration::from_secs(300),
+        "the configured node's login prompt",
+    )?;
+    println!(
+        "vm:   upload to `{NEW_HOSTNAME} login:` {:.1} s",
+        upload.elapsed().as_secs_f64()
+    );
+
+    vm.console.login("admin", CONFIGURED_PASSWORD)?;
+    let report = vm.console.shell(
+        "hostname; ip -4 -o addr show dev eth0; ip -4 route; cat /etc/resolv.conf; \
+         grep -E '^(server|pool) ' /etc/chrony/chrony.conf; \
+         echo agent=$(systemctl is-active nodeboot-agent.service); \
+         echo listeners=$(ss -Htln 'sport = :8443' | wc -l); \
+         test -e /var/lib/nodeboot/configured.json && echo record=present",
+        Duration::from_secs(60),
+    )?;
+    println!("vm:   inside the node:\n{}", indent(&report));
+    let expect = [
+        (format!("(?m)^{NEW_HOSTNAME}\\r?$"), "the new hostname"),
+        (
+            r"eth0\s+inet 10\.0\.2\.15/24".to_string(),
+            "10.0.2.15/24 on eth0",
+        ),
+        (
+            r"(?m)^default via 10\.0\.2\.2 dev eth0".to_string(),
+            "the default route via 10.0.2.2",
+        ),
+        (
+            r"(?m)^192\.168\.77\.0/24 via 10\.0\.2\.2 dev eth0".to_string(),
+            "the configured static route",
+        ),
+        (r"(?m)^nameserver 10\.0\.2\.3".to_string(), "the DNS server"),
+        (
+            r"(?m)^search nodeboot\.test".to_string(),
+            "the search domain",
+        ),
+        (
+            r"(?m)^server 10\.0\.2\.2\b".to_string(),
+            "the NTP server in chrony.conf",
+        ),
+        (
+            r"agent=(inactive|unknown)".to_string(),
+            "the agent not running",
+        ),
+        (r"listeners=0".to_string(), "nothing listening on 8443"),
+        (r"record=present".to_string(), "the apply record"),
+    ];
+    for (pattern, what) in expect {
+        let re = Regex::new(&pattern).map_err(|e| e.to_string())?;
+        if !re.is_match(&report) {
+            return Err(format!("inside the node: expected {what} (/{pattern}/)"));
+        }
+    }
+    // From outside: port 8443 no longer answers HTTPS.
+    let probe = curl_status(vm.port)?;
+    if probe.ok {
+        return Err(format!(
+            "port 8443 still serves after configuration:\n{}",
+            probe.text
+        ));
+    }
+    let journal = vm.console.shell(
+        "journalctl -b -1 -o short-monotonic --no-pager -u nodeboot-agent.service | grep -E 'Start|Started|listening' | head -5",
+        Duration::from_secs(60),
+    )?;
+    println!(
+        "vm:   the agent in the first boot's journal:\n{}",
+        indent(&journal)
+    );
+    vm.shutdown()
+}
+
+fn reject(opts: &Options) -> Fallible<()> {
+    let vm = Vm::boot(opts, "reject")?;
+    let ready = vm.wait_ready()?;
+    println!(
+        "vm:   boot to banner {:.1} s, to 8443 ready {:.1} s",
+        ready.banner_s, ready.https_s
+    );
+    let pin = verified_pin(vm.port, &ready.fingerprint)?;
+    let out = run(Command::new("curl").args([
+        "-sS",
+        "--max-time",
+        "60",
+        "--cacert",
+        &pin.cert_file.to_string_lossy(),
+        "--pinnedpubkey",
+        &pin.spki,
+        "--resolve",
+        &format!("{}:{}:127.0.0.1", pin.name, vm.port),
+        "-H",
+        "Content-Type: text/xml",
+        "--data-binary",
+        &format!("@{}", opts.fixtures.join("bad.xml").display()),
+        "-w",
+        "\nhttp_code=%{http_code}\n",
+        &format!("https://{}:{}/configuration/bootstrap", pin.name, vm.port),
+    ]))?;
+    println!("vm:   bad configuration answered:\n{}", indent(&out.text));
+    if !Regex::new(r"http_code=4(00|22)")
+        .map_err(|e| e.to_string())?
+        .is_match(&out.text)
+    {
+        return Err(format!(
+            "the bad configuration was not rejected with 400/422:\n{}",
+            out.text
+        ));
+    }
+    for needle in ["bad_host!", "hostname", "netmask"] {
+        if !out.text.contains(needle) {
+            return Err(format!(
+                "the rejection does not mention {needle:?}:\n{}",
+                out.text
+            ));
+        }
+    }
+    let status = run(Command::new(&opts.nodeboot).args([
+        "status",
+        &format!("127.0.0.1:{}", vm.port),
+        "--fingerprint",
+        &ready.fingerprint,
+        "--json",
+    ]))?;
+    println!(
+        "vm:   status after the rejection: {}",
+        first_lines(&status.text, 3)
+    );
+    if !status.ok || !status.text.contains("unconfigured") {
+        return Err(format!(
+            "the node is not unconfigured and serving after the rejection:\n{}",
+            status.text
+        ));
+    }
+    // The seed's first console login: admin, forced password change, then the wizard hook
+    // (sudo asks for the new password). Interrupt the wizard and read the boot figures.
+    vm.console.first_login("admin", FIRST_LOGIN_PASSWORD)?;
+    let analyze = vm.console.shell(
+        "systemd-analyze time; systemd-analyze blame --no-pager | head -n 12; \
+         systemd-analyze blame --no-pager | grep nodeboot",
+        Duration::from_secs(90),
+    )?;
+    println!(
+        "vm:   systemd-analyze in the unconfigured node:\n{}",
+        indent(&analyze)
+    );
+    if !analyze.contains("nodeboot-agent.service") {
+        return Err("systemd-analyze blame does not list nodeboot-agent.service".into());
+    }
+    vm.shutdown()
+}
+
+// ---------------------------------------------------------------------------------------
+// The virtual machine
+
+struct Vm {
+    child: Child,
+    port: u16,
+    console: Console,
+    started: Instant,
+    _dir: PathBuf,
+}
+
+struct Ready {
+    fingerprint: String,
+    banner_s: f64,
+    https_s: f64,
+}
+
+fn free_port() -> Fallible<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+fn kvm_usable() -> bool {
+    Path::new("/dev/kvm").exists()
+        && std::fs::read_to_string("/proc/cpuinfo")
+            .is_ok_and(|c| c.contains(" vmx") || c.contains(" svm"))
+}
+
+impl Vm {
+    fn boot(opts: &Options, name: &str) -> Fallible<Vm> {
+        let dir = opts.artifacts.join(format!("{name}.run"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let socket = dir.join("serial.sock");
+        let port = free_port()?;
+        let accel = if kvm_usable() {
+            "kvm"
+        } else {
+            "tcg,thread=multi"
+        };
+        println!(
+            "vm:   booting {} ({accel}, port 8443 on 127.0.0.1:{port})",
+            opts.image.display()
+        );
+        let started = Instant::now();
+        let child = Command::new("qemu-system-x86_64")
+            .args([
+                "-machine",
+                "pc",
+                "-accel",
+                accel,
+                "-smp",
+                "2",
+                "-m",
+                &opts.memory_mib.to_string(),
+            ])
+            .args([
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+                "-no-user-config",
+                "-nodefaults",
+            ])
+            .args([
+                "-chardev",
+                &format!(
+                    "socket,id=ser0,path={},server=on,wait=off",
+                    socket.display()
+                ),
+            ])
+            .args(["-serial", "chardev:ser0"])
+            .args([
+                "-drive",
+                &format!(
+                    "file={},format=raw,if=virtio,snapshot=on",
+                    opts.image.display()
+                ),
+            ])
+            .args([
+                "-netdev",
+                &format!("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:8443"),
+                "-device",
+                "virtio-net-pci,netdev=n0",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("qemu.stderr")).map_err(|e| e.to_string())?)
+            .spawn()
+            .map_err(|e| format!("starting qemu-system-x86_64: {e} (run tests/vm/setup)"))?;
+        let transcript = opts.artifacts.join(format!("{name}.serial.log"));
+        let console = Console::connect(&socket, &transcript)?;
+        Ok(Vm {
+            child,
+            port,
+            console,
+            started,
+            _dir: dir,
+        })
+    }
+
+    /// Waits for the banner's fingerprint on the console and for HTTPS on the forwarded port.
+    fn wait_ready(&self) -> Fallible<Ready> {
+        let caps = self.console.wait_for(
+            &format!(r"Certificate fingerprint:\s+({FINGERPRINT_RE})"),
+            Duration::from_secs(300),
+            "the agent's banner with the certificate fingerprint",
+        )?;
+        let banner_s = self.started.elapsed().as_secs_f64();
+        let fingerprint = caps.into_iter().nth(1).ok_or("no fingerprint captured")?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if curl_status(self.port)?.ok {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("port 8443 did not answer HTTPS within 120 s of the banner".into());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Ok(Ready {
+            fingerprint,
+            banner_s,
+            https_s: self.started.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn shutdown(mut self) -> Fallible<()> {
+        let _ = self.console.send("sudo -n poweroff 2>/dev/null || true\r");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The serial console: drained continuously (a guest blocks on console writes otherwise)
+
+struct Console {
+    stream: UnixStream,
+    /// Everything received so far, escape sequences removed.
+    shared: Arc<(Mutex<String>, Condvar)>,
+    cursor: Mutex<usize>,
+}
+
+/// CSI sequences, OSC sequences, and other two-byte escapes (carriage returns are kept).
+const ESCAPES: &str = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_]";
+/// A whole escape sequence at the start of the text.
+const ESCAPE_AT_START: &str =
+    r"^(\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_])";
+
+fn strip_ansi(text: &str) -> String {
+    Regex::new(ESCAPES)
+        .map(|re| re.replace_all(text, "").into_owned())
+        .unwrap_or_else(|_| text.to_string())
+}
+
+impl Console {
+    fn connect(socket: &Path, transcript: &Path) -> Fallible<Console> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let stream = loop {
+            match UnixStream::connect(socket) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > deadline => {
+                    return Err(format!("connecting to {}: {e}", socket.display()));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        let mut reader = stream.try_clone().map_err(|e| e.to_string())?;
+        let mut log = std::fs::File::create(transcript)
+            .map_err(|e| format!("creating {}: {e}", transcript.display()))?;
+        let shared = Arc::new((Mutex::new(String::new()), Condvar::new()));
+        let sink = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut carry: Vec<u8> = Vec::new();
+            let complete = Regex::new(ESCAPE_AT_START).ok();
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let _ = log.write_all(&buf[..n]);
+                        carry.extend_from_slice(&buf[..n]);
+                        // Hold back an escape sequence cut by the read, to strip it whole.
+                        let keep_from = carry
+                            .iter()
+                            .rposition(|&b| b == 0x1b)
+                            .filter(|&i| {
+                                let tail = String::from_utf8_lossy(&carry[i..]);
+                                carry.len() - i < 256
+                                    && complete.as_ref().is_some_and(|re| !re.is_match(&tail))
+                            })
+                            .unwrap_or(carry.len());
+                        let ready: Vec<u8> = carry.drain(..keep_from).collect();
+                        let text = strip_ansi(&String::from_utf8_lossy(&ready));
+                        let (lock, cvar) = &*sink;
+                        if let Ok(mut data) = lock.lock() {
+                            data.push_str(&text);
+                        }
+                        cvar.notify_all();
+                    }
+                }
+            }
+        });
+        Ok(Console {
+            stream,
+            shared,
+            cursor: Mutex::new(0),
+        })
+    }
+
+    fn send(&self, text: &str) -> Fallible<()> {
+        (&self.stream)
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("writing to the console: {e}"))
+    }
+
+    /// Waits until `pattern` matches the console output after the last match; returns the
+    /// capture groups (group 0 first). The error shows the last lines received.
+    fn wait_for(&self, pattern: &str, timeout: Duration, what: &str) -> Fallible<Vec<String>> {
+        self.wait_for_any(&[pattern], timeout, what)
+            .map(|(_, caps)| caps)
+    }
+
+    fn wait_for_any(
+        &self,
+        patterns: &[&str],
+        timeout: Duration,
+        what: &str,
+    ) -> Fallible<(usize, Vec<String>)> {
+        let res: Vec<Regex> = patterns
+            .iter()
+            .map(|p| Regex::new(p))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + timeout;
+        let (lock, cvar) = &*self.shared;
+        let mut cursor = self.cursor.lock().map_err(|_| "console cursor poisoned")?;
+        let mut data = lock.lock().map_err(|_| "console buffer poisoned")?;
+        loop {
+            let text = &data[*cursor..];
+            let best = res
+                .iter()
+                .enumerate()
+                .filter_map(|(i, re)| re.captures(text).map(|c| (i, c)))
+                .min_by_key(|(_, c)| c.get(0).map_or(usize::MAX, |m| m.end()));
+            if let Some((i, caps)) = best {
+                let groups = caps
+                    .iter()
+                    .map(|m| m.map_or(String::new(), |m| m.as_str().to_string()))
+                    .collect();
+                *cursor += caps.get(0).map_or(0, |m| m.end());
+                return Ok((i, groups));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                return Err(format!(
+                    "timed out after {} s waiting for {what} (/{}/); last console lines:\n{}",
+                    timeout.as_secs(),
+                    patterns.join("/ or /"),
+                    indent(&tail.join("\n"))
+                ));
+            }
+            let (guard, _) = cvar
+                .wait_timeout(data, deadline - now)
+                .map_err(|_| "console buffer poisoned")?;
+            data = guard;
+        }
+    }
+
+    /// Logs in with a known password and waits for a shell prompt.
+    fn login(&self, user: &str, password: &str) -> Fallible<()> {
+        self.send(&format!("{user}\r"))?;
+        self.wait_for(
+            r"Password:\s*$",
+            Duration::from_secs(60),
+            "the password prompt",
+        )?;
+        self.send(&format!("{password}\r"))?;
+        self.wait_for(
+            r"\$ $",
+            Duration::from_secs(60),
+            "a shell prompt after logging in",
+        )?;
+        Ok(())
+    }
+
+    /// The seed's first login: the expired password must be changed; the profile hook then
+    /// runs the wizard through sudo, which is interrupted to get a shell.
+    fn first_login(&self, user: &str, new_password: &str) -> Fallible<()> {
+        self.wait_for(r"login:\s*$", Duration::from_secs(60), "a login prompt")?;
+        self.send(&format!("{user}\r"))?;
+        let t = Duration::from_secs(60);
+        self.wait_for(
+            r"(?i)(new (unix )?password|enter new unix password):\s*$",
+            t,
+            "the forced password change",
+        )?;
+        self.send(&format!("{new_password}\r"))?;
+        self.wait_for(
+            r"(?i)retype new (unix )?password:\s*$",
+            t,
+            "the password confirmation",
+        )?;
+        self.send(&format!("{new_password}\r"))?;
+        let (which, _) = self.wait_for_any(
+            &[r"\[sudo\] password for admin:\s*$", r"\$ $"],
+            t,
+            "the wizard's sudo prompt",
+        )?;
+        if which == 0 {
+            self.send(&format!("{new_password}\r"))?;
+            // The wizard (or its stand-in) runs; interrupt it and wait for the shell.
+            std::thread::sleep(Duration::from_secs(2));
+            self.send("\x03")?;
+            self.send("\r")?;
+            self.wait_for(r"\$ $", t, "a shell prompt after the wizard")?;
+        }
+        Ok(())
+    }
+
+    /// Runs `command` in the logged-in shell and returns what it printed.
+    fn shell(&self, command: &str, timeout: Duration) -> Fallible<String> {
+        // The end marker is computed by the shell, so the echoed command line never matches.
+        self.send(&format!(
+            "echo ==BEGIN==; {command}; echo ==END==$((6*7))\r"
+        ))?;
+        let caps = self.wait_for(
+            r"(?s)==BEGIN==\r?\n(.*?)==END==42",
+            timeout,
+            "the command's output",
+        )?;
+        Ok(caps.get(1).cloned().unwrap_or_default().replace('\r', ""))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Host-side helpers
+
+struct Ran {
+    ok: bool,
+    text: String,
+}
+
+fn run(cmd: &mut Command) -> Fallible<Ran> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("starting {:?}: {e}", cmd.get_program()))?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    Ok(Ran {
+        ok: out.status.success(),
+        text,
+    })
+}
+
+/// `GET /api/v1/status` over HTTPS without trusting the certificate: used only to see whether
+/// the port serves at all (the pinned checks use `nodeboot status` and `verified_pin`).
+fn curl_status(port: u16) -> Fallible<Ran> {
+    run(Command::new("curl").args([
+        "-sS",
+        "-k",
+        "--max-time",
+        "5",
+        &format!("https://127.0.0.1:{port}/api/v1/status"),
+    ]))
+}
+
+struct Pin {
+    cert_file: PathBuf,
+    spki: String,
+    name: String,
+}
+
+/// Fetches the node's certificate, checks its SHA-256 fingerprint against the one the console
+/// showed, and returns what curl needs to pin it: the certificate as the only CA, its public
+/// key hash for `--pinnedpubkey`, and a name the certificate holds.
+fn verified_pin(port: u16, fingerprint: &str) -> Fallible<Pin> {
+    let dir = std::env::temp_dir().join(format!("nodeboot-vm-pin-{port}"));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let cert_file = dir.join("node.pem");
+    let fetched = run(Command::new("sh").args([
+        "-c",
+        &format!(
+            "openssl s_client -connect 127.0.0.1:{port} </dev/null 2>/dev/null | openssl x509 -outform PEM > {}",
+            cert_file.display()
+        ),
+    ]))?;
+    if !fetched.ok {
+        return Err(format!("fetching the node's certificate: {}", fetched.text));
+    }
+    let fp = run(Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert_file))?;
+    let got = fp
+        .text
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap_or("")
+        .to_lowercase();
+    let want = fingerprint.trim_start_matches("SHA256:").to_lowercase();
+    if got != want {
+        return Err(format!(
+            "the certificate on 8443 ({got}) is not the one on the console ({want})"
+        ));
+    }
+    let spki = run(Command::new("sh").args([
+        "-c",
+        &format!(
+            "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -binary | base64",
+            cert_file.display()
+        ),
+    ]))?;
+    let names = run(Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(&cert_file))?;
+    let name = Regex::new(r"DNS:([A-Za-z0-9.-]+)")
+        .map_err(|e| e.to_string())?
+        .captures(&names.text)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().to_string())
+        .ok_or_else(|| format!("no DNS name in the node's certificate: {}", names.text))?;
+    Ok(Pin {
+        cert_file,
+        spki: format!("sha256//{}", spki.text.trim()),
+        name,
+    })
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("      {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn first_lines(text: &str, n: usize) -> String {
+    text.lines().take(n).collect::<Vec<_>>().join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ansi_sequences_are_stripped() {
+        let raw = "\x1b[0;1mvmnode01\x1b[0m login: \x1b]0;title\x07rest";
+        assert_eq!(strip_ansi(raw), "vmnode01 login: rest");
+        let re = Regex::new(ESCAPE_AT_START).unwrap();
+        assert!(re.is_match("\x1b[0m login"));
+        assert!(!re.is_match("\x1b[0;1"));
+    }
+}
