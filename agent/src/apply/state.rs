@@ -246,11 +246,10 @@ pub fn add_records(
         for f in &files {
             originals.files.push(capture(root, f)?);
         }
-        for d in &plan.dirs {
-            if !under(root, &d.path).exists() {
-                originals.created_dirs.push(d.path.clone());
-            }
-        }
+        originals.created_dirs = transaction::missing_dirs(root, plan, &files)
+            .into_iter()
+            .map(|d| d.path)
+            .collect();
         let json = serde_json::to_vec_pretty(&originals).map_err(|e| ApplyError::Journal {
             path: under(root, Path::new(ORIGINAL)),
             message: e.to_string(),

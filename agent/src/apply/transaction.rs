@@ -117,6 +117,13 @@ fn exists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()
 }
 
+fn same_inode(a: &Path, b: &Path) -> bool {
+    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 fn sync_dir(host: &Path) -> Result<(), ApplyError> {
     File::open(host)
         .and_then(|d| d.sync_all())
@@ -217,7 +224,7 @@ fn touched_dirs(journal: &Journal) -> BTreeSet<PathBuf> {
 }
 
 /// Missing directories the plan needs, parents first, with their mode and owner.
-fn missing_dirs(root: &Path, plan: &Plan, targets: &[PathBuf]) -> Vec<DirSpec> {
+pub(crate) fn missing_dirs(root: &Path, plan: &Plan, targets: &[PathBuf]) -> Vec<DirSpec> {
     let mut wanted: Vec<PathBuf> = Vec::new();
     for t in targets {
         let mut ancestors: Vec<PathBuf> = parent(t)
@@ -432,7 +439,13 @@ fn roll_back(root: &Path, journal: &Journal) -> Result<(), ApplyError> {
     for j in &journal.entries {
         let (target, backup) = (under(root, &j.path), under(root, &j.backup));
         if exists(&backup) {
-            fs::rename(&backup, &target).map_err(io_err(&target))?;
+            if same_inode(&backup, &target) {
+                // Not replaced yet. rename(2) between two links of one inode does nothing and
+                // would leave the backup behind.
+                remove_if_exists(&backup)?;
+            } else {
+                fs::rename(&backup, &target).map_err(io_err(&target))?;
+            }
         } else if !j.old_exists {
             remove_if_exists(&target)?;
         }
