@@ -155,8 +155,68 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
 
 /// Parses and validates the file; prints diagnostics compiler-style. `None` when invalid.
 fn parse_for_cli(file: &Path, xml: &[u8]) -> anyhow::Result<Option<nodeboot_config::NodeConfig>> {
-    let _ = (file, xml);
-    anyhow::bail!("the configuration parser is not merged into this branch yet")
+    match nodeboot_config::parse(xml) {
+        Ok(parsed) => {
+            for w in &parsed.warnings {
+                eprint!("{}", render_diagnostic(file, xml, w));
+            }
+            Ok(Some(parsed.config))
+        }
+        Err(diags) => {
+            for d in &diags {
+                eprint!("{}", render_diagnostic(file, xml, d));
+            }
+            let errors = diags
+                .iter()
+                .filter(|d| d.severity == nodeboot_config::Severity::Error)
+                .count();
+            eprintln!(
+                "{}: {errors} error{} found; nothing was changed",
+                file.display(),
+                if errors == 1 { "" } else { "s" }
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// A diagnostic the way a compiler shows it: what, where (file:line:column), the line with a
+/// caret under the column, the element path and the fix.
+pub fn render_diagnostic(file: &Path, source: &[u8], d: &nodeboot_config::Diagnostic) -> String {
+    let severity = match d.severity {
+        nodeboot_config::Severity::Error => "error",
+        nodeboot_config::Severity::Warning => "warning",
+    };
+    let mut s = String::new();
+    let _ = writeln!(s, "{severity}: {}", d.message);
+    let _ = writeln!(s, "  --> {}:{}:{}", file.display(), d.line, d.column);
+    let text = String::from_utf8_lossy(source);
+    if let Some(line) = text.lines().nth(d.line.saturating_sub(1) as usize) {
+        let number = d.line.to_string();
+        let pad = " ".repeat(number.len());
+        // Secrets never appear: a line holding a hash or a key is not echoed.
+        let shown =
+            if line.contains("$6$") || line.contains("PRIVATE KEY") || line.contains("password") {
+                "(line not shown: it holds a secret)".to_owned()
+            } else {
+                line.replace('\t', " ")
+            };
+        let _ = writeln!(s, "{pad} |");
+        let _ = writeln!(s, "{number} | {shown}");
+        let caret = " ".repeat(d.column.saturating_sub(1) as usize);
+        if !shown.starts_with("(line not shown") {
+            let _ = writeln!(s, "{pad} | {caret}^");
+        }
+        if !d.path.is_empty() {
+            let _ = writeln!(s, "{pad} = at: {}", d.path);
+        }
+        if let Some(help) = &d.help {
+            let _ = writeln!(s, "{pad} = help: {help}");
+        }
+    } else if let Some(help) = &d.help {
+        let _ = writeln!(s, "  = help: {help}");
+    }
+    s
 }
 
 /// The printed plan: one line per file, then the actions.
