@@ -104,8 +104,8 @@ impl Node for RootNode {
 /// written; replaced by `nodeboot_config::parse` and `crate::apply` when they merge.
 mod stand_in {
     use std::path::Path;
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use nodeboot_config::{Diagnostic, Severity};
@@ -116,14 +116,21 @@ mod stand_in {
 
     pub fn parse(bytes: &[u8]) -> Result<Validated, Vec<Diagnostic>> {
         let text = String::from_utf8_lossy(bytes);
-        if !text.trim_start().starts_with("<node-config") {
+        let problem = if !text.contains("<node-config") {
+            Some("the document has no <node-config> root element")
+        } else if text.contains("<hostname>-") {
+            Some("hostname starts with a hyphen")
+        } else {
+            None
+        };
+        if let Some(message) = problem {
             return Err(vec![Diagnostic {
                 severity: Severity::Error,
-                path: "/".into(),
+                path: "/node-config".into(),
                 line: 1,
                 column: 1,
-                message: "the document does not start with <node-config>".into(),
-                help: Some("the root element is <node-config schema=\"1\">".into()),
+                message: message.into(),
+                help: None,
             }]);
         }
         Ok(Validated {
@@ -132,8 +139,6 @@ mod stand_in {
             digest: nodeboot_config::digest(bytes),
         })
     }
-
-    static LOCK: Mutex<()> = Mutex::new(());
 
     pub fn status(root: &Path) -> Result<NodeStatus, String> {
         match std::fs::read_to_string(root.join("var/lib/nodeboot/applied.sha256")) {
@@ -151,7 +156,6 @@ mod stand_in {
     }
 
     pub fn apply(root: &Path, xml: &[u8], _config: &Config) -> Result<(), ApplyRefusal> {
-        let _g = LOCK.try_lock().map_err(|_| ApplyRefusal::Busy)?;
         let dir = root.join("var/lib/nodeboot");
         std::fs::create_dir_all(&dir).map_err(|e| ApplyRefusal::Failed(e.to_string()))?;
         std::fs::write(dir.join("applied.xml"), xml)
