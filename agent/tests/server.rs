@@ -2,10 +2,11 @@
 //! refusal, token and allow-list, TLS versions, garbage and slow clients, shutdown.
 
 mod common;
+mod https;
 
 use std::time::Duration;
 
-use common::{Options, applied_files_present, fixture_bytes, start};
+use https::{Options, applied_files_present, invalid_xml, start, valid_xml};
 use nodeboot_agent::server::access::Access;
 use nodeboot_agent::server::limits::Limits;
 use nodeboot_config::Secret;
@@ -62,7 +63,7 @@ async fn xml_upload_is_answered_then_applied_then_rebooted_once() {
     })
     .await;
     let client = server.client();
-    let xml = fixture_bytes("node.xml");
+    let xml = valid_xml();
     let digest = nodeboot_config::digest(&xml);
 
     // The apply is held until the gate opens: getting this reply proves it was sent first.
@@ -112,7 +113,7 @@ async fn xml_upload_is_answered_then_applied_then_rebooted_once() {
 #[tokio::test]
 async fn form_upload_from_a_browser_gets_the_result_page_and_is_applied() {
     let mut server = start(Options::default()).await;
-    let xml = fixture_bytes("node.xml");
+    let xml = valid_xml();
     let reply = server
         .client()
         .post_form(&[("file", Some("node.xml"), &xml)], HTML)
@@ -129,7 +130,7 @@ async fn form_upload_from_a_browser_gets_the_result_page_and_is_applied() {
 #[tokio::test]
 async fn form_upload_from_curl_gets_json() {
     let mut server = start(Options::default()).await;
-    let xml = fixture_bytes("node.xml");
+    let xml = valid_xml();
     let reply = server
         .client()
         .post_form(&[("file", Some("node.xml"), &xml)], "*/*")
@@ -144,14 +145,24 @@ async fn form_upload_from_curl_gets_json() {
 async fn invalid_file_is_rejected_with_every_error_and_nothing_changes() {
     let mut server = start(Options::default()).await;
     let client = server.client();
-    let bad = fixture_bytes("invalid.xml");
+    let bad = invalid_xml();
 
     let reply = client.post_xml(&bad, &[]).await;
     assert_eq!(reply.status, 422, "{}", reply.body);
     let v = reply.json();
     assert_eq!(v["status"], "rejected");
     let errors = v["errors"].as_array().unwrap();
-    assert!(!errors.is_empty());
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0]["path"], "/node-config/hostname");
+    assert_eq!(
+        (errors[0]["line"].as_u64(), errors[0]["column"].as_u64()),
+        (Some(5), Some(13))
+    );
+    assert_eq!(errors[1]["path"], "/node-config/network/ipv4@gateway");
+    assert_eq!(
+        (errors[1]["line"].as_u64(), errors[1]["column"].as_u64()),
+        (Some(9), Some(55))
+    );
     for e in errors {
         assert!(e["line"].as_u64().unwrap() >= 1);
         assert!(e["column"].as_u64().unwrap() >= 1);
@@ -164,10 +175,15 @@ async fn invalid_file_is_rejected_with_every_error_and_nothing_changes() {
         .await;
     assert_eq!(page.status, 422);
     assert!(page.body.contains("Configuration rejected"));
-    assert!(page.body.contains(&format!(
-        "line {}, column {}",
-        errors[0]["line"], errors[0]["column"]
-    )));
+    assert!(
+        page.body
+            .contains("line 5, column 13 · /node-config/hostname · error")
+    );
+    assert!(
+        page.body
+            .contains("line 9, column 55 · /node-config/network/ipv4@gateway · error")
+    );
+    assert!(page.body.contains("is not an RFC 1123 label"));
 
     let status = client.get("/api/v1/status", "*/*").await.json();
     assert_eq!(status["state"], "unconfigured");
@@ -185,7 +201,7 @@ async fn invalid_file_is_rejected_with_every_error_and_nothing_changes() {
 async fn other_media_types_get_415() {
     let mut server = start(Options::default()).await;
     let client = server.client();
-    let xml = fixture_bytes("node.xml");
+    let xml = valid_xml();
     for ct in [
         "text/plain",
         "application/json",
@@ -214,7 +230,7 @@ async fn other_media_types_get_415() {
 async fn bodies_over_one_mib_get_413() {
     let mut server = start(Options::default()).await;
     let client = server.client();
-    let mut big = fixture_bytes("node.xml");
+    let mut big = valid_xml();
     big.resize(1024 * 1024 + 1, b' ');
     let r = client.post_xml(&big, &[]).await;
     assert_eq!(r.status, 413);
@@ -290,7 +306,7 @@ async fn token_is_required_when_configured() {
     })
     .await;
     let client = server.client();
-    let xml = fixture_bytes("node.xml");
+    let xml = valid_xml();
 
     let page = client.get("/", HTML).await;
     assert!(page.body.contains("name=\"token\""));
@@ -331,7 +347,7 @@ async fn bearer_token_is_accepted() {
         ..Options::default()
     })
     .await;
-    let xml = fixture_bytes("node.xml");
+    let xml = valid_xml();
     let r = server
         .client()
         .post_xml(&xml, &[("authorization", "Bearer tok-3141")])
@@ -355,7 +371,7 @@ async fn allow_list_refuses_other_networks() {
         r.body
             .contains("clients from 127.0.0.1 may not use this endpoint")
     );
-    let r = client.post_xml(&fixture_bytes("node.xml"), &[]).await;
+    let r = client.post_xml(&valid_xml(), &[]).await;
     assert_eq!(r.status, 403);
     assert_eq!(server.reboot.calls(), 0);
     server.stop().await;
@@ -384,7 +400,7 @@ async fn tls_1_2_and_1_3_both_work() {
         (&rustls::version::TLS13, "TLSv1_3"),
     ] {
         let mut client = server.client();
-        client.config = common::client_config(&server.fingerprint, &[version]);
+        client.config = https::client_config(&server.fingerprint, &[version]);
         let stream = client.connect().await;
         let got = stream.get_ref().1.protocol_version().unwrap();
         assert_eq!(format!("{got:?}"), name);
@@ -397,7 +413,7 @@ async fn tls_1_2_and_1_3_both_work() {
 async fn a_client_pinning_another_certificate_is_refused_by_its_own_check() {
     let mut server = start(Options::default()).await;
     let mut client = server.client();
-    client.config = common::client_config("SHA256:00", &[&rustls::version::TLS13]);
+    client.config = https::client_config("SHA256:00", &[&rustls::version::TLS13]);
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let connector = tokio_rustls::TlsConnector::from(client.config.clone());
     let r = connector
@@ -522,7 +538,7 @@ async fn connection_cap_queues_further_clients_until_one_leaves() {
         let addr = server.addr;
         let fp = server.fingerprint.clone();
         async move {
-            common::Client::new(addr, &fp)
+            https::Client::new(addr, &fp)
                 .get("/api/v1/status", "*/*")
                 .await
         }

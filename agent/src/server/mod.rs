@@ -28,11 +28,13 @@ use tracing::{info, warn};
 
 pub use http::{Agent, serve};
 
+use crate::apply::{self, cli::RebootMethod};
+
 /// Arguments of `nodeboot-agent serve`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     nodeboot-agent serve\n  \
-    nodeboot-agent serve --listen 127.0.0.1:8443 --root /tmp/node --no-reboot\n  \
+    nodeboot-agent serve --listen 127.0.0.1:8443 --root /tmp/node --reboot none\n  \
     nodeboot-agent serve --token-file /etc/nodeboot/token --allow 10.0.0.0/24")]
 pub struct ServeArgs {
     /// Address and port to listen on
@@ -56,9 +58,12 @@ pub struct ServeArgs {
     /// Seconds between a finished apply and the reboot
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub reboot_delay: u64,
-    /// Log the reboot instead of rebooting (demos, tests)
-    #[arg(long)]
-    pub no_reboot: bool,
+    /// How to reboot after a successful apply (none: demos, tests)
+    #[arg(long, value_enum, default_value_t = RebootMethod::Auto, value_name = "METHOD")]
+    pub reboot: RebootMethod,
+    /// Reboot by running this shell command instead (overrides --reboot)
+    #[arg(long, value_name = "CMD")]
+    pub reboot_command: Option<String>,
     /// Connections served at once
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
@@ -138,10 +143,12 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
-    let reboot: Arc<dyn node::Reboot> = if args.no_reboot {
-        Arc::new(node::LogReboot)
-    } else {
-        Arc::new(node::SystemReboot)
+    let reboot: Arc<dyn node::Reboot> = match (&args.reboot_command, args.reboot) {
+        (Some(cmd), _) => Arc::new(apply::CommandReboot(cmd.clone())),
+        (None, RebootMethod::Auto) => apply::default_reboot(),
+        (None, RebootMethod::Systemd) => Arc::new(apply::SystemdReboot),
+        (None, RebootMethod::Syscall) => Arc::new(apply::SyscallReboot),
+        (None, RebootMethod::None) => Arc::new(apply::NoReboot::new()),
     };
     let agent = Agent::new(node, reboot, identity.fingerprint.clone())
         .with_reboot_delay(Duration::from_secs(args.reboot_delay))

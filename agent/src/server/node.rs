@@ -7,9 +7,14 @@
 use std::path::PathBuf;
 
 use nodeboot_config::Diagnostic;
+
+use crate::apply::{self, ApplyError, NodeState};
 use serde::Serialize;
 
-pub use stand_in::{Config, LogReboot, NoReboot, Reboot, SystemReboot, schedule_reboot};
+pub use crate::apply::{NoReboot, Reboot, schedule_reboot};
+
+/// The validated configuration handed from the parser to apply.
+pub type Config = nodeboot_config::NodeConfig;
 
 /// A configuration file that passed validation.
 #[derive(Debug)]
@@ -24,7 +29,11 @@ pub struct Validated {
 
 /// Parses and validates a configuration file; every finding when it is refused.
 pub fn validate(bytes: &[u8]) -> Result<Validated, Vec<Diagnostic>> {
-    stand_in::parse(bytes)
+    nodeboot_config::parse(bytes).map(|p| Validated {
+        config: p.config,
+        warnings: p.warnings,
+        digest: p.digest,
+    })
 }
 
 /// Where the node stands, as `GET /api/v1/status` reports it.
@@ -88,132 +97,43 @@ pub struct RootNode {
 
 impl Node for RootNode {
     fn status(&self) -> Result<NodeStatus, String> {
-        stand_in::status(&self.root)
-    }
-
-    fn apply(&self, xml: &[u8], config: &Config) -> Result<(), ApplyRefusal> {
-        stand_in::apply(&self.root, xml, config)
-    }
-
-    fn recover(&self) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-/// Stand-ins for the configuration parser and the apply engine while their branches are being
-/// written; replaced by `nodeboot_config::parse` and `crate::apply` when they merge.
-mod stand_in {
-    use std::path::Path;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
-
-    use nodeboot_config::{Diagnostic, Severity};
-
-    use super::{ApplyRefusal, NodeStatus, Phase, Validated};
-
-    pub type Config = ();
-
-    pub fn parse(bytes: &[u8]) -> Result<Validated, Vec<Diagnostic>> {
-        let text = String::from_utf8_lossy(bytes);
-        let problem = if !text.contains("<node-config") {
-            Some("the document has no <node-config> root element")
-        } else if text.contains("<hostname>-") {
-            Some("hostname starts with a hyphen")
-        } else {
-            None
-        };
-        if let Some(message) = problem {
-            return Err(vec![Diagnostic {
-                severity: Severity::Error,
-                path: "/node-config".into(),
-                line: 1,
-                column: 1,
-                message: message.into(),
-                help: None,
-            }]);
-        }
-        Ok(Validated {
-            config: (),
-            warnings: vec![],
-            digest: nodeboot_config::digest(bytes),
-        })
-    }
-
-    pub fn status(root: &Path) -> Result<NodeStatus, String> {
-        match std::fs::read_to_string(root.join("var/lib/nodeboot/applied.sha256")) {
-            Ok(d) => Ok(NodeStatus {
-                phase: Phase::Configured,
-                digest: Some(d),
-                error: None,
-            }),
-            Err(_) => Ok(NodeStatus {
+        let state = apply::read_state(&self.root).map_err(|e| e.to_string())?;
+        Ok(match state {
+            NodeState::Unconfigured => NodeStatus {
                 phase: Phase::Unconfigured,
                 digest: None,
                 error: None,
-            }),
+            },
+            NodeState::Applying { digest } => NodeStatus {
+                phase: Phase::Applying,
+                digest: Some(digest),
+                error: None,
+            },
+            NodeState::Configured { digest, .. } => NodeStatus {
+                phase: Phase::Configured,
+                digest: Some(digest),
+                error: None,
+            },
+            NodeState::Failed { digest, error } => NodeStatus {
+                phase: Phase::Failed,
+                digest: Some(digest),
+                error: Some(error),
+            },
+        })
+    }
+
+    fn apply(&self, xml: &[u8], config: &Config) -> Result<(), ApplyRefusal> {
+        match apply::apply_config(&self.root, xml, config) {
+            Ok(_) => Ok(()),
+            Err(ApplyError::AlreadyConfigured { digest }) => {
+                Err(ApplyRefusal::AlreadyConfigured { digest })
+            }
+            Err(ApplyError::Busy) => Err(ApplyRefusal::Busy),
+            Err(e) => Err(ApplyRefusal::Failed(e.to_string())),
         }
     }
 
-    pub fn apply(root: &Path, xml: &[u8], _config: &Config) -> Result<(), ApplyRefusal> {
-        let dir = root.join("var/lib/nodeboot");
-        std::fs::create_dir_all(&dir).map_err(|e| ApplyRefusal::Failed(e.to_string()))?;
-        std::fs::write(dir.join("applied.xml"), xml)
-            .map_err(|e| ApplyRefusal::Failed(e.to_string()))?;
-        std::fs::write(dir.join("applied.sha256"), nodeboot_config::digest(xml))
-            .map_err(|e| ApplyRefusal::Failed(e.to_string()))?;
-        Ok(())
-    }
-
-    pub trait Reboot: Send + Sync {
-        fn reboot(&self) -> Result<(), String>;
-    }
-
-    #[derive(Debug, Default)]
-    pub struct NoReboot {
-        calls: AtomicUsize,
-    }
-
-    impl NoReboot {
-        pub fn calls(&self) -> usize {
-            self.calls.load(Ordering::SeqCst)
-        }
-    }
-
-    impl Reboot for NoReboot {
-        fn reboot(&self) -> Result<(), String> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    }
-
-    #[derive(Debug)]
-    pub struct LogReboot;
-
-    impl Reboot for LogReboot {
-        fn reboot(&self) -> Result<(), String> {
-            tracing::info!("reboot requested (--no-reboot: not rebooting)");
-            Ok(())
-        }
-    }
-
-    #[derive(Debug)]
-    pub struct SystemReboot;
-
-    impl Reboot for SystemReboot {
-        fn reboot(&self) -> Result<(), String> {
-            std::process::Command::new("systemctl")
-                .arg("reboot")
-                .status()
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-    }
-
-    pub fn schedule_reboot(reboot: Arc<dyn Reboot>, delay: Duration) {
-        std::thread::spawn(move || {
-            std::thread::sleep(delay);
-            let _ = reboot.reboot();
-        });
+    fn recover(&self) -> Result<(), String> {
+        apply::recover(&self.root).map_err(|e| e.to_string())
     }
 }

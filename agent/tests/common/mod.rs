@@ -1,374 +1,281 @@
-//! Test support for the endpoint: start `serve` on 127.0.0.1:0 with a temporary root, and an
-//! HTTPS client (rustls) that pins the server's certificate by its fingerprint.
-#![allow(dead_code, clippy::unwrap_used)]
+//! Shared helpers of the apply tests: a Debian-like image root, sample configurations built in
+//! code, and a snapshot of a directory tree (content, mode, owner) for exact comparisons.
+#![allow(dead_code, clippy::unwrap_used)] // test helpers: a failure is a test failure
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use nodeboot_agent::server::limits::Limits;
-use nodeboot_agent::server::node::{ApplyRefusal, Config, NoReboot, Node, NodeStatus, RootNode};
-use nodeboot_agent::server::{access::Access, http::Agent, serve, tls};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use nodeboot_config::{
+    AuthorizedKey, ConferencingSettings, DomainName, Hostname, Ipv4Interface, Ipv4Settings,
+    Ipv6Interface, Ipv6Settings, ManagementSettings, Network, NodeConfig, PasswordHash,
+    RoleSettings, Route, ServerName, Ssh, SshMode, TlsMaterial, Username, WebAdmin,
+};
 
-/// The fixtures directory.
-pub fn fixture(name: &str) -> PathBuf {
+/// A fixed "now" for reproducible renders: 2026-11-29 22:13:20 UTC.
+pub const NOW: u64 = 1_796_000_000;
+
+pub fn repo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-pub fn fixture_bytes(name: &str) -> Vec<u8> {
-    std::fs::read(fixture(name)).unwrap()
-}
-
-/// A node whose applies wait for the test to open a gate: proves that the reply was sent
-/// before the apply began (otherwise the test, waiting for the reply before opening the
-/// gate, would never get it).
-pub struct GatedNode {
-    pub inner: RootNode,
-    gate: Mutex<mpsc::Receiver<()>>,
-}
-
-impl Node for GatedNode {
-    fn status(&self) -> Result<NodeStatus, String> {
-        self.inner.status()
-    }
-    fn apply(&self, xml: &[u8], config: &Config) -> Result<(), ApplyRefusal> {
-        self.gate.lock().unwrap().recv().unwrap();
-        self.inner.apply(xml, config)
-    }
-    fn recover(&self) -> Result<(), String> {
-        self.inner.recover()
-    }
-}
-
-/// Options for [`start`].
-#[derive(Default)]
-pub struct Options {
-    pub access: Option<Access>,
-    pub limits: Option<Limits>,
-    /// Hold every apply until [`Server::open_gate`].
-    pub gated: bool,
-}
-
-pub struct Server {
-    pub addr: SocketAddr,
-    pub fingerprint: String,
-    pub root: tempfile::TempDir,
-    pub reboot: Arc<NoReboot>,
-    gate: Option<mpsc::Sender<()>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    pub task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Server {
-    pub fn client(&self) -> Client {
-        Client::new(self.addr, &self.fingerprint)
-    }
-
-    /// Lets one held apply go on.
-    pub fn open_gate(&self) {
-        self.gate.as_ref().unwrap().send(()).unwrap();
-    }
-
-    /// Stops the server and waits for `serve` to return.
-    pub async fn stop(&mut self) {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap();
-        }
-    }
-
-    /// Waits until the reboot seam has been called `n` times (polls; fails after 20 s).
-    pub async fn wait_for_reboots(&self, n: usize) {
-        for _ in 0..2000 {
-            if self.reboot.calls() >= n {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!(
-            "the reboot seam was called {} times, expected {n}",
-            self.reboot.calls()
-        );
-    }
-}
-
-/// Starts `serve` on 127.0.0.1:0 with a fresh temporary root and a generated certificate.
-pub async fn start(opts: Options) -> Server {
-    let root = tempfile::tempdir().unwrap();
-    let identity = tls::load_or_generate(
-        root.path(),
-        &tls::SubjectNames {
-            hostname: "test-node".into(),
-            addresses: vec!["127.0.0.1".parse().unwrap()],
-        },
-    )
-    .unwrap();
-    let tls_config = tls::server_config(&identity).unwrap();
-    let inner = RootNode {
-        root: root.path().to_path_buf(),
-    };
-    let (node, gate): (Arc<dyn Node>, _) = if opts.gated {
-        let (tx, rx) = mpsc::channel();
-        (
-            Arc::new(GatedNode {
-                inner,
-                gate: Mutex::new(rx),
-            }),
-            Some(tx),
-        )
-    } else {
-        (Arc::new(inner), None)
-    };
-    let reboot = Arc::new(NoReboot::default());
-    let mut agent = Agent::new(node, reboot.clone(), identity.fingerprint.clone())
-        .with_reboot_delay(Duration::ZERO);
-    if let Some(a) = opts.access {
-        agent = agent.with_access(a);
-    }
-    if let Some(l) = opts.limits {
-        agent = agent.with_limits(l);
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, tls_config, Arc::new(agent), async {
-        let _ = rx.await;
-    }));
-    Server {
-        addr,
-        fingerprint: identity.fingerprint,
-        root,
-        reboot,
-        gate,
-        shutdown: Some(tx),
-        task: Some(task),
-    }
-}
-
-/// Accepts exactly the certificate with the given fingerprint (and checks the handshake
-/// signatures for real).
-#[derive(Debug)]
-pub struct PinnedCert {
-    fingerprint: String,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if tls::fingerprint(end_entity.as_ref()) == self.fingerprint {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "certificate fingerprint mismatch".into(),
-            ))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// A client config pinning `fingerprint`, limited to the given protocol versions.
-pub fn client_config(
-    fingerprint: &str,
-    versions: &[&'static rustls::SupportedProtocolVersion],
-) -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)
+        .parent()
         .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCert {
-            fingerprint: fingerprint.to_string(),
-            provider,
-        }))
-        .with_no_client_auth();
-    Arc::new(config)
+        .to_owned()
 }
 
-pub type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
-
-/// A minimal HTTPS/1.1 client: one connection per request.
-pub struct Client {
-    addr: SocketAddr,
-    pub config: Arc<rustls::ClientConfig>,
+pub fn fixtures() -> PathBuf {
+    repo_dir().join("tests/fixtures/rendered")
 }
 
-/// A response, read in full.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: hyper::HeaderMap,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
-    }
-}
-
-impl Client {
-    pub fn new(addr: SocketAddr, fingerprint: &str) -> Self {
-        Client {
-            addr,
-            config: client_config(
-                fingerprint,
-                &[&rustls::version::TLS13, &rustls::version::TLS12],
-            ),
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            fs::create_dir_all(&dest).unwrap();
+            copy_tree(&entry.path(), &dest);
+        } else {
+            fs::copy(entry.path(), &dest).unwrap();
+            fs::set_permissions(&dest, fs::Permissions::from_mode(0o644)).unwrap();
         }
     }
+}
 
-    /// Opens a TLS connection (handshake done).
-    pub async fn connect(&self) -> TlsStream {
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
-        let connector = tokio_rustls::TlsConnector::from(self.config.clone());
-        connector
-            .connect(ServerName::IpAddress(self.addr.ip().into()), tcp)
-            .await
-            .unwrap()
-    }
+/// Fills `root` with the generic image: the files of tests/fixtures/rendered/inputs/image with
+/// Debian's modes and owners (`/etc/shadow` 0640 root:shadow(42)), `admin`'s home, and the
+/// package's state directory.
+pub fn populate_image(root: &Path) {
+    copy_tree(&fixtures().join("inputs/image"), root);
+    let shadow = root.join("etc/shadow");
+    fs::set_permissions(&shadow, fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(&shadow, Some(0), Some(42)).unwrap();
+    let home = root.join("home/admin");
+    fs::create_dir_all(&home).unwrap();
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&home, Some(1000), Some(1000)).unwrap();
+    fs::create_dir_all(root.join("var/lib/nodeboot")).unwrap();
+}
 
-    /// Sends one request and reads the whole reply.
-    pub async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
-    ) -> Reply {
-        let stream = self.connect().await;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", self.addr.to_string());
-        for (k, v) in headers {
-            req = req.header(*k, *v);
+/// A fresh temporary root holding the generic image.
+pub fn image_root() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    populate_image(dir.path());
+    dir
+}
+
+/// One node in a tree snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Dir {
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    File {
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        content: Vec<u8>,
+    },
+    Link {
+        target: PathBuf,
+    },
+}
+
+/// Every path under `root` with its kind, mode, owner and content.
+pub fn tree(root: &Path) -> BTreeMap<PathBuf, Node> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Node>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        let rel = path.strip_prefix(root).unwrap().to_owned();
+        let m = fs::symlink_metadata(&path).unwrap();
+        let (mode, uid, gid) = (m.mode() & 0o7777, m.uid(), m.gid());
+        if m.file_type().is_symlink() {
+            out.insert(
+                rel,
+                Node::Link {
+                    target: fs::read_link(&path).unwrap(),
+                },
+            );
+        } else if m.is_dir() {
+            out.insert(rel, Node::Dir { mode, uid, gid });
+            walk(root, &path, out);
+        } else {
+            out.insert(
+                rel,
+                Node::File {
+                    mode,
+                    uid,
+                    gid,
+                    content: fs::read(&path).unwrap(),
+                },
+            );
         }
-        let req = req.body(Full::new(Bytes::from(body))).unwrap();
-        let resp = sender.send_request(req).await.unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8(body.to_vec()).unwrap(),
-        }
-    }
-
-    pub async fn get(&self, path: &str, accept: &str) -> Reply {
-        self.send("GET", path, &[("accept", accept)], vec![]).await
-    }
-
-    /// POSTs the XML as the body with `Content-Type: text/xml`.
-    pub async fn post_xml(&self, xml: &[u8], extra: &[(&str, &str)]) -> Reply {
-        let mut headers = vec![("content-type", "text/xml")];
-        headers.extend_from_slice(extra);
-        self.send("POST", "/configuration/bootstrap", &headers, xml.to_vec())
-            .await
-    }
-
-    /// POSTs a multipart form with the fields given (name, file name or none, content).
-    pub async fn post_form(&self, fields: &[(&str, Option<&str>, &[u8])], accept: &str) -> Reply {
-        let (ct, body) = multipart(fields);
-        self.send(
-            "POST",
-            "/configuration/bootstrap",
-            &[("content-type", &ct), ("accept", accept)],
-            body,
-        )
-        .await
     }
 }
 
-/// Builds a multipart/form-data body as a browser would.
-pub fn multipart(fields: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "----nodeboot-test-boundary-7d3f";
-    let mut body = Vec::new();
-    for (name, filename, content) in fields {
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        match filename {
-            Some(f) => body.extend_from_slice(
-                format!(
-                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n\
-                     Content-Type: text/xml\r\n\r\n"
-                )
-                .as_bytes(),
-            ),
-            None => body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
-            ),
+/// Paths that differ between two snapshots, for readable assertion messages.
+pub fn tree_diff(a: &BTreeMap<PathBuf, Node>, b: &BTreeMap<PathBuf, Node>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (p, n) in a {
+        match b.get(p) {
+            None => out.push(format!("only in first: {}", p.display())),
+            Some(m) if m != n => out.push(format!("differs: {}", p.display())),
+            _ => {}
         }
-        body.extend_from_slice(content);
-        body.extend_from_slice(b"\r\n");
     }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
+    for p in b.keys().filter(|p| !a.contains_key(*p)) {
+        out.push(format!("only in second: {}", p.display()));
+    }
+    out
 }
 
-/// Whether the applied configuration's files are under the root.
-pub fn applied_files_present(root: &Path) -> bool {
-    root.join("var/lib/nodeboot/applied.xml").exists()
+pub const HASH_ADMIN: &str = "$6$nodebootsalt$H66tTD3wfUfey9CYrBVD63mJK4E.MpyTm5KWVSut/b9BVcmY2teUEoLgv/TkQlc3WXENGmBPBYELFp55.yJSS0";
+pub const HASH_WEB: &str = "$6$websalt$6vIz3NAQZZrRJhdRSTzNIvlveR.W36nOahCNDW8L/zESzyywxFJ.Se8RB6etlWfgK/w2HhMH4M8gMqC.lYb8n1";
+pub const SSH_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEbm4JT5AwoFEZOP11W+r4sWh54D/5ekgklCDJ9S+quU ops@example.com";
+
+fn v4(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn iface(addr: &str, mask: &str) -> Ipv4Interface {
+    Ipv4Interface::new(v4(addr), v4(mask)).unwrap()
+}
+
+fn network() -> Network {
+    Network {
+        ipv4: Ipv4Settings {
+            interface: iface("10.0.0.31", "255.255.255.0"),
+            gateway: v4("10.0.0.1"),
+        },
+        secondary_ipv4: None,
+        ipv6: None,
+        static_nat: None,
+        routes: Vec::new(),
+        dns_servers: vec![IpAddr::V4(v4("10.0.0.2")), "2001:db8::53".parse().unwrap()],
+        ntp_servers: vec![
+            ServerName::parse("10.0.0.3").unwrap(),
+            ServerName::parse("ntp.example.com").unwrap(),
+        ],
+    }
+}
+
+fn ssh(mode: SshMode) -> Ssh {
+    Ssh {
+        mode,
+        password_hash: PasswordHash::parse(HASH_ADMIN).unwrap(),
+        authorized_keys: vec![AuthorizedKey::parse(SSH_KEY).unwrap()],
+    }
+}
+
+/// A Transcoding Conferencing Node on one interface, IPv4 only, SSH following the platform.
+pub fn transcoding() -> NodeConfig {
+    NodeConfig {
+        role: RoleSettings::Transcoding(ConferencingSettings {
+            system_location: "London".into(),
+            management_node: ServerName::parse("10.0.0.10").unwrap(),
+            sip_tls_fqdn: None,
+            tls: None,
+            distributed_database: true,
+        }),
+        name: "conf01".into(),
+        description: Some("London transcoding node".into()),
+        hostname: Hostname::parse("conf01").unwrap(),
+        domain: DomainName::parse("example.com").unwrap(),
+        network: network(),
+        ssh: ssh(SshMode::Global),
+    }
+}
+
+/// A Proxying Edge Node with eth1 (holding the default gateway), IPv6 with a gateway, static
+/// NAT, routes on both interfaces, TLS, SSH off, no distributed database.
+pub fn proxying_dual() -> NodeConfig {
+    let fixtures = fixtures().join("inputs");
+    let mut net = network();
+    net.ipv4 = Ipv4Settings {
+        interface: iface("10.0.0.41", "255.255.255.0"),
+        gateway: v4("192.168.50.1"),
+    };
+    net.secondary_ipv4 = Some(iface("192.168.50.41", "255.255.255.0"));
+    net.ipv6 = Some(Ipv6Settings {
+        interface: Ipv6Interface::parse("2001:db8:0:1::41/64").unwrap(),
+        gateway: Some("2001:db8:0:1::1".parse().unwrap()),
+    });
+    net.static_nat = Some(v4("203.0.113.41"));
+    net.routes = vec![
+        Route {
+            name: "internal".into(),
+            destination: "172.16.0.0/12".parse().unwrap(),
+            gateway: v4("10.0.0.254"),
+        },
+        Route {
+            name: "partner".into(),
+            destination: "198.51.100.0/24".parse().unwrap(),
+            gateway: v4("192.168.50.254"),
+        },
+    ];
+    NodeConfig {
+        role: RoleSettings::Proxying(ConferencingSettings {
+            system_location: "Edge DMZ".into(),
+            management_node: ServerName::parse("mgr.example.com").unwrap(),
+            sip_tls_fqdn: Some(DomainName::parse("edge01.sip.example.com").unwrap()),
+            tls: Some(TlsMaterial {
+                certificate_chain_pem: fs::read_to_string(fixtures.join("node.crt")).unwrap(),
+                private_key_pem: nodeboot_config::Secret::new(
+                    fs::read_to_string(fixtures.join("node.key")).unwrap(),
+                ),
+            }),
+            distributed_database: false,
+        }),
+        name: "edge01".into(),
+        description: None,
+        hostname: Hostname::parse("edge01").unwrap(),
+        domain: DomainName::parse("example.com").unwrap(),
+        network: net,
+        ssh: ssh(SshMode::Off),
+    }
+}
+
+/// A Management Node, IPv6 by router advertisements, SSH on.
+pub fn management() -> NodeConfig {
+    let mut net = network();
+    net.ipv4.interface = iface("10.0.0.10", "255.255.255.0");
+    net.ipv6 = Some(Ipv6Settings {
+        interface: Ipv6Interface::parse("2001:db8::10/64").unwrap(),
+        gateway: None,
+    });
+    NodeConfig {
+        role: RoleSettings::Management(ManagementSettings {
+            web_admin: WebAdmin {
+                username: Username::parse("admin").unwrap(),
+                password_hash: PasswordHash::parse(HASH_WEB).unwrap(),
+            },
+            incident_reporting: true,
+            usage_statistics: false,
+            contact_email: Some(nodeboot_config::EmailAddress::parse("ops@example.com").unwrap()),
+        }),
+        name: "mgr".into(),
+        description: None,
+        hostname: Hostname::parse("mgr").unwrap(),
+        domain: DomainName::parse("example.com").unwrap(),
+        network: net,
+        ssh: ssh(SshMode::On),
+    }
+}
+
+/// Stand-in XML bytes for a configuration (apply keeps the bytes and hashes them; the tests
+/// that go through the parser use real files).
+pub fn xml_for(config: &NodeConfig) -> Vec<u8> {
+    format!(
+        "<node-config schema=\"1\"><!-- {} --></node-config>\n",
+        config.name
+    )
+    .into_bytes()
 }
