@@ -1,6 +1,8 @@
 //! `nodeboot-agent serve` as a process: certificate kept across restarts, banner, an image
 //! builder's certificate, SIGTERM, token file and logs, and the README's curl commands.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failure is a test failure
+
 mod common;
 mod https;
 
