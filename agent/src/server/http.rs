@@ -668,7 +668,7 @@ fn render(agent: &Agent, answer: Answer, html: bool, method: &Method) -> Respons
             } else {
                 to_json(&json!({
                     "status": "rejected",
-                    "message": format!("the configuration has {} problem(s); nothing was changed", errors.len()),
+                    "message": format!("the configuration has {}; nothing was changed", page::problems(errors.len())),
                     "errors": errors,
                 }))
             };
