@@ -226,6 +226,8 @@ pub fn customize(root: &Path, root_uuid: &str) -> anyhow::Result<()> {
         "etc/systemd/network/99-nodeboot-dhcp.network",
         &render_dhcp_network(),
     )?;
+    // A persistent journal, so the first boot (the agent's start) can be read after the reboot.
+    std::fs::create_dir_all(root.join("var/log/journal"))?;
     // Empty: systemd generates the machine-id at first boot.
     write("etc/machine-id", "")?;
     let _ = std::fs::remove_file(root.join("var/lib/dbus/machine-id"));
@@ -291,10 +293,15 @@ pub fn run(args: BuildArgs) -> anyhow::Result<std::process::ExitCode> {
         .unwrap_or_else(|| args.output_dir.join(".work"));
     let tree = work.join("rootfs");
     if tree.exists() {
+        // A tmpfs left mounted by an interrupted run.
+        let _ = tools::run(&MOUNT.with_program("umount"), [tree.as_os_str()]);
         std::fs::remove_dir_all(&tree)
             .with_context(|| format!("removing the old tree {}", tree.display()))?;
     }
-    std::fs::create_dir_all(&work)?;
+    std::fs::create_dir_all(&tree)?;
+    // The tree lives in memory: bootstrapping and removing ~650 MB of small files is much
+    // faster there than on disk (removal alone took 25 s on disk).
+    let tmpfs = TmpfsMount::mount(&tree, "4G")?;
     let raw = work.join(format!("{}.raw", args.name));
     let uuid = new_uuid()?;
 
@@ -356,7 +363,10 @@ pub fn run(args: BuildArgs) -> anyhow::Result<std::process::ExitCode> {
         "install GRUB 2 for BIOS (the image's own grub-install)",
         || install_grub(&raw, &work.join("mnt")),
     )?;
-    steps.step("remove the tree", || Ok(std::fs::remove_dir_all(&tree)?))?;
+    steps.step("remove the tree", || {
+        drop(tmpfs);
+        Ok(std::fs::remove_dir(&tree)?)
+    })?;
     let written = output::write_outputs(
         &raw,
         &args.output_dir,
@@ -395,6 +405,26 @@ pub fn install_grub(raw: &Path, mountpoint: &Path) -> anyhow::Result<()> {
         bail!("no GRUB boot code in the first sector of {}", raw.display());
     }
     Ok(())
+}
+
+/// A tmpfs mounted for the lifetime of the guard.
+#[derive(Debug)]
+struct TmpfsMount(PathBuf);
+
+impl TmpfsMount {
+    fn mount(dir: &Path, size: &str) -> anyhow::Result<Self> {
+        let opts = format!("size={size},mode=0755");
+        tools::run(&MOUNT, ["-t".as_ref(), "tmpfs".as_ref(), "-o".as_ref(), opts.as_ref(), "tmpfs".as_ref(), dir.as_os_str()])?;
+        Ok(TmpfsMount(dir.to_path_buf()))
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        if let Err(e) = tools::run(&MOUNT.with_program("umount"), [self.0.as_os_str()]) {
+            eprintln!("warning: unmounting {}: {e}", self.0.display());
+        }
+    }
 }
 
 /// A random version-4 UUID for the root filesystem, from the kernel.
