@@ -19,6 +19,8 @@ enum Command {
     Validate(offline::ValidateArgs),
     /// Send configurations to nodes
     Push(push::PushArgs),
+    /// Show nodes' state (from their endpoint's /api/v1/status)
+    Status(push::StatusArgs),
     /// Drive a node's console wizard unattended
     Bootstrap(console::BootstrapArgs),
 }
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => offline::run(args),
         Command::Push(args) => push::run(args),
+        Command::Status(args) => push::run_status(args),
         Command::Bootstrap(args) => console::run(args),
     };
     match result {
