@@ -3,6 +3,8 @@
 //! reboot that takes the endpoint away) and what is sent on the wire (token, body).
 //! The suites against real `nodeboot-agent serve` processes are in the `tests` crate.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod fake_agent;
 
 use std::path::Path;

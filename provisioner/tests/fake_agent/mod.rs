@@ -2,7 +2,7 @@
 //! through behaviours a real agent shows only rarely (503 while starting, a reboot that takes
 //! the endpoint away). Real HTTPS on loopback, a certificate made at run time with rcgen.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
