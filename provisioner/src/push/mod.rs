@@ -859,6 +859,9 @@ fn errors_of(json: Option<&serde_json::Value>, raw: &[u8]) -> Vec<FileError> {
             let mut message = text("message")
                 .or_else(|| e.as_str().map(str::to_string))
                 .unwrap_or_else(|| e.to_string());
+            if text("severity").as_deref() == Some("warning") {
+                message = format!("warning: {message}");
+            }
             if let Some(help) = text("help") {
                 message = format!("{message} (help: {help})");
             }
@@ -981,7 +984,8 @@ mod tests {
     #[test]
     fn node_errors_are_read_whatever_the_field_names() {
         let body = br#"{"errors":[{"line":3,"column":"7","element":"/node-config/role","message":"bad role","help":"management"},
-                       {"path":"/x","message":"m"}, "plain"]}"#;
+                       {"path":"/x","message":"m","severity":"error"},
+                       {"severity":"warning","path":"/w","message":"expires soon"}, "plain"]}"#;
         let json = json_body(body);
         let errors = errors_of(json.as_ref(), body);
         let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
@@ -990,6 +994,7 @@ mod tests {
             [
                 "3:7: /node-config/role: bad role (help: management)",
                 "/x: m",
+                "/w: warning: expires soon",
                 "plain"
             ]
         );

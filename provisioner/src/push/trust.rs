@@ -59,10 +59,15 @@ impl Fingerprint {
     }
 }
 
+/// The form the agent shows on its console, banner, page and status (and `openssl x509
+/// -fingerprint -sha256` prints, in lower case): `SHA256:ab:12:…`.
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SHA256:")?;
-        for b in self.0 {
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
             write!(f, "{b:02x}")?;
         }
         Ok(())
@@ -201,7 +206,7 @@ impl ServerCertVerifier for PinningVerifier {
     }
 }
 
-/// The known-nodes file: one `host:port SHA256:<hex>` line per node endpoint, `#` comments.
+/// The known-nodes file: one `host:port SHA256:<hex>` line (colons between hex pairs) per node endpoint, `#` comments.
 ///
 /// Entries are keyed by the endpoint exactly as the operator named it (after adding the
 /// default port), as SSH keys `known_hosts` by the name typed.
@@ -341,7 +346,10 @@ mod tests {
             plain
         );
         assert_eq!(Fingerprint::parse(HEX).unwrap(), plain);
-        assert_eq!(plain.to_string(), format!("SHA256:{HEX}"));
+        assert_eq!(
+            plain.to_string(),
+            format!("SHA256:{}", colons.to_lowercase())
+        );
         // The same 32 bytes as OpenSSH prints them: base64 without padding.
         let b64 = "qxLNNO9WqxLNNO9WqxLNNO9WqxLNNO9WqxLNNO9WqxI";
         assert_eq!(Fingerprint::parse(&format!("SHA256:{b64}")).unwrap(), plain);
@@ -376,7 +384,10 @@ mod tests {
         known.add("[fd00::1]:8443", Fingerprint::of_der(b"x"));
         assert!(known.changed());
         let rendered = known.render();
-        assert!(rendered.starts_with("# mine\n10.0.0.31:8443 SHA256:ab12"));
+        assert!(
+            rendered.starts_with("# mine\n10.0.0.31:8443 SHA256:ab12"),
+            "{rendered}"
+        );
         let again = KnownNodes::parse(&rendered).unwrap();
         assert_eq!(again.get("[fd00::1]:8443"), Some(Fingerprint::of_der(b"x")));
     }

@@ -63,7 +63,14 @@ impl FakeAgent {
     pub fn start(addr: SocketAddr, behaviour: Behaviour) -> FakeAgent {
         let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
         let der = key.cert.der().to_vec();
-        let fingerprint = format!("SHA256:{}", hex(&Sha256::digest(&der)));
+        let fingerprint = format!(
+            "SHA256:{}",
+            Sha256::digest(&der)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        );
         let key_der = key.signing_key.serialize_der();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
