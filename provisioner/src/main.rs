@@ -18,7 +18,7 @@ enum Command {
     /// Check configuration files offline
     Validate(offline::validate::Args),
     /// Write a valid configuration file from flags or an inventory
-    Generate(offline::generate::Args),
+    Generate(Box<offline::generate::Args>),
     /// Send configurations to nodes
     Push(push::PushArgs),
     /// Drive a node's console wizard unattended
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => offline::validate::run(args),
-        Command::Generate(args) => offline::generate::run(args),
+        Command::Generate(args) => offline::generate::run(*args),
         Command::Push(args) => push::run(args),
         Command::Bootstrap(args) => console::run(args),
     };
