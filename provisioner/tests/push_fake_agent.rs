@@ -234,3 +234,51 @@ fn status_shows_each_nodes_state() {
     );
     assert_eq!(json["nodes"][1]["version"], "fake");
 }
+
+#[test]
+fn one_invalid_file_stops_the_whole_push_unless_skip_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = FakeAgent::start(any_port(), Behaviour::Accept);
+    let other = FakeAgent::start(any_port(), Behaviour::Accept);
+    write(dir.path(), "good.xml", &config_xml(10));
+    let bad = config_xml(11).replace("<hostname>conf011</hostname>", "<hostname>-bad-</hostname>");
+    write(dir.path(), "bad.xml", &bad);
+    let inventory = write(
+        dir.path(),
+        "fleet.toml",
+        &format!(
+            "[[node]]\nname = \"good\"\naddress = \"{}\"\nfile = \"good.xml\"\nfingerprint = \"{}\"\n\
+             [[node]]\nname = \"bad\"\naddress = \"{}\"\nfile = \"bad.xml\"\nfingerprint = \"{}\"\n",
+            good.addr, good.fingerprint, other.addr, other.fingerprint
+        ),
+    );
+    let out = nodeboot(&["push", "--inventory", &inventory]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("bad.xml:5:"),
+        "compiler-style error with line: {shown}"
+    );
+    assert!(
+        shown.contains("1 of 2 file(s) invalid: nothing was sent"),
+        "{shown}"
+    );
+    assert!(good.seen.lock().unwrap().requests.is_empty());
+    assert!(other.seen.lock().unwrap().requests.is_empty());
+
+    let out = nodeboot(&[
+        "push",
+        "--inventory",
+        &inventory,
+        "--skip-invalid",
+        "--json",
+    ]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["nodes"][0]["result"], "accepted", "{shown}");
+    assert_eq!(json["nodes"][1]["result"], "invalid", "{shown}");
+    assert_eq!(json["nodes"][1]["errors"][0]["line"], 5, "{shown}");
+    assert_eq!(good.seen.lock().unwrap().uploads.len(), 1);
+    assert!(other.seen.lock().unwrap().requests.is_empty());
+}

@@ -5,11 +5,30 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use nodeboot_config::Secret;
-use serde::Deserialize;
+use std::time::SystemTime;
 
-use super::client::{DEFAULT_PORT, Endpoint};
+use nodeboot_config::Secret;
+use nodeboot_config::inventory::{GenerateInputs, Inventory, NodeParams};
+
+use super::client::Endpoint;
 use super::trust::Fingerprint;
+
+/// What a node is sent.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// An existing configuration file.
+    File(PathBuf),
+    /// A configuration generated from inventory parameters (as `nodeboot generate` would);
+    /// `base` is the inventory's folder, for the TLS files the parameters name.
+    Generated {
+        /// The parameters, defaults merged in.
+        params: Box<NodeParams>,
+        /// Where relative paths start.
+        base: PathBuf,
+    },
+    /// Nothing (`status`).
+    None,
+}
 
 /// One node to work on.
 #[derive(Debug, Clone)]
@@ -18,32 +37,12 @@ pub struct Target {
     pub name: String,
     /// Where its endpoint listens.
     pub endpoint: Endpoint,
-    /// Its configuration file (push only).
-    pub file: Option<PathBuf>,
+    /// What it is sent (push).
+    pub source: Source,
     /// The certificate it must present, if pinned by the inventory or the command line.
     pub fingerprint: Option<Fingerprint>,
     /// Its bootstrap token.
     pub token: Option<Secret<String>>,
-}
-
-/// The inventory file as written (TOML, `[[node]]` tables).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InventoryFile {
-    #[serde(default)]
-    node: Vec<InventoryNode>,
-}
-
-/// One `[[node]]` of an inventory.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InventoryNode {
-    name: String,
-    address: String,
-    port: Option<u16>,
-    fingerprint: Option<String>,
-    token_file: Option<PathBuf>,
-    file: Option<PathBuf>,
 }
 
 /// Reads a bootstrap token file: its first line, trimmed; an empty file is an error.
@@ -65,38 +64,32 @@ pub fn read_token(path: &Path) -> anyhow::Result<Secret<String>> {
 pub fn load(path: &Path, only: &[String]) -> anyhow::Result<Vec<Target>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading inventory {}", path.display()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
+    let base = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     targets_from_toml(&text, base, only).with_context(|| format!("in inventory {}", path.display()))
 }
 
-/// The pure part of [`load`] (token files aside): TOML text → targets.
+/// [`load`] on the inventory's text (token files are read from `base`).
 pub fn targets_from_toml(text: &str, base: &Path, only: &[String]) -> anyhow::Result<Vec<Target>> {
-    let parsed: InventoryFile = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut seen = std::collections::HashSet::new();
-    for node in &parsed.node {
-        if !seen.insert(node.name.as_str()) {
-            anyhow::bail!(
-                "node `{}` is listed twice (names must be unique)",
-                node.name
-            );
-        }
-    }
+    let inventory = Inventory::parse(text).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!("{}", lines.join("\n"))
+    })?;
     for name in only {
-        if !seen.contains(name.as_str()) {
+        if inventory.node(name).is_none() {
             anyhow::bail!("--only {name}: no node of that name in the inventory");
         }
     }
     let mut targets = Vec::new();
-    for node in parsed.node {
+    for node in inventory.nodes {
         if !only.is_empty() && !only.contains(&node.name) {
             continue;
         }
         let at = |field: &str| format!("node `{}`, {field}", node.name);
-        let mut endpoint = Endpoint::parse(&node.address, node.port.unwrap_or(DEFAULT_PORT))
+        let endpoint = Endpoint::parse(&node.address, node.port)
             .map_err(|e| anyhow::anyhow!("{}: {e}", at("address")))?;
-        if let Some(port) = node.port {
-            endpoint.port = port;
-        }
         let fingerprint = match &node.fingerprint {
             Some(f) => Some(
                 Fingerprint::parse(f).map_err(|e| anyhow::anyhow!("{}: {e}", at("fingerprint")))?,
@@ -107,10 +100,17 @@ pub fn targets_from_toml(text: &str, base: &Path, only: &[String]) -> anyhow::Re
             Some(p) => Some(read_token(&base.join(p)).with_context(|| at("token_file"))?),
             None => None,
         };
+        let source = match node.file {
+            Some(f) => Source::File(base.join(f)),
+            None => Source::Generated {
+                params: Box::new(node.params),
+                base: base.to_path_buf(),
+            },
+        };
         targets.push(Target {
             name: node.name,
             endpoint,
-            file: node.file.map(|f| base.join(f)),
+            source,
             fingerprint,
             token,
         });
@@ -121,9 +121,48 @@ pub fn targets_from_toml(text: &str, base: &Path, only: &[String]) -> anyhow::Re
     Ok(targets)
 }
 
+/// The configuration document generated from a node's inventory parameters, validated.
+///
+/// Push asks for no password: the parameters must carry `password_hash` (and
+/// `web_admin_password_hash` for a management node); `nodeboot generate` is the way to type
+/// them.
+pub fn generate(params: &NodeParams, base: &Path) -> Result<Vec<u8>, Vec<String>> {
+    let mut inputs = GenerateInputs::default();
+    if let (Some(c), Some(k)) = (&params.tls_certificate_file, &params.tls_key_file) {
+        let read = |p: &Path| {
+            std::fs::read_to_string(base.join(p))
+                .map_err(|e| vec![format!("reading {}: {e}", base.join(p).display())])
+        };
+        inputs.tls = Some((read(c)?, Secret::new(read(k)?)));
+    }
+    match params.generate(&inputs, SystemTime::now()) {
+        Ok(parsed) => Ok(nodeboot_config::to_xml(&parsed.config).into_bytes()),
+        Err(errors) => Err(errors
+            .iter()
+            .map(|e| match e.field.as_str() {
+                "password" => "password_hash: missing (push asks for no password: put a \
+                               SHA-512-crypt hash in the inventory, or write the file with \
+                               nodeboot generate and name it with file = \"…\")"
+                    .to_string(),
+                "web_admin_password" => "web_admin_password_hash: missing (put a \
+                                         SHA-512-crypt hash in the inventory)"
+                    .to_string(),
+                _ => e.to_string(),
+            })
+            .collect()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file_of(t: &Target) -> Option<&Path> {
+        match &t.source {
+            Source::File(f) => Some(f),
+            _ => None,
+        }
+    }
 
     #[test]
     fn inventory_nodes_become_targets() {
@@ -143,16 +182,10 @@ mod tests {
         let targets = targets_from_toml(text, Path::new("/fleet"), &[]).unwrap();
         assert_eq!(targets.len(), 2);
         assert_eq!(targets[0].endpoint.to_string(), "10.0.0.31:8443");
-        assert_eq!(
-            targets[0].file.as_deref(),
-            Some(Path::new("/fleet/conf01.xml"))
-        );
+        assert_eq!(file_of(&targets[0]), Some(Path::new("/fleet/conf01.xml")));
         assert!(targets[0].fingerprint.is_some());
         assert_eq!(targets[1].endpoint.to_string(), "10.0.0.32:9443");
-        assert_eq!(
-            targets[1].file.as_deref(),
-            Some(Path::new("/abs/conf02.xml"))
-        );
+        assert_eq!(file_of(&targets[1]), Some(Path::new("/abs/conf02.xml")));
         let only = targets_from_toml(text, Path::new("/f"), &["conf02".into()]).unwrap();
         assert_eq!(only.len(), 1);
         assert_eq!(only[0].name, "conf02");
@@ -175,7 +208,7 @@ mod tests {
             ),
             (
                 "[[node]]\nname = \"a\"\naddress = \"h\"\n[[node]]\nname = \"a\"\naddress = \"g\"\n",
-                "node `a` is listed twice",
+                "another node is named \"a\"",
             ),
             ("", "no nodes to work on"),
         ];
@@ -213,5 +246,49 @@ mod tests {
             targets_from_toml(text, dir.path(), &[]).unwrap_err()
         );
         assert!(err.contains("is empty"), "{err}");
+    }
+
+    #[test]
+    fn generated_nodes_build_a_valid_document_or_name_the_missing_hash() {
+        let text = r#"
+            [defaults]
+            role = "transcoding"
+            domain = "example.com"
+            netmask = "255.255.255.0"
+            gateway = "10.0.0.1"
+            dns = ["10.0.0.2"]
+            ntp = ["10.0.0.3"]
+            system_location = "London"
+            management_node = "10.0.0.10"
+
+            [[node]]
+            name = "conf01"
+            address = "127.0.0.1"
+            hostname = "conf01"
+            ip = "10.0.0.31"
+            password_hash = "$6$nodebootsalt$D911Z.xpU/20.GOmWv6hQCOj3iCaPm.6.JisGFVWKxsB2gSHSPq9mnCmihYdeLhjjdIG1fNiQJdokl3zaGkzI/"
+
+            [[node]]
+            name = "conf02"
+            address = "127.0.0.1"
+            hostname = "conf02"
+            ip = "10.0.0.32"
+        "#;
+        let targets = targets_from_toml(text, Path::new("."), &[]).unwrap();
+        let Source::Generated { params, base } = &targets[0].source else {
+            panic!("{:?}", targets[0].source)
+        };
+        let xml = generate(params, base).unwrap();
+        let parsed = nodeboot_config::parse(&xml).unwrap();
+        assert_eq!(parsed.config.hostname.as_str(), "conf01");
+        let Source::Generated { params, base } = &targets[1].source else {
+            panic!()
+        };
+        let errors = generate(params, base).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("password_hash: missing"),
+            "{errors:?}"
+        );
     }
 }

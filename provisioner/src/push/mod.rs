@@ -23,7 +23,7 @@ use hyper::{Method, StatusCode};
 use tokio::sync::Semaphore;
 
 use client::{ClientError, DEFAULT_PORT, Endpoint, Request};
-use inventory::Target;
+use inventory::{Source, Target};
 use progress::{Display, Mode, NodeProgress};
 use summary::{FileError, NodeResult, Outcome};
 use trust::{Fingerprint, KnownNodes, PinSource, Policy};
@@ -175,7 +175,10 @@ fn targets(fleet: &FleetArgs, single: &[(String, Option<PathBuf>)]) -> anyhow::R
             Ok(Target {
                 name: node.clone(),
                 endpoint,
-                file: file.clone(),
+                source: match file {
+                    Some(f) => Source::File(f.clone()),
+                    None => Source::None,
+                },
                 fingerprint,
                 token: token.clone(),
             })
@@ -274,29 +277,69 @@ struct Job {
     digest: String,
 }
 
-/// The result of local validation of one file: its digest, or every error found.
-fn validate(bytes: &[u8]) -> Result<String, Vec<FileError>> {
-    if bytes.len() > nodeboot_config::MAX_FILE_SIZE {
-        return Err(vec![FileError {
-            line: None,
-            column: None,
-            path: None,
-            message: format!(
-                "the file is {} bytes, over the {} bytes a node accepts",
-                bytes.len(),
-                nodeboot_config::MAX_FILE_SIZE
-            ),
-        }]);
+/// A node's document and its digest, checked as the node will check it; or what was
+/// invalid and every error (already printed on stderr, compiler-style). `Err` only when a
+/// file cannot be read.
+#[allow(clippy::type_complexity)]
+fn prepare(target: &Target) -> anyhow::Result<Result<(Bytes, String), (String, Vec<FileError>)>> {
+    let (what, bytes) = match &target.source {
+        Source::File(path) => (
+            path.display().to_string(),
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        Source::Generated { params, base } => match inventory::generate(params, base) {
+            Ok(bytes) => (format!("node `{}` (generated)", target.name), bytes),
+            Err(errors) => {
+                let what = format!("node `{}` parameters", target.name);
+                for e in &errors {
+                    eprintln!("{what}: error: {e}");
+                }
+                let errors = errors
+                    .into_iter()
+                    .map(|message| FileError {
+                        line: None,
+                        column: None,
+                        path: None,
+                        message,
+                    })
+                    .collect();
+                return Ok(Err((what, errors)));
+            }
+        },
+        Source::None => anyhow::bail!(
+            "node `{}` has no configuration (inventory: file = \"….xml\" or generate parameters)",
+            target.name
+        ),
+    };
+    match nodeboot_config::parse(&bytes) {
+        Ok(parsed) => {
+            let text = String::from_utf8_lossy(&bytes);
+            for w in &parsed.warnings {
+                eprint!("{}", w.render(&what, &text));
+            }
+            Ok(Ok((Bytes::from(bytes), parsed.digest)))
+        }
+        Err(diagnostics) => {
+            let text = String::from_utf8_lossy(&bytes);
+            for d in &diagnostics {
+                eprint!("{}", d.render(&what, &text));
+            }
+            let errors = diagnostics
+                .iter()
+                .filter(|d| d.severity == nodeboot_config::Severity::Error)
+                .map(|d| FileError {
+                    line: (d.line > 0).then_some(u64::from(d.line)),
+                    column: (d.line > 0).then_some(u64::from(d.column)),
+                    path: (!d.path.is_empty()).then(|| d.path.clone()),
+                    message: match &d.help {
+                        Some(h) => format!("{} (help: {h})", d.message),
+                        None => d.message.clone(),
+                    },
+                })
+                .collect();
+            Ok(Err((what, errors)))
+        }
     }
-    if std::str::from_utf8(bytes).is_err() {
-        return Err(vec![FileError {
-            line: None,
-            column: None,
-            path: None,
-            message: "the file is not UTF-8 text".into(),
-        }]);
-    }
-    Ok(nodeboot_config::digest(bytes))
 }
 
 async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
@@ -322,34 +365,20 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
     let mut jobs = Vec::with_capacity(targets.len());
     let mut invalid = Vec::new();
     for target in targets {
-        let Some(path) = target.file.clone() else {
-            anyhow::bail!(
-                "node `{}` has no configuration file (inventory: file = \"…\")",
-                target.name
-            );
-        };
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        match validate(&bytes) {
-            Ok(digest) => jobs.push(Job {
+        match prepare(&target)? {
+            Ok((body, digest)) => jobs.push(Job {
                 target,
-                body: Bytes::from(bytes),
+                body,
                 digest,
             }),
-            Err(errors) => {
-                for e in &errors {
-                    eprintln!("{}: {e}", path.display());
-                }
+            Err((what, errors)) => {
                 let mut r = NodeResult::new(
                     &target.name,
                     &target.endpoint.to_string(),
                     Outcome::Invalid,
                     Duration::ZERO,
                 );
-                r.error = Some(format!(
-                    "{} is invalid ({} error(s))",
-                    path.display(),
-                    errors.len()
-                ));
+                r.error = Some(format!("{what} is invalid ({} error(s))", errors.len()));
                 r.errors = errors;
                 invalid.push(r);
             }
