@@ -16,9 +16,13 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check configuration files offline
-    Validate(offline::ValidateArgs),
+    Validate(offline::validate::Args),
+    /// Write a valid configuration file from flags or an inventory
+    Generate(Box<offline::generate::Args>),
     /// Send configurations to nodes
     Push(push::PushArgs),
+    /// Show nodes' state (from their endpoint's /api/v1/status)
+    Status(push::StatusArgs),
     /// Drive a node's console wizard unattended
     Bootstrap(console::BootstrapArgs),
 }
@@ -26,8 +30,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Validate(args) => offline::run(args),
+        Command::Validate(args) => offline::validate::run(args),
+        Command::Generate(args) => offline::generate::run(*args),
         Command::Push(args) => push::run(args),
+        Command::Status(args) => push::run_status(args),
         Command::Bootstrap(args) => console::run(args),
     };
     match result {

@@ -1,10 +1,1040 @@
-//! Pushing configurations to nodes over HTTPS, and reading their status.
+//! Pushing configurations to nodes over HTTPS (`nodeboot push`), and reading their state
+//! (`nodeboot status`).
+//!
+//! `inventory` says which nodes, `trust` which certificates, `client` does one HTTPS
+//! exchange, `progress` shows the run, `summary` reports it. This module holds the policy:
+//! validate everything before sending anything, then per node: connect (retrying while the
+//! node boots), send, read the verdict, optionally follow the node until it is configured.
+
+pub mod client;
+pub mod inventory;
+pub mod progress;
+pub mod summary;
+pub mod trust;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hyper::body::Bytes;
+use hyper::{Method, StatusCode};
+use tokio::sync::Semaphore;
+
+use client::{ClientError, DEFAULT_PORT, Endpoint, Request};
+use inventory::{Source, Target};
+use progress::{Display, Mode, NodeProgress};
+use summary::{FileError, NodeResult, Outcome};
+use trust::{Fingerprint, KnownNodes, PinSource, Policy};
+
+/// The bootstrap path existing tooling for this kind of node uses.
+pub const BOOTSTRAP_PATH: &str = "/configuration/bootstrap";
+/// The agent's status document.
+pub const STATUS_PATH: &str = "/api/v1/status";
+
+/// How nodes are chosen and trusted: shared by `push` and `status`.
+#[derive(Debug, clap::Args)]
+pub struct FleetArgs {
+    /// Inventory of nodes (TOML, [[node]] tables; see docs/push.md)
+    #[arg(long, short = 'i', value_name = "FLEET.toml")]
+    pub inventory: Option<PathBuf>,
+    /// Only these inventory nodes (repeat, or separate with commas)
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "inventory",
+        value_delimiter = ','
+    )]
+    pub only: Vec<String>,
+    /// Accept only this certificate (SHA256:<hex> or SHA256:<base64>, as the node's console
+    /// shows it)
+    #[arg(long, value_name = "SHA256:…", conflicts_with_all = ["inventory", "insecure"])]
+    pub fingerprint: Option<String>,
+    /// Known-nodes file for trust on first use [default: ~/.config/nodeboot/known_nodes]
+    #[arg(long, value_name = "FILE")]
+    pub known_nodes: Option<PathBuf>,
+    /// Accept any certificate and record nothing (the connection is then not authenticated)
+    #[arg(long)]
+    pub insecure: bool,
+    /// Bootstrap token file, sent as `Authorization: Bearer` (inventory: token_file)
+    #[arg(long, value_name = "FILE", conflicts_with = "inventory")]
+    pub token_file: Option<PathBuf>,
+    /// How many nodes to talk to at once
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+    /// Print the result as JSON on stdout (no progress display)
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Arguments of `nodeboot push`.
 #[derive(Debug, clap::Args)]
-pub struct PushArgs {}
+#[command(after_help = "\
+Examples:
+  nodeboot push 10.0.0.31 conf01.xml
+  nodeboot push 10.0.0.31 conf01.xml --fingerprint SHA256:ab12… --wait
+  nodeboot push --inventory fleet.toml --only conf01,conf02 --parallel 64
+  nodeboot push --inventory fleet.toml --dry-run")]
+pub struct PushArgs {
+    /// The node: host, host:port or [ipv6]:port (port 8443 by default)
+    #[arg(
+        required_unless_present = "inventory",
+        conflicts_with = "inventory",
+        requires = "file"
+    )]
+    pub node: Option<String>,
+    /// The node's configuration file (XML, schema 1)
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Send the valid files even if some are invalid (those nodes count as failed)
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Validate and show what would be sent where; contact no node
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Give up on a node that has not accepted its file after SECONDS (retrying meanwhile)
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    pub timeout: f64,
+    /// After acceptance, follow each node through apply and reboot until it reports
+    /// configured
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting on a node after SECONDS
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 600.0,
+        requires = "wait"
+    )]
+    pub wait_timeout: f64,
+}
+
+/// Arguments of `nodeboot status`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  nodeboot status 10.0.0.31 10.0.0.32:8443
+  nodeboot status --inventory fleet.toml --json")]
+pub struct StatusArgs {
+    /// Nodes: host, host:port or [ipv6]:port (port 8443 by default)
+    #[arg(required_unless_present = "inventory", conflicts_with = "inventory")]
+    pub nodes: Vec<String>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Give up on a node after SECONDS
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub timeout: f64,
+}
 
 /// Runs `nodeboot push`.
-pub fn run(_args: PushArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("nodeboot push is not built yet")
+pub fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(push(args))
+}
+
+/// Runs `nodeboot status`.
+pub fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(status(args))
+}
+
+/// One thread is plenty: the work is waiting on sockets, and a node costs a TLS handshake.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| anyhow::anyhow!("{flag} {value}: expected a positive number of seconds"))
+}
+
+/// The nodes named on the command line or in the inventory.
+fn targets(fleet: &FleetArgs, single: &[(String, Option<PathBuf>)]) -> anyhow::Result<Vec<Target>> {
+    if let Some(path) = &fleet.inventory {
+        return inventory::load(path, &fleet.only);
+    }
+    let fingerprint = match &fleet.fingerprint {
+        Some(f) => Some(Fingerprint::parse(f).map_err(|e| anyhow::anyhow!("--fingerprint: {e}"))?),
+        None => None,
+    };
+    let token = match &fleet.token_file {
+        Some(p) => Some(inventory::read_token(p)?),
+        None => None,
+    };
+    single
+        .iter()
+        .map(|(node, file)| {
+            let endpoint = Endpoint::parse(node, DEFAULT_PORT).map_err(|e| anyhow::anyhow!(e))?;
+            Ok(Target {
+                name: node.clone(),
+                endpoint,
+                source: match file {
+                    Some(f) => Source::File(f.clone()),
+                    None => Source::None,
+                },
+                fingerprint,
+                token: token.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The trust decisions of a run: the known-nodes file and what first use added to it.
+#[derive(Debug)]
+struct Trust {
+    insecure: bool,
+    path: Option<PathBuf>,
+    known: Mutex<KnownNodes>,
+}
+
+impl Trust {
+    fn load(fleet: &FleetArgs) -> anyhow::Result<Self> {
+        let path = if fleet.insecure {
+            None
+        } else {
+            Some(
+                fleet
+                    .known_nodes
+                    .clone()
+                    .or_else(trust::default_known_nodes_path)
+                    .context("no known-nodes file: set HOME or pass --known-nodes FILE")?,
+            )
+        };
+        let known = match &path {
+            Some(p) => KnownNodes::load(p)?,
+            None => KnownNodes::default(),
+        };
+        Ok(Trust {
+            insecure: fleet.insecure,
+            path,
+            known: Mutex::new(known),
+        })
+    }
+
+    /// The policy for a node, and where a pin came from.
+    fn policy(&self, target: &Target, pin_source: PinSource) -> (Policy, Option<PinSource>) {
+        if self.insecure {
+            return (Policy::Insecure, None);
+        }
+        if let Some(fp) = target.fingerprint {
+            return (Policy::Pinned(fp), Some(pin_source));
+        }
+        let key = target.endpoint.to_string();
+        match self.known.lock().ok().and_then(|k| k.get(&key)) {
+            Some(fp) => (Policy::Pinned(fp), Some(PinSource::KnownNodes)),
+            None => (Policy::FirstUse, None),
+        }
+    }
+
+    /// Records a certificate seen on first use; returns the notice to show.
+    fn record(&self, target: &Target, fp: Fingerprint) -> Option<String> {
+        let path = self.path.as_ref()?;
+        let mut known = self.known.lock().ok()?;
+        known.add(&target.endpoint.to_string(), fp);
+        Some(format!(
+            "{}: first contact with {}; its certificate {fp} is now trusted and recorded in {} \
+             (compare it with the fingerprint on the node's console)",
+            target.name,
+            target.endpoint,
+            path.display()
+        ))
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        let (Some(path), Ok(known)) = (&self.path, self.known.lock()) else {
+            return Ok(());
+        };
+        if known.changed() {
+            known.save(path)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// What a run shares between its node tasks.
+#[derive(Debug)]
+struct Run {
+    trust: Trust,
+    pin_source: PinSource,
+    display: Display,
+    timeout: Duration,
+    wait: Option<Duration>,
+}
+
+/// A node with its validated file.
+#[derive(Debug)]
+struct Job {
+    target: Target,
+    body: Bytes,
+    digest: String,
+}
+
+/// A node's document and its digest, checked as the node will check it; or what was
+/// invalid and every error (already printed on stderr, compiler-style). `Err` only when a
+/// file cannot be read.
+#[allow(clippy::type_complexity)]
+fn prepare(target: &Target) -> anyhow::Result<Result<(Bytes, String), (String, Vec<FileError>)>> {
+    let (what, bytes) = match &target.source {
+        Source::File(path) => (
+            path.display().to_string(),
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        Source::Generated { params, base } => match inventory::generate(params, base) {
+            Ok(bytes) => (format!("node `{}` (generated)", target.name), bytes),
+            Err(errors) => {
+                let what = format!("node `{}` parameters", target.name);
+                for e in &errors {
+                    eprintln!("{what}: error: {e}");
+                }
+                let errors = errors
+                    .into_iter()
+                    .map(|message| FileError {
+                        line: None,
+                        column: None,
+                        path: None,
+                        message,
+                    })
+                    .collect();
+                return Ok(Err((what, errors)));
+            }
+        },
+        Source::None => anyhow::bail!(
+            "node `{}` has no configuration (inventory: file = \"….xml\" or generate parameters)",
+            target.name
+        ),
+    };
+    match nodeboot_config::parse(&bytes) {
+        Ok(parsed) => {
+            let text = String::from_utf8_lossy(&bytes);
+            for w in &parsed.warnings {
+                eprint!("{}", w.render(&what, &text));
+            }
+            Ok(Ok((Bytes::from(bytes), parsed.digest)))
+        }
+        Err(diagnostics) => {
+            let text = String::from_utf8_lossy(&bytes);
+            for d in &diagnostics {
+                eprint!("{}", d.render(&what, &text));
+            }
+            let errors = diagnostics
+                .iter()
+                .filter(|d| d.severity == nodeboot_config::Severity::Error)
+                .map(|d| FileError {
+                    line: (d.line > 0).then_some(u64::from(d.line)),
+                    column: (d.line > 0).then_some(u64::from(d.column)),
+                    path: (!d.path.is_empty()).then(|| d.path.clone()),
+                    message: match &d.help {
+                        Some(h) => format!("{} (help: {h})", d.message),
+                        None => d.message.clone(),
+                    },
+                })
+                .collect();
+            Ok(Err((what, errors)))
+        }
+    }
+}
+
+async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let timeout = seconds(args.timeout, "--timeout")?;
+    let wait = if args.wait {
+        Some(seconds(args.wait_timeout, "--wait-timeout")?)
+    } else {
+        None
+    };
+    let single = match &args.node {
+        Some(node) => vec![(node.clone(), args.file.clone())],
+        None => Vec::new(),
+    };
+    let targets = targets(&args.fleet, &single)?;
+    let pin_source = if args.fleet.fingerprint.is_some() {
+        PinSource::CommandLine
+    } else {
+        PinSource::Inventory
+    };
+
+    // Validate every file before sending anything.
+    let mut jobs = Vec::with_capacity(targets.len());
+    let mut invalid = Vec::new();
+    for target in targets {
+        match prepare(&target)? {
+            Ok((body, digest)) => jobs.push(Job {
+                target,
+                body,
+                digest,
+            }),
+            Err((what, errors)) => {
+                let mut r = NodeResult::new(
+                    &target.name,
+                    &target.endpoint.to_string(),
+                    Outcome::Invalid,
+                    Duration::ZERO,
+                );
+                r.error = Some(format!("{what} is invalid ({} error(s))", errors.len()));
+                r.errors = errors;
+                invalid.push(r);
+            }
+        }
+    }
+    if !invalid.is_empty() && !args.skip_invalid {
+        anyhow::bail!(
+            "{} of {} file(s) invalid: nothing was sent (fix them, or pass --skip-invalid to send the others)",
+            invalid.len(),
+            invalid.len() + jobs.len()
+        );
+    }
+
+    let trust = Trust::load(&args.fleet)?;
+    if args.dry_run {
+        let results = dry_run(&jobs, &trust, pin_source);
+        let mut all = results;
+        all.extend(invalid);
+        return Ok(finish(&all, started, args.fleet.json, false));
+    }
+
+    let display = Display::new(Mode::choose(args.fleet.json), jobs.len() as u64, "push");
+    let run = Arc::new(Run {
+        trust,
+        pin_source,
+        display,
+        timeout,
+        wait,
+    });
+    let limit = Arc::new(Semaphore::new(usize::from(args.fleet.parallel)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let count = jobs.len();
+    for (index, job) in jobs.into_iter().enumerate() {
+        let run = run.clone();
+        let limit = limit.clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            (index, push_node(&run, job).await)
+        });
+    }
+    let mut results: Vec<Option<NodeResult>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        let (index, result) = joined.context("a node task stopped unexpectedly")?;
+        results[index] = Some(result);
+    }
+    run.display.finish();
+    let saved = run.trust.save();
+    let mut all: Vec<NodeResult> = results.into_iter().flatten().collect();
+    all.extend(invalid);
+    let code = finish(&all, started, args.fleet.json, false);
+    saved?;
+    Ok(code)
+}
+
+/// Prints the summary (table or JSON) and picks the exit status.
+fn finish(results: &[NodeResult], started: Instant, json: bool, status_columns: bool) -> ExitCode {
+    let elapsed = started.elapsed();
+    if json {
+        println!("{}", summary::render_json(results, elapsed));
+    } else {
+        print!(
+            "{}",
+            summary::render_table(results, elapsed, status_columns)
+        );
+    }
+    if results.iter().all(|r| r.result.is_ok()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn dry_run(jobs: &[Job], trust: &Trust, pin_source: PinSource) -> Vec<NodeResult> {
+    jobs.iter()
+        .map(|job| {
+            let (policy, _) = trust.policy(&job.target, pin_source);
+            let trust_note = match policy {
+                Policy::Pinned(fp) => format!("pinned {fp}"),
+                Policy::FirstUse => "first use: record the certificate".into(),
+                Policy::Insecure => "insecure: any certificate".into(),
+            };
+            let mut r = NodeResult::new(
+                &job.target.name,
+                &job.target.endpoint.to_string(),
+                Outcome::WouldSend,
+                Duration::ZERO,
+            );
+            r.digest = Some(job.digest.clone());
+            r.error = Some(format!(
+                "POST https://{}{BOOTSTRAP_PATH} {} bytes, {trust_note}{}",
+                job.target.endpoint,
+                job.body.len(),
+                if job.target.token.is_some() {
+                    ", with token"
+                } else {
+                    ""
+                }
+            ));
+            r
+        })
+        .collect()
+}
+
+/// Exponential backoff while a node is not up yet: 0.1 s doubling to 3 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(5)).min(3000))
+}
+
+async fn push_node(run: &Run, job: Job) -> NodeResult {
+    let started = Instant::now();
+    let deadline = started + run.timeout;
+    let target = &job.target;
+    let progress = run.display.node(&target.name);
+    let (policy, pin) = run.trust.policy(target, run.pin_source);
+    let mut result = NodeResult::new(
+        &target.name,
+        &target.endpoint.to_string(),
+        Outcome::Failed,
+        Duration::ZERO,
+    );
+    result.digest = Some(job.digest.clone());
+
+    let reply = exchange_until(
+        &progress,
+        target,
+        policy,
+        deadline,
+        &mut result.attempts,
+        || Request {
+            method: Method::POST,
+            path: BOOTSTRAP_PATH,
+            token: target.token.as_ref(),
+            body: Some(job.body.clone()),
+        },
+    )
+    .await;
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(e) => return fail(run, &progress, result, started, &e, pin, target),
+    };
+    result.fingerprint = reply.fingerprint.map(|f| f.to_string());
+    if let (Policy::FirstUse, Some(fp)) = (policy, reply.fingerprint) {
+        if let Some(notice) = run.trust.record(target, fp) {
+            run.display.note(&notice);
+        }
+    }
+    let body = json_body(&reply.body);
+    match reply.status {
+        s if s.is_success() => {
+            if let Some(theirs) = body
+                .as_ref()
+                .and_then(|b| b.get("digest"))
+                .and_then(|d| d.as_str())
+            {
+                if theirs != job.digest {
+                    result.error = Some(format!(
+                        "the node accepted a file with digest {theirs}, not ours ({}): check the path to the node",
+                        job.digest
+                    ));
+                    return done(&progress, result, started);
+                }
+            }
+            result.result = Outcome::Accepted;
+            if let Some(limit) = run.wait {
+                progress.step("accepted; waiting for the node to apply and come back");
+                follow(
+                    &progress,
+                    target,
+                    policy,
+                    &job.digest,
+                    Instant::now() + limit,
+                    &mut result,
+                )
+                .await;
+            }
+        }
+        StatusCode::CONFLICT => {
+            // Busy, or already configured: with our file that is success.
+            let status = exchange_until(
+                &progress,
+                target,
+                policy,
+                Instant::now() + Duration::from_secs(10),
+                &mut result.attempts,
+                || Request {
+                    method: Method::GET,
+                    path: STATUS_PATH,
+                    token: target.token.as_ref(),
+                    body: None,
+                },
+            )
+            .await;
+            let state = status.ok().and_then(|r| json_body(&r.body));
+            let their_digest = state
+                .as_ref()
+                .and_then(|s| s.get("digest"))
+                .and_then(|d| d.as_str());
+            let their_state = state
+                .as_ref()
+                .and_then(|s| s.get("state"))
+                .and_then(|d| d.as_str());
+            result.state = their_state.map(str::to_string);
+            if their_digest == Some(job.digest.as_str()) {
+                result.result = Outcome::Unchanged;
+            } else {
+                result.error = Some(format!(
+                    "the node refused (409 {}): {}",
+                    their_state.unwrap_or("busy"),
+                    message_of(body.as_ref(), &reply.body).unwrap_or_else(|| {
+                        "it is busy or already configured with another file".into()
+                    })
+                ));
+            }
+        }
+        s if s.is_client_error() => {
+            result.result = Outcome::Rejected;
+            result.errors = errors_of(body.as_ref(), &reply.body);
+            let reason = s.canonical_reason().unwrap_or("");
+            result.error = Some(match s {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    format!(
+                        "the node refused the upload ({} {reason}): check the bootstrap token",
+                        s.as_u16()
+                    )
+                }
+                _ => format!(
+                    "the node refused the file ({} {reason}, {} error(s))",
+                    s.as_u16(),
+                    result.errors.len()
+                ),
+            });
+        }
+        s => {
+            result.error = Some(format!(
+                "unexpected answer {s}: {}",
+                message_of(body.as_ref(), &reply.body).unwrap_or_default()
+            ));
+        }
+    }
+    done(&progress, result, started)
+}
+
+/// Sends the request made by `make` until an HTTP answer arrives, retrying what may pass
+/// (the node still booting) with backoff until `deadline`.
+async fn exchange_until<'a>(
+    progress: &NodeProgress,
+    target: &'a Target,
+    policy: Policy,
+    deadline: Instant,
+    attempts: &mut u32,
+    make: impl Fn() -> Request<'a>,
+) -> Result<client::Reply, ClientError> {
+    let mut tries = 0u32;
+    loop {
+        let now = Instant::now();
+        let left = deadline.saturating_duration_since(now);
+        let per_try = left
+            .min(Duration::from_secs(15))
+            .max(Duration::from_millis(50));
+        if tries == 0 {
+            progress.step("connecting");
+        }
+        *attempts += 1;
+        tries += 1;
+        match client::exchange(&target.endpoint, policy, make(), per_try).await {
+            Ok(reply)
+                if matches!(
+                    reply.status,
+                    StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                ) && Instant::now() + backoff(tries) < deadline =>
+            {
+                progress.step(&format!(
+                    "node not ready ({}), retrying (attempt {tries})",
+                    reply.status.as_u16()
+                ));
+            }
+            Ok(reply) => return Ok(reply),
+            Err(e) if e.is_retryable() && Instant::now() + backoff(tries) < deadline => {
+                progress.step(&format!("{e}; retrying (attempt {tries})"));
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(backoff(tries)).await;
+    }
+}
+
+/// `--wait`: polls the node's status until it reports our file configured, riding out the
+/// reboot (the endpoint going away), until `deadline`.
+async fn follow(
+    progress: &NodeProgress,
+    target: &Target,
+    policy: Policy,
+    digest: &str,
+    deadline: Instant,
+    result: &mut NodeResult,
+) {
+    let mut went_away = false;
+    let mut polls = 0u32;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            result.result = Outcome::Failed;
+            result.error = Some(format!(
+                "accepted, but not back configured before the --wait-timeout ({}){}",
+                result
+                    .state
+                    .as_deref()
+                    .map(|s| format!("last state: {s}"))
+                    .unwrap_or_else(|| "no answer".into()),
+                if went_away {
+                    ", after the endpoint went away"
+                } else {
+                    ""
+                }
+            ));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(if polls < 10 { 100 } else { 1000 }).min(left))
+            .await;
+        polls += 1;
+        let request = Request {
+            method: Method::GET,
+            path: STATUS_PATH,
+            token: target.token.as_ref(),
+            body: None,
+        };
+        match client::exchange(
+            &target.endpoint,
+            policy,
+            request,
+            left.min(Duration::from_secs(5)),
+        )
+        .await
+        {
+            Ok(reply) if reply.status.is_success() => {
+                let body = json_body(&reply.body);
+                let state = body
+                    .as_ref()
+                    .and_then(|b| b.get("state"))
+                    .and_then(|s| s.as_str())
+                    .unwrap_or("unknown");
+                let theirs = body
+                    .as_ref()
+                    .and_then(|b| b.get("digest"))
+                    .and_then(|s| s.as_str());
+                result.state = Some(state.to_string());
+                if is_configured(state) && theirs == Some(digest) {
+                    result.result = Outcome::Applied;
+                    return;
+                }
+                if is_configured(state) || state == "failed" {
+                    result.result = Outcome::Failed;
+                    result.error = Some(match theirs {
+                        Some(d) if d != digest => {
+                            format!("the node reports {state} with another file ({d})")
+                        }
+                        _ => format!("the node reports {state}"),
+                    });
+                    if let Some(b) = &body {
+                        result.errors = errors_of(Some(b), &reply.body);
+                    }
+                    return;
+                }
+                progress.step(&format!("node {state}"));
+            }
+            Ok(reply) if went_away => {
+                // Something else answers now (the node's own service after its reboot).
+                result.state = Some(format!("back (HTTP {})", reply.status.as_u16()));
+                result.result = Outcome::Applied;
+                return;
+            }
+            Ok(reply) => progress.step(&format!("status answered {}", reply.status.as_u16())),
+            Err(ClientError::Mismatch { expected, seen }) => {
+                result.result = Outcome::Untrusted;
+                result.error = Some(format!(
+                    "after its reboot the node presents certificate {seen}, not {expected}"
+                ));
+                return;
+            }
+            Err(e) => {
+                went_away = true;
+                progress.step(&format!("rebooting? ({e})"));
+            }
+        }
+    }
+}
+
+/// States in which a node runs a configuration (names of our agent and close variants).
+fn is_configured(state: &str) -> bool {
+    matches!(state, "configured" | "applied")
+}
+
+fn done(progress: &NodeProgress, mut result: NodeResult, started: Instant) -> NodeResult {
+    result.seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    let line = match &result.error {
+        Some(e) => format!("{}: {e}", result.result.as_str()),
+        None => format!("{} in {:.2}s", result.result.as_str(), result.seconds),
+    };
+    progress.finish(result.result.is_ok(), &line);
+    result
+}
+
+/// The result for a node whose exchange failed for good.
+fn fail(
+    run: &Run,
+    progress: &NodeProgress,
+    mut result: NodeResult,
+    started: Instant,
+    error: &ClientError,
+    pin: Option<PinSource>,
+    target: &Target,
+) -> NodeResult {
+    match error {
+        ClientError::Mismatch { expected, seen } => {
+            result.result = Outcome::Untrusted;
+            result.fingerprint = Some(seen.to_string());
+            let (origin, fix) = match pin {
+                Some(PinSource::KnownNodes) => (
+                    format!(
+                        "recorded in {}",
+                        run.trust
+                            .path
+                            .as_deref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    ),
+                    format!(
+                        "if the node was reinstalled, compare {seen} with its console and remove the line `{}` from that file",
+                        target.endpoint
+                    ),
+                ),
+                Some(PinSource::CommandLine) => (
+                    "given with --fingerprint".into(),
+                    "check the fingerprint on the node's console".into(),
+                ),
+                _ => (
+                    "pinned in the inventory".into(),
+                    "check the fingerprint on the node's console".into(),
+                ),
+            };
+            result.error = Some(format!(
+                "REFUSED: the node presents certificate {seen}, but {expected} is {origin}; nothing was sent ({fix})"
+            ));
+        }
+        ClientError::Connect(_) | ClientError::Timeout(_) => {
+            result.result = Outcome::Unreachable;
+            result.error = Some(format!(
+                "{error} (gave up after {} attempt(s))",
+                result.attempts
+            ));
+        }
+        _ => result.error = Some(error.to_string()),
+    }
+    done(progress, result, started)
+}
+
+fn json_body(body: &[u8]) -> Option<serde_json::Value> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .filter(|v| v.is_object())
+}
+
+/// A short text to show from a reply: its JSON `message`/`error`, or its text.
+fn message_of(json: Option<&serde_json::Value>, raw: &[u8]) -> Option<String> {
+    if let Some(j) = json {
+        for key in ["message", "error", "detail"] {
+            if let Some(m) = j.get(key).and_then(|m| m.as_str()) {
+                return Some(m.to_string());
+            }
+        }
+        return None;
+    }
+    let text = String::from_utf8_lossy(raw);
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.chars().take(300).collect())
+}
+
+/// Every error a node listed in a 4xx answer, tolerant of the exact field names
+/// (`element` or `path`, numbers or strings).
+fn errors_of(json: Option<&serde_json::Value>, raw: &[u8]) -> Vec<FileError> {
+    let list = json
+        .and_then(|j| j.get("errors"))
+        .and_then(|e| e.as_array());
+    let Some(list) = list else {
+        return message_of(json, raw)
+            .map(|message| {
+                vec![FileError {
+                    line: None,
+                    column: None,
+                    path: None,
+                    message,
+                }]
+            })
+            .unwrap_or_default();
+    };
+    list.iter()
+        .map(|e| {
+            let num = |k: &str| {
+                e.get(k).and_then(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                })
+            };
+            let text = |k: &str| e.get(k).and_then(|v| v.as_str()).map(str::to_string);
+            let mut message = text("message")
+                .or_else(|| e.as_str().map(str::to_string))
+                .unwrap_or_else(|| e.to_string());
+            if text("severity").as_deref() == Some("warning") {
+                message = format!("warning: {message}");
+            }
+            if let Some(help) = text("help") {
+                message = format!("{message} (help: {help})");
+            }
+            FileError {
+                line: num("line"),
+                column: num("column"),
+                path: text("path").or_else(|| text("element")),
+                message,
+            }
+        })
+        .collect()
+}
+
+async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let timeout = seconds(args.timeout, "--timeout")?;
+    let single: Vec<(String, Option<PathBuf>)> =
+        args.nodes.iter().map(|n| (n.clone(), None)).collect();
+    let targets = targets(&args.fleet, &single)?;
+    let pin_source = if args.fleet.fingerprint.is_some() {
+        PinSource::CommandLine
+    } else {
+        PinSource::Inventory
+    };
+    let trust = Trust::load(&args.fleet)?;
+    let display = Display::new(
+        Mode::choose(args.fleet.json),
+        targets.len() as u64,
+        "status",
+    );
+    let run = Arc::new(Run {
+        trust,
+        pin_source,
+        display,
+        timeout,
+        wait: None,
+    });
+    let limit = Arc::new(Semaphore::new(usize::from(args.fleet.parallel)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let count = targets.len();
+    for (index, target) in targets.into_iter().enumerate() {
+        let run = run.clone();
+        let limit = limit.clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            (index, status_node(&run, target).await)
+        });
+    }
+    let mut results: Vec<Option<NodeResult>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        let (index, result) = joined.context("a node task stopped unexpectedly")?;
+        results[index] = Some(result);
+    }
+    run.display.finish();
+    let saved = run.trust.save();
+    let all: Vec<NodeResult> = results.into_iter().flatten().collect();
+    let code = finish(&all, started, args.fleet.json, true);
+    saved?;
+    Ok(code)
+}
+
+async fn status_node(run: &Run, target: Target) -> NodeResult {
+    let started = Instant::now();
+    let progress = run.display.node(&target.name);
+    let (policy, pin) = run.trust.policy(&target, run.pin_source);
+    let mut result = NodeResult::new(
+        &target.name,
+        &target.endpoint.to_string(),
+        Outcome::Failed,
+        Duration::ZERO,
+    );
+    progress.step("asking");
+    let request = Request {
+        method: Method::GET,
+        path: STATUS_PATH,
+        token: target.token.as_ref(),
+        body: None,
+    };
+    result.attempts = 1;
+    let reply = match client::exchange(&target.endpoint, policy, request, run.timeout).await {
+        Ok(r) => r,
+        Err(e) => return fail(run, &progress, result, started, &e, pin, &target),
+    };
+    result.fingerprint = reply.fingerprint.map(|f| f.to_string());
+    if let (Policy::FirstUse, Some(fp)) = (policy, reply.fingerprint) {
+        if let Some(notice) = run.trust.record(&target, fp) {
+            run.display.note(&notice);
+        }
+    }
+    let body = json_body(&reply.body);
+    if !reply.status.is_success() {
+        result.error = Some(format!(
+            "status answered {}: {}",
+            reply.status,
+            message_of(body.as_ref(), &reply.body).unwrap_or_default()
+        ));
+        return done(&progress, result, started);
+    }
+    let Some(body) = body else {
+        result.error =
+            Some("status answered, but not with a JSON object (is this a nodeboot agent?)".into());
+        return done(&progress, result, started);
+    };
+    let text = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    result.result = Outcome::Answered;
+    result.state = text("state");
+    result.digest = text("digest");
+    result.version = text("version");
+    result.errors = errors_of(Some(&body), &reply.body);
+    if !result.errors.is_empty() {
+        result.error = Some(format!("last attempt: {} error(s)", result.errors.len()));
+    }
+    done(&progress, result, started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_errors_are_read_whatever_the_field_names() {
+        let body = br#"{"errors":[{"line":3,"column":"7","element":"/node-config/role","message":"bad role","help":"management"},
+                       {"path":"/x","message":"m","severity":"error"},
+                       {"severity":"warning","path":"/w","message":"expires soon"}, "plain"]}"#;
+        let json = json_body(body);
+        let errors = errors_of(json.as_ref(), body);
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "3:7: /node-config/role: bad role (help: management)",
+                "/x: m",
+                "/w: warning: expires soon",
+                "plain"
+            ]
+        );
+        let errors = errors_of(None, b"too large\n");
+        assert_eq!(errors[0].to_string(), "too large");
+        assert!(errors_of(None, b"").is_empty());
+    }
+
+    #[test]
+    fn backoff_grows_then_stays_at_three_seconds() {
+        let steps: Vec<u64> = (0..8).map(|a| backoff(a).as_millis() as u64).collect();
+        assert_eq!(steps, [100, 200, 400, 800, 1600, 3000, 3000, 3000]);
+    }
 }

@@ -1,0 +1,294 @@
+//! The list of nodes a command works on: one node from the command line, or a fleet from an
+//! inventory file, narrowed by `--only`. Reads the files it names (configurations, tokens);
+//! talks to no node.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use std::time::SystemTime;
+
+use nodeboot_config::Secret;
+use nodeboot_config::inventory::{GenerateInputs, Inventory, NodeParams};
+
+use super::client::Endpoint;
+use super::trust::Fingerprint;
+
+/// What a node is sent.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// An existing configuration file.
+    File(PathBuf),
+    /// A configuration generated from inventory parameters (as `nodeboot generate` would);
+    /// `base` is the inventory's folder, for the TLS files the parameters name.
+    Generated {
+        /// The parameters, defaults merged in.
+        params: Box<NodeParams>,
+        /// Where relative paths start.
+        base: PathBuf,
+    },
+    /// Nothing (`status`).
+    None,
+}
+
+/// One node to work on.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The name shown in progress and the summary (the inventory name, or the address).
+    pub name: String,
+    /// Where its endpoint listens.
+    pub endpoint: Endpoint,
+    /// What it is sent (push).
+    pub source: Source,
+    /// The certificate it must present, if pinned by the inventory or the command line.
+    pub fingerprint: Option<Fingerprint>,
+    /// Its bootstrap token.
+    pub token: Option<Secret<String>>,
+}
+
+/// Reads a bootstrap token file: its first line, trimmed; an empty file is an error.
+pub fn read_token(path: &Path) -> anyhow::Result<Secret<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading token file {}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.is_empty() {
+        anyhow::bail!(
+            "token file {} is empty (put the token on its first line)",
+            path.display()
+        );
+    }
+    Ok(Secret::new(token))
+}
+
+/// Loads the nodes of an inventory, relative paths taken from the inventory's folder,
+/// keeping only the names in `only` when it is not empty.
+pub fn load(path: &Path, only: &[String]) -> anyhow::Result<Vec<Target>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading inventory {}", path.display()))?;
+    let base = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    targets_from_toml(&text, base, only).with_context(|| format!("in inventory {}", path.display()))
+}
+
+/// [`load`] on the inventory's text (token files are read from `base`).
+pub fn targets_from_toml(text: &str, base: &Path, only: &[String]) -> anyhow::Result<Vec<Target>> {
+    let inventory = Inventory::parse(text).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!("{}", lines.join("\n"))
+    })?;
+    for name in only {
+        if inventory.node(name).is_none() {
+            anyhow::bail!("--only {name}: no node of that name in the inventory");
+        }
+    }
+    let mut targets = Vec::new();
+    for node in inventory.nodes {
+        if !only.is_empty() && !only.contains(&node.name) {
+            continue;
+        }
+        let at = |field: &str| format!("node `{}`, {field}", node.name);
+        let endpoint = Endpoint::parse(&node.address, node.port)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", at("address")))?;
+        let fingerprint = match &node.fingerprint {
+            Some(f) => Some(
+                Fingerprint::parse(f).map_err(|e| anyhow::anyhow!("{}: {e}", at("fingerprint")))?,
+            ),
+            None => None,
+        };
+        let token = match &node.token_file {
+            Some(p) => Some(read_token(&base.join(p)).with_context(|| at("token_file"))?),
+            None => None,
+        };
+        let source = match node.file {
+            Some(f) => Source::File(base.join(f)),
+            None => Source::Generated {
+                params: Box::new(node.params),
+                base: base.to_path_buf(),
+            },
+        };
+        targets.push(Target {
+            name: node.name,
+            endpoint,
+            source,
+            fingerprint,
+            token,
+        });
+    }
+    if targets.is_empty() {
+        anyhow::bail!("no nodes to work on (add [[node]] tables)");
+    }
+    Ok(targets)
+}
+
+/// The configuration document generated from a node's inventory parameters, validated.
+///
+/// Push asks for no password: the parameters must carry `password_hash` (and
+/// `web_admin_password_hash` for a management node); `nodeboot generate` is the way to type
+/// them.
+pub fn generate(params: &NodeParams, base: &Path) -> Result<Vec<u8>, Vec<String>> {
+    let mut inputs = GenerateInputs::default();
+    if let (Some(c), Some(k)) = (&params.tls_certificate_file, &params.tls_key_file) {
+        let read = |p: &Path| {
+            std::fs::read_to_string(base.join(p))
+                .map_err(|e| vec![format!("reading {}: {e}", base.join(p).display())])
+        };
+        inputs.tls = Some((read(c)?, Secret::new(read(k)?)));
+    }
+    match params.generate(&inputs, SystemTime::now()) {
+        Ok(parsed) => Ok(nodeboot_config::to_xml(&parsed.config).into_bytes()),
+        Err(errors) => Err(errors
+            .iter()
+            .map(|e| match e.field.as_str() {
+                "password" => "password_hash: missing (push asks for no password: put a \
+                               SHA-512-crypt hash in the inventory, or write the file with \
+                               nodeboot generate and name it with file = \"…\")"
+                    .to_string(),
+                "web_admin_password" => "web_admin_password_hash: missing (put a \
+                                         SHA-512-crypt hash in the inventory)"
+                    .to_string(),
+                _ => e.to_string(),
+            })
+            .collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_of(t: &Target) -> Option<&Path> {
+        match &t.source {
+            Source::File(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn inventory_nodes_become_targets() {
+        let text = r#"
+            [[node]]
+            name = "conf01"
+            address = "10.0.0.31"
+            file = "conf01.xml"
+            fingerprint = "SHA256:ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12"
+
+            [[node]]
+            name = "conf02"
+            address = "10.0.0.32"
+            port = 9443
+            file = "/abs/conf02.xml"
+        "#;
+        let targets = targets_from_toml(text, Path::new("/fleet"), &[]).unwrap();
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[0].endpoint.to_string(), "10.0.0.31:8443");
+        assert_eq!(file_of(&targets[0]), Some(Path::new("/fleet/conf01.xml")));
+        assert!(targets[0].fingerprint.is_some());
+        assert_eq!(targets[1].endpoint.to_string(), "10.0.0.32:9443");
+        assert_eq!(file_of(&targets[1]), Some(Path::new("/abs/conf02.xml")));
+        let only = targets_from_toml(text, Path::new("/f"), &["conf02".into()]).unwrap();
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].name, "conf02");
+    }
+
+    #[test]
+    fn inventory_mistakes_are_named() {
+        let cases = [
+            (
+                "[[node]]\nname = \"a\"\naddress = \"h\"\ncolour = 1\n",
+                "unknown field `colour`",
+            ),
+            (
+                "[[node]]\nname = \"a\"\naddress = \"h:x\"\n",
+                "node `a`, address: `h:x` is not a node address",
+            ),
+            (
+                "[[node]]\nname = \"a\"\naddress = \"h\"\nfingerprint = \"SHA256:00\"\n",
+                "node `a`, fingerprint: `SHA256:00` is not a SHA-256 fingerprint",
+            ),
+            (
+                "[[node]]\nname = \"a\"\naddress = \"h\"\n[[node]]\nname = \"a\"\naddress = \"g\"\n",
+                "another node is named \"a\"",
+            ),
+            ("", "no nodes to work on"),
+        ];
+        for (text, want) in cases {
+            let err = format!(
+                "{:#}",
+                targets_from_toml(text, Path::new("."), &[]).unwrap_err()
+            );
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+        let err = targets_from_toml(
+            "[[node]]\nname = \"a\"\naddress = \"h\"\n",
+            Path::new("."),
+            &["b".into()],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--only b: no node of that name in the inventory"
+        );
+    }
+
+    #[test]
+    fn token_files_are_read_and_kept_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t"), "s3cret-token\n").unwrap();
+        let text = "[[node]]\nname = \"a\"\naddress = \"h\"\ntoken_file = \"t\"\n";
+        let targets = targets_from_toml(text, dir.path(), &[]).unwrap();
+        let token = targets[0].token.as_ref().unwrap();
+        assert_eq!(token.expose(), "s3cret-token");
+        assert!(!format!("{targets:?}").contains("s3cret"));
+        std::fs::write(dir.path().join("t"), "\n").unwrap();
+        let err = format!(
+            "{:#}",
+            targets_from_toml(text, dir.path(), &[]).unwrap_err()
+        );
+        assert!(err.contains("is empty"), "{err}");
+    }
+
+    #[test]
+    fn generated_nodes_build_a_valid_document_or_name_the_missing_hash() {
+        let text = r#"
+            [defaults]
+            role = "transcoding"
+            domain = "example.com"
+            netmask = "255.255.255.0"
+            gateway = "10.0.0.1"
+            dns = ["10.0.0.2"]
+            ntp = ["10.0.0.3"]
+            system_location = "London"
+            management_node = "10.0.0.10"
+
+            [[node]]
+            name = "conf01"
+            address = "127.0.0.1"
+            hostname = "conf01"
+            ip = "10.0.0.31"
+            password_hash = "$6$nodebootsalt$D911Z.xpU/20.GOmWv6hQCOj3iCaPm.6.JisGFVWKxsB2gSHSPq9mnCmihYdeLhjjdIG1fNiQJdokl3zaGkzI/"
+
+            [[node]]
+            name = "conf02"
+            address = "127.0.0.1"
+            hostname = "conf02"
+            ip = "10.0.0.32"
+        "#;
+        let targets = targets_from_toml(text, Path::new("."), &[]).unwrap();
+        let Source::Generated { params, base } = &targets[0].source else {
+            panic!("{:?}", targets[0].source)
+        };
+        let xml = generate(params, base).unwrap();
+        let parsed = nodeboot_config::parse(&xml).unwrap();
+        assert_eq!(parsed.config.hostname.as_str(), "conf01");
+        let Source::Generated { params, base } = &targets[1].source else {
+            panic!()
+        };
+        let errors = generate(params, base).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("password_hash: missing"),
+            "{errors:?}"
+        );
+    }
+}

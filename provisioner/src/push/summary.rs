@@ -1,0 +1,324 @@
+//! The end of a run: each node's result, as a table for people or JSON for machines.
+//!
+//! Pure: results in, text out. Nothing here sees a configuration's content or a token.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// How one node ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Accepted, and (with `--wait`) reported configured with our file.
+    Applied,
+    /// Accepted; not followed further (no `--wait`).
+    Accepted,
+    /// The node already runs this very file (same SHA-256): nothing to do.
+    Unchanged,
+    /// `--dry-run`: would have been sent.
+    WouldSend,
+    /// `status`: the node answered.
+    Answered,
+    /// The local file is invalid (`--skip-invalid`): not sent.
+    Invalid,
+    /// The node refused the file (4xx) and said why.
+    Rejected,
+    /// The certificate did not match the pin: nothing was sent.
+    Untrusted,
+    /// No answer before the deadline.
+    Unreachable,
+    /// Another failure (busy, unexpected answer, `--wait` deadline).
+    Failed,
+}
+
+impl Outcome {
+    /// Whether this outcome counts as success for the exit status.
+    pub fn is_ok(self) -> bool {
+        matches!(
+            self,
+            Outcome::Applied
+                | Outcome::Accepted
+                | Outcome::Unchanged
+                | Outcome::WouldSend
+                | Outcome::Answered
+        )
+    }
+
+    /// The word shown in the table and the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Accepted => "accepted",
+            Outcome::Unchanged => "unchanged",
+            Outcome::WouldSend => "would-send",
+            Outcome::Answered => "answered",
+            Outcome::Invalid => "invalid",
+            Outcome::Rejected => "rejected",
+            Outcome::Untrusted => "untrusted",
+            Outcome::Unreachable => "unreachable",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One error a node (or the local validation) reported about a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileError {
+    /// 1-based line, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// 1-based column, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u64>,
+    /// Element path, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "{l}:{c}: ")?,
+            (Some(l), None) => write!(f, "{l}: ")?,
+            _ => {}
+        }
+        if let Some(p) = &self.path {
+            write!(f, "{p}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Everything known about one node at the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeResult {
+    /// The node's name.
+    pub node: String,
+    /// Its endpoint, `host:port`.
+    pub address: String,
+    /// How it ended.
+    pub result: Outcome,
+    /// Seconds from its first attempt to its end.
+    pub seconds: f64,
+    /// Connection attempts made.
+    pub attempts: u32,
+    /// The certificate fingerprint it presented, when a handshake got that far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// The SHA-256 of the file sent (push), or the node's configuration digest (status).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The node's state (status, or push with `--wait`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The agent's version (status).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// A one-line reason, on failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Every error reported about the file, on rejection.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FileError>,
+}
+
+impl NodeResult {
+    /// A result with only the identity filled in.
+    pub fn new(node: &str, address: &str, result: Outcome, elapsed: Duration) -> Self {
+        NodeResult {
+            node: node.to_string(),
+            address: address.to_string(),
+            result,
+            seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            attempts: 0,
+            fingerprint: None,
+            digest: None,
+            state: None,
+            version: None,
+            error: None,
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// The JSON document of `--json`.
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    /// Whether every node succeeded.
+    pub ok: bool,
+    /// How many succeeded.
+    pub succeeded: usize,
+    /// How many failed.
+    pub failed: usize,
+    /// Whole-run wall time.
+    pub seconds: f64,
+    /// One entry per node, in inventory order.
+    pub nodes: &'a [NodeResult],
+}
+
+/// Renders `--json` output.
+pub fn render_json(results: &[NodeResult], elapsed: Duration) -> String {
+    let failed = results.iter().filter(|r| !r.result.is_ok()).count();
+    let report = Report {
+        ok: failed == 0,
+        succeeded: results.len() - failed,
+        failed,
+        seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        nodes: results,
+    };
+    serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// Renders the summary table, the errors of rejected nodes below it, and a count line.
+/// With `status_columns`, shows state and digest instead of attempts.
+pub fn render_table(results: &[NodeResult], elapsed: Duration, status_columns: bool) -> String {
+    let mut rows: Vec<[String; 5]> = Vec::with_capacity(results.len() + 1);
+    rows.push(if status_columns {
+        ["NODE", "ADDRESS", "STATE", "DIGEST", "ERROR"].map(String::from)
+    } else {
+        ["NODE", "ADDRESS", "RESULT", "TIME", "ERROR"].map(String::from)
+    });
+    for r in results {
+        let error = r.error.clone().unwrap_or_default();
+        rows.push(if status_columns {
+            [
+                r.node.clone(),
+                r.address.clone(),
+                r.state
+                    .clone()
+                    .unwrap_or_else(|| r.result.as_str().to_string()),
+                r.digest
+                    .as_deref()
+                    .map(|d| d.chars().take(12).collect())
+                    .unwrap_or_default(),
+                error,
+            ]
+        } else {
+            [
+                r.node.clone(),
+                r.address.clone(),
+                r.result.as_str().to_string(),
+                format!("{:.2}s", r.seconds),
+                error,
+            ]
+        });
+    }
+    let mut widths = [0usize; 5];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:w$}  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    for r in results.iter().filter(|r| !r.errors.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\n{} ({}): {} error(s):",
+            r.node,
+            r.address,
+            r.errors.len()
+        );
+        for e in &r.errors {
+            let _ = writeln!(out, "  {e}");
+        }
+    }
+    let failed = results.iter().filter(|r| !r.result.is_ok()).count();
+    let mut counts: Vec<(Outcome, usize)> = Vec::new();
+    for r in results {
+        match counts.iter_mut().find(|(o, _)| *o == r.result) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((r.result, 1)),
+        }
+    }
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(o, n)| format!("{n} {}", o.as_str()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\n{} node(s) in {:.2}s: {}{}",
+        results.len(),
+        elapsed.as_secs_f64(),
+        counts.join(", "),
+        if failed > 0 {
+            format!(" — {failed} FAILED")
+        } else {
+            String::new()
+        }
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<NodeResult> {
+        let mut ok = NodeResult::new(
+            "conf01",
+            "10.0.0.31:8443",
+            Outcome::Applied,
+            Duration::from_millis(1234),
+        );
+        ok.attempts = 1;
+        let mut bad = NodeResult::new(
+            "conf02",
+            "10.0.0.32:8443",
+            Outcome::Rejected,
+            Duration::from_millis(50),
+        );
+        bad.error = Some("the node refused the file (422)".into());
+        bad.errors.push(FileError {
+            line: Some(7),
+            column: Some(5),
+            path: Some("/node-config/hostname".into()),
+            message: "`-x` is not a valid hostname".into(),
+        });
+        vec![ok, bad]
+    }
+
+    #[test]
+    fn table_lists_every_node_then_errors_then_counts() {
+        let table = render_table(&sample(), Duration::from_millis(1500), false);
+        assert_eq!(
+            table,
+            "NODE    ADDRESS         RESULT    TIME   ERROR\n\
+             conf01  10.0.0.31:8443  applied   1.23s\n\
+             conf02  10.0.0.32:8443  rejected  0.05s  the node refused the file (422)\n\
+             \n\
+             conf02 (10.0.0.32:8443): 1 error(s):\n  \
+             7:5: /node-config/hostname: `-x` is not a valid hostname\n\
+             \n\
+             2 node(s) in 1.50s: 1 applied, 1 rejected — 1 FAILED\n"
+        );
+    }
+
+    #[test]
+    fn json_counts_and_lists_nodes() {
+        let json: serde_json::Value =
+            serde_json::from_str(&render_json(&sample(), Duration::from_millis(1500))).unwrap();
+        assert_eq!(json["ok"], false);
+        assert_eq!(json["succeeded"], 1);
+        assert_eq!(json["failed"], 1);
+        assert_eq!(json["nodes"][0]["result"], "applied");
+        assert_eq!(json["nodes"][0]["seconds"], 1.234);
+        assert_eq!(json["nodes"][1]["errors"][0]["line"], 7);
+        assert!(json["nodes"][0].get("errors").is_none());
+    }
+}

@@ -1,0 +1,234 @@
+//! A small HTTPS server speaking the agent's bootstrap contract, for driving `nodeboot push`
+//! through behaviours a real agent shows only rarely (503 while starting, a reboot that takes
+//! the endpoint away). Real HTTPS on loopback, a certificate made at run time with rcgen.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+/// How the fake answers uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// 202, then status `configured` with the file's digest.
+    Accept,
+    /// 422 with two errors.
+    Reject,
+    /// 503 for the first N uploads, then as Accept.
+    Unavailable(u32),
+    /// 202, then the endpoint goes away for a while (a reboot) and comes back configured.
+    Reboot,
+}
+
+/// What the fake saw.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Bodies of uploads answered 2xx or 4xx.
+    pub uploads: Vec<Vec<u8>>,
+    /// Authorization headers of uploads.
+    pub authorization: Vec<Option<String>>,
+    /// Every request line, `METHOD path`.
+    pub requests: Vec<String>,
+    /// The digest of the applied file.
+    pub applied: Option<String>,
+    /// 503s given so far.
+    pub unavailable: u32,
+    /// While set and in the future, connections are dropped (the node reboots).
+    pub down_until: Option<std::time::Instant>,
+}
+
+/// A running fake agent.
+pub struct FakeAgent {
+    pub addr: SocketAddr,
+    pub fingerprint: String,
+    pub seen: Arc<Mutex<Seen>>,
+    _runtime: std::thread::JoinHandle<()>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl FakeAgent {
+    /// Starts a fake on `addr` (port 0 for any) in its own thread.
+    pub fn start(addr: SocketAddr, behaviour: Behaviour) -> FakeAgent {
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let der = key.cert.der().to_vec();
+        let fingerprint = format!(
+            "SHA256:{}",
+            Sha256::digest(&der)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        );
+        let key_der = key.signing_key.serialize_der();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![der.into()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key_der.into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let seen2 = seen.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = TcpListener::bind(addr).await.unwrap();
+                let bound = listener.local_addr().unwrap();
+                tx.send(bound).unwrap();
+                loop {
+                    let (tcp, _) = listener.accept().await.unwrap();
+                    let down = seen2.lock().unwrap().down_until;
+                    if down.is_some_and(|t| std::time::Instant::now() < t) {
+                        // Rebooting: the connection dies before TLS.
+                        drop(tcp);
+                        continue;
+                    }
+                    let acceptor = acceptor.clone();
+                    let seen = seen2.clone();
+                    tokio::spawn(async move {
+                        let Ok(tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let service = hyper::service::service_fn(move |req| {
+                            handle(req, behaviour, seen.clone())
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(tls), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        let addr = rx.recv().unwrap();
+        FakeAgent {
+            addr,
+            fingerprint,
+            seen,
+            _runtime: thread,
+        }
+    }
+}
+
+fn reply(status: StatusCode, json: serde_json::Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(json.to_string())))
+        .unwrap()
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    behaviour: Behaviour,
+    seen: Arc<Mutex<Seen>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let line = format!("{} {}", req.method(), req.uri().path());
+    seen.lock().unwrap().requests.push(line.clone());
+    let auth = req
+        .headers()
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let mut s = seen.lock().unwrap();
+    Ok(match line.as_str() {
+        "GET /api/v1/status" => {
+            let state = if s.applied.is_some() {
+                "configured"
+            } else {
+                "unconfigured"
+            };
+            reply(
+                StatusCode::OK,
+                serde_json::json!({"state": state, "digest": s.applied, "errors": [], "version": "fake"}),
+            )
+        }
+        "POST /configuration/bootstrap" => {
+            if let Behaviour::Unavailable(n) = behaviour {
+                if s.unavailable < n {
+                    s.unavailable += 1;
+                    return Ok(reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        serde_json::json!({"error": "starting"}),
+                    ));
+                }
+            }
+            s.uploads.push(body.to_vec());
+            s.authorization.push(auth);
+            if behaviour == Behaviour::Reject {
+                return Ok(reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    serde_json::json!({"errors": [
+                        {"line": 4, "column": 3, "element": "/node-config/hostname", "message": "`-bad` is not a valid hostname"},
+                        {"line": 9, "column": 5, "element": "/node-config/network/ipv4", "message": "gateway outside the subnet"}
+                    ]}),
+                ));
+            }
+            if s.applied.is_some() {
+                return Ok(reply(
+                    StatusCode::CONFLICT,
+                    serde_json::json!({"error": "already configured"}),
+                ));
+            }
+            let digest = hex(&Sha256::digest(&body));
+            s.applied = Some(digest.clone());
+            if behaviour == Behaviour::Reboot {
+                s.down_until = Some(std::time::Instant::now() + Duration::from_millis(800));
+            }
+            reply(
+                StatusCode::ACCEPTED,
+                serde_json::json!({"digest": digest, "reboot_in_seconds": 1}),
+            )
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "not found"}),
+        ),
+    })
+}
+
+/// A valid schema-1 configuration for a transcoding node numbered `i`.
+pub fn config_xml(i: u32) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<node-config schema="1">
+  <role>transcoding</role>
+  <name>conf{i:03}</name>
+  <hostname>conf{i:03}</hostname>
+  <domain>example.com</domain>
+  <system-location>London</system-location>
+  <network>
+    <ipv4 address="10.0.{}.{}" netmask="255.255.0.0" gateway="10.0.0.1"/>
+    <dns-server>10.0.0.2</dns-server>
+    <ntp-server>10.0.0.3</ntp-server>
+  </network>
+  <ssh enabled="global">
+    <password-hash>$6$nodebootsalt$D911Z.xpU/20.GOmWv6hQCOj3iCaPm.6.JisGFVWKxsB2gSHSPq9mnCmihYdeLhjjdIG1fNiQJdokl3zaGkzI/</password-hash>
+  </ssh>
+  <management-node address="10.0.0.10"/>
+</node-config>
+"#,
+        1 + i / 200,
+        10 + i % 200
+    )
+}

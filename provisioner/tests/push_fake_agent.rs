@@ -1,0 +1,284 @@
+//! `nodeboot push` and `nodeboot status`, the real binary, against a small in-test HTTPS
+//! agent (see `fake_agent`): the behaviours a real agent shows rarely (503 while starting, a
+//! reboot that takes the endpoint away) and what is sent on the wire (token, body).
+//! The suites against real `nodeboot-agent serve` processes are in the `tests` crate.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod fake_agent;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use fake_agent::{Behaviour, FakeAgent, config_xml};
+
+fn nodeboot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nodeboot"))
+        .args(args)
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn any_port() -> std::net::SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+#[test]
+fn push_sends_the_file_and_token_and_trusts_on_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = FakeAgent::start(any_port(), Behaviour::Accept);
+    let xml = config_xml(1);
+    let file = write(dir.path(), "conf001.xml", &xml);
+    let token = write(dir.path(), "token", "tok-5ecret\n");
+    let known = dir.path().join("known_nodes");
+    let node = agent.addr.to_string();
+    let out = nodeboot(&[
+        "push",
+        &node,
+        &file,
+        "--token-file",
+        &token,
+        "--known-nodes",
+        known.to_str().unwrap(),
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains(&format!("{node}  accepted")), "{shown}");
+    assert!(shown.contains("first contact"), "{shown}");
+    assert!(
+        !shown.contains("5ecret"),
+        "the token must never be printed: {shown}"
+    );
+    let seen = agent.seen.lock().unwrap();
+    assert_eq!(seen.uploads, vec![xml.into_bytes()]);
+    assert_eq!(
+        seen.authorization,
+        vec![Some("Bearer tok-5ecret".to_string())]
+    );
+    let recorded = std::fs::read_to_string(&known).unwrap();
+    assert!(
+        recorded.contains(&format!("{node} {}\n", agent.fingerprint)),
+        "{recorded}"
+    );
+}
+
+#[test]
+fn a_known_node_presenting_another_certificate_is_refused_and_sent_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = FakeAgent::start(any_port(), Behaviour::Accept);
+    let node = agent.addr.to_string();
+    let old = "SHA256:0000000000000000000000000000000000000000000000000000000000000000";
+    let known = write(dir.path(), "known_nodes", &format!("{node} {old}\n"));
+    let file = write(dir.path(), "c.xml", &config_xml(2));
+    let out = nodeboot(&["push", &node, &file, "--known-nodes", &known]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("untrusted"), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "the node presents certificate {}",
+            agent.fingerprint
+        )),
+        "the fingerprint seen is printed: {shown}"
+    );
+    assert!(shown.contains("nothing was sent"), "{shown}");
+    assert!(agent.seen.lock().unwrap().requests.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(&known).unwrap(),
+        format!("{node} {old}\n")
+    );
+}
+
+#[test]
+fn a_node_answering_503_while_it_starts_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = FakeAgent::start(any_port(), Behaviour::Unavailable(2));
+    let file = write(dir.path(), "c.xml", &config_xml(3));
+    let node = agent.addr.to_string();
+    let out = nodeboot(&[
+        "push",
+        &node,
+        &file,
+        "--fingerprint",
+        &agent.fingerprint,
+        "--json",
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["nodes"][0]["result"], "accepted", "{shown}");
+    assert_eq!(json["nodes"][0]["attempts"], 3, "{shown}");
+    assert_eq!(agent.seen.lock().unwrap().uploads.len(), 1);
+}
+
+#[test]
+fn wait_follows_the_node_through_its_reboot_until_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = FakeAgent::start(any_port(), Behaviour::Reboot);
+    let xml = config_xml(4);
+    let file = write(dir.path(), "c.xml", &xml);
+    let node = agent.addr.to_string();
+    let out = nodeboot(&[
+        "push",
+        &node,
+        &file,
+        "--fingerprint",
+        &agent.fingerprint,
+        "--wait",
+        "--wait-timeout",
+        "30",
+        "--json",
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["nodes"][0]["result"], "applied", "{shown}");
+    assert_eq!(json["nodes"][0]["state"], "configured", "{shown}");
+    let seen = agent.seen.lock().unwrap();
+    assert_eq!(seen.applied.as_deref(), json["nodes"][0]["digest"].as_str());
+    assert!(seen.requests.iter().any(|r| r == "GET /api/v1/status"));
+}
+
+#[test]
+fn pushing_the_same_file_again_reports_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = FakeAgent::start(any_port(), Behaviour::Accept);
+    let file = write(dir.path(), "c.xml", &config_xml(5));
+    let node = agent.addr.to_string();
+    let args = ["push", &node, &file, "--fingerprint", &agent.fingerprint];
+    assert!(nodeboot(&args).status.success());
+    let out = nodeboot(&args);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("unchanged"), "{shown}");
+    let other = write(dir.path(), "d.xml", &config_xml(6));
+    let out = nodeboot(&["push", &node, &other, "--fingerprint", &agent.fingerprint]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("the node refused (409 configured)"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn dry_run_validates_and_contacts_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = FakeAgent::start(any_port(), Behaviour::Accept);
+    let file = write(dir.path(), "c.xml", &config_xml(7));
+    let node = agent.addr.to_string();
+    let known = dir.path().join("known");
+    let out = nodeboot(&[
+        "push",
+        &node,
+        &file,
+        "--dry-run",
+        "--known-nodes",
+        known.to_str().unwrap(),
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("would-send"), "{shown}");
+    assert!(
+        shown.contains(&format!("POST https://{node}/configuration/bootstrap")),
+        "{shown}"
+    );
+    assert!(shown.contains("first use"), "{shown}");
+    assert!(agent.seen.lock().unwrap().requests.is_empty());
+    assert!(!known.exists());
+}
+
+#[test]
+fn status_shows_each_nodes_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = FakeAgent::start(any_port(), Behaviour::Accept);
+    let done = FakeAgent::start(any_port(), Behaviour::Accept);
+    let file = write(dir.path(), "c.xml", &config_xml(8));
+    let done_node = done.addr.to_string();
+    assert!(
+        nodeboot(&["push", &done_node, &file, "--insecure"])
+            .status
+            .success()
+    );
+    let out = nodeboot(&[
+        "status",
+        &fresh.addr.to_string(),
+        &done_node,
+        "--insecure",
+        "--json",
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["nodes"][0]["state"], "unconfigured", "{shown}");
+    assert_eq!(json["nodes"][1]["state"], "configured", "{shown}");
+    assert_eq!(
+        json["nodes"][1]["digest"],
+        done.seen.lock().unwrap().applied.clone().unwrap().as_str()
+    );
+    assert_eq!(json["nodes"][1]["version"], "fake");
+}
+
+#[test]
+fn one_invalid_file_stops_the_whole_push_unless_skip_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = FakeAgent::start(any_port(), Behaviour::Accept);
+    let other = FakeAgent::start(any_port(), Behaviour::Accept);
+    write(dir.path(), "good.xml", &config_xml(10));
+    let bad = config_xml(11).replace("<hostname>conf011</hostname>", "<hostname>-bad-</hostname>");
+    write(dir.path(), "bad.xml", &bad);
+    let inventory = write(
+        dir.path(),
+        "fleet.toml",
+        &format!(
+            "[[node]]\nname = \"good\"\naddress = \"{}\"\nfile = \"good.xml\"\nfingerprint = \"{}\"\n\
+             [[node]]\nname = \"bad\"\naddress = \"{}\"\nfile = \"bad.xml\"\nfingerprint = \"{}\"\n",
+            good.addr, good.fingerprint, other.addr, other.fingerprint
+        ),
+    );
+    let out = nodeboot(&["push", "--inventory", &inventory]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("bad.xml:5:"),
+        "compiler-style error with line: {shown}"
+    );
+    assert!(
+        shown.contains("1 of 2 file(s) invalid: nothing was sent"),
+        "{shown}"
+    );
+    assert!(good.seen.lock().unwrap().requests.is_empty());
+    assert!(other.seen.lock().unwrap().requests.is_empty());
+
+    let out = nodeboot(&[
+        "push",
+        "--inventory",
+        &inventory,
+        "--skip-invalid",
+        "--json",
+    ]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["nodes"][0]["result"], "accepted", "{shown}");
+    assert_eq!(json["nodes"][1]["result"], "invalid", "{shown}");
+    assert_eq!(json["nodes"][1]["errors"][0]["line"], 5, "{shown}");
+    assert_eq!(good.seen.lock().unwrap().uploads.len(), 1);
+    assert!(other.seen.lock().unwrap().requests.is_empty());
+}

@@ -1,0 +1,184 @@
+//! Shared by the end-to-end suites: finds (building if needed) the workspace's binaries and
+//! runs real `nodeboot-agent serve` processes on loopback with temporary roots.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The folder the test binary's cargo profile builds into (`target/debug`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test>-<hash>
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// The path of one of the workspace's binaries, built once per test process.
+///
+/// `cargo test` builds only the binaries of packages that have integration tests of their
+/// own, so the suites ask cargo for the two they drive; cargo does nothing when they are
+/// up to date. The build lock is free while tests run.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let dir = profile_dir();
+    let built = BUILT.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--workspace", "--all-targets"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        // The variables cargo sets for this test (CARGO_MANIFEST_DIR, CARGO_PKG_*) would look
+        // like a change to build scripts that watch them (ring's) and rebuild half the tree.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if key.starts_with("CARGO_") && key != "CARGO_HOME" {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("CARGO_TARGET_DIR", dir.parent().unwrap());
+        match cmd.status() {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(format!("cargo build of the binaries failed: {s}")),
+            Err(e) => Err(format!("running cargo: {e}")),
+        }
+    });
+    if let Err(e) = built {
+        panic!("{e}");
+    }
+    let path = dir.join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// A free loopback port (bound, then released for the agent to take).
+pub fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// A real `nodeboot-agent serve` on loopback, with a temporary root and no reboot.
+/// Killed when dropped.
+pub struct Agent {
+    pub addr: SocketAddr,
+    pub root: tempfile::TempDir,
+    child: Child,
+}
+
+impl Agent {
+    /// Starts an agent on `addr` and waits until it accepts connections.
+    pub fn start(addr: SocketAddr) -> Agent {
+        let agent = Agent::spawn(addr);
+        agent.wait_listening();
+        agent
+    }
+
+    /// Starts an agent without waiting for it.
+    pub fn spawn(addr: SocketAddr) -> Agent {
+        let root = tempfile::tempdir().unwrap();
+        let child = Command::new(binary("nodeboot-agent"))
+            .args(agent_args(addr, root.path()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Agent { addr, root, child }
+    }
+
+    /// Waits (at most 20 s) until the agent accepts TCP connections.
+    pub fn wait_listening(&self) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(self.addr).is_err() {
+            assert!(Instant::now() < until, "agent on {} did not start", self.addr);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Every file under the root, relative paths, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        walk(self.root.path(), self.root.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(base, &p, out);
+        } else {
+            out.push(p.strip_prefix(base).unwrap().display().to_string());
+        }
+    }
+}
+
+/// The arguments that run the agent's endpoint on `addr` over `root`, with no reboot.
+pub fn agent_args(addr: SocketAddr, root: &Path) -> Vec<String> {
+    vec![
+        "serve".into(),
+        "--listen".into(),
+        addr.to_string(),
+        "--root".into(),
+        root.display().to_string(),
+        "--reboot=none".into(),
+    ]
+}
+
+/// A valid schema-1 configuration for a transcoding node numbered `i`.
+pub fn config_xml(i: u32) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<node-config schema="1">
+  <role>transcoding</role>
+  <name>conf{i:03}</name>
+  <hostname>conf{i:03}</hostname>
+  <domain>example.com</domain>
+  <system-location>London</system-location>
+  <network>
+    <ipv4 address="10.0.{}.{}" netmask="255.255.0.0" gateway="10.0.0.1"/>
+    <dns-server>10.0.0.2</dns-server>
+    <ntp-server>10.0.0.3</ntp-server>
+  </network>
+  <ssh enabled="global">
+    <password-hash>$6$nodebootsalt$D911Z.xpU/20.GOmWv6hQCOj3iCaPm.6.JisGFVWKxsB2gSHSPq9mnCmihYdeLhjjdIG1fNiQJdokl3zaGkzI/</password-hash>
+  </ssh>
+  <management-node address="10.0.0.10"/>
+</node-config>
+"#,
+        1 + i / 200,
+        10 + i % 200
+    )
+}
+
+/// Runs `nodeboot` with `args`; HOME points nowhere so no real known-nodes file is touched.
+pub fn nodeboot(args: &[&str]) -> std::process::Output {
+    Command::new(binary("nodeboot"))
+        .args(args)
+        .env("HOME", "/nonexistent")
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .unwrap()
+}
+
+/// Exit status, stdout and stderr, for assertion messages.
+pub fn shown(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
