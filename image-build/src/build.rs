@@ -414,7 +414,17 @@ struct TmpfsMount(PathBuf);
 impl TmpfsMount {
     fn mount(dir: &Path, size: &str) -> anyhow::Result<Self> {
         let opts = format!("size={size},mode=0755");
-        tools::run(&MOUNT, ["-t".as_ref(), "tmpfs".as_ref(), "-o".as_ref(), opts.as_ref(), "tmpfs".as_ref(), dir.as_os_str()])?;
+        tools::run(
+            &MOUNT,
+            [
+                "-t".as_ref(),
+                "tmpfs".as_ref(),
+                "-o".as_ref(),
+                opts.as_ref(),
+                "tmpfs".as_ref(),
+                dir.as_os_str(),
+            ],
+        )?;
         Ok(TmpfsMount(dir.to_path_buf()))
     }
 }

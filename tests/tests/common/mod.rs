@@ -56,7 +56,10 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// A free loopback port (bound, then released for the agent to take).
 pub fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// A real `nodeboot-agent serve` on loopback, with a temporary root and no reboot.
@@ -92,7 +95,11 @@ impl Agent {
     pub fn wait_listening(&self) {
         let until = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(self.addr).is_err() {
-            assert!(Instant::now() < until, "agent on {} did not start", self.addr);
+            assert!(
+                Instant::now() < until,
+                "agent on {} did not start",
+                self.addr
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -114,7 +121,9 @@ impl Drop for Agent {
 }
 
 fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {

@@ -1,0 +1,164 @@
+//! The agent's Debian package, built for real by `packaging/build-deb` from the workspace's
+//! agent binary and read back with dpkg-deb: files, control fields, maintainer scripts, units
+//! accepted by systemd, man pages and completions generated from the clap definitions.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn the_deb_holds_the_agent_units_docs_and_scripts() {
+    if !have("dpkg-deb") || !have("dpkg-shlibdeps") {
+        eprintln!("dpkg-deb/dpkg-shlibdeps not installed (Debian dpkg-dev): skipping");
+        return;
+    }
+    let agent = common::binary("nodeboot-agent");
+    let out = tempfile::tempdir().unwrap();
+    let printed = run(Command::new(repo().join("packaging/build-deb"))
+        .arg("--binary")
+        .arg(&agent)
+        .arg("--out")
+        .arg(out.path()));
+    let deb = PathBuf::from(printed.trim());
+    assert!(deb.starts_with(out.path()) && deb.exists(), "{printed}");
+    assert!(
+        deb.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("nodeboot-agent_0.1.0_")
+    );
+
+    let control = run(Command::new("dpkg-deb").arg("--field").arg(&deb));
+    assert!(control.contains("Package: nodeboot-agent\n"), "{control}");
+    let depends = control
+        .lines()
+        .find(|l| l.starts_with("Depends: "))
+        .unwrap();
+    assert!(
+        depends.contains("libc6 (>= ") && depends.ends_with(", systemd"),
+        "{depends}"
+    );
+
+    let contents = run(Command::new("dpkg-deb").arg("--contents").arg(&deb));
+    for path in [
+        "./usr/bin/nodeboot-agent",
+        "./usr/lib/systemd/system/nodeboot-agent.service",
+        "./usr/lib/systemd/system/nodeboot-ssh-host-keys.service",
+        "./usr/lib/systemd/system/serial-getty@.service.d/nodeboot.conf",
+        "./usr/lib/systemd/system/getty@.service.d/nodeboot.conf",
+        "./etc/profile.d/nodeboot-wizard.sh",
+        "./etc/issue.d/nodeboot.issue -> /run/issue.d/nodeboot.issue",
+        "./usr/share/man/man1/nodeboot-agent.1.gz",
+        "./usr/share/man/man1/nodeboot-agent-serve.1.gz",
+        "./usr/share/man/man1/nodeboot-agent-apply.1.gz",
+        "./usr/share/bash-completion/completions/nodeboot-agent",
+        "./usr/share/zsh/vendor-completions/_nodeboot-agent",
+        "./usr/share/fish/vendor_completions.d/nodeboot-agent.fish",
+        "./usr/share/doc/nodeboot-agent/copyright",
+    ] {
+        assert!(
+            contents.contains(path),
+            "{path} missing from the package:\n{contents}"
+        );
+    }
+    assert!(
+        !contents.contains("generate-docs"),
+        "the hidden command got a man page"
+    );
+
+    let tree = out.path().join("tree");
+    run(Command::new("dpkg-deb")
+        .arg("--raw-extract")
+        .arg(&deb)
+        .arg(&tree));
+    assert_eq!(
+        std::fs::read_to_string(tree.join("DEBIAN/conffiles")).unwrap(),
+        "/etc/profile.d/nodeboot-wizard.sh\n"
+    );
+    for script in ["postinst", "prerm", "postrm"] {
+        run(Command::new("sh")
+            .arg("-n")
+            .arg(tree.join("DEBIAN").join(script)));
+    }
+    run(Command::new("sh")
+        .arg("-n")
+        .arg(tree.join("etc/profile.d/nodeboot-wizard.sh")));
+    // md5sums covers every regular file.
+    let sums = std::fs::read_to_string(tree.join("DEBIAN/md5sums")).unwrap();
+    assert!(sums.contains(" usr/bin/nodeboot-agent\n"), "{sums}");
+    run(Command::new("md5sum")
+        .arg("--check")
+        .arg("--quiet")
+        .arg(tree.join("DEBIAN/md5sums"))
+        .current_dir(&tree));
+
+    // The man page is the clap definition's: serve's --listen option is documented.
+    let page = run(Command::new("sh").arg("-c").arg(format!(
+        "gzip -dc {}",
+        tree.join("usr/share/man/man1/nodeboot-agent-serve.1.gz")
+            .display()
+    )));
+    assert!(page.contains(".TH nodeboot-agent-serve 1"), "{page}");
+    assert!(page.contains("\\-\\-listen"), "{page}");
+
+    // The unit: systemd accepts it, with its binary where the package puts it.
+    let unit = std::fs::read_to_string(tree.join("usr/lib/systemd/system/nodeboot-agent.service"))
+        .unwrap();
+    assert!(unit.contains("ConditionPathExists=!/var/lib/nodeboot/configured.json\n"));
+    assert!(unit.contains("Type=notify\n") && unit.contains("Restart=on-failure\n"));
+    assert!(
+        !unit.contains("network-online.target"),
+        "the agent must not wait for the network to be online"
+    );
+    if have("systemd-analyze") {
+        let units = out.path().join("units");
+        std::fs::create_dir(&units).unwrap();
+        for unit in ["nodeboot-agent.service", "nodeboot-ssh-host-keys.service"] {
+            std::fs::copy(
+                tree.join("usr/lib/systemd/system").join(unit),
+                units.join(unit),
+            )
+            .unwrap();
+        }
+        let verify = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(units.join("nodeboot-agent.service"))
+            .arg(units.join("nodeboot-ssh-host-keys.service"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&verify.stderr);
+        // Tolerated: the agent is not installed on the test machine, and man lookups.
+        for line in err.lines().filter(|l| l.contains("nodeboot")) {
+            assert!(
+                line.contains("/usr/bin/nodeboot-agent is not executable")
+                    || line.contains("man nodeboot"),
+                "systemd-analyze verify: {line}"
+            );
+        }
+    }
+}
