@@ -28,6 +28,14 @@ const CONFIGURED_PASSWORD: &str = "vm-suite-Passw0rd";
 const FIRST_LOGIN_PASSWORD: &str = "Fresh-vm-Passw0rd-2";
 const NEW_HOSTNAME: &str = "vmnode01";
 const FINGERPRINT_RE: &str = r"SHA256:(?:[0-9a-f]{2}:){31}[0-9a-f]{2}";
+/// The console dialog's prompts (matched at the end of what the console printed).
+const LOGIN_PROMPT: &str = r"login:\s*$";
+const PASSWORD_PROMPT: &str = r"Password:\s*$";
+/// PAM's wording varies between versions ("New password:", "Enter new UNIX password:").
+const NEW_PASSWORD_PROMPT: &str = r"(New|new) (UNIX )?password:\s*$";
+const RETYPE_PROMPT: &str = r"(Retype|retype) new (UNIX )?password:\s*$";
+const SUDO_PROMPT: &str = r"\[sudo\] password for admin:\s*$";
+const SHELL_PROMPT: &str = r"\$ $";
 
 type Fallible<T> = Result<T, String>;
 
@@ -157,7 +165,7 @@ fn configure(opts: &Options) -> Fallible<()> {
          grep -E '^(server|pool) ' /etc/chrony/chrony.conf; \
          echo agent=$(systemctl is-active nodeboot-agent.service); \
          echo listeners=$(ss -Htln 'sport = :8443' | wc -l); \
-         test -e /var/lib/nodeboot/configured.json && echo record=present",
+         echo condition=$(systemctl show -P ConditionResult nodeboot-agent.service)",
         Duration::from_secs(60),
     )?;
     println!("vm:   inside the node:\n{}", indent(&report));
@@ -189,7 +197,12 @@ fn configure(opts: &Options) -> Fallible<()> {
             "the agent not running",
         ),
         (r"listeners=0".to_string(), "nothing listening on 8443"),
-        (r"record=present".to_string(), "the apply record"),
+        // The unit was skipped at boot because the apply record exists (admin cannot read
+        // /var/lib/nodeboot itself).
+        (
+            r"condition=no".to_string(),
+            "the agent's unit skipped by its condition (apply record present)",
+        ),
     ];
     for (pattern, what) in expect {
         let re = Regex::new(&pattern).map_err(|e| e.to_string())?;
@@ -205,14 +218,6 @@ fn configure(opts: &Options) -> Fallible<()> {
             probe.text
         ));
     }
-    let journal = vm.console.shell(
-        "journalctl -b -1 -o short-monotonic --no-pager -u nodeboot-agent.service | grep -E 'Start|Started|listening' | head -5",
-        Duration::from_secs(60),
-    )?;
-    println!(
-        "vm:   the agent in the first boot's journal:\n{}",
-        indent(&journal)
-    );
     vm.shutdown()
 }
 
@@ -589,13 +594,13 @@ impl Console {
     fn login(&self, user: &str, password: &str) -> Fallible<()> {
         self.send(&format!("{user}\r"))?;
         self.wait_for(
-            r"Password:\s*$",
+            PASSWORD_PROMPT,
             Duration::from_secs(60),
             "the password prompt",
         )?;
         self.send(&format!("{password}\r"))?;
         self.wait_for(
-            r"\$ $",
+            SHELL_PROMPT,
             Duration::from_secs(60),
             "a shell prompt after logging in",
         )?;
@@ -605,33 +610,24 @@ impl Console {
     /// The seed's first login: the expired password must be changed; the profile hook then
     /// runs the wizard through sudo, which is interrupted to get a shell.
     fn first_login(&self, user: &str, new_password: &str) -> Fallible<()> {
-        self.wait_for(r"login:\s*$", Duration::from_secs(60), "a login prompt")?;
+        // An empty name makes getty print a fresh prompt, whatever came after the last one.
+        self.send("\r")?;
+        self.wait_for(LOGIN_PROMPT, Duration::from_secs(60), "a login prompt")?;
         self.send(&format!("{user}\r"))?;
         let t = Duration::from_secs(60);
-        self.wait_for(
-            r"(?i)(new (unix )?password|enter new unix password):\s*$",
-            t,
-            "the forced password change",
-        )?;
+        self.wait_for(NEW_PASSWORD_PROMPT, t, "the forced password change")?;
         self.send(&format!("{new_password}\r"))?;
-        self.wait_for(
-            r"(?i)retype new (unix )?password:\s*$",
-            t,
-            "the password confirmation",
-        )?;
+        self.wait_for(RETYPE_PROMPT, t, "the password confirmation")?;
         self.send(&format!("{new_password}\r"))?;
-        let (which, _) = self.wait_for_any(
-            &[r"\[sudo\] password for admin:\s*$", r"\$ $"],
-            t,
-            "the wizard's sudo prompt",
-        )?;
+        let (which, _) =
+            self.wait_for_any(&[SUDO_PROMPT, SHELL_PROMPT], t, "the wizard's sudo prompt")?;
         if which == 0 {
             self.send(&format!("{new_password}\r"))?;
             // The wizard (or its stand-in) runs; interrupt it and wait for the shell.
             std::thread::sleep(Duration::from_secs(2));
             self.send("\x03")?;
             self.send("\r")?;
-            self.wait_for(r"\$ $", t, "a shell prompt after the wizard")?;
+            self.wait_for(SHELL_PROMPT, t, "a shell prompt after the wizard")?;
         }
         Ok(())
     }
@@ -760,6 +756,43 @@ fn first_lines(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The prompts match the seed's dialog as a Debian 12 console prints it.
+    #[test]
+    fn prompts_match_the_console_dialog() {
+        let cases = [
+            (
+                LOGIN_PROMPT,
+                "Debian GNU/Linux 12 vmnode01 ttyS0\r\n\r\nvmnode01 login: ",
+            ),
+            (PASSWORD_PROMPT, "vmnode01 login: admin\r\nPassword: "),
+            (
+                NEW_PASSWORD_PROMPT,
+                "You are required to change your password immediately (administrator enforced).\r\nNew password: ",
+            ),
+            (NEW_PASSWORD_PROMPT, "Enter new UNIX password: "),
+            (RETYPE_PROMPT, "Retype new password: "),
+            (SUDO_PROMPT, "\r\n[sudo] password for admin: "),
+            (SHELL_PROMPT, "admin@vmnode01:~$ "),
+        ];
+        for (pattern, text) in cases {
+            assert!(
+                Regex::new(pattern).unwrap().is_match(text),
+                "/{pattern}/ on {text:?}"
+            );
+        }
+        assert!(
+            !Regex::new(SHELL_PROMPT)
+                .unwrap()
+                .is_match("admin@vmnode01:~$ ls\r\n")
+        );
+        let banner = format!(r"Certificate fingerprint:\s+({FINGERPRINT_RE})");
+        let caps = Regex::new(&banner)
+            .unwrap()
+            .captures("Certificate fingerprint:\r\n    SHA256:01:68:cb:67:90:48:2b:3f:e1:d5:1f:ed:59:89:f7:96:e9:57:6b:5d:8a:78:9e:b2:d0:13:5c:d4:bb:25:1b:97\r\n")
+            .unwrap();
+        assert!(caps[1].ends_with(":1b:97"));
+    }
 
     #[test]
     fn ansi_sequences_are_stripped() {
