@@ -5,11 +5,19 @@
 
 pub mod diagnostic;
 pub mod model;
+mod parse;
+mod password;
 pub mod secret;
+mod serialize;
+mod tls;
+mod xml;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use model::*;
+pub use parse::{Parsed, parse, parse_at};
+pub use password::{hash_password, verify_password};
 pub use secret::Secret;
+pub use serialize::to_xml;
 
 use sha2::{Digest, Sha256};
 

@@ -1,0 +1,87 @@
+//! Crash consistency: stop the apply right after each step of the protocol (the observer
+//! panics, so nothing of the apply runs after that point — no rollback, no cleanup, as when
+//! the process dies), then run recovery as the next start would, and check that the root holds
+//! exactly the old image or exactly the new configuration.
+#![allow(clippy::unwrap_used)] // a test helper failing is a test failure
+
+mod common;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use common::*;
+use nodeboot_agent::apply::{NodeState, Step, apply_config_with, read_state, recover};
+
+#[test]
+fn a_crash_after_any_step_leaves_the_old_or_the_new_configuration() {
+    let config = proxying_dual();
+    let xml = xml_for(&config);
+
+    let old = tree(image_root().path());
+    let new_root = image_root();
+    let mut steps = Vec::new();
+    apply_config_with(new_root.path(), &xml, &config, NOW, &mut |s| steps.push(s)).unwrap();
+    let new = tree(new_root.path());
+    let commit = steps
+        .iter()
+        .position(|s| *s == Step::JournalCommitted)
+        .unwrap();
+    assert!(steps.len() > 20, "{steps:?}");
+
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut outcomes = Vec::new();
+    for (n, step) in steps.iter().enumerate() {
+        let root = image_root();
+        let r = root.path();
+        let mut seen = 0;
+        let crashed = catch_unwind(AssertUnwindSafe(|| {
+            apply_config_with(r, &xml, &config, NOW, &mut |s| {
+                if seen == n {
+                    panic!("simulated crash after {s:?}");
+                }
+                seen += 1;
+            })
+        }));
+        assert!(
+            crashed.is_err(),
+            "step {n} ({step:?}) did not stop the apply"
+        );
+        if *step != Step::Done {
+            assert_eq!(
+                read_state(r).unwrap(),
+                NodeState::Applying {
+                    digest: nodeboot_config::digest(&xml)
+                },
+                "after {step:?}"
+            );
+        }
+        recover(r).unwrap();
+        recover(r).unwrap(); // recovery is idempotent
+        let after = tree(r);
+        let (expected, which) = if n >= commit {
+            (&new, "new")
+        } else {
+            (&old, "old")
+        };
+        outcomes.push(format!("{step:?} -> {which}"));
+        let diff = tree_diff(expected, &after);
+        if !diff.is_empty() {
+            std::panic::set_hook(quiet);
+            panic!("crash after {step:?}: expected the {which} configuration, got {diff:?}");
+        }
+        if which == "new" {
+            assert!(matches!(
+                read_state(r).unwrap(),
+                NodeState::Configured { .. }
+            ));
+        } else {
+            assert_eq!(read_state(r).unwrap(), NodeState::Unconfigured);
+        }
+    }
+    std::panic::set_hook(quiet);
+    println!(
+        "{} crash points checked:\n  {}",
+        outcomes.len(),
+        outcomes.join("\n  ")
+    );
+}
