@@ -166,15 +166,16 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         self.io.flush().await?;
         self.sent += bytes.len() as u64;
         self.window.clear();
+        // the received text held back by the masker goes out first, so the order is kept
+        let held = self.masker.finish();
+        self.history.extend_from_slice(&held);
         if let Some(t) = self.transcript.as_mut() {
-            // the received text held back by the masker goes first, so the order is kept
             let shown = if secret {
                 "***".to_owned()
             } else {
                 String::from_utf8_lossy(&self.masker.mask(text.as_bytes())).into_owned()
             };
-            t.write_all(&self.masker.peek_pending())?;
-            self.masker = rebuild(&self.masker);
+            t.write_all(&held)?;
             writeln!(t, "[>{shown}]")?;
         }
         Ok(())
@@ -242,11 +243,6 @@ fn strip_trailing_blank(text: &[u8]) -> &[u8] {
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(0, |p| p + 1);
     &text[..end]
-}
-
-/// A masker with the same secrets and nothing pending.
-fn rebuild(m: &Masker) -> Masker {
-    m.clone_empty()
 }
 
 fn describe(steps: &[(usize, &Step)]) -> String {

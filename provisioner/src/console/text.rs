@@ -155,14 +155,6 @@ impl Masker {
         out
     }
 
-    /// A masker for the same secrets with nothing held back.
-    pub fn clone_empty(&self) -> Masker {
-        Masker {
-            secrets: self.secrets.clone(),
-            pending: Vec::new(),
-        }
-    }
-
     /// Masks a complete piece of text (an error message, a line).
     pub fn mask(&self, text: &[u8]) -> Vec<u8> {
         mask_all(text, &self.secrets)

@@ -173,6 +173,11 @@ pub struct FdStream {
 }
 
 impl FdStream {
+    /// An async stream over a terminal or pty descriptor (made non-blocking here).
+    pub fn from_fd(fd: OwnedFd) -> io::Result<FdStream> {
+        FdStream::new(fd, None)
+    }
+
     fn new(fd: OwnedFd, child: Option<Child>) -> io::Result<FdStream> {
         let flags = fcntl(&fd, FcntlArg::F_GETFL).map_err(io::Error::from)?;
         let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
