@@ -350,3 +350,46 @@ fn a_prompt_that_never_comes_times_out_naming_the_step_with_secrets_masked() {
     );
     assert_no_secret("the transcript", &transcript);
 }
+
+/// An idle serial console shows nothing until Enter: the login step presses Enter each time
+/// the console has been quiet for its nudge time (3 s, passed instantly on the paused clock).
+#[test]
+fn a_silent_console_is_woken_with_enter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (answers, _) = common::answers(dir.path());
+    let config = load_answers(&answers).unwrap();
+    let passwords = Passwords {
+        os: Secret::new(OS_PASSWORD.into()),
+        web: Secret::new(WEB_PASSWORD.into()),
+    };
+    let profile = Profile::load(
+        BUILTIN,
+        "built-in",
+        &dialog_vars(&config, &passwords).unwrap(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let (report, typed) = rt.block_on(async {
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let script = Script {
+            silent_until_enter: true,
+            ..Script::default()
+        };
+        let server = tokio::spawn(fake_console::serve(theirs, script));
+        let report = run_dialog(ours, &profile, Vec::new(), None, &mut |_, _, _| {})
+            .await
+            .unwrap();
+        (report, server.await.unwrap())
+    });
+    assert!(typed.finished);
+    assert_eq!(typed.lines, common::expected_lines());
+    assert_eq!(report.steps_run.first().map(String::as_str), Some("login"));
+    assert_eq!(
+        report.steps_run.last().map(String::as_str),
+        Some("login-after-restart")
+    );
+}

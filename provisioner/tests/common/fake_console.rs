@@ -35,6 +35,8 @@ pub struct Script {
     pub drop_after_prompts: Option<usize>,
     /// Echo everything typed, passwords included (a console that ignores no-echo).
     pub echo_secrets: bool,
+    /// Show nothing until Enter is pressed (an idle serial console).
+    pub silent_until_enter: bool,
 }
 
 impl Default for Script {
@@ -49,6 +51,7 @@ impl Default for Script {
             hang_after_prompts: None,
             drop_after_prompts: None,
             echo_secrets: false,
+            silent_until_enter: false,
         }
     }
 }
@@ -82,11 +85,17 @@ enum Stop {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
+    /// Holds the line for `n` bytes at the script's rate. The schedule is absolute, so a timer
+    /// that fires late (tokio's timers have millisecond granularity) is caught up by the
+    /// following bytes of the same burst, as a UART clocking continuously would; time spent
+    /// waiting for the other side is idle line time (see [`Console::line`]). Sleeps only once
+    /// at least 1 ms is owed.
     async fn pace(&mut self, n: usize) {
         if let Some(rate) = self.script.rate {
-            let start = self.line_free.max(Instant::now());
-            self.line_free = start + Duration::from_secs_f64(n as f64 / f64::from(rate));
-            tokio::time::sleep_until(self.line_free).await;
+            self.line_free += Duration::from_secs_f64(n as f64 / f64::from(rate));
+            if self.line_free > Instant::now() + Duration::from_millis(1) {
+                tokio::time::sleep_until(self.line_free).await;
+            }
         }
     }
 
@@ -137,6 +146,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
             if n == 0 {
                 return Err(Stop::Closed);
             }
+            // the wait for this byte was idle line time: the schedule restarts from now
+            self.line_free = self.line_free.max(Instant::now());
             self.typed.received += 1;
             self.pace(1).await;
             match b[0] {
@@ -183,6 +194,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
 
     async fn play(&mut self) -> Result<(), Stop> {
         let host = self.script.first_hostname.clone();
+        if self.script.silent_until_enter {
+            loop {
+                let mut b = [0u8; 1];
+                if self.io.read(&mut b).await.map_err(|_| Stop::Closed)? == 0 {
+                    return Err(Stop::Closed);
+                }
+                self.typed.received += 1;
+                if b[0] == b'\r' {
+                    break;
+                }
+            }
+        }
         self.out(&format!(
             "\r\n\x1b]0;{host}\x07Debian GNU/Linux 12 {host} ttyS0\r\n\r\n"
         ))
