@@ -84,15 +84,16 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "bootstrap bench: built-in profile ({} steps, settle {} ms before each of {} secrets), fake seed console, {runs} runs, median",
+        "bootstrap bench: built-in profile ({} steps, {} secret steps, settle {} ms before each secret sent), fake seed console, {runs} runs, median",
         profile.steps.len(),
-        profile.settle.as_millis(),
-        secret_steps
+        secret_steps,
+        profile.settle.as_millis()
     );
     for (name, profile, rate) in [
         ("instant echo", &profile, None),
         ("115200 baud", &profile, Some(11_520u32)),
-        ("no settle", &no_settle, Some(11_520u32)),
+        ("instant, no settle", &no_settle, None),
+        ("115200, no settle", &no_settle, Some(11_520u32)),
     ] {
         let mut times = Vec::new();
         let mut bytes = 0;
@@ -105,7 +106,7 @@ fn main() {
         let median = times[times.len() / 2];
         match rate {
             None => println!(
-                "{name:>13}: {:8.1} ms for {bytes} bytes exchanged (min {:.1} ms, max {:.1} ms)",
+                "{name:>18}: {:8.1} ms for {bytes} bytes exchanged (min {:.1} ms, max {:.1} ms)",
                 median.as_secs_f64() * 1e3,
                 times[0].as_secs_f64() * 1e3,
                 times[times.len() - 1].as_secs_f64() * 1e3
@@ -113,7 +114,7 @@ fn main() {
             Some(r) => {
                 let bound = bytes as f64 / f64::from(r);
                 println!(
-                    "{name:>13}: {:8.1} ms for {bytes} bytes exchanged; lower bound {:.1} ms ({bytes} B / {r} B/s); ratio {:.2}x",
+                    "{name:>18}: {:8.1} ms for {bytes} bytes exchanged; lower bound {:.1} ms ({bytes} B / {r} B/s); ratio {:.2}x",
                     median.as_secs_f64() * 1e3,
                     bound * 1e3,
                     median.as_secs_f64() / bound
