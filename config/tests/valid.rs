@@ -31,3 +31,17 @@ fn valid_fixtures_parse_and_round_trip() {
         assert_eq!(again.config, parsed.config, "{file}");
     }
 }
+
+#[test]
+fn serialization_is_canonical_the_fixtures_are_written_in_it() {
+    for file in [
+        "valid/management.xml",
+        "valid/transcoding.xml",
+        "valid/proxying.xml",
+    ] {
+        let bytes = fixture(file);
+        let parsed = nodeboot_config::parse(&bytes).unwrap();
+        let xml = nodeboot_config::to_xml(&parsed.config);
+        assert_eq!(xml, String::from_utf8(bytes).unwrap(), "{file}");
+    }
+}
