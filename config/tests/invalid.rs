@@ -15,6 +15,14 @@ const EXPECTED: &[(&str, &str, u32, u32, &str)] = &[
         11,
         "10.0.0.255 is the broadcast address of 10.0.0.0/24",
     ),
+    // Columns count characters, not bytes: ü, —, Ø, ï, ö and é are multi-byte in UTF-8.
+    (
+        "columns-count-characters.xml",
+        "/node-config/colour",
+        4,
+        65,
+        "unknown element <colour> in <node-config>",
+    ),
     (
         "contact-email-bad.xml",
         "/node-config/contact-email",
