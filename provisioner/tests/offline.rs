@@ -434,3 +434,17 @@ fn help_fits_80_columns_and_has_examples() {
         }
     }
 }
+
+#[test]
+fn generate_to_stdout_writes_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = nodeboot();
+    cmd.current_dir(dir.path())
+        .args(TRANSCODING_FLAGS)
+        .args(["-o", "-"]);
+    let out = run_with_stdin(cmd, "pw\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let parsed = nodeboot_config::parse(&out.stdout).unwrap();
+    assert_eq!(parsed.config.fqdn(), "conf01.example.com");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
