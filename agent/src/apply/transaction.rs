@@ -244,35 +244,21 @@ fn touched_dirs(journal: &Journal) -> BTreeSet<PathBuf> {
     dirs
 }
 
-/// Missing directories the plan needs, parents first, with their mode and owner.
+/// Missing directories the plan needs (parents of the targets and the plan's own `dirs`, with
+/// their missing ancestors), parents first, with their mode and owner.
 pub(crate) fn missing_dirs(root: &Path, plan: &Plan, targets: &[PathBuf]) -> Vec<DirSpec> {
+    let needed = targets
+        .iter()
+        .map(|t| parent(t))
+        .chain(plan.dirs.iter().map(|d| d.path.clone()));
     let mut wanted: Vec<PathBuf> = Vec::new();
-    for t in targets {
-        let mut ancestors: Vec<PathBuf> = parent(t)
-            .ancestors()
-            .map(Path::to_owned)
-            .take_while(|a| a != Path::new("/") && !under(root, a).is_dir())
-            .collect();
-        ancestors.reverse();
-        for a in ancestors {
-            if !wanted.contains(&a) {
-                wanted.push(a);
+    for dir in needed {
+        for a in dir.ancestors() {
+            if a == Path::new("/") || under(root, a).is_dir() {
+                break;
             }
-        }
-    }
-    for d in &plan.dirs {
-        if !under(root, &d.path).is_dir() && !wanted.contains(&d.path) {
-            let mut ancestors: Vec<PathBuf> = d
-                .path
-                .ancestors()
-                .map(Path::to_owned)
-                .take_while(|a| a != Path::new("/") && !under(root, a).is_dir())
-                .collect();
-            ancestors.reverse();
-            for a in ancestors {
-                if !wanted.contains(&a) {
-                    wanted.push(a);
-                }
+            if !wanted.iter().any(|w| w == a) {
+                wanted.push(a.to_owned());
             }
         }
     }
