@@ -1,4 +1,5 @@
 //! The valid fixtures of every role parse, and serialize back to an equal configuration.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::path::PathBuf;
 
