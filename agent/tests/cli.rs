@@ -202,23 +202,45 @@ fn an_invalid_file_gets_compiler_style_errors_and_changes_nothing() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{out}{err}");
     assert!(
-        err.contains(&format!("  --> {}:6:", file.display())),
+        err.contains(&format!("{}:6:13: error: ", file.display())),
         "{err}"
     );
     assert!(
-        err.contains(&format!("  --> {}:10:", file.display())),
+        err.contains(&format!("{}:10:11: error: ", file.display())),
         "{err}"
     );
     assert!(err.contains("6 |   <hostname>-conf01</hostname>"), "{err}");
     assert!(err.contains("  = help: "), "{err}");
     assert!(
-        err.ends_with(": 3 errors found; nothing was changed\n"),
+        err.ends_with(": 2 errors found; nothing was changed\n"),
         "{err}"
     );
     assert_no_secrets(&err);
     assert_eq!(
         tree_diff(&before_with_file, &tree(root.path())),
         Vec::<String>::new()
+    );
+}
+
+#[test]
+fn errors_never_echo_a_secret_line() {
+    let root = image_root();
+    let good = std::fs::read_to_string(fixture("tests/fixtures/valid/transcoding.xml")).unwrap();
+    let start = good.find("<password-hash>").unwrap() + "<password-hash>".len();
+    let end = good.find("</password-hash>").unwrap();
+    let bad = format!("{}hunter2-plain{}", &good[..start], &good[end..]);
+    let file = root.path().join("plain.xml");
+    std::fs::write(&file, bad).unwrap();
+    let o = agent(
+        &["apply", "--reboot=none", file.to_str().unwrap()],
+        root.path(),
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(
+        err.contains("(this line holds a secret and is not shown)"),
+        "{err}"
     );
 }
 

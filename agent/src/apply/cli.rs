@@ -180,43 +180,37 @@ fn parse_for_cli(file: &Path, xml: &[u8]) -> anyhow::Result<Option<nodeboot_conf
     }
 }
 
-/// A diagnostic the way a compiler shows it: what, where (file:line:column), the line with a
-/// caret under the column, the element path and the fix.
+/// A diagnostic the way a compiler shows it (the config crate's [`Diagnostic::render`]), with
+/// every line that holds a secret (a password hash, plain text where a hash belongs, a private
+/// key) blanked first: the shown source line must not leak what the file got wrong.
+///
+/// [`Diagnostic::render`]: nodeboot_config::Diagnostic::render
 pub fn render_diagnostic(file: &Path, source: &[u8], d: &nodeboot_config::Diagnostic) -> String {
-    let severity = match d.severity {
-        nodeboot_config::Severity::Error => "error",
-        nodeboot_config::Severity::Warning => "warning",
-    };
-    let mut s = String::new();
-    let _ = writeln!(s, "{severity}: {}", d.message);
-    let _ = writeln!(s, "  --> {}:{}:{}", file.display(), d.line, d.column);
+    d.render(&file.display().to_string(), &mask_secret_lines(source))
+}
+
+/// The source text with secret-bearing lines replaced by a notice.
+pub fn mask_secret_lines(source: &[u8]) -> String {
     let text = String::from_utf8_lossy(source);
-    if let Some(line) = text.lines().nth(d.line.saturating_sub(1) as usize) {
-        let number = d.line.to_string();
-        let pad = " ".repeat(number.len());
-        // Secrets never appear: a line holding a hash or a key is not echoed.
-        let shown =
-            if line.contains("$6$") || line.contains("PRIVATE KEY") || line.contains("password") {
-                "(line not shown: it holds a secret)".to_owned()
-            } else {
-                line.replace('\t', " ")
-            };
-        let _ = writeln!(s, "{pad} |");
-        let _ = writeln!(s, "{number} | {shown}");
-        let caret = " ".repeat(d.column.saturating_sub(1) as usize);
-        if !shown.starts_with("(line not shown") {
-            let _ = writeln!(s, "{pad} | {caret}^");
+    let mut in_key = false;
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let lower = line.to_ascii_lowercase();
+        if lower.contains("<private-key") {
+            in_key = true;
         }
-        if !d.path.is_empty() {
-            let _ = writeln!(s, "{pad} = at: {}", d.path);
+        let secret = in_key || lower.contains("password") || line.contains("$6$");
+        if lower.contains("</private-key") || (in_key && lower.contains("/>")) {
+            in_key = false;
         }
-        if let Some(help) = &d.help {
-            let _ = writeln!(s, "{pad} = help: {help}");
-        }
-    } else if let Some(help) = &d.help {
-        let _ = writeln!(s, "  = help: {help}");
+        out.push_str(if secret {
+            "(this line holds a secret and is not shown)"
+        } else {
+            line
+        });
+        out.push('\n');
     }
-    s
+    out
 }
 
 /// The printed plan: one line per file, then the actions.
