@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
     times.sort_by(f64::total_cmp);
     let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     println!(
-        "apply of transcoding.xml to a fresh root ({files} files, every fsync), {runs} runs under {}:",
+        "apply of transcoding.xml to a fresh root ({files} files, durable: every barrier synced), {runs} runs under {}:",
         base.display()
     );
     println!(
