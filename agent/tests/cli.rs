@@ -95,6 +95,15 @@ fn apply_status_unchanged_refused_and_reset() {
     assert!(o.status.success(), "{out}{err}");
     assert!(out.contains(&format!("applied sha256 {digest}: ")), "{out}");
     assert!(out.contains("not rebooting (--reboot=none)"), "{out}");
+    assert!(
+        out.starts_with(&format!("plan for sha256 {digest} under ")),
+        "{out}"
+    );
+    assert!(out.contains("\n  write   /etc/hosts "), "{out}");
+    assert!(
+        !out.contains("remove"),
+        "nothing to remove on a fresh image: {out}"
+    );
     assert_no_secrets(&out);
     assert_no_secrets(&err);
 

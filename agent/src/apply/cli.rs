@@ -111,6 +111,23 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
                 "note: an interrupted apply of sha256 {d} is pending; it is finished or rolled back before the next apply"
             )?;
         }
+        let digest = nodeboot_config::digest(&xml);
+        if let NodeState::Configured {
+            digest: current, ..
+        } = super::read_state(&args.root)?
+        {
+            if current == digest {
+                writeln!(
+                    out,
+                    "note: sha256 {digest} is already applied; apply would change nothing"
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "note: the node is configured with sha256 {current}; apply would refuse this file until `nodeboot-agent reset`"
+                )?;
+            }
+        }
         let plan = super::plan_config(&args.root, &xml, &config)?;
         write!(
             out,
@@ -122,7 +139,13 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     super::recover(&args.root)?;
-    let plan = super::plan_config(&args.root, &xml, &config);
+    let digest = nodeboot_config::digest(&xml);
+    // Print the plan first, unless apply is going to change nothing or refuse.
+    if !matches!(super::read_state(&args.root)?, NodeState::Configured { .. }) {
+        let plan = super::plan_config(&args.root, &xml, &config)?;
+        write!(out, "{}", render_plan(&plan, &digest, &args.root))?;
+        out.flush()?;
+    }
     match super::apply_config(&args.root, &xml, &config)? {
         Outcome::Unchanged { digest } => {
             writeln!(
@@ -131,9 +154,6 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
         Outcome::Applied { digest, changed } => {
-            if let Ok(plan) = plan {
-                write!(out, "{}", render_plan(&plan, &digest, &args.root))?;
-            }
             writeln!(
                 out,
                 "applied sha256 {digest}: {} files changed",
@@ -213,7 +233,8 @@ pub fn mask_secret_lines(source: &[u8]) -> String {
     out
 }
 
-/// The printed plan: one line per file, then the actions.
+/// The printed plan: one line per file (removals only of files that exist under `root`), then
+/// the actions.
 pub fn render_plan(plan: &Plan, digest: &str, root: &Path) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "plan for sha256 {digest} under {}:", root.display());
@@ -228,6 +249,8 @@ pub fn render_plan(plan: &Plan, digest: &str, root: &Path) -> String {
                 f.owner.gid,
                 f.content.len()
             ),
+            // a removal of a file that is not there is no step worth showing
+            Change::Remove if std::fs::symlink_metadata(under(root, &e.path)).is_err() => Ok(()),
             Change::Remove => writeln!(s, "  remove  {}", e.path.display()),
             Change::Symlink(to) => {
                 writeln!(s, "  link    {} -> {}", e.path.display(), to.display())
