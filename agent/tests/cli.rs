@@ -265,3 +265,38 @@ fn help_fits_80_columns_and_has_examples() {
         }
     }
 }
+
+#[test]
+fn the_next_start_finishes_an_interrupted_apply_before_anything_else() {
+    let root = image_root();
+    let r = root.path();
+    let xml_path = fixture("tests/fixtures/valid/transcoding.xml");
+    let xml = std::fs::read(&xml_path).unwrap();
+    let config = nodeboot_config::parse(&xml).unwrap().config;
+    let digest = nodeboot_config::digest(&xml);
+    // the process "dies" right after the commit point
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        nodeboot_agent::apply::apply_config_with(r, &xml, &config, NOW, &mut |s| {
+            if s == nodeboot_agent::apply::Step::Replaced(2) {
+                panic!("killed");
+            }
+        })
+    }));
+    std::panic::set_hook(quiet);
+    assert!(crashed.is_err());
+    let (out, _) = text(&agent(&["status"], r));
+    assert_eq!(
+        out,
+        format!("state: applying (interrupted or in progress)\nsha256: {digest}\n")
+    );
+    // the next start: apply of the same file finds it complete after recovery
+    let o = agent(&["apply", "--reboot=none", xml_path.to_str().unwrap()], r);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(
+        text(&o).0,
+        format!("unchanged: sha256 {digest} is already applied; nothing written, no reboot\n")
+    );
+    assert!(!r.join("var/lib/nodeboot/journal.json").exists());
+}
