@@ -495,7 +495,11 @@ pub fn execute(
         }
         return Err(e);
     }
-    finish(root, &journal, observer)?;
+    // The new configuration is in place and durable: a failure to clean up is not a failed
+    // apply. The commit journal then stays, and the next recover() finishes the cleanup.
+    if let Err(e) = finish(root, &journal, observer) {
+        tracing::warn!(error = %e, "cleaning up after an apply; the next start finishes it");
+    }
     Ok(targets)
 }
 
