@@ -1,6 +1,6 @@
 //! Benchmark: apply a typical configuration (tests/fixtures/valid/transcoding.xml) to a fresh
-//! image root, every fsync included, N times; prints the median and spread of the wall time of
-//! `apply_config` alone (the root is prepared outside the timed part).
+//! image root, every durability barrier included, N times; prints the median and spread of the
+//! wall time of `apply_config` alone (the root is prepared outside the timed part).
 //!
 //! Run with `scripts/bench-apply [N]`. The roots are made under $BENCH_DIR (default: the
 //! system temporary directory; it must be on the disk being measured, not a tmpfs).
