@@ -21,6 +21,10 @@ enum Command {
     Apply(apply::ApplyArgs),
     /// Run the console installation wizard
     Wizard(wizard::WizardArgs),
+    /// Show whether the node is unconfigured, applying or configured
+    Status(apply::StatusArgs),
+    /// Return the node to its unconfigured image state (for image builders)
+    Reset(apply::ResetArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +33,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => server::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Wizard(args) => wizard::run(args),
+        Command::Status(args) => apply::run_status(args),
+        Command::Reset(args) => apply::run_reset(args),
     };
     match result {
         Ok(code) => code,

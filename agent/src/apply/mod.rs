@@ -1,10 +1,255 @@
-//! Applying a validated configuration under a root directory: plan, stage, journal, replace, reboot.
+//! Applying a validated configuration under a root directory: render a plan, carry it out all
+//! or nothing (stage, journal, replace), record the state, and reboot behind a trait.
+//!
+//! The server and the wizard call [`apply_config`]; nothing else in the agent writes a node's
+//! files. Every function takes the node's root (`/` in production, a temporary directory in
+//! tests). See docs/apply.md.
 
-/// Arguments of `nodeboot-agent apply`.
-#[derive(Debug, clap::Args)]
-pub struct ApplyArgs {}
+pub mod cli;
+pub mod plan;
+pub mod reboot;
+pub mod render;
+pub mod state;
+pub mod transaction;
 
-/// Runs `nodeboot-agent apply`.
-pub fn run(_args: ApplyArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("nodeboot-agent apply is not built yet")
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{Flock, FlockArg};
+use nodeboot_config::NodeConfig;
+use serde::Serialize;
+
+pub use cli::{ApplyArgs, ResetArgs, StatusArgs, run, run_reset, run_status};
+pub use plan::Plan;
+pub use reboot::{
+    CommandReboot, NoReboot, Reboot, RebootError, SyscallReboot, SystemdReboot, default_reboot,
+    schedule_reboot,
+};
+pub use render::RenderError;
+pub use transaction::Step;
+
+/// Where a node is in its life. Transitions: `unconfigured` → (apply) `applying` →
+/// `configured`, or back to `unconfigured`/`failed` when the apply fails; `configured` →
+/// (reset) `unconfigured`. `applying` is only seen while an apply runs or after a crash, until
+/// [`recover`] runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum NodeState {
+    /// The generic image: waiting for a configuration.
+    Unconfigured,
+    /// An apply of this configuration is in progress (or was interrupted).
+    Applying {
+        /// sha256 of the XML.
+        digest: String,
+    },
+    /// A configuration is in place; a different one is refused until a reset.
+    Configured {
+        /// sha256 of the applied XML.
+        digest: String,
+        /// When it was applied.
+        applied_at_unix: u64,
+    },
+    /// The last attempt failed and was rolled back; the node is still unconfigured.
+    Failed {
+        /// sha256 of the XML that failed.
+        digest: String,
+        /// Why (no secrets: errors name files and system errors only).
+        error: String,
+    },
+}
+
+/// What a successful [`apply_config`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Outcome {
+    /// The configuration is now in place.
+    Applied {
+        /// sha256 of the XML.
+        digest: String,
+        /// The paths (inside the root) that were written or removed.
+        changed: Vec<PathBuf>,
+    },
+    /// The node already has exactly this configuration: nothing was written.
+    Unchanged {
+        /// sha256 of the XML.
+        digest: String,
+    },
+}
+
+/// Why an apply, a reset or a recovery did not happen. In each case the node's files hold one
+/// whole configuration (the old one).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A different configuration is already applied.
+    #[error(
+        "the node is already configured (sha256 {digest}); run `nodeboot-agent reset` before applying a different configuration"
+    )]
+    AlreadyConfigured {
+        /// sha256 of the configuration in place.
+        digest: String,
+    },
+    /// Another apply or reset holds the lock.
+    #[error("another apply or reset is in progress; try again when it has finished")]
+    Busy,
+    /// A file operation failed (full disk, permissions, ...).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The host path.
+        path: PathBuf,
+        /// The system error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The node image lacks something the configuration needs (an `admin` account, ...).
+    #[error("the node image is not ready: {0}")]
+    Image(#[from] RenderError),
+    /// The journal or a record of the agent cannot be read.
+    #[error("{}: {message}", path.display())]
+    Journal {
+        /// The host path.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Holds the apply lock (an flock on the root directory itself, so no file is created).
+fn lock(root: &Path) -> Result<Flock<std::fs::File>, ApplyError> {
+    let dir = std::fs::File::open(root).map_err(|source| ApplyError::Io {
+        path: root.to_owned(),
+        source,
+    })?;
+    Flock::lock(dir, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        if errno == nix::errno::Errno::EWOULDBLOCK {
+            ApplyError::Busy
+        } else {
+            ApplyError::Io {
+                path: root.to_owned(),
+                source: errno.into(),
+            }
+        }
+    })
+}
+
+/// Renders the full plan for a configuration (node files and the agent's records) without
+/// writing anything: what `apply --dry-run` shows.
+pub fn plan_config(root: &Path, xml: &[u8], config: &NodeConfig) -> Result<Plan, ApplyError> {
+    plan_at(root, xml, config, now_unix())
+}
+
+fn plan_at(
+    root: &Path,
+    xml: &[u8],
+    config: &NodeConfig,
+    now_unix: u64,
+) -> Result<Plan, ApplyError> {
+    let inputs = state::read_inputs(root, now_unix)?;
+    let mut plan = render::render(config, &inputs)?;
+    state::add_records(
+        root,
+        &mut plan,
+        xml,
+        &nodeboot_config::digest(xml),
+        now_unix,
+    )?;
+    plan.actions.push(plan::Action::Reboot);
+    Ok(plan)
+}
+
+/// Applies a validated configuration under `root`, all or nothing, durably (it returns once the
+/// new files are on disk; see the transaction module for the barriers). The same XML again
+/// (same sha256) is [`Outcome::Unchanged`] and writes nothing; a different one on a configured
+/// node is [`ApplyError::AlreadyConfigured`]. Blocking file I/O: call it from
+/// `spawn_blocking` in async code. Does not reboot: the caller decides (see
+/// [`schedule_reboot`]).
+pub fn apply_config(root: &Path, xml: &[u8], config: &NodeConfig) -> Result<Outcome, ApplyError> {
+    apply_config_with(root, xml, config, now_unix(), &mut |_| {})
+}
+
+/// [`apply_config`] with the clock and an observer of the protocol's steps given: for tests
+/// (crash points, fixed time) and benchmarks.
+pub fn apply_config_with(
+    root: &Path,
+    xml: &[u8],
+    config: &NodeConfig,
+    now_unix: u64,
+    observer: &mut dyn FnMut(Step),
+) -> Result<Outcome, ApplyError> {
+    let _lock = lock(root)?;
+    recover_locked(root)?;
+    let digest = nodeboot_config::digest(xml);
+    match state::read_state(root)? {
+        NodeState::Configured {
+            digest: current, ..
+        } if current == digest => {
+            return Ok(Outcome::Unchanged { digest });
+        }
+        NodeState::Configured {
+            digest: current, ..
+        } => {
+            return Err(ApplyError::AlreadyConfigured { digest: current });
+        }
+        _ => {}
+    }
+    let result = plan_at(root, xml, config, now_unix)
+        .and_then(|plan| transaction::execute(root, &plan, &digest, observer));
+    match result {
+        Ok(changed) => {
+            tracing::info!(%digest, files = changed.len(), "configuration applied");
+            Ok(Outcome::Applied { digest, changed })
+        }
+        Err(e) => {
+            tracing::warn!(%digest, error = %e, "apply failed; the old configuration is in place");
+            state::record_failure(root, &digest, &e.to_string());
+            Err(e)
+        }
+    }
+}
+
+/// The node's state.
+pub fn read_state(root: &Path) -> Result<NodeState, ApplyError> {
+    state::read_state(root)
+}
+
+fn recover_locked(root: &Path) -> Result<(), ApplyError> {
+    match transaction::recover(root)? {
+        Some(transaction::Recovered::RolledForward(digest)) => {
+            tracing::warn!(%digest, "completed an interrupted apply");
+        }
+        Some(transaction::Recovered::RolledBack(digest)) => {
+            tracing::warn!(%digest, "rolled back an interrupted apply");
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Finishes or rolls back an interrupted apply, so that the root holds one whole
+/// configuration. The agent calls it before anything else; a no-op when nothing was
+/// interrupted.
+pub fn recover(root: &Path) -> Result<(), ApplyError> {
+    let _lock = lock(root)?;
+    recover_locked(root)
+}
+
+/// Returns the node to the image's unconfigured state (for image builders): every file apply
+/// wrote is put back as the image had it, the records are removed. All or nothing, like apply.
+pub fn reset(root: &Path) -> Result<(), ApplyError> {
+    reset_with(root, &mut |_| {})
+}
+
+/// [`reset`] with an observer of the protocol's steps (crash tests).
+pub fn reset_with(root: &Path, observer: &mut dyn FnMut(Step)) -> Result<(), ApplyError> {
+    let _lock = lock(root)?;
+    recover_locked(root)?;
+    let (plan, dirs) = state::reset_plan(root)?;
+    transaction::execute(root, &plan, "reset", observer)?;
+    state::remove_created_dirs(root, &dirs);
+    Ok(())
 }

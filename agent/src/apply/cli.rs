@@ -1,0 +1,407 @@
+//! The `apply`, `status` and `reset` subcommands: arguments, output, exit codes. The work is
+//! done by the functions of the parent module; this file only talks to the operator.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use similar::TextDiff;
+
+use super::plan::{Action, Change, Mask, Plan, masked_text, under};
+use super::reboot::{self, CommandReboot, NoReboot, Reboot, SyscallReboot, SystemdReboot};
+use super::{NodeState, Outcome};
+
+/// How `apply` restarts the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RebootMethod {
+    /// systemd's reboot when systemd is PID 1, else the reboot system call.
+    Auto,
+    /// `systemctl reboot`.
+    Systemd,
+    /// sync, then reboot(2).
+    Syscall,
+    /// Do not reboot (the new configuration takes effect at the next boot).
+    None,
+}
+
+/// Arguments of `nodeboot-agent apply`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    nodeboot-agent apply node.xml\n  \
+    nodeboot-agent apply --dry-run node.xml\n  \
+    nodeboot-agent apply --root /mnt/image --reboot=none node.xml")]
+pub struct ApplyArgs {
+    /// The node's XML configuration file.
+    pub file: PathBuf,
+    /// The node's root directory (an image mounted elsewhere, or a test directory).
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// Show the plan and a diff of every file against the disk (secrets masked); write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How to reboot after a successful apply.
+    #[arg(long, value_enum, default_value_t = RebootMethod::Auto)]
+    pub reboot: RebootMethod,
+    /// Reboot by running this shell command instead (overrides --reboot).
+    #[arg(long, value_name = "CMD")]
+    pub reboot_command: Option<String>,
+    /// Seconds to wait before rebooting.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub reboot_delay: u64,
+}
+
+/// Arguments of `nodeboot-agent status`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  nodeboot-agent status\n  nodeboot-agent status --json")]
+pub struct StatusArgs {
+    /// The node's root directory.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// Print JSON: {"state": ..., "digest": ..., ...}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `nodeboot-agent reset`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example (image builder, before sealing an image):\n  \
+    nodeboot-agent reset --root /mnt/image")]
+pub struct ResetArgs {
+    /// The node's root directory.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+}
+
+fn reboot_for(args: &ApplyArgs) -> Arc<dyn Reboot> {
+    if let Some(cmd) = &args.reboot_command {
+        return Arc::new(CommandReboot(cmd.clone()));
+    }
+    match args.reboot {
+        RebootMethod::Auto => reboot::default_reboot(),
+        RebootMethod::Systemd => Arc::new(SystemdReboot),
+        RebootMethod::Syscall => Arc::new(SyscallReboot),
+        RebootMethod::None => Arc::new(NoReboot::new()),
+    }
+}
+
+/// Runs `nodeboot-agent apply`.
+pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let xml =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    if xml.len() > nodeboot_config::MAX_FILE_SIZE {
+        anyhow::bail!(
+            "{}: the file is {} bytes, over the limit of {} bytes",
+            args.file.display(),
+            xml.len(),
+            nodeboot_config::MAX_FILE_SIZE
+        );
+    }
+    let Some(config) = parse_for_cli(&args.file, &xml)? else {
+        return Ok(ExitCode::from(2));
+    };
+    let mut out = std::io::stdout().lock();
+    if args.dry_run {
+        if let Some(d) = super::transaction::pending(&args.root)? {
+            writeln!(
+                out,
+                "note: an interrupted apply of sha256 {d} is pending; it is finished or rolled back before the next apply"
+            )?;
+        }
+        let digest = nodeboot_config::digest(&xml);
+        if let NodeState::Configured {
+            digest: current, ..
+        } = super::read_state(&args.root)?
+        {
+            if current == digest {
+                writeln!(
+                    out,
+                    "note: sha256 {digest} is already applied; apply would change nothing"
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "note: the node is configured with sha256 {current}; apply would refuse this file until `nodeboot-agent reset`"
+                )?;
+            }
+        }
+        let plan = super::plan_config(&args.root, &xml, &config)?;
+        write!(
+            out,
+            "{}",
+            render_plan(&plan, &nodeboot_config::digest(&xml), &args.root)
+        )?;
+        write!(out, "{}", render_diff(&args.root, &plan))?;
+        writeln!(out, "dry run: nothing was written")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    super::recover(&args.root)?;
+    let digest = nodeboot_config::digest(&xml);
+    // Print the plan first, unless apply is going to change nothing or refuse.
+    if !matches!(super::read_state(&args.root)?, NodeState::Configured { .. }) {
+        let plan = super::plan_config(&args.root, &xml, &config)?;
+        write!(out, "{}", render_plan(&plan, &digest, &args.root))?;
+        out.flush()?;
+    }
+    match super::apply_config(&args.root, &xml, &config)? {
+        Outcome::Unchanged { digest } => {
+            writeln!(
+                out,
+                "unchanged: sha256 {digest} is already applied; nothing written, no reboot"
+            )?;
+        }
+        Outcome::Applied { digest, changed } => {
+            writeln!(
+                out,
+                "applied sha256 {digest}: {} files changed",
+                changed.len()
+            )?;
+            let reboot = reboot_for(&args);
+            if args.reboot == RebootMethod::None && args.reboot_command.is_none() {
+                writeln!(out, "not rebooting (--reboot=none)")?;
+            } else {
+                writeln!(out, "rebooting in {} s", args.reboot_delay)?;
+                out.flush()?;
+                std::thread::sleep(Duration::from_secs(args.reboot_delay));
+                reboot.reboot().context("rebooting")?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses and validates the file; prints diagnostics compiler-style. `None` when invalid.
+fn parse_for_cli(file: &Path, xml: &[u8]) -> anyhow::Result<Option<nodeboot_config::NodeConfig>> {
+    match nodeboot_config::parse(xml) {
+        Ok(parsed) => {
+            for w in &parsed.warnings {
+                eprint!("{}", render_diagnostic(file, xml, w));
+            }
+            Ok(Some(parsed.config))
+        }
+        Err(diags) => {
+            for d in &diags {
+                eprint!("{}", render_diagnostic(file, xml, d));
+            }
+            let errors = diags
+                .iter()
+                .filter(|d| d.severity == nodeboot_config::Severity::Error)
+                .count();
+            eprintln!(
+                "{}: {errors} error{} found; nothing was changed",
+                file.display(),
+                if errors == 1 { "" } else { "s" }
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// A diagnostic the way a compiler shows it (the config crate's [`Diagnostic::render`]), with
+/// every line that holds a secret (a password hash, plain text where a hash belongs, a private
+/// key) blanked first: the shown source line must not leak what the file got wrong.
+///
+/// [`Diagnostic::render`]: nodeboot_config::Diagnostic::render
+pub fn render_diagnostic(file: &Path, source: &[u8], d: &nodeboot_config::Diagnostic) -> String {
+    d.render(&file.display().to_string(), &mask_secret_lines(source))
+}
+
+/// The source text with secret-bearing lines replaced by a notice.
+pub fn mask_secret_lines(source: &[u8]) -> String {
+    let text = String::from_utf8_lossy(source);
+    let mut in_key = false;
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let lower = line.to_ascii_lowercase();
+        if lower.contains("<private-key") {
+            in_key = true;
+        }
+        let secret = in_key || lower.contains("password") || line.contains("$6$");
+        if lower.contains("</private-key") || (in_key && lower.contains("/>")) {
+            in_key = false;
+        }
+        out.push_str(if secret {
+            "(this line holds a secret and is not shown)"
+        } else {
+            line
+        });
+        out.push('\n');
+    }
+    out
+}
+
+/// The printed plan: one line per file (removals only of files that exist under `root`), then
+/// the actions.
+pub fn render_plan(plan: &Plan, digest: &str, root: &Path) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "plan for sha256 {digest} under {}:", root.display());
+    for e in &plan.entries {
+        let _ = match &e.change {
+            Change::Write(f) => writeln!(
+                s,
+                "  write   {:<52} {:04o} {}:{} {} bytes",
+                e.path.display(),
+                f.mode,
+                f.owner.uid,
+                f.owner.gid,
+                f.content.len()
+            ),
+            // a removal of a file that is not there is no step worth showing
+            Change::Remove if std::fs::symlink_metadata(under(root, &e.path)).is_err() => Ok(()),
+            Change::Remove => writeln!(s, "  remove  {}", e.path.display()),
+            Change::Symlink(to) => {
+                writeln!(s, "  link    {} -> {}", e.path.display(), to.display())
+            }
+        };
+    }
+    for a in &plan.actions {
+        let _ = match a {
+            Action::Reboot => writeln!(s, "  then reboot"),
+        };
+    }
+    s
+}
+
+/// A unified diff of every planned file against the disk, secrets masked.
+pub fn render_diff(root: &Path, plan: &Plan) -> String {
+    let mut s = String::new();
+    for e in &plan.entries {
+        let host = under(root, &e.path);
+        let current = std::fs::read(&host).ok();
+        let path = e.path.display();
+        match (&e.change, current) {
+            (Change::Remove, None) => {}
+            (Change::Remove, Some(_)) => {
+                let _ = writeln!(s, "{path}: removed");
+            }
+            (Change::Symlink(to), _) => {
+                let _ = writeln!(s, "{path}: link to {}", to.display());
+            }
+            (Change::Write(f), current) => {
+                if current.as_deref() == Some(f.content.as_slice()) {
+                    let _ = writeln!(s, "{path}: unchanged");
+                    continue;
+                }
+                let old = current
+                    .as_deref()
+                    .map(|c| String::from_utf8_lossy(c).into_owned());
+                let new = String::from_utf8_lossy(&f.content);
+                let old_masked = old.as_deref().map(|o| masked_text(&f.mask, o));
+                match (masked_text(&f.mask, &new), old_masked) {
+                    (None, _) | (_, Some(None)) => {
+                        let _ = writeln!(
+                            s,
+                            "{path}: secret, {} bytes ({})",
+                            f.content.len(),
+                            if old.is_some() { "changed" } else { "new" }
+                        );
+                    }
+                    (Some(new_m), old_m) => {
+                        let old_m = old_m.flatten().unwrap_or_default();
+                        let diff = TextDiff::from_lines(&old_m, &new_m);
+                        let old_label = if old.is_some() {
+                            format!("{path} (on disk)")
+                        } else {
+                            "/dev/null".to_owned()
+                        };
+                        let _ = write!(
+                            s,
+                            "{}",
+                            diff.unified_diff()
+                                .context_radius(3)
+                                .header(&old_label, &format!("{path} (planned)"))
+                        );
+                        if !new_m.ends_with('\n') {
+                            s.push('\n');
+                        }
+                    }
+                }
+                if f.mask == Mask::None && old.is_none() && f.content.is_empty() {
+                    let _ = writeln!(s, "{path}: new, empty");
+                }
+            }
+        }
+    }
+    s
+}
+
+/// Runs `nodeboot-agent status`.
+pub fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let state = super::read_state(&args.root)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let mut value = serde_json::to_value(&state)?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert(
+                "version".into(),
+                serde_json::Value::String(env!("CARGO_PKG_VERSION").into()),
+            );
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    match state {
+        NodeState::Unconfigured => writeln!(out, "state: unconfigured")?,
+        NodeState::Applying { digest } => writeln!(
+            out,
+            "state: applying (interrupted or in progress)\nsha256: {digest}"
+        )?,
+        NodeState::Configured {
+            digest,
+            applied_at_unix,
+        } => writeln!(
+            out,
+            "state: configured\nsha256: {digest}\napplied: {} ({applied_at_unix})",
+            utc_timestamp(applied_at_unix)
+        )?,
+        NodeState::Failed { digest, error } => writeln!(
+            out,
+            "state: failed (the node is still unconfigured)\nsha256: {digest}\nerror: {error}"
+        )?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `nodeboot-agent reset`.
+pub fn run_reset(args: ResetArgs) -> anyhow::Result<ExitCode> {
+    super::reset(&args.root)?;
+    println!("reset: {} is unconfigured again", args.root.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` from seconds since the epoch (days-to-civil conversion).
+pub fn utc_timestamp(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(utc_timestamp(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_timestamp(1_795_000_000), "2026-11-18 11:06:40 UTC");
+        assert_eq!(utc_timestamp(1_709_164_799), "2024-02-28 23:59:59 UTC");
+    }
+}

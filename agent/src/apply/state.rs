@@ -1,0 +1,356 @@
+//! The agent's own records under `/var/lib/nodeboot/` (inside the root): the applied XML, the
+//! apply record that marks a node configured, the image's original files (for reset) and the
+//! last failure. Reading them gives a [`NodeState`]; the records a configuration adds are
+//! plan entries, so they change in the same transaction as the node's files.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::{Change, Mask, Owner, Plan, under};
+use super::render::{self, HOSTS, SHADOW};
+use super::transaction::{self, STATE_DIR};
+use super::{ApplyError, NodeState};
+
+/// The configuration file as applied (0600: it holds password hashes and maybe a key).
+pub const APPLIED_XML: &str = "/var/lib/nodeboot/applied.xml";
+/// The apply record; its presence means "configured". The serve unit has
+/// `ConditionPathExists=!/var/lib/nodeboot/configured.json`.
+pub const RECORD: &str = "/var/lib/nodeboot/configured.json";
+/// The image's files as they were before the first apply (0600), for `reset`.
+pub const ORIGINAL: &str = "/var/lib/nodeboot/original.json";
+/// The last failed attempt (digest and error), until an apply succeeds or a reset.
+pub const FAILED: &str = "/var/lib/nodeboot/failed.json";
+const FAILED_TMP: &str = "/var/lib/nodeboot/.failed.json.tmp";
+
+/// What `configured.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyRecord {
+    /// sha256 of the applied XML.
+    pub digest: String,
+    /// When the apply committed.
+    pub applied_at_unix: u64,
+    /// The agent that applied it.
+    pub agent_version: String,
+    /// Every path the configuration owns or edits (inside the root).
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct FailureRecord {
+    digest: String,
+    error: String,
+}
+
+/// One file as the image had it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum OriginalFile {
+    Absent {
+        path: PathBuf,
+    },
+    File {
+        path: PathBuf,
+        content: FileBytes,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Symlink {
+        path: PathBuf,
+        target: PathBuf,
+    },
+}
+
+impl std::fmt::Debug for OriginalFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OriginalFile::Absent { path } => write!(f, "Absent({})", path.display()),
+            OriginalFile::File { path, .. } => write!(f, "File({})", path.display()),
+            OriginalFile::Symlink { path, target } => {
+                write!(f, "Symlink({} -> {})", path.display(), target.display())
+            }
+        }
+    }
+}
+
+/// File bytes in JSON: text when UTF-8 (readable), else a byte array.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum FileBytes {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl FileBytes {
+    fn new(bytes: Vec<u8>) -> Self {
+        match String::from_utf8(bytes) {
+            Ok(s) => FileBytes::Text(s),
+            Err(e) => FileBytes::Bytes(e.into_bytes()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            FileBytes::Text(s) => s.as_bytes(),
+            FileBytes::Bytes(b) => b,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Originals {
+    files: Vec<OriginalFile>,
+    /// Directories the first apply created (removed by reset when empty).
+    created_dirs: Vec<PathBuf>,
+}
+
+fn io_err(path: PathBuf) -> impl FnOnce(io::Error) -> ApplyError {
+    move |source| ApplyError::Io { path, source }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    root: &Path,
+    path: &str,
+) -> Result<Option<T>, ApplyError> {
+    let host = under(root, Path::new(path));
+    match fs::read(&host) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ApplyError::Journal {
+                path: host,
+                message: format!("unreadable record: {e}"),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(host)(e)),
+    }
+}
+
+/// The node's state as its records say (no lock taken: a snapshot).
+pub fn read_state(root: &Path) -> Result<NodeState, ApplyError> {
+    if let Some(digest) = transaction::pending(root)? {
+        return Ok(NodeState::Applying { digest });
+    }
+    if let Some(r) = read_json::<ApplyRecord>(root, RECORD)? {
+        return Ok(NodeState::Configured {
+            digest: r.digest,
+            applied_at_unix: r.applied_at_unix,
+        });
+    }
+    if let Some(f) = read_json::<FailureRecord>(root, FAILED)? {
+        return Ok(NodeState::Failed {
+            digest: f.digest,
+            error: f.error,
+        });
+    }
+    Ok(NodeState::Unconfigured)
+}
+
+/// The apply record of a configured node.
+pub fn read_record(root: &Path) -> Result<Option<ApplyRecord>, ApplyError> {
+    read_json(root, RECORD)
+}
+
+/// Notes a failed attempt, best effort (on a full disk there may be no room for it).
+pub fn record_failure(root: &Path, digest: &str, error: &str) {
+    let record = FailureRecord {
+        digest: digest.to_owned(),
+        error: error.to_owned(),
+    };
+    if let Ok(json) = serde_json::to_vec_pretty(&record) {
+        if let Err(e) = transaction::write_atomic(root, FAILED, FAILED_TMP, &json) {
+            tracing::warn!(error = %e, "could not record the failed apply");
+        }
+    }
+}
+
+fn read_existing(root: &Path, path: &str) -> Result<Option<render::ExistingFile>, ApplyError> {
+    let host = under(root, Path::new(path));
+    match fs::read(&host) {
+        Ok(content) => {
+            let m = fs::metadata(&host).map_err(io_err(host.clone()))?;
+            Ok(Some(render::ExistingFile {
+                content,
+                mode: m.permissions().mode() & 0o7777,
+                owner: Owner {
+                    uid: m.uid(),
+                    gid: m.gid(),
+                },
+            }))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(host)(e)),
+    }
+}
+
+/// Reads what rendering needs from the root.
+pub fn read_inputs(root: &Path, now_unix: u64) -> Result<render::Inputs, ApplyError> {
+    let passwd = read_existing(root, render::PASSWD)?.ok_or_else(|| {
+        ApplyError::Image(render::RenderError {
+            path: render::PASSWD.into(),
+            message: "missing; the root does not look like a Debian system".into(),
+        })
+    })?;
+    let shadow = read_existing(root, SHADOW)?.ok_or_else(|| {
+        ApplyError::Image(render::RenderError {
+            path: SHADOW.into(),
+            message: "missing; the root does not look like a Debian system".into(),
+        })
+    })?;
+    Ok(render::Inputs {
+        now_unix,
+        passwd: passwd.content,
+        shadow,
+        hosts: read_existing(root, HOSTS)?,
+    })
+}
+
+fn capture(root: &Path, path: &Path) -> Result<OriginalFile, ApplyError> {
+    let host = under(root, path);
+    let path = path.to_owned();
+    match fs::symlink_metadata(&host) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(OriginalFile::Absent { path }),
+        Err(e) => Err(io_err(host)(e)),
+        Ok(m) if m.file_type().is_symlink() => Ok(OriginalFile::Symlink {
+            path,
+            target: fs::read_link(&host).map_err(io_err(host))?,
+        }),
+        Ok(m) => Ok(OriginalFile::File {
+            path,
+            content: FileBytes::new(fs::read(&host).map_err(io_err(host))?),
+            mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+        }),
+    }
+}
+
+/// Adds the agent's records to a node plan: the applied XML, the apply record, the image's
+/// originals (first apply only) and the removal of an old failure record.
+pub fn add_records(
+    root: &Path,
+    plan: &mut Plan,
+    xml: &[u8],
+    digest: &str,
+    now_unix: u64,
+) -> Result<(), ApplyError> {
+    let files: Vec<PathBuf> = plan.entries.iter().map(|e| e.path.clone()).collect();
+    if read_json::<Originals>(root, ORIGINAL)?.is_none() {
+        let mut originals = Originals {
+            files: Vec::new(),
+            created_dirs: Vec::new(),
+        };
+        for f in &files {
+            originals.files.push(capture(root, f)?);
+        }
+        originals.created_dirs = transaction::missing_dirs(root, plan, &files)
+            .into_iter()
+            .map(|d| d.path)
+            .collect();
+        let json = serde_json::to_vec_pretty(&originals).map_err(|e| ApplyError::Journal {
+            path: under(root, Path::new(ORIGINAL)),
+            message: e.to_string(),
+        })?;
+        plan.write(ORIGINAL, json, 0o600, Owner::ROOT, Mask::Whole);
+    }
+    plan.write(APPLIED_XML, xml.to_vec(), 0o600, Owner::ROOT, Mask::Whole);
+    let record = ApplyRecord {
+        digest: digest.to_owned(),
+        applied_at_unix: now_unix,
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        files,
+    };
+    let mut json = serde_json::to_vec_pretty(&record).map_err(|e| ApplyError::Journal {
+        path: under(root, Path::new(RECORD)),
+        message: e.to_string(),
+    })?;
+    json.push(b'\n');
+    plan.write(RECORD, json, 0o644, Owner::ROOT, Mask::None);
+    plan.remove(FAILED);
+    Ok(())
+}
+
+/// The plan that returns a node to the image's generic state: every file back as the image had
+/// it (for `/etc/shadow` only the admin line, for `/etc/hosts` only nodeboot's lines), the
+/// agent's records removed. Also returns the directories to remove afterwards when empty.
+pub fn reset_plan(root: &Path) -> Result<(Plan, Vec<PathBuf>), ApplyError> {
+    let mut plan = Plan::default();
+    let originals = read_json::<Originals>(root, ORIGINAL)?;
+    let mut dirs = Vec::new();
+    if let Some(originals) = originals {
+        for f in originals.files {
+            match f {
+                OriginalFile::Absent { path } => plan.remove(path),
+                OriginalFile::Symlink { path, target } => plan.entries.push(super::plan::Entry {
+                    path,
+                    change: Change::Symlink(target),
+                }),
+                OriginalFile::File {
+                    path,
+                    content,
+                    mode,
+                    uid,
+                    gid,
+                } => {
+                    let owner = Owner { uid, gid };
+                    let current = read_existing(root, &path.to_string_lossy())?;
+                    let old = content.as_bytes();
+                    let (content, mode, owner, mask) = match (path.to_str(), current) {
+                        (Some(SHADOW), Some(cur)) => {
+                            let restored = render::account_line(old, render::ADMIN_USER)
+                                .and_then(|line| {
+                                    render::replace_account_line(
+                                        &cur.content,
+                                        render::ADMIN_USER,
+                                        line,
+                                    )
+                                })
+                                .unwrap_or(cur.content);
+                            (restored, cur.mode, cur.owner, Mask::ShadowHashes)
+                        }
+                        (Some(HOSTS), Some(cur)) => (
+                            render::replace_owned_hosts_lines(
+                                &cur.content,
+                                &render::owned_hosts_lines(old),
+                            ),
+                            cur.mode,
+                            cur.owner,
+                            Mask::None,
+                        ),
+                        _ => {
+                            let mask = if mode & 0o077 == 0 {
+                                Mask::Whole
+                            } else {
+                                Mask::None
+                            };
+                            (old.to_vec(), mode, owner, mask)
+                        }
+                    };
+                    plan.write(path, content, mode, owner, mask);
+                }
+            }
+        }
+        dirs = originals.created_dirs;
+    }
+    for p in [RECORD, APPLIED_XML, ORIGINAL, FAILED] {
+        plan.remove(p);
+    }
+    Ok((plan, dirs))
+}
+
+/// Removes directories the first apply created, deepest first, when they are empty.
+pub fn remove_created_dirs(root: &Path, dirs: &[PathBuf]) {
+    let mut dirs = dirs.to_vec();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for d in dirs {
+        let _ = fs::remove_dir(under(root, &d));
+    }
+}
+
+/// The state directory inside `root`.
+pub fn state_dir(root: &Path) -> PathBuf {
+    under(root, Path::new(STATE_DIR))
+}
