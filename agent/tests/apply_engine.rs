@@ -57,7 +57,7 @@ fn apply_writes_every_file_with_its_mode_and_owner() {
         fs::read(r.join("var/lib/nodeboot/applied.xml")).unwrap(),
         xml
     );
-    assert!(read(r, "etc/shadow").contains(&format!("admin:{HASH_ADMIN}:20775:0:99999:7:::\n")));
+    assert!(read(r, "etc/shadow").contains(&format!("admin:{HASH_ADMIN}:20787:0:99999:7:::\n")));
     assert!(read(r, "home/admin/.ssh/authorized_keys").contains(SSH_KEY));
     assert!(r.join("etc/ssh/sshd_not_to_be_run").exists(), "ssh off");
     // nothing of the transaction is left behind

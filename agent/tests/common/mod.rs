@@ -14,8 +14,8 @@ use nodeboot_config::{
     RoleSettings, Route, ServerName, Ssh, SshMode, TlsMaterial, Username, WebAdmin,
 };
 
-/// A fixed "now" for reproducible renders: 2026-11-18 08:26:40 UTC.
-pub const NOW: u64 = 1_795_000_000;
+/// A fixed "now" for reproducible renders: 2026-11-29 22:13:20 UTC.
+pub const NOW: u64 = 1_796_000_000;
 
 pub fn repo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
