@@ -781,8 +781,8 @@ mod tests {
             (
                 4,
                 "example..com",
-                "Invalid: name \"example..com\" has an invalid label \"\"",
-                "",
+                "Invalid: domain \"example..com\" has an invalid label \"\"",
+                "  use dot-separated labels of letters, digits and inner hyphens",
             ),
             (
                 5,
