@@ -278,6 +278,33 @@ pub async fn run_dialog<S: AsyncRead + AsyncWrite + Unpin>(
         sent: 0,
         closed: false,
     };
+    let result = drive(&mut s, profile, progress).await;
+    // whatever happened, the transcript gets the end of the output (masked)
+    if let Some(t) = s.transcript.as_mut() {
+        let rest = s.masker.finish();
+        let written = t.write_all(&rest).and_then(|()| t.flush());
+        if let (Err(source), Ok(_)) = (written, &result) {
+            return Err(DialogError::Io {
+                step: "end".into(),
+                source,
+            });
+        }
+    }
+    let steps_run = result?;
+    Ok(Report {
+        steps_run,
+        bytes_received: s.received,
+        bytes_sent: s.sent,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Plays the steps; returns the names of the steps that ran.
+async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut Session<'_, S>,
+    profile: &Profile,
+    progress: Progress<'_>,
+) -> Result<Vec<String>, DialogError> {
     let total = profile.steps.len();
     let mut steps_run = Vec::new();
     let mut i = 0;
@@ -380,21 +407,5 @@ pub async fn run_dialog<S: AsyncRead + AsyncWrite + Unpin>(
         }
         i = matched + 1;
     }
-    if let Some(t) = s.transcript.as_mut() {
-        let rest = s.masker.finish();
-        t.write_all(&rest).map_err(|source| DialogError::Io {
-            step: "end".into(),
-            source,
-        })?;
-        t.flush().map_err(|source| DialogError::Io {
-            step: "end".into(),
-            source,
-        })?;
-    }
-    Ok(Report {
-        steps_run,
-        bytes_received: s.received,
-        bytes_sent: s.sent,
-        elapsed: started.elapsed(),
-    })
+    Ok(steps_run)
 }

@@ -25,12 +25,12 @@ use transport::Transport;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
-  nodeboot bootstrap --console unix:/run/vm/mgr.serial --answers mgr.xml \\
-      --secrets-file mgr.secrets
-  nodeboot bootstrap --console 'exec:ssh -o ProxyCommand=... ocid1.instance...' \\
+  nodeboot bootstrap --console unix:/run/vm/mgr.sock \\
+      --answers mgr.xml --secrets-file mgr.secrets
+  nodeboot bootstrap --console 'exec:ssh -t console@host' \\
       --answers mgr.xml --transcript mgr.log
-  printf 'os_password=...\\nweb_password=...\\n' | \\
-      nodeboot bootstrap --console tcp:127.0.0.1:4555 --answers mgr.xml --secrets-stdin
+  printf 'os_password=...\\nweb_password=...\\n' | nodeboot bootstrap \\
+      --console tcp:127.0.0.1:4555 --answers mgr.xml --secrets-stdin
 
 The secrets file (mode 0600) and stdin hold two lines:
   os_password=<the new password of the OS account admin>
@@ -39,11 +39,15 @@ Both must match the hashes in the answers file.")]
 pub struct BootstrapArgs {
     /// How to reach the console: exec:CMD, tcp:HOST:PORT, unix:PATH,
     /// serial:/dev/ttyX[@BAUD] or pty:PATH
-    #[arg(long, value_name = "TRANSPORT")]
-    pub console: Transport,
+    #[arg(
+        long,
+        value_name = "TRANSPORT",
+        required_unless_present = "print_profile"
+    )]
+    pub console: Option<Transport>,
     /// The Management Node's schema-1 configuration file (hashes only)
-    #[arg(long, value_name = "FILE")]
-    pub answers: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "print_profile")]
+    pub answers: Option<PathBuf>,
     /// A dialog profile (TOML) instead of the built-in one
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
@@ -57,7 +61,7 @@ pub struct BootstrapArgs {
     #[arg(long, value_name = "FILE")]
     pub transcript: Option<PathBuf>,
     /// Print the built-in profile and exit
-    #[arg(long, exclusive = true)]
+    #[arg(long, conflicts_with_all = ["console", "answers", "profile"])]
     pub print_profile: bool,
     /// No progress lines
     #[arg(long, short)]
@@ -79,7 +83,10 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<ExitCode> {
         print!("{}", profile::BUILTIN);
         return Ok(ExitCode::SUCCESS);
     }
-    let config = load_answers(&args.answers)?;
+    let (Some(console), Some(answers)) = (&args.console, &args.answers) else {
+        bail!("--console and --answers are required");
+    };
+    let config = load_answers(answers)?;
     let passwords = read_passwords(&args)?;
     check_passwords(&config, &passwords)?;
     let vars = dialog_vars(&config, &passwords)?;
@@ -105,9 +112,9 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let quiet = args.quiet;
     let report = rt.block_on(async {
-        let stream = transport::connect(&args.console)
+        let stream = transport::connect(console)
             .await
-            .with_context(|| format!("connecting to the console {}", describe(&args.console)))?;
+            .with_context(|| format!("connecting to the console {}", describe(console)))?;
         let mut progress = |n: usize, total: usize, step: &profile::Step| {
             if !quiet {
                 eprintln!("[{n:>2}/{total}] {}", step.name);

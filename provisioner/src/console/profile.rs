@@ -75,8 +75,8 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
-/// One step of the dialog.
-#[derive(Debug, Clone)]
+/// One step of the dialog. Its `Debug` form shows a secret step's text as `***`.
+#[derive(Clone)]
 pub struct Step {
     /// Its name, used in progress lines and errors.
     pub name: String,
@@ -95,6 +95,24 @@ pub struct Step {
     /// While nothing matches, send a bare CR each time the console has been quiet this long
     /// (a serial console often shows nothing until Enter is pressed).
     pub nudge: Option<Duration>,
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let send = self
+            .send
+            .as_ref()
+            .map(|t| if self.secret { "***" } else { t.as_str() });
+        f.debug_struct("Step")
+            .field("name", &self.name)
+            .field("expect", &self.expect_source)
+            .field("send", &send)
+            .field("secret", &self.secret)
+            .field("optional", &self.optional)
+            .field("timeout", &self.timeout)
+            .field("nudge", &self.nudge)
+            .finish()
+    }
 }
 
 /// A loaded profile, variables filled in.
@@ -330,12 +348,15 @@ mod tests {
     #[test]
     fn a_step_sending_a_secret_variable_is_secret() {
         let p = Profile::load(
-            "[[step]]\nname = \"pw\"\nexpect = 'Password:'\nsend = \"{os_password}\"\n",
+            "[[step]]\nname = \"password\"\nexpect = 'Password:'\nsend = \"{os_password}\"\n",
             "p",
             &vars(),
         )
         .unwrap();
         assert!(p.steps[0].secret);
+        let debug = format!("{p:?}");
+        assert!(debug.contains("send: Some(\"***\")"), "{debug}");
+        assert!(!debug.contains("\"pw\""), "{debug}");
         assert!(p.steps[0].expect[0].is_match(b"x\nPassword: "));
         assert!(!p.steps[0].expect[0].is_match(b"Password: x"));
         assert_eq!(p.settle, Duration::from_millis(20));
