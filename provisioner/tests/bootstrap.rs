@@ -28,7 +28,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn bootstrap_against<L>(
     dir: &Path,
     console: &str,
-    script: Script,
+    extra: &[&str],
     accept: impl FnOnce() -> L,
 ) -> (Output, Typed)
 where
@@ -37,7 +37,6 @@ where
     let (answers, secrets) = common::answers(dir);
     let transcript = dir.join("transcript.log");
     let rt = runtime();
-    let _ = script;
     rt.block_on(async {
         let server = tokio::spawn(accept());
         let mut cmd = Command::new(common::nodeboot());
@@ -49,7 +48,8 @@ where
             .arg("--secrets-file")
             .arg(&secrets)
             .arg("--transcript")
-            .arg(&transcript);
+            .arg(&transcript)
+            .args(extra);
         let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
             .await
             .unwrap();
@@ -83,11 +83,11 @@ fn the_seed_dialog_completes_over_a_unix_socket() {
         echo_delay: Some(std::time::Duration::from_millis(1)),
         ..Script::default()
     };
-    let s = script.clone();
+    let s = script;
     let (out, typed) = bootstrap_against(
         dir.path(),
         &format!("unix:{}", sock.display()),
-        script,
+        &[],
         move || async move {
             let listener = tokio::net::UnixListener::from_std(listener).unwrap();
             let (stream, _) = listener.accept().await.unwrap();
@@ -135,11 +135,11 @@ fn the_seed_dialog_completes_over_tcp_with_newer_pam_wording() {
         echo_delay: Some(std::time::Duration::from_millis(1)),
         ..Script::default()
     };
-    let s = script.clone();
+    let s = script;
     let (out, typed) = bootstrap_against(
         dir.path(),
         &format!("tcp:{addr}"),
-        script,
+        &[],
         move || async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             let (stream, _) = listener.accept().await.unwrap();
@@ -169,11 +169,11 @@ fn the_seed_dialog_completes_over_a_serial_line() {
     .unwrap();
     let (master, slave_fd) = (pty.master, pty.slave);
     let script = Script::default();
-    let s = script.clone();
+    let s = script;
     let (out, typed) = bootstrap_against(
         dir.path(),
         &format!("serial:{}@115200", slave.display()),
-        script,
+        &[],
         move || async move {
             let stream = nodeboot::console::transport::FdStream::from_fd(master).unwrap();
             fake_console::serve_with(stream, s, move || drop(slave_fd)).await
@@ -195,11 +195,11 @@ fn a_refused_answer_is_reported_with_the_consoles_message() {
         reject_hostname: Some("hostname \"mgr01\" is already taken".into()),
         ..Script::default()
     };
-    let s = script.clone();
+    let s = script;
     let (out, _) = bootstrap_against(
         dir.path(),
         &format!("unix:{}", sock.display()),
-        script,
+        &[],
         move || async move {
             let listener = tokio::net::UnixListener::from_std(listener).unwrap();
             let (stream, _) = listener.accept().await.unwrap();
@@ -225,11 +225,11 @@ fn a_dropped_connection_is_reported_with_the_step() {
         drop_after_prompts: Some(6),
         ..Script::default()
     };
-    let s = script.clone();
+    let s = script;
     let (out, _) = bootstrap_against(
         dir.path(),
         &format!("unix:{}", sock.display()),
-        script,
+        &[],
         move || async move {
             let listener = tokio::net::UnixListener::from_std(listener).unwrap();
             let (stream, _) = listener.accept().await.unwrap();
@@ -396,5 +396,74 @@ fn a_silent_console_is_woken_with_enter() {
     assert_eq!(
         report.steps_run.last().map(String::as_str),
         Some("login-after-restart")
+    );
+}
+
+/// The dialog is data: the built-in profile printed, edited and given back with --profile.
+#[test]
+fn an_edited_profile_drives_the_dialog() {
+    let dir = tempfile::tempdir().unwrap();
+    let printed = Command::new(common::nodeboot())
+        .args(["bootstrap", "--print-profile"])
+        .output()
+        .unwrap();
+    assert!(printed.status.success());
+    let builtin = String::from_utf8(printed.stdout).unwrap();
+    // this console always asks for sudo: make the step required, and say so in its name
+    let edited = builtin.replace(
+        "name = \"sudo\"\nexpect = ['\\[sudo\\] password for [^:\\n]*:']\nsend = \"{os_password}\"\nsecret = true\noptional = true",
+        "name = \"sudo-required\"\nexpect = ['\\[sudo\\] password for [^:\\n]*:']\nsend = \"{os_password}\"\nsecret = true",
+    );
+    assert_ne!(
+        edited, builtin,
+        "the sudo step was not found in the printed profile"
+    );
+    let profile = dir.path().join("edited.toml");
+    std::fs::write(&profile, edited).unwrap();
+    let sock = dir.path().join("serial.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let profile_arg = profile.display().to_string();
+    let (out, typed) = bootstrap_against(
+        dir.path(),
+        &format!("unix:{}", sock.display()),
+        &["--profile", &profile_arg],
+        move || async move {
+            let listener = tokio::net::UnixListener::from_std(listener).unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            fake_console::serve(stream, Script::default()).await
+        },
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("[ 5/19] sudo-required"), "{stderr}");
+    assert!(typed.finished);
+
+    // a broken profile is refused before the console is opened, naming the step
+    std::fs::write(
+        &profile,
+        "[[step]]\nname = \"sudo\"\nexpect = 'x'\nsend = \"{sudo_password}\"\n",
+    )
+    .unwrap();
+    let (answers, secrets) = common::answers(dir.path());
+    let out = Command::new(common::nodeboot())
+        .args([
+            "bootstrap",
+            "--console",
+            "unix:/nonexistent.sock",
+            "--profile",
+            &profile_arg,
+        ])
+        .arg("--answers")
+        .arg(&answers)
+        .arg("--secrets-file")
+        .arg(&secrets)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("nodeboot: {profile_arg}: step 1 (\"sudo\"): unknown variable {{sudo_password}} (help: known variables are address, dns_servers,")),
+        "{stderr}"
     );
 }
