@@ -112,6 +112,9 @@ struct Session<'a, S> {
     received: u64,
     sent: u64,
     closed: bool,
+    /// An answer has been sent (a bare nudge does not count): before that, nothing can have
+    /// been refused, so boot output is not checked against the reject patterns.
+    answered: bool,
 }
 
 enum Found {
@@ -277,6 +280,7 @@ pub async fn run_dialog<S: AsyncRead + AsyncWrite + Unpin>(
         received: 0,
         sent: 0,
         closed: false,
+        answered: false,
     };
     let result = drive(&mut s, profile, progress).await;
     // whatever happened, the transcript gets the end of the output (masked)
@@ -328,7 +332,8 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         let deadline = TokioInstant::now() + step.timeout;
         let mut nudge_at = step.nudge.map(|n| TokioInstant::now() + n);
         let matched = loop {
-            match s.find(&candidates, &profile.reject) {
+            let reject: &[regex::bytes::Regex] = if s.answered { &profile.reject } else { &[] };
+            match s.find(&candidates, reject) {
                 Some(Found::Step(j)) => break j,
                 Some(Found::Rejected(_)) => {
                     let limit = TokioInstant::now() + REJECT_GRACE;
@@ -404,6 +409,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         steps_run.push(step.name.clone());
         if let Some(text) = &step.send {
             s.send(text, step.secret).await.map_err(io_err)?;
+            s.answered = true;
         }
         i = matched + 1;
     }

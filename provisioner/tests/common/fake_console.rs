@@ -206,6 +206,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
                 }
             }
         }
+        if self.script.noisy {
+            // boot output before anything was typed: not a refusal of anything
+            self.out("Error: no medium found on /dev/sr0\r\n").await?;
+        }
         self.out(&format!(
             "\r\n\x1b]0;{host}\x07Debian GNU/Linux 12 {host} ttyS0\r\n\r\n"
         ))
