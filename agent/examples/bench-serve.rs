@@ -70,7 +70,10 @@ type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 async fn handshake(port: u16) -> std::io::Result<Tls> {
     let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
     connector()
-        .connect(ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()), tcp)
+        .connect(
+            ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+            tcp,
+        )
         .await
 }
 
@@ -132,7 +135,10 @@ async fn start_and_time(agent: &Path, root: &Path) -> (Child, u16, Duration) {
             return (child, port, t0.elapsed());
         }
         tokio::time::sleep(Duration::from_micros(200)).await;
-        assert!(t0.elapsed() < Duration::from_secs(10), "agent did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "agent did not start"
+        );
     }
 }
 
@@ -189,16 +195,30 @@ async fn main() {
         later.push(ms(t));
         stop(child);
     }
-    summary("start -> first TLS handshake, first start (P-256 key + certificate generated)", first);
-    summary("start -> first TLS handshake, later start (certificate reused)", later);
+    summary(
+        "start -> first TLS handshake, first start (P-256 key + certificate generated)",
+        first,
+    );
+    summary(
+        "start -> first TLS handshake, later start (certificate reused)",
+        later,
+    );
 
     // Idle RSS, then 500 idle TLS connections.
     let root = image_root(image);
     let (child, port, _) = start_and_time(agent, root.path()).await;
-    let _ = request(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"").await;
+    let _ = request(
+        port,
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"",
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = rss_kib(child.id());
-    println!("idle RSS after start and one page view: {idle} KiB ({:.2} MiB)", idle as f64 / 1024.0);
+    println!(
+        "idle RSS after start and one page view: {idle} KiB ({:.2} MiB)",
+        idle as f64 / 1024.0
+    );
     let mut conns = Vec::new();
     for _ in 0..500 {
         conns.push(handshake(port).await.unwrap());
@@ -244,6 +264,12 @@ async fn main() {
         applied.push(ms(t0.elapsed()));
         stop(child);
     }
-    summary("upload -> 202 reply received (TLS handshake + validation)", accepted);
-    summary("upload -> status says configured (reply, apply with every fsync)", applied);
+    summary(
+        "upload -> 202 reply received (TLS handshake + validation)",
+        accepted,
+    );
+    summary(
+        "upload -> status says configured (reply, apply with every fsync)",
+        applied,
+    );
 }

@@ -198,6 +198,41 @@ async fn invalid_file_is_rejected_with_every_error_and_nothing_changes() {
 }
 
 #[tokio::test]
+async fn a_failed_apply_is_reported_and_a_new_upload_is_accepted() {
+    let mut server = start(Options {
+        bare_root: true,
+        ..Options::default()
+    })
+    .await;
+    let client = server.client();
+    let xml = valid_xml();
+    let r = client.post_xml(&xml, &[]).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let mut status = serde_json::Value::Null;
+    for _ in 0..2000 {
+        status = client.get("/api/v1/status", "*/*").await.json();
+        if status["state"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(status["state"], "failed", "{status}");
+    assert_eq!(status["last_attempt"]["outcome"], "failed");
+    assert!(!status["error"].as_str().unwrap().is_empty());
+    let page = client.get("/", HTML).await;
+    assert!(page.body.contains("Apply failed"));
+    assert!(
+        page.body.contains("<form"),
+        "a failed node takes a new upload"
+    );
+    assert_eq!(server.reboot.calls(), 0);
+    // Not busy any more: the next upload is taken (and fails the same way).
+    let r = client.post_xml(&xml, &[]).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn other_media_types_get_415() {
     let mut server = start(Options::default()).await;
     let client = server.client();

@@ -566,7 +566,7 @@ async fn upload(req: Request<Incoming>, agent: &Arc<Agent>, slot: &Slot) -> Answ
         config,
         warnings,
         digest,
-    } = match node::validate(&xml) {
+    } = match validate_off_reactor(xml.clone()).await {
         Ok(v) => v,
         Err(errors) => {
             info!(%digest, errors = errors.len(), "configuration rejected");
@@ -599,6 +599,21 @@ async fn upload(req: Request<Incoming>, agent: &Arc<Agent>, slot: &Slot) -> Answ
         digest: digest.clone(),
     });
     Answer::Accepted { digest, warnings }
+}
+
+/// Parsing up to 1 MiB of XML takes milliseconds: keep it off the thread serving connections.
+async fn validate_off_reactor(xml: Bytes) -> Result<Validated, Vec<Diagnostic>> {
+    match tokio::task::spawn_blocking(move || node::validate(&xml)).await {
+        Ok(r) => r,
+        Err(e) => Err(vec![Diagnostic {
+            severity: nodeboot_config::Severity::Error,
+            path: "/".into(),
+            line: 1,
+            column: 1,
+            message: format!("the validator stopped unexpectedly ({e})"),
+            help: Some("send the file again; report this if it persists".into()),
+        }]),
+    }
 }
 
 fn busy() -> Answer {
