@@ -384,6 +384,7 @@ mod tests {
     fn timestamps() {
         assert_eq!(utc_timestamp(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc_timestamp(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc_timestamp(1_795_000_000), "2026-11-18 08:26:40 UTC");
+        assert_eq!(utc_timestamp(1_795_000_000), "2026-11-18 11:06:40 UTC");
+        assert_eq!(utc_timestamp(1_709_164_799), "2024-02-28 23:59:59 UTC");
     }
 }

@@ -239,10 +239,15 @@ pub fn recover(root: &Path) -> Result<(), ApplyError> {
 /// Returns the node to the image's unconfigured state (for image builders): every file apply
 /// wrote is put back as the image had it, the records are removed. All or nothing, like apply.
 pub fn reset(root: &Path) -> Result<(), ApplyError> {
+    reset_with(root, &mut |_| {})
+}
+
+/// [`reset`] with an observer of the protocol's steps (crash tests).
+pub fn reset_with(root: &Path, observer: &mut dyn FnMut(Step)) -> Result<(), ApplyError> {
     let _lock = lock(root)?;
     recover_locked(root)?;
     let (plan, dirs) = state::reset_plan(root)?;
-    transaction::execute(root, &plan, "reset", &mut |_| {})?;
+    transaction::execute(root, &plan, "reset", observer)?;
     state::remove_created_dirs(root, &dirs);
     Ok(())
 }
