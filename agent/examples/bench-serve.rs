@@ -181,7 +181,22 @@ async fn main() {
     };
     let xml = std::fs::read(xml).unwrap();
     let runs = 10;
+    // BENCH_SECTIONS=start,memory,upload (default: all) runs a part only.
+    let sections = std::env::var("BENCH_SECTIONS").unwrap_or_else(|_| "start,memory,upload".into());
+    let want = |s: &str| sections.split(',').any(|x| x == s);
 
+    if want("start") {
+        bench_start(agent, image, runs).await;
+    }
+    if want("memory") {
+        bench_memory(agent, image).await;
+    }
+    if want("upload") {
+        bench_upload(agent, image, &xml, runs).await;
+    }
+}
+
+async fn bench_start(agent: &Path, image: &Path, runs: usize) {
     // Start-up: first start (key generation) on a fresh root, later starts on the same root.
     let mut first = Vec::new();
     let mut later = Vec::new();
@@ -202,7 +217,9 @@ async fn main() {
         "start -> first TLS handshake, later start (certificate reused)",
         later,
     );
+}
 
+async fn bench_memory(agent: &Path, image: &Path) {
     // Idle RSS, then 500 idle TLS connections.
     let root = image_root(image);
     let (child, port, _) = start_and_time(agent, root.path()).await;
@@ -232,7 +249,9 @@ async fn main() {
     );
     drop(conns);
     stop(child);
+}
 
+async fn bench_upload(agent: &Path, image: &Path, xml: &[u8], runs: usize) {
     // Upload -> applied: POST the file, poll the status until configured.
     let mut accepted = Vec::new();
     let mut applied = Vec::new();
@@ -245,7 +264,7 @@ async fn main() {
             xml.len()
         );
         let t0 = Instant::now();
-        let (code, body) = request(port, &head, &xml).await;
+        let (code, body) = request(port, &head, xml).await;
         assert_eq!(code, 202, "{body}");
         accepted.push(ms(t0.elapsed()));
         loop {

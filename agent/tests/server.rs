@@ -520,6 +520,20 @@ async fn slow_headers_are_cut_off() {
 }
 
 #[tokio::test]
+async fn idle_tls_connections_are_closed() {
+    let mut server = start(Options {
+        limits: Some(short_limits()),
+        ..Options::default()
+    })
+    .await;
+    let mut stream = server.client().connect().await;
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "the server kept an idle client");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn slow_body_gets_408() {
     let mut server = start(Options {
         limits: Some(short_limits()),

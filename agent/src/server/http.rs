@@ -237,6 +237,33 @@ async fn serve_connection(
         },
         _ = closing.changed() => return,
     };
+    // An idle connection costs only its TLS state: hyper's buffers (8 KiB and more) and its
+    // connection future are allocated when the first request bytes arrive. When rustls
+    // already holds decrypted bytes it does not want a read, and hyper starts at once.
+    if stream.get_ref().1.wants_read() {
+        tokio::select! {
+            r = stream.get_ref().0.readable() => {
+                if r.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep(agent.limits.header_timeout) => {
+                info!(%peer, "idle connection closed (no request)");
+                return;
+            }
+            _ = closing.changed() => return,
+        }
+    }
+    Box::pin(serve_http(stream, peer, agent, closing)).await;
+}
+
+/// HTTP/1.1 on an established TLS connection, then the apply of an upload it accepted.
+async fn serve_http(
+    stream: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    peer: SocketAddr,
+    agent: Arc<Agent>,
+    mut closing: watch::Receiver<bool>,
+) {
     let slot: Slot = Arc::new(Mutex::new(None));
     let service = {
         let agent = agent.clone();
