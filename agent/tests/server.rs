@@ -80,6 +80,7 @@ async fn xml_upload_is_answered_then_applied_then_rebooted_once() {
     // Meanwhile: applying, and a second upload is refused as busy.
     let status = client.get("/api/v1/status", "*/*").await.json();
     assert_eq!(status["state"], "applying");
+    assert_eq!(status["digest"], digest.as_str());
     let second = client.post_xml(&xml, &[]).await;
     assert_eq!(second.status, 409);
     assert!(

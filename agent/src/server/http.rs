@@ -121,9 +121,10 @@ impl Agent {
             .clone()
     }
 
-    /// The node's phase as clients see it: `applying` from acceptance to the end of apply.
+    /// The node's phase as clients see it: `applying` (with the accepted file's digest) from
+    /// acceptance to the end of apply.
     fn current(&self) -> (Phase, Option<String>, Option<String>) {
-        let (mut phase, digest, error) = match self.node.status() {
+        let (mut phase, mut digest, mut error) = match self.node.status() {
             Ok(s) => (s.phase, s.digest, s.error),
             Err(e) => {
                 warn!(error = %e, "reading the node state");
@@ -132,6 +133,15 @@ impl Agent {
         };
         if self.busy.load(Ordering::SeqCst) && phase != Phase::Configured {
             phase = Phase::Applying;
+            error = None;
+            if let Some(Attempt {
+                digest: Some(d),
+                outcome: Outcome::Accepted { .. },
+                ..
+            }) = self.last()
+            {
+                digest = Some(d);
+            }
         }
         (phase, digest, error)
     }
