@@ -218,10 +218,6 @@ pub fn server_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, T
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    // No session resumption: a node is configured with a handful of requests, and a session
-    // cache would only hold memory per client.
-    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
