@@ -1,6 +1,6 @@
 //! Benchmark: apply a typical configuration (tests/fixtures/valid/transcoding.xml) to a fresh
-//! image root, every fsync included, N times; prints the median and spread of the wall time of
-//! `apply_config` alone (the root is prepared outside the timed part).
+//! image root, every durability barrier included, N times; prints the median and spread of the
+//! wall time of `apply_config` alone (the root is prepared outside the timed part).
 //!
 //! Run with `scripts/bench-apply [N]`. The roots are made under $BENCH_DIR (default: the
 //! system temporary directory; it must be on the disk being measured, not a tmpfs).
@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
     times.sort_by(f64::total_cmp);
     let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     println!(
-        "apply of transcoding.xml to a fresh root ({files} files, every fsync), {runs} runs under {}:",
+        "apply of transcoding.xml to a fresh root ({files} files, durable: every barrier synced), {runs} runs under {}:",
         base.display()
     );
     println!(

@@ -146,3 +146,37 @@ fn a_crash_during_reset_leaves_the_configured_node_or_the_image() {
     }
     std::panic::set_hook(quiet);
 }
+
+#[test]
+fn a_commit_cut_short_inside_its_barrier_is_rolled_back() {
+    // Power lost during the commit barrier: the commit record reached the disk but a staged
+    // file did not (missing) or only partly (truncated). No target was touched yet, so
+    // recovery must notice and return to the old image rather than roll forward.
+    let config = proxying_dual();
+    let xml = xml_for(&config);
+    let old = tree(image_root().path());
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    for damage in ["truncate", "delete"] {
+        let root = image_root();
+        let r = root.path();
+        let crashed = catch_unwind(AssertUnwindSafe(|| {
+            apply_config_with(r, &xml, &config, NOW, &mut |s| {
+                if s == Step::JournalCommitted {
+                    panic!("power cut");
+                }
+            })
+        }));
+        assert!(crashed.is_err());
+        let staged = r.join("etc/nodeboot/.node.json.nodeboot-new");
+        assert!(staged.exists());
+        match damage {
+            "truncate" => std::fs::write(&staged, b"{").unwrap(),
+            _ => std::fs::remove_file(&staged).unwrap(),
+        }
+        recover(r).unwrap();
+        assert_eq!(tree_diff(&old, &tree(r)), Vec::<String>::new(), "{damage}");
+        assert_eq!(read_state(r).unwrap(), NodeState::Unconfigured);
+    }
+    std::panic::set_hook(quiet);
+}

@@ -4,6 +4,8 @@
 //! I/O and knows nothing of servers, terminals or a node's files.
 
 pub mod diagnostic;
+pub mod inventory;
+mod metadata;
 pub mod model;
 mod parse;
 mod password;
@@ -13,6 +15,7 @@ mod tls;
 mod xml;
 
 pub use diagnostic::{Diagnostic, Severity};
+pub use metadata::{MANAGEMENT_FIELDS, from_metadata_json, from_metadata_json_at};
 pub use model::*;
 pub use parse::{Parsed, parse, parse_at};
 pub use password::{hash_password, verify_password};

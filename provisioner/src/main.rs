@@ -16,7 +16,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check configuration files offline
-    Validate(offline::ValidateArgs),
+    Validate(offline::validate::Args),
+    /// Write a valid configuration file from flags or an inventory
+    Generate(Box<offline::generate::Args>),
     /// Send configurations to nodes
     Push(push::PushArgs),
     /// Drive a node's console wizard unattended
@@ -26,7 +28,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Validate(args) => offline::run(args),
+        Command::Validate(args) => offline::validate::run(args),
+        Command::Generate(args) => offline::generate::run(*args),
         Command::Push(args) => push::run(args),
         Command::Bootstrap(args) => console::run(args),
     };

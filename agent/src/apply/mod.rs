@@ -162,10 +162,12 @@ fn plan_at(
     Ok(plan)
 }
 
-/// Applies a validated configuration under `root`, all or nothing, with every fsync. The same
-/// XML again (same sha256) is [`Outcome::Unchanged`] and writes nothing; a different one on a
-/// configured node is [`ApplyError::AlreadyConfigured`]. Does not reboot: the caller decides
-/// (see [`schedule_reboot`]).
+/// Applies a validated configuration under `root`, all or nothing, durably (it returns once the
+/// new files are on disk; see the transaction module for the barriers). The same XML again
+/// (same sha256) is [`Outcome::Unchanged`] and writes nothing; a different one on a configured
+/// node is [`ApplyError::AlreadyConfigured`]. Blocking file I/O: call it from
+/// `spawn_blocking` in async code. Does not reboot: the caller decides (see
+/// [`schedule_reboot`]).
 pub fn apply_config(root: &Path, xml: &[u8], config: &NodeConfig) -> Result<Outcome, ApplyError> {
     apply_config_with(root, xml, config, now_unix(), &mut |_| {})
 }

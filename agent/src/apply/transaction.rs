@@ -5,16 +5,19 @@
 //! 1. write the journal (`phase: prepare`): every target, its staged and backup names, whether
 //!    it existed, and the directories about to be created;
 //! 2. create missing directories; write every new file to a staged name next to its target
-//!    with its mode and owner; hard-link every existing target to a backup name; barrier;
-//! 3. rewrite the journal with `phase: commit` (the commit point); barrier;
+//!    with its mode and owner; hard-link every existing target to a backup name;
+//! 3. rewrite the journal with `phase: commit` and the sha256, mode and owner of every staged
+//!    file; barrier (the commit point: journal, staged files and backups durable together);
 //! 4. rename each staged file over its target (or unlink a removed target); barrier — the new
 //!    configuration is durable when `execute` returns;
 //! 5. remove the backups, then the journal.
 //!
 //! Recovery: no journal → nothing to do; `prepare` or `rollback` → put every backup back and
-//! delete staged files and created directories (the old configuration); `commit` → rename the
-//! remaining staged files into place (the new configuration). Both are idempotent, so a crash
-//! during recovery is recovered by the next start.
+//! delete staged files and created directories (the old configuration); `commit` with every
+//! staged file (or its renamed target) matching its recorded sha256, mode and owner → rename
+//! the remaining staged files into place (the new configuration); `commit` with a staged file
+//! missing or different (power lost inside the barrier, before any rename) → roll back. All
+//! are idempotent, so a crash during recovery is recovered by the next start.
 //!
 //! This module knows nothing of configurations; it moves bytes.
 
@@ -48,9 +51,8 @@ pub enum Step {
     Staged(usize),
     /// Existing targets are linked to their backups.
     BackedUp,
-    /// The directories holding staged files and backups are synced.
-    StagingSynced,
-    /// The `commit` journal is durable: from here on, recovery rolls forward.
+    /// The `commit` journal, the staged files and the backups are durable (one barrier): from
+    /// here on, recovery rolls forward.
     JournalCommitted,
     /// The n-th changed entry is in place.
     Replaced(usize),
@@ -82,6 +84,81 @@ struct JournalEntry {
     backup: PathBuf,
     /// Whether the target existed before.
     old_exists: bool,
+    /// What the staged file must be, so that recovery can tell a complete commit from one cut
+    /// short inside its barrier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expect: Option<Expected>,
+}
+
+/// The identity of a staged file: sha256, mode and owner, or a link target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Expected {
+    File {
+        sha256: String,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Link {
+        target: PathBuf,
+    },
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    nodeboot_config::digest(bytes)
+}
+
+fn expected_for(change: &Change) -> Option<Expected> {
+    match change {
+        Change::Write(f) => Some(Expected::File {
+            sha256: sha256_hex(&f.content),
+            mode: f.mode,
+            uid: f.owner.uid,
+            gid: f.owner.gid,
+        }),
+        Change::Symlink(to) => Some(Expected::Link { target: to.clone() }),
+        Change::Remove => None,
+    }
+}
+
+/// Whether the file at `host` is what the journal expects.
+fn matches(host: &Path, expect: &Expected) -> bool {
+    match expect {
+        Expected::Link { target } => fs::read_link(host).is_ok_and(|l| &l == target),
+        Expected::File {
+            sha256,
+            mode,
+            uid,
+            gid,
+        } => match fs::symlink_metadata(host) {
+            Ok(m)
+                if m.is_file()
+                    && m.mode() & 0o7777 == *mode
+                    && m.uid() == *uid
+                    && m.gid() == *gid =>
+            {
+                fs::read(host).is_ok_and(|c| &sha256_hex(&c) == sha256)
+            }
+            _ => false,
+        },
+    }
+}
+
+/// True when every write of a commit journal is durable: its staged file (or, once renamed,
+/// its target) is exactly what the journal expects.
+fn commit_is_complete(root: &Path, journal: &Journal) -> bool {
+    journal.entries.iter().all(|j| match &j.expect {
+        None => true,
+        Some(e) => {
+            let staged = under(root, &j.staged);
+            if exists(&staged) {
+                matches(&staged, e)
+            } else {
+                matches(&under(root, &j.path), e)
+            }
+        }
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -244,35 +321,21 @@ fn touched_dirs(journal: &Journal) -> BTreeSet<PathBuf> {
     dirs
 }
 
-/// Missing directories the plan needs, parents first, with their mode and owner.
+/// Missing directories the plan needs (parents of the targets and the plan's own `dirs`, with
+/// their missing ancestors), parents first, with their mode and owner.
 pub(crate) fn missing_dirs(root: &Path, plan: &Plan, targets: &[PathBuf]) -> Vec<DirSpec> {
+    let needed = targets
+        .iter()
+        .map(|t| parent(t))
+        .chain(plan.dirs.iter().map(|d| d.path.clone()));
     let mut wanted: Vec<PathBuf> = Vec::new();
-    for t in targets {
-        let mut ancestors: Vec<PathBuf> = parent(t)
-            .ancestors()
-            .map(Path::to_owned)
-            .take_while(|a| a != Path::new("/") && !under(root, a).is_dir())
-            .collect();
-        ancestors.reverse();
-        for a in ancestors {
-            if !wanted.contains(&a) {
-                wanted.push(a);
+    for dir in needed {
+        for a in dir.ancestors() {
+            if a == Path::new("/") || under(root, a).is_dir() {
+                break;
             }
-        }
-    }
-    for d in &plan.dirs {
-        if !under(root, &d.path).is_dir() && !wanted.contains(&d.path) {
-            let mut ancestors: Vec<PathBuf> = d
-                .path
-                .ancestors()
-                .map(Path::to_owned)
-                .take_while(|a| a != Path::new("/") && !under(root, a).is_dir())
-                .collect();
-            ancestors.reverse();
-            for a in ancestors {
-                if !wanted.contains(&a) {
-                    wanted.push(a);
-                }
+            if !wanted.iter().any(|w| w == a) {
+                wanted.push(a.to_owned());
             }
         }
     }
@@ -341,6 +404,7 @@ pub fn execute(
                 staged: sibling(&e.path, "new"),
                 backup: sibling(&e.path, "old"),
                 old_exists: exists(&under(root, &e.path)),
+                expect: expected_for(&e.change),
             })
             .collect(),
         created_dirs: dirs.iter().map(|d| d.path.clone()).collect(),
@@ -391,8 +455,6 @@ pub fn execute(
             fs::hard_link(&target, &backup).map_err(io_err(&backup))?;
         }
         observer(Step::BackedUp);
-        barrier(root, &synced)?;
-        observer(Step::StagingSynced);
         journal.phase = Phase::Commit;
         write_journal(root, &journal)?;
         barrier(root, &synced)?;
@@ -433,7 +495,11 @@ pub fn execute(
         }
         return Err(e);
     }
-    finish(root, &journal, observer)?;
+    // The new configuration is in place and durable: a failure to clean up is not a failed
+    // apply. The commit journal then stays, and the next recover() finishes the cleanup.
+    if let Err(e) = finish(root, &journal, observer) {
+        tracing::warn!(error = %e, "cleaning up after an apply; the next start finishes it");
+    }
     Ok(targets)
 }
 
@@ -505,11 +571,13 @@ pub fn recover(root: &Path) -> Result<Option<Recovered>, ApplyError> {
         return Ok(None);
     };
     match journal.phase {
-        Phase::Commit => {
+        Phase::Commit if commit_is_complete(root, &journal) => {
             roll_forward(root, &journal)?;
             Ok(Some(Recovered::RolledForward(journal.digest)))
         }
-        Phase::Prepare | Phase::Rollback => {
+        // A commit record without all its staged files: the machine stopped inside the commit
+        // barrier, before any target was touched.
+        Phase::Commit | Phase::Prepare | Phase::Rollback => {
             roll_back(root, &journal)?;
             Ok(Some(Recovered::RolledBack(journal.digest)))
         }

@@ -1,10 +1,5 @@
-//! Offline commands: validate and generate configuration files.
+//! Offline commands: `validate` checks configuration files, `generate` writes one from flags
+//! or an inventory. Neither touches the network.
 
-/// Arguments of `nodeboot validate`.
-#[derive(Debug, clap::Args)]
-pub struct ValidateArgs {}
-
-/// Runs `nodeboot validate`.
-pub fn run(_args: ValidateArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("nodeboot validate is not built yet")
-}
+pub mod generate;
+pub mod validate;
