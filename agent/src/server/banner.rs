@@ -1,0 +1,190 @@
+//! What the node's console shows above the login prompt while it waits for its configuration:
+//! every URL the endpoint is reachable at and the certificate fingerprint. Also finds the
+//! node's addresses and host name (the certificate's names and the URLs).
+//!
+//! Rendering is pure ([`render_banner`], [`urls`]); [`write_banner`] puts the text where getty
+//! reads it (`<root>/run/issue.d/nodeboot.issue`).
+
+use std::fs;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// Where the banner is written, relative to the root. agetty shows every `*.issue` file of
+/// `/run/issue.d/` (and `/etc/issue.d/`) before the login prompt.
+pub const BANNER_PATH: &str = "run/issue.d/nodeboot.issue";
+
+/// Every address of the node's interfaces (up or not), IPv6 link-local ones left out (a URL
+/// cannot carry their zone portably). Sorted: IPv4 first, loopback last.
+pub fn local_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for ifa in addrs {
+            let Some(addr) = ifa.address else { continue };
+            let ip = if let Some(v4) = addr.as_sockaddr_in() {
+                IpAddr::V4(v4.ip())
+            } else if let Some(v6) = addr.as_sockaddr_in6() {
+                let ip = v6.ip();
+                if (ip.segments()[0] & 0xffc0) == 0xfe80 {
+                    continue;
+                }
+                IpAddr::V6(ip)
+            } else {
+                continue;
+            };
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+    }
+    out.sort_by_key(|ip| (ip.is_loopback(), ip.is_ipv6(), *ip));
+    out
+}
+
+/// The node's host name, or `localhost` when it has none.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The URLs an operator can open: one per address when listening on all addresses
+/// (loopback only when there is nothing else), else the one address listened on.
+pub fn urls(listen: SocketAddr, addresses: &[IpAddr]) -> Vec<String> {
+    let port = listen.port();
+    let ips: Vec<IpAddr> = if listen.ip().is_unspecified() {
+        let want_v6 = listen.ip().is_ipv6();
+        let candidates: Vec<IpAddr> = addresses
+            .iter()
+            .copied()
+            .filter(|ip| want_v6 || ip.is_ipv4())
+            .collect();
+        let outside: Vec<IpAddr> = candidates
+            .iter()
+            .copied()
+            .filter(|ip| !ip.is_loopback())
+            .collect();
+        if outside.is_empty() {
+            candidates
+        } else {
+            outside
+        }
+    } else {
+        vec![listen.ip()]
+    };
+    ips.iter()
+        .map(|ip| format!("https://{}/", SocketAddr::new(*ip, port)))
+        .collect()
+}
+
+/// The banner text. Plain ASCII with no backslash, so getty prints it as it is.
+pub fn render_banner(urls: &[String], fingerprint: &str, configured: bool) -> String {
+    let mut s = String::new();
+    if configured {
+        s.push_str("nodeboot: this node's configuration has been applied.\n");
+        s.push_str("Status: ");
+        for url in urls {
+            s.push_str(&format!("{url}api/v1/status "));
+        }
+        s.push('\n');
+    } else {
+        s.push_str("nodeboot: this node is waiting for its configuration.\n");
+        s.push_str("Upload it (browser, curl or `nodeboot push`) at:\n");
+        for url in urls {
+            s.push_str(&format!("    {url}\n"));
+        }
+    }
+    s.push_str(&format!("Certificate fingerprint:\n    {fingerprint}\n\n"));
+    s
+}
+
+/// Writes the banner to `<root>/run/issue.d/nodeboot.issue` (temporary file, rename). No fsync:
+/// `/run` is a tmpfs, rewritten at every start.
+pub fn write_banner(root: &Path, text: &str) -> std::io::Result<PathBuf> {
+    let path = root.join(BANNER_PATH);
+    let dir = path.parent().unwrap_or(root);
+    fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("issue.tmp");
+    let mut f = fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn urls_for_every_outside_address_when_listening_everywhere() {
+        let addrs = ips(&[
+            "10.0.0.31",
+            "192.168.1.5",
+            "2001:db8::31",
+            "127.0.0.1",
+            "::1",
+        ]);
+        assert_eq!(
+            urls("0.0.0.0:8443".parse().unwrap(), &addrs),
+            ["https://10.0.0.31:8443/", "https://192.168.1.5:8443/"]
+        );
+        assert_eq!(
+            urls("[::]:8443".parse().unwrap(), &addrs),
+            [
+                "https://10.0.0.31:8443/",
+                "https://192.168.1.5:8443/",
+                "https://[2001:db8::31]:8443/"
+            ]
+        );
+    }
+
+    #[test]
+    fn urls_fall_back_to_loopback_and_to_the_listen_address() {
+        let addrs = ips(&["127.0.0.1"]);
+        assert_eq!(
+            urls("0.0.0.0:8443".parse().unwrap(), &addrs),
+            ["https://127.0.0.1:8443/"]
+        );
+        assert_eq!(
+            urls("127.0.0.1:9000".parse().unwrap(), &ips(&["10.0.0.1"])),
+            ["https://127.0.0.1:9000/"]
+        );
+    }
+
+    #[test]
+    fn banner_lists_urls_and_fingerprint() {
+        let text = render_banner(
+            &["https://10.0.0.31:8443/".to_string()],
+            "SHA256:ab:cd",
+            false,
+        );
+        assert_eq!(
+            text,
+            "nodeboot: this node is waiting for its configuration.\n\
+             Upload it (browser, curl or `nodeboot push`) at:\n\
+             \x20   https://10.0.0.31:8443/\n\
+             Certificate fingerprint:\n\
+             \x20   SHA256:ab:cd\n\n"
+        );
+        assert!(!text.contains('\\'));
+    }
+
+    #[test]
+    fn banner_is_written_under_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let path = write_banner(root.path(), "hello\n").unwrap();
+        assert_eq!(path, root.path().join("run/issue.d/nodeboot.issue"));
+        assert_eq!(fs::read_to_string(path).unwrap(), "hello\n");
+    }
+
+    #[test]
+    fn local_addresses_include_loopback() {
+        assert!(local_addresses().contains(&"127.0.0.1".parse().unwrap()));
+    }
+}

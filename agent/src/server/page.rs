@@ -1,0 +1,322 @@
+//! The HTML the endpoint shows a browser: the upload page (state, last attempt, form) and the
+//! result pages. Pure functions from data to strings; no JavaScript, one small stylesheet,
+//! readable on a phone.
+
+use nodeboot_config::{Diagnostic, Severity};
+
+use super::node::Phase;
+use super::status::{Attempt, Outcome};
+
+/// What the upload page shows.
+#[derive(Debug)]
+pub struct HomeView<'a> {
+    /// The node's state.
+    pub phase: Phase,
+    /// The digest of the configuration in place (or failed).
+    pub digest: Option<&'a str>,
+    /// The certificate fingerprint.
+    pub fingerprint: &'a str,
+    /// The last upload, if any since the agent started.
+    pub last: Option<&'a Attempt>,
+    /// Whether the form asks for the bootstrap token.
+    pub token_required: bool,
+    /// The agent's version.
+    pub version: &'a str,
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;padding:1rem;\
+max-width:46rem;margin:auto;line-height:1.45;color:#1b1f24;background:#f6f7f9}\
+h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin-top:1.5rem}\
+.card{background:#fff;border:1px solid #d6dae0;border-radius:8px;padding:1rem;margin:.8rem 0}\
+.ok{border-left:6px solid #1a7f37}.bad{border-left:6px solid #cf222e}\
+.info{border-left:6px solid #0969da}\
+code,.fp{font-family:ui-monospace,monospace;font-size:.85rem;overflow-wrap:anywhere}\
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:0}\
+dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}\
+input[type=file],input[type=password]{display:block;width:100%;margin:.4rem 0 .8rem;\
+font-size:1rem}button{font-size:1.05rem;padding:.6rem 1.4rem;border-radius:6px;\
+border:0;background:#0969da;color:#fff}\
+ol{padding-left:1.2rem}li{margin:.5rem 0}.where{font-family:ui-monospace,monospace;\
+font-size:.85rem;color:#57606a}.help{color:#57606a}a{color:#0969da}";
+
+fn layout(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n",
+        escape(title)
+    )
+}
+
+fn phase_text(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Unconfigured => "Unconfigured — waiting for its configuration",
+        Phase::Applying => "Applying a configuration",
+        Phase::Configured => "Configured",
+        Phase::Failed => "The last apply failed — the node kept its previous state",
+    }
+}
+
+/// Formats seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn format_utc(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+fn diagnostics_list(diags: &[Diagnostic]) -> String {
+    let mut s = String::from("<ol class=\"errors\">");
+    for d in diags {
+        let sev = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        s.push_str(&format!(
+            "<li><span class=\"where\">line {}, column {} · {} · {sev}</span><br>{}",
+            d.line,
+            d.column,
+            escape(&d.path),
+            escape(&d.message)
+        ));
+        if let Some(help) = &d.help {
+            s.push_str(&format!("<br><span class=\"help\">{}</span>", escape(help)));
+        }
+        s.push_str("</li>");
+    }
+    s.push_str("</ol>");
+    s
+}
+
+fn attempt_card(a: &Attempt) -> String {
+    let when = format_utc(a.at_unix);
+    let digest = a
+        .digest
+        .as_deref()
+        .map(|d| format!("<br>sha256 <code>{}</code>", escape(d)))
+        .unwrap_or_default();
+    match &a.outcome {
+        Outcome::Accepted { reboot_delay_secs } => format!(
+            "<div class=\"card info\"><b>Accepted</b> at {when}: applying, then rebooting \
+             in {reboot_delay_secs} s.{digest}</div>"
+        ),
+        Outcome::Applied { reboot_delay_secs } => format!(
+            "<div class=\"card ok\"><b>Applied</b> at {when}; rebooting in \
+             {reboot_delay_secs} s.{digest}</div>"
+        ),
+        Outcome::Rejected { errors } => format!(
+            "<div class=\"card bad\"><b>Rejected</b> at {when}: {} in the file.{digest}\
+             {}</div>",
+            problems(errors.len()),
+            diagnostics_list(errors)
+        ),
+        Outcome::Failed { message } => format!(
+            "<div class=\"card bad\"><b>Apply failed</b> at {when}: {}{digest}</div>",
+            escape(message)
+        ),
+        Outcome::Refused { code, message } => format!(
+            "<div class=\"card bad\"><b>Refused ({code})</b> at {when}: {}</div>",
+            escape(message)
+        ),
+    }
+}
+
+/// "1 problem", "2 problems".
+pub fn problems(n: usize) -> String {
+    if n == 1 {
+        "1 problem".to_string()
+    } else {
+        format!("{n} problems")
+    }
+}
+
+/// The upload page (`GET /`).
+pub fn render_home(v: &HomeView<'_>) -> String {
+    let mut body = String::from("<h1>nodeboot — node configuration</h1>");
+    body.push_str(&format!(
+        "<div class=\"card\"><dl><dt>State</dt><dd id=\"state\">{}</dd>",
+        escape(phase_text(v.phase))
+    ));
+    if let Some(d) = v.digest {
+        body.push_str(&format!(
+            "<dt>Configuration</dt><dd><code>sha256 {}</code></dd>",
+            escape(d)
+        ));
+    }
+    body.push_str(&format!(
+        "<dt>Certificate</dt><dd class=\"fp\">{}</dd><dt>Agent</dt><dd>{}</dd></dl></div>",
+        escape(v.fingerprint),
+        escape(v.version)
+    ));
+    if let Some(a) = v.last {
+        body.push_str("<h2>Last upload</h2>");
+        body.push_str(&attempt_card(a));
+    }
+    if matches!(v.phase, Phase::Unconfigured | Phase::Failed) {
+        body.push_str(
+            "<h2>Upload the configuration</h2><div class=\"card\">\
+             <form method=\"post\" action=\"/configuration/bootstrap\" \
+             enctype=\"multipart/form-data\">\
+             <label for=\"file\">Configuration file (XML, at most 1 MiB)</label>\
+             <input type=\"file\" id=\"file\" name=\"file\" accept=\".xml,text/xml,application/xml\" \
+             required>",
+        );
+        if v.token_required {
+            body.push_str(
+                "<label for=\"token\">Bootstrap token</label>\
+                 <input type=\"password\" id=\"token\" name=\"token\" autocomplete=\"off\" \
+                 required>",
+            );
+        }
+        body.push_str(
+            "<button type=\"submit\" id=\"upload\">Upload</button></form>\
+             <p class=\"help\">The node validates the file, applies it and reboots. \
+             Scripts can POST the XML to <code>/configuration/bootstrap</code> with \
+             <code>Content-Type: text/xml</code>.</p></div>",
+        );
+    } else if v.phase == Phase::Configured {
+        body.push_str(
+            "<div class=\"card info\">This node is configured: it accepts no further \
+             configuration until <code>nodeboot-agent reset</code> is run on it.</div>",
+        );
+    }
+    layout("nodeboot — node configuration", &body)
+}
+
+/// The page after an accepted upload.
+pub fn render_accepted(digest: &str, reboot_delay_secs: u64, warnings: &[Diagnostic]) -> String {
+    let mut body = format!(
+        "<h1>Configuration accepted</h1><div class=\"card ok\" id=\"result\">\
+         <b>Applied, rebooting in {reboot_delay_secs} s.</b><br>The node now applies the \
+         configuration and then reboots into it; this page will stop answering.<br>\
+         sha256 <code>{}</code></div>",
+        escape(digest)
+    );
+    if !warnings.is_empty() {
+        body.push_str("<h2>Warnings</h2><div class=\"card\">");
+        body.push_str(&diagnostics_list(warnings));
+        body.push_str("</div>");
+    }
+    body.push_str("<p><a href=\"/\">Back to the node's page</a></p>");
+    layout("Configuration accepted", &body)
+}
+
+/// The page after a file was refused for what is in it: every finding.
+pub fn render_rejected(errors: &[Diagnostic]) -> String {
+    let body = format!(
+        "<h1>Configuration rejected</h1><div class=\"card bad\" id=\"result\">\
+         <b>The file has {}; nothing was changed on the node.</b>{}</div>\
+         <p><a href=\"/\">Back to the upload form</a></p>",
+        problems(errors.len()),
+        diagnostics_list(errors)
+    );
+    layout("Configuration rejected", &body)
+}
+
+/// The page for a refused request (wrong type, too large, busy, configured, not allowed).
+pub fn render_refused(code: u16, reason: &str, message: &str) -> String {
+    let body = format!(
+        "<h1>{code} {}</h1><div class=\"card bad\" id=\"result\">{}</div>\
+         <p><a href=\"/\">Back to the node's page</a></p>",
+        escape(reason),
+        escape(message)
+    );
+    layout(&format!("{code} {reason}"), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_utc(1_795_683_061), "2026-11-26 08:51:01 UTC");
+    }
+
+    fn diag() -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            path: "/node-config/hostname".into(),
+            line: 4,
+            column: 3,
+            message: "hostname \"-x\" starts with a hyphen".into(),
+            help: Some("use letters, digits and inner hyphens".into()),
+        }
+    }
+
+    #[test]
+    fn rejected_page_lists_every_error_escaped() {
+        let html = render_rejected(&[diag(), diag()]);
+        assert!(html.contains("The file has 2 problems;"));
+        assert_eq!(
+            html.matches("line 4, column 3 · /node-config/hostname")
+                .count(),
+            2
+        );
+        assert!(html.contains("hostname &quot;-x&quot; starts with a hyphen"));
+        assert!(html.contains("use letters, digits and inner hyphens"));
+        assert!(!html.contains("<script"));
+    }
+
+    #[test]
+    fn home_page_has_form_only_when_uploads_are_accepted() {
+        let mut v = HomeView {
+            phase: Phase::Unconfigured,
+            digest: None,
+            fingerprint: "SHA256:aa:bb",
+            last: None,
+            token_required: true,
+            version: "0.1.0",
+        };
+        let html = render_home(&v);
+        assert!(html.contains("enctype=\"multipart/form-data\""));
+        assert!(html.contains("name=\"token\""));
+        assert!(html.contains("SHA256:aa:bb"));
+        assert!(html.contains("width=device-width"));
+        v.phase = Phase::Configured;
+        v.digest = Some("abc");
+        let html = render_home(&v);
+        assert!(!html.contains("<form"));
+        assert!(html.contains("sha256 abc"));
+    }
+}

@@ -1,0 +1,217 @@
+//! `nodeboot-agent serve` as a process: certificate kept across restarts, banner, an image
+//! builder's certificate, SIGTERM, token file and logs, and the README's curl commands.
+
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failure is a test failure
+
+mod common;
+mod https;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use https::{Client, valid_xml, valid_xml_path};
+
+/// A running agent process whose stderr is collected.
+struct Agent {
+    child: Child,
+    addr: std::net::SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Agent {
+    fn start(root: &Path, extra: &[&str]) -> Agent {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nodeboot-agent"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--reboot", "none"])
+            .arg("--root")
+            .arg(root)
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on https://").nth(1) {
+                    let addr = rest.split('/').next().unwrap().to_string();
+                    let _ = tx.send(addr);
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("agent did not start: {}", log.lock().unwrap()));
+        Agent {
+            child,
+            addr: addr.parse().unwrap(),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+fn fingerprint_of(agent: &Agent) -> String {
+    let log = agent.log();
+    let fp = log
+        .split("fingerprint=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no fingerprint logged: {log}"));
+    fp.to_string()
+}
+
+#[tokio::test]
+async fn restart_reuses_the_certificate_and_sigterm_stops_cleanly() {
+    let root = common::image_root();
+    let first = Agent::start(root.path(), &[]);
+    let fp = fingerprint_of(&first);
+    assert!(first.log().contains("certificate=Generated"));
+    // The pinned client proves the served certificate is the one logged.
+    let status = Client::new(first.addr, &fp)
+        .get("/api/v1/status", "*/*")
+        .await
+        .json();
+    assert_eq!(status["fingerprint"], fp.as_str());
+    let banner = std::fs::read_to_string(root.path().join("run/issue.d/nodeboot.issue")).unwrap();
+    assert!(
+        banner.contains(&format!("https://{}/", first.addr)),
+        "{banner}"
+    );
+    assert!(banner.contains(&fp), "{banner}");
+    let code = first.terminate();
+    assert!(code.success(), "exit after SIGTERM: {code}");
+
+    let second = Agent::start(root.path(), &[]);
+    assert!(second.log().contains("certificate=Reused"));
+    assert_eq!(fingerprint_of(&second), fp);
+    let status = Client::new(second.addr, &fp)
+        .get("/api/v1/status", "*/*")
+        .await;
+    assert_eq!(status.status, 200);
+    assert!(second.terminate().success());
+}
+
+#[tokio::test]
+async fn an_image_builders_certificate_is_served() {
+    let root = common::image_root();
+    let (cert_pem, key_pem) =
+        nodeboot_agent::server::tls::generate(&nodeboot_agent::server::tls::SubjectNames {
+            hostname: "builder-cert".into(),
+            addresses: vec!["127.0.0.1".parse().unwrap()],
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, &key_pem).unwrap();
+    let identity = nodeboot_agent::server::tls::load(&cert, &key).unwrap();
+    let agent = Agent::start(
+        root.path(),
+        &[
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(agent.log().contains("certificate=Supplied"));
+    assert_eq!(fingerprint_of(&agent), identity.fingerprint);
+    let r = Client::new(agent.addr, &identity.fingerprint)
+        .get("/", "text/html")
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(!root.path().join("var/lib/nodeboot/tls/key.pem").exists());
+    assert!(agent.terminate().success());
+}
+
+#[tokio::test]
+async fn token_file_is_enforced_and_no_secret_reaches_the_log() {
+    let root = common::image_root();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "bootstrap-tok-9c2e\n").unwrap();
+    let agent = Agent::start(root.path(), &["--token-file", token_file.to_str().unwrap()]);
+    let client = Client::new(agent.addr, &fingerprint_of(&agent));
+    let xml = valid_xml();
+    let r = client
+        .post_xml(&xml, &[("authorization", "Bearer not-the-token")])
+        .await;
+    assert_eq!(r.status, 401);
+    let r = client
+        .post_xml(&xml, &[("authorization", "Bearer bootstrap-tok-9c2e")])
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    // Wait until applied, then look at everything the agent logged.
+    for _ in 0..2000 {
+        if client.get("/api/v1/status", "*/*").await.json()["state"] == "configured" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let log = agent.log();
+    assert!(log.contains("configuration applied"), "{log}");
+    assert!(!log.contains("bootstrap-tok-9c2e"), "{log}");
+    assert!(!log.contains("not-the-token"), "{log}");
+    assert!(!log.contains("$6$"), "{log}");
+    assert!(!log.contains("PRIVATE KEY"), "{log}");
+    assert!(agent.terminate().success());
+}
+
+fn curl(args: &[&str]) -> (u16, serde_json::Value) {
+    let out = Command::new("curl")
+        .args(["-sS", "-k", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl is installed (scripts/apt-packages)");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.trim_end().rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), serde_json::from_str(body).unwrap())
+}
+
+#[tokio::test]
+async fn the_readme_curl_commands_work() {
+    let file = valid_xml_path();
+    let file = file.to_str().unwrap();
+
+    let root = common::image_root();
+    let agent = Agent::start(root.path(), &[]);
+    let url = format!("https://{}/configuration/bootstrap", agent.addr);
+    let (code, body) = curl(&["-F", &format!("file=@{file}"), &url]);
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["status"], "accepted");
+    assert!(agent.terminate().success());
+
+    let root = common::image_root();
+    let agent = Agent::start(root.path(), &[]);
+    let url = format!("https://{}/configuration/bootstrap", agent.addr);
+    let (code, body) = curl(&[
+        "-H",
+        "Content-Type: text/xml",
+        "--data-binary",
+        &format!("@{file}"),
+        &url,
+    ]);
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["status"], "accepted");
+    assert!(agent.terminate().success());
+}
