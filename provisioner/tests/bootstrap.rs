@@ -152,10 +152,9 @@ fn the_seed_dialog_completes_over_tcp_with_newer_pam_wording() {
     assert_eq!(typed.lines, common::expected_lines());
 }
 
-#[test]
-fn the_seed_dialog_completes_over_a_serial_line() {
-    // a pty pair stands in for the serial cable: bootstrap opens the slave as a serial device
-    // at 115200 baud, the fake console answers on the master
+/// A pty pair stands in for the cable: bootstrap opens the slave (as `serial:` at a baud
+/// rate, or as `pty:`), the fake console answers on the master.
+fn dialog_over_a_pty(console_prefix: &str, suffix: &str) {
     let dir = tempfile::tempdir().unwrap();
     let pty = nix::pty::openpty(None, None).unwrap();
     // raw from the start, as a serial line is: no echo or line editing by the pty itself
@@ -168,21 +167,31 @@ fn the_seed_dialog_completes_over_a_serial_line() {
     ))
     .unwrap();
     let (master, slave_fd) = (pty.master, pty.slave);
-    let script = Script::default();
-    let s = script;
     let (out, typed) = bootstrap_against(
         dir.path(),
-        &format!("serial:{}@115200", slave.display()),
+        &format!("{console_prefix}{}{suffix}", slave.display()),
         &[],
         move || async move {
             let stream = nodeboot::console::transport::FdStream::from_fd(master).unwrap();
-            fake_console::serve_with(stream, s, move || drop(slave_fd)).await
+            // the test's own slave descriptor goes once the dialog is over, so that the
+            // master sees the end when bootstrap closes its side
+            fake_console::serve_with(stream, Script::default(), move || drop(slave_fd)).await
         },
     );
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(typed.finished);
     assert_eq!(typed.lines, common::expected_lines());
+}
+
+#[test]
+fn the_seed_dialog_completes_over_a_serial_line() {
+    dialog_over_a_pty("serial:", "@115200");
+}
+
+#[test]
+fn the_seed_dialog_completes_over_a_pty_device() {
+    dialog_over_a_pty("pty:", "");
 }
 
 #[test]
