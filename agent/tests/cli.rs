@@ -95,6 +95,15 @@ fn apply_status_unchanged_refused_and_reset() {
     assert!(o.status.success(), "{out}{err}");
     assert!(out.contains(&format!("applied sha256 {digest}: ")), "{out}");
     assert!(out.contains("not rebooting (--reboot=none)"), "{out}");
+    assert!(
+        out.starts_with(&format!("plan for sha256 {digest} under ")),
+        "{out}"
+    );
+    assert!(out.contains("\n  write   /etc/hosts "), "{out}");
+    assert!(
+        !out.contains("remove"),
+        "nothing to remove on a fresh image: {out}"
+    );
     assert_no_secrets(&out);
     assert_no_secrets(&err);
 
@@ -202,23 +211,45 @@ fn an_invalid_file_gets_compiler_style_errors_and_changes_nothing() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{out}{err}");
     assert!(
-        err.contains(&format!("  --> {}:6:", file.display())),
+        err.contains(&format!("{}:6:13: error: ", file.display())),
         "{err}"
     );
     assert!(
-        err.contains(&format!("  --> {}:10:", file.display())),
+        err.contains(&format!("{}:10:11: error: ", file.display())),
         "{err}"
     );
     assert!(err.contains("6 |   <hostname>-conf01</hostname>"), "{err}");
     assert!(err.contains("  = help: "), "{err}");
     assert!(
-        err.ends_with(": 3 errors found; nothing was changed\n"),
+        err.ends_with(": 2 errors found; nothing was changed\n"),
         "{err}"
     );
     assert_no_secrets(&err);
     assert_eq!(
         tree_diff(&before_with_file, &tree(root.path())),
         Vec::<String>::new()
+    );
+}
+
+#[test]
+fn errors_never_echo_a_secret_line() {
+    let root = image_root();
+    let good = std::fs::read_to_string(fixture("tests/fixtures/valid/transcoding.xml")).unwrap();
+    let start = good.find("<password-hash>").unwrap() + "<password-hash>".len();
+    let end = good.find("</password-hash>").unwrap();
+    let bad = format!("{}hunter2-plain{}", &good[..start], &good[end..]);
+    let file = root.path().join("plain.xml");
+    std::fs::write(&file, bad).unwrap();
+    let o = agent(
+        &["apply", "--reboot=none", file.to_str().unwrap()],
+        root.path(),
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(
+        err.contains("(this line holds a secret and is not shown)"),
+        "{err}"
     );
 }
 
@@ -233,4 +264,39 @@ fn help_fits_80_columns_and_has_examples() {
             assert!(line.chars().count() <= 80, "{sub}: too wide: {line:?}");
         }
     }
+}
+
+#[test]
+fn the_next_start_finishes_an_interrupted_apply_before_anything_else() {
+    let root = image_root();
+    let r = root.path();
+    let xml_path = fixture("tests/fixtures/valid/transcoding.xml");
+    let xml = std::fs::read(&xml_path).unwrap();
+    let config = nodeboot_config::parse(&xml).unwrap().config;
+    let digest = nodeboot_config::digest(&xml);
+    // the process "dies" right after the commit point
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        nodeboot_agent::apply::apply_config_with(r, &xml, &config, NOW, &mut |s| {
+            if s == nodeboot_agent::apply::Step::Replaced(2) {
+                panic!("killed");
+            }
+        })
+    }));
+    std::panic::set_hook(quiet);
+    assert!(crashed.is_err());
+    let (out, _) = text(&agent(&["status"], r));
+    assert_eq!(
+        out,
+        format!("state: applying (interrupted or in progress)\nsha256: {digest}\n")
+    );
+    // the next start: apply of the same file finds it complete after recovery
+    let o = agent(&["apply", "--reboot=none", xml_path.to_str().unwrap()], r);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(
+        text(&o).0,
+        format!("unchanged: sha256 {digest} is already applied; nothing written, no reboot\n")
+    );
+    assert!(!r.join("var/lib/nodeboot/journal.json").exists());
 }
