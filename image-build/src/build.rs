@@ -168,7 +168,7 @@ pub fn find_kernel(root: &Path) -> anyhow::Result<(String, String)> {
                 .map(str::to_string)
         })
         .collect();
-    versions.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
+    versions.sort_by_key(|v| natural_key(v));
     let Some(version) = versions.pop() else {
         bail!(
             "no kernel (vmlinuz-*) in {}: is linux-image-amd64 installed?",

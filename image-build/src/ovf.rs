@@ -312,12 +312,15 @@ mod tests {
         }
     }
 
+    /// An element: its path (names joined by '/'), attributes and text.
+    type Element = (String, Vec<(String, String)>, String);
+
     /// Every element's path (local names joined by '/') with its attributes and text.
-    fn flatten(xml: &str) -> Vec<(String, Vec<(String, String)>, String)> {
+    fn flatten(xml: &str) -> Vec<Element> {
         let mut reader = Reader::from_str(xml);
         reader.config_mut().trim_text(true);
         let mut path: Vec<String> = Vec::new();
-        let mut out: Vec<(String, Vec<(String, String)>, String)> = Vec::new();
+        let mut out: Vec<Element> = Vec::new();
         loop {
             let (e, empty) = match reader.read_event().unwrap() {
                 Event::Start(e) => (e, false),

@@ -1,6 +1,8 @@
 //! `nodeboot-image ova` run for real on a small disk: the OVA is read back with independent
 //! tools (`tar`, `qemu-img`) and our parsers, as an importer would read it.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::Command;
 

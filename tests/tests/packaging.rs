@@ -2,6 +2,8 @@
 //! agent binary and read back with dpkg-deb: files, control fields, maintainer scripts, units
 //! accepted by systemd, man pages and completions generated from the clap definitions.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
