@@ -130,7 +130,7 @@ pub fn render_customize_hooks(agent_deb: &Path) -> Vec<String> {
         format!("copy-in {deb} /tmp"),
         format!("chroot \"$1\" dpkg -i {inside}"),
         format!("rm -f \"$1\"{inside}"),
-        "chroot \"$1\" useradd --create-home --shell /bin/bash --groups sudo --comment 'node administrator' admin"
+        "chroot \"$1\" useradd --create-home --shell /bin/bash --comment 'node administrator' admin"
             .to_string(),
         "chroot \"$1\" passwd --delete admin".to_string(),
         "chroot \"$1\" chage --lastday 0 admin".to_string(),
@@ -153,6 +153,32 @@ pub fn render_hosts() -> String {
         "127.0.0.1\tlocalhost\n127.0.1.1\t{UNCONFIGURED_HOSTNAME}\n\n\
          ::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
     )
+}
+
+/// `/etc/pam.d/common-password` with pam_unix hashing new passwords with SHA-512-crypt
+/// instead of Debian 12's yescrypt: the wizard puts the admin password that the forced first
+/// change wrote to /etc/shadow into the configuration, which accepts only `$6$` hashes.
+pub fn render_common_password(existing: &str) -> String {
+    existing
+        .lines()
+        .map(|line| {
+            if !line.trim_start().starts_with('#') && line.contains("pam_unix.so") {
+                let words: Vec<&str> = line
+                    .split(' ')
+                    .map(|w| if w == "yescrypt" { "sha512" } else { w })
+                    .collect();
+                let joined = words.join(" ");
+                if joined.split_whitespace().any(|w| w == "sha512") {
+                    joined
+                } else {
+                    format!("{joined} sha512")
+                }
+            } else {
+                line.to_string()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect()
 }
 
 /// The newest kernel and its initramfs in `root/boot`, as paths inside the image.
@@ -544,6 +570,25 @@ mod tests {
                 .contains("linux /boot/vmlinuz-6.1.0-10-amd64 root=UUID=11111111-")
         );
         assert!(read("etc/systemd/network/99-nodeboot-dhcp.network").contains("Name=eth0\n"));
+    }
+
+    #[test]
+    fn pam_unix_hashes_with_sha512() {
+        let debian = "# here are the per-package modules\n\
+            password\t[success=1 default=ignore]\tpam_unix.so obscure yescrypt\n\
+            password\trequisite\t\t\tpam_deny.so\n";
+        let out = render_common_password(debian);
+        assert_eq!(
+            out,
+            "# here are the per-package modules\n\
+             password\t[success=1 default=ignore]\tpam_unix.so obscure sha512\n\
+             password\trequisite\t\t\tpam_deny.so\n"
+        );
+        assert_eq!(render_common_password(&out), out, "idempotent");
+        assert!(
+            render_common_password("password required pam_unix.so\n")
+                .ends_with("pam_unix.so sha512\n")
+        );
     }
 
     #[test]

@@ -74,6 +74,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         "./usr/lib/systemd/system/serial-getty@.service.d/nodeboot.conf",
         "./usr/lib/systemd/system/getty@.service.d/nodeboot.conf",
         "./etc/profile.d/nodeboot-wizard.sh",
+        "./etc/sudoers.d/nodeboot-wizard",
         "./etc/issue.d/nodeboot.issue -> /run/issue.d/nodeboot.issue",
         "./usr/share/man/man1/nodeboot-agent.1.gz",
         "./usr/share/man/man1/nodeboot-agent-serve.1.gz",
@@ -100,7 +101,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         .arg(&tree));
     assert_eq!(
         std::fs::read_to_string(tree.join("DEBIAN/conffiles")).unwrap(),
-        "/etc/profile.d/nodeboot-wizard.sh\n"
+        "/etc/profile.d/nodeboot-wizard.sh\n/etc/sudoers.d/nodeboot-wizard\n"
     );
     for script in ["postinst", "prerm", "postrm"] {
         run(Command::new("sh")

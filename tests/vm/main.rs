@@ -36,6 +36,8 @@ const NEW_PASSWORD_PROMPT: &str = r"(New|new) (UNIX )?password:\s*$";
 const RETYPE_PROMPT: &str = r"(Retype|retype) new (UNIX )?password:\s*$";
 const SUDO_PROMPT: &str = r"\[sudo\] password for admin:\s*$";
 const SHELL_PROMPT: &str = r"\$ $";
+/// The wizard's first question (the address, with the DHCP-given default).
+const WIZARD_FIRST_QUESTION: &str = r"IP address \[10\.0\.2\.15\]:\s*$";
 
 type Fallible<T> = Result<T, String>;
 
@@ -608,7 +610,8 @@ impl Console {
     }
 
     /// The seed's first login: the expired password must be changed; the profile hook then
-    /// runs the wizard through sudo, which is interrupted to get a shell.
+    /// runs the wizard through sudo (which asks for the new password); the wizard's first
+    /// question must come, then the wizard is interrupted to get a shell.
     fn first_login(&self, user: &str, new_password: &str) -> Fallible<()> {
         // An empty name makes getty print a fresh prompt, whatever came after the last one.
         self.send("\r")?;
@@ -619,16 +622,13 @@ impl Console {
         self.send(&format!("{new_password}\r"))?;
         self.wait_for(RETYPE_PROMPT, t, "the password confirmation")?;
         self.send(&format!("{new_password}\r"))?;
-        let (which, _) =
-            self.wait_for_any(&[SUDO_PROMPT, SHELL_PROMPT], t, "the wizard's sudo prompt")?;
-        if which == 0 {
-            self.send(&format!("{new_password}\r"))?;
-            // The wizard (or its stand-in) runs; interrupt it and wait for the shell.
-            std::thread::sleep(Duration::from_secs(2));
-            self.send("\x03")?;
-            self.send("\r")?;
-            self.wait_for(SHELL_PROMPT, t, "a shell prompt after the wizard")?;
-        }
+        self.wait_for(SUDO_PROMPT, t, "the wizard's sudo prompt")?;
+        self.send(&format!("{new_password}\r"))?;
+        self.wait_for(WIZARD_FIRST_QUESTION, t, "the wizard's first question")?;
+        // Leave the wizard (Ctrl-C) for a shell.
+        self.send("\x03")?;
+        self.send("\r")?;
+        self.wait_for(SHELL_PROMPT, t, "a shell prompt after leaving the wizard")?;
         Ok(())
     }
 
@@ -774,6 +774,10 @@ mod tests {
             (RETYPE_PROMPT, "Retype new password: "),
             (SUDO_PROMPT, "\r\n[sudo] password for admin: "),
             (SHELL_PROMPT, "admin@vmnode01:~$ "),
+            (
+                WIZARD_FIRST_QUESTION,
+                "nodeboot installation wizard\r\nIP address [10.0.2.15]: ",
+            ),
         ];
         for (pattern, text) in cases {
             assert!(
