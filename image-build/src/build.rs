@@ -252,6 +252,13 @@ pub fn customize(root: &Path, root_uuid: &str) -> anyhow::Result<()> {
         "etc/systemd/network/99-nodeboot-dhcp.network",
         &render_dhcp_network(),
     )?;
+    let pam = root.join("etc/pam.d/common-password");
+    if let Ok(existing) = std::fs::read_to_string(&pam) {
+        write(
+            "etc/pam.d/common-password",
+            &render_common_password(&existing),
+        )?;
+    }
     // A persistent journal, so the first boot (the agent's start) can be read after the reboot.
     std::fs::create_dir_all(root.join("var/log/journal"))?;
     // Empty: systemd generates the machine-id at first boot.
@@ -551,6 +558,10 @@ mod tests {
             ("etc/ssh/ssh_host_ed25519_key", "secret"),
             ("etc/ssh/ssh_host_ed25519_key.pub", "public"),
             ("etc/ssh/sshd_config", "# kept\n"),
+            (
+                "etc/pam.d/common-password",
+                "password\t[success=1 default=ignore]\tpam_unix.so obscure yescrypt\n",
+            ),
         ] {
             std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
             std::fs::write(root.join(rel), content).unwrap();
@@ -563,6 +574,7 @@ mod tests {
         assert!(!root.join("etc/ssh/ssh_host_ed25519_key.pub").exists());
         assert_eq!(read("etc/ssh/sshd_config"), "# kept\n");
         assert_eq!(read("etc/hostname"), "nodeboot\n");
+        assert!(read("etc/pam.d/common-password").ends_with("pam_unix.so obscure sha512\n"));
         assert!(read("etc/fstab").contains("UUID=11111111-2222-4333-8444-555555555555 / ext4"));
         // The newest kernel by version, not by text ("6.1.0-9" sorts after "6.1.0-10" as text).
         assert!(
