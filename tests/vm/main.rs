@@ -44,6 +44,9 @@ type Fallible<T> = Result<T, String>;
 #[derive(Debug)]
 struct Options {
     image: PathBuf,
+    /// The image the reject scenario boots (default: `image`); tests/vm/run passes the output
+    /// of `nodeboot-image bake` here, so a baked image is booted too.
+    reject_image: Option<PathBuf>,
     nodeboot: PathBuf,
     artifacts: PathBuf,
     fixtures: PathBuf,
@@ -54,6 +57,7 @@ struct Options {
 fn parse_options() -> Fallible<Options> {
     let mut args = std::env::args().skip(1);
     let mut image = None;
+    let mut reject_image = None;
     let mut nodeboot = None;
     let mut artifacts = PathBuf::from("artifacts/vm");
     let mut only = None;
@@ -62,6 +66,7 @@ fn parse_options() -> Fallible<Options> {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--image" => image = Some(PathBuf::from(value()?)),
+            "--reject-image" => reject_image = Some(PathBuf::from(value()?)),
             "--nodeboot" => nodeboot = Some(PathBuf::from(value()?)),
             "--artifacts" => artifacts = PathBuf::from(value()?),
             "--only" => only = Some(value()?),
@@ -72,6 +77,7 @@ fn parse_options() -> Fallible<Options> {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("vm/fixtures");
     Ok(Options {
         image: image.ok_or("--image RAW is required")?,
+        reject_image,
         nodeboot: nodeboot.ok_or("--nodeboot PATH is required")?,
         artifacts,
         fixtures,
@@ -224,7 +230,11 @@ fn configure(opts: &Options) -> Fallible<()> {
 }
 
 fn reject(opts: &Options) -> Fallible<()> {
-    let vm = Vm::boot(opts, "reject")?;
+    let vm = Vm::boot_image(
+        opts,
+        opts.reject_image.as_deref().unwrap_or(&opts.image),
+        "reject",
+    )?;
     let ready = vm.wait_ready()?;
     println!(
         "vm:   boot to banner {:.1} s, to 8443 ready {:.1} s",
@@ -335,6 +345,10 @@ fn kvm_usable() -> bool {
 
 impl Vm {
     fn boot(opts: &Options, name: &str) -> Fallible<Vm> {
+        Vm::boot_image(opts, &opts.image, name)
+    }
+
+    fn boot_image(opts: &Options, image: &Path, name: &str) -> Fallible<Vm> {
         let dir = opts.artifacts.join(format!("{name}.run"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -347,7 +361,7 @@ impl Vm {
         };
         println!(
             "vm:   booting {} ({accel}, port 8443 on 127.0.0.1:{port})",
-            opts.image.display()
+            image.display()
         );
         let started = Instant::now();
         let child = Command::new("qemu-system-x86_64")
@@ -379,10 +393,7 @@ impl Vm {
             .args(["-serial", "chardev:ser0"])
             .args([
                 "-drive",
-                &format!(
-                    "file={},format=raw,if=virtio,snapshot=on",
-                    opts.image.display()
-                ),
+                &format!("file={},format=raw,if=virtio,snapshot=on", image.display()),
             ])
             .args([
                 "-netdev",
