@@ -93,6 +93,10 @@ pub struct PushArgs {
     /// Send the valid files even if some are invalid (those nodes count as failed)
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Send the files without checking them here first: the nodes judge them (for a node
+    /// whose agent knows a newer schema than this command)
+    #[arg(long, conflicts_with = "skip_invalid")]
+    pub no_validate: bool,
     /// Validate and show what would be sent where; contact no node
     #[arg(long)]
     pub dry_run: bool,
@@ -281,7 +285,10 @@ struct Job {
 /// invalid and every error (already printed on stderr, compiler-style). `Err` only when a
 /// file cannot be read.
 #[allow(clippy::type_complexity)]
-fn prepare(target: &Target) -> anyhow::Result<Result<(Bytes, String), (String, Vec<FileError>)>> {
+fn prepare(
+    target: &Target,
+    check: bool,
+) -> anyhow::Result<Result<(Bytes, String), (String, Vec<FileError>)>> {
     let (what, bytes) = match &target.source {
         Source::File(path) => (
             path.display().to_string(),
@@ -311,6 +318,10 @@ fn prepare(target: &Target) -> anyhow::Result<Result<(Bytes, String), (String, V
             target.name
         ),
     };
+    if !check {
+        let digest = nodeboot_config::digest(&bytes);
+        return Ok(Ok((Bytes::from(bytes), digest)));
+    }
     match nodeboot_config::parse(&bytes) {
         Ok(parsed) => {
             let text = String::from_utf8_lossy(&bytes);
@@ -365,7 +376,7 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
     let mut jobs = Vec::with_capacity(targets.len());
     let mut invalid = Vec::new();
     for target in targets {
-        match prepare(&target)? {
+        match prepare(&target, !args.no_validate)? {
             Ok((body, digest)) => jobs.push(Job {
                 target,
                 body,
@@ -733,8 +744,13 @@ async fn follow(
                 }
                 if is_configured(state) || state == "failed" {
                     result.result = Outcome::Failed;
-                    result.error = Some(match theirs {
-                        Some(d) if d != digest => {
+                    let why = body
+                        .as_ref()
+                        .and_then(|b| b.get("error"))
+                        .and_then(|e| e.as_str());
+                    result.error = Some(match (theirs, why) {
+                        (_, Some(why)) => format!("the node reports {state}: {why}"),
+                        (Some(d), None) if d != digest => {
                             format!("the node reports {state} with another file ({d})")
                         }
                         _ => format!("the node reports {state}"),
