@@ -35,6 +35,18 @@ fn status_of(agent: &Agent) -> serde_json::Value {
     json(&out)["nodes"][0].clone()
 }
 
+/// Every inventory node's state, through `nodeboot status --inventory`.
+fn fleet_states(inventory: &str) -> Vec<String> {
+    let out = nodeboot(&["status", "--inventory", inventory, "--json"]);
+    assert!(out.status.success(), "{}", shown(&out));
+    json(&out)["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["state"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn push_one_node_and_wait_until_it_reports_configured() {
     let dir = tempfile::tempdir().unwrap();
@@ -99,11 +111,7 @@ fn push_an_inventory_of_24_nodes_one_rejecting_its_file() {
     let out = nodeboot(&["push", "--inventory", &inv, "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
     assert!(shown(&out).contains("nothing was sent"), "{}", shown(&out));
-    assert!(
-        agents
-            .iter()
-            .all(|a| status_of(a)["state"] == "unconfigured")
-    );
+    assert_eq!(fleet_states(&inv), vec!["unconfigured"; N]);
 
     // Sent as they are, the node refuses its file and says why; the others apply.
     let out = nodeboot(&[
@@ -134,17 +142,9 @@ fn push_an_inventory_of_24_nodes_one_rejecting_its_file() {
             assert_eq!(n["result"], "applied", "{n}");
         }
     }
-    for (i, agent) in agents.iter().enumerate() {
-        let state = &status_of(agent)["state"];
-        assert_eq!(
-            state,
-            if i == REJECTING {
-                "unconfigured"
-            } else {
-                "configured"
-            }
-        );
-    }
+    let mut want = vec!["configured"; N];
+    want[REJECTING] = "unconfigured";
+    assert_eq!(fleet_states(&inv), want);
 
     // The table shows the same, and the node's errors with their line.
     let out = nodeboot(&[

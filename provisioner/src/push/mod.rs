@@ -372,16 +372,21 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
         PinSource::Inventory
     };
 
-    // Validate every file before sending anything.
-    let mut jobs = Vec::with_capacity(targets.len());
-    let mut invalid = Vec::new();
-    for target in targets {
+    // Validate every file before sending anything. Results keep the inventory's order.
+    let total = targets.len();
+    let mut results: Vec<Option<NodeResult>> = (0..total).map(|_| None).collect();
+    let mut jobs = Vec::with_capacity(total);
+    let mut invalid = 0;
+    for (index, target) in targets.into_iter().enumerate() {
         match prepare(&target, !args.no_validate)? {
-            Ok((body, digest)) => jobs.push(Job {
-                target,
-                body,
-                digest,
-            }),
+            Ok((body, digest)) => jobs.push((
+                index,
+                Job {
+                    target,
+                    body,
+                    digest,
+                },
+            )),
             Err((what, errors)) => {
                 let mut r = NodeResult::new(
                     &target.name,
@@ -391,23 +396,24 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
                 );
                 r.error = Some(format!("{what} is invalid ({} error(s))", errors.len()));
                 r.errors = errors;
-                invalid.push(r);
+                results[index] = Some(r);
+                invalid += 1;
             }
         }
     }
-    if !invalid.is_empty() && !args.skip_invalid {
+    if invalid > 0 && !args.skip_invalid {
         anyhow::bail!(
-            "{} of {} file(s) invalid: nothing was sent (fix them, or pass --skip-invalid to send the others)",
-            invalid.len(),
-            invalid.len() + jobs.len()
+            "{invalid} of {total} file(s) invalid: nothing was sent (fix them, or pass \
+             --skip-invalid to send the others)"
         );
     }
 
     let trust = Trust::load(&args.fleet)?;
     if args.dry_run {
-        let results = dry_run(&jobs, &trust, pin_source);
-        let mut all = results;
-        all.extend(invalid);
+        for (index, job) in &jobs {
+            results[*index] = Some(dry_run(job, &trust, pin_source));
+        }
+        let all: Vec<NodeResult> = results.into_iter().flatten().collect();
         return Ok(finish(&all, started, args.fleet.json, false));
     }
 
@@ -421,8 +427,7 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
     });
     let limit = Arc::new(Semaphore::new(usize::from(args.fleet.parallel)));
     let mut tasks = tokio::task::JoinSet::new();
-    let count = jobs.len();
-    for (index, job) in jobs.into_iter().enumerate() {
+    for (index, job) in jobs {
         let run = run.clone();
         let limit = limit.clone();
         tasks.spawn(async move {
@@ -430,15 +435,13 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
             (index, push_node(&run, job).await)
         });
     }
-    let mut results: Vec<Option<NodeResult>> = (0..count).map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
         let (index, result) = joined.context("a node task stopped unexpectedly")?;
         results[index] = Some(result);
     }
     run.display.finish();
     let saved = run.trust.save();
-    let mut all: Vec<NodeResult> = results.into_iter().flatten().collect();
-    all.extend(invalid);
+    let all: Vec<NodeResult> = results.into_iter().flatten().collect();
     let code = finish(&all, started, args.fleet.json, false);
     saved?;
     Ok(code)
@@ -462,35 +465,31 @@ fn finish(results: &[NodeResult], started: Instant, json: bool, status_columns: 
     }
 }
 
-fn dry_run(jobs: &[Job], trust: &Trust, pin_source: PinSource) -> Vec<NodeResult> {
-    jobs.iter()
-        .map(|job| {
-            let (policy, _) = trust.policy(&job.target, pin_source);
-            let trust_note = match policy {
-                Policy::Pinned(fp) => format!("pinned {fp}"),
-                Policy::FirstUse => "first use: record the certificate".into(),
-                Policy::Insecure => "insecure: any certificate".into(),
-            };
-            let mut r = NodeResult::new(
-                &job.target.name,
-                &job.target.endpoint.to_string(),
-                Outcome::WouldSend,
-                Duration::ZERO,
-            );
-            r.digest = Some(job.digest.clone());
-            r.error = Some(format!(
-                "POST https://{}{BOOTSTRAP_PATH} {} bytes, {trust_note}{}",
-                job.target.endpoint,
-                job.body.len(),
-                if job.target.token.is_some() {
-                    ", with token"
-                } else {
-                    ""
-                }
-            ));
-            r
-        })
-        .collect()
+fn dry_run(job: &Job, trust: &Trust, pin_source: PinSource) -> NodeResult {
+    let (policy, _) = trust.policy(&job.target, pin_source);
+    let trust_note = match policy {
+        Policy::Pinned(fp) => format!("pinned {fp}"),
+        Policy::FirstUse => "first use: record the certificate".into(),
+        Policy::Insecure => "insecure: any certificate".into(),
+    };
+    let mut r = NodeResult::new(
+        &job.target.name,
+        &job.target.endpoint.to_string(),
+        Outcome::WouldSend,
+        Duration::ZERO,
+    );
+    r.digest = Some(job.digest.clone());
+    r.error = Some(format!(
+        "POST https://{}{BOOTSTRAP_PATH} {} bytes, {trust_note}{}",
+        job.target.endpoint,
+        job.body.len(),
+        if job.target.token.is_some() {
+            ", with token"
+        } else {
+            ""
+        }
+    ));
+    r
 }
 
 /// Exponential backoff while a node is not up yet: 0.1 s doubling to 3 s.
