@@ -243,10 +243,9 @@ impl Trust {
         let mut known = self.known.lock().ok()?;
         known.add(&target.endpoint.to_string(), fp);
         Some(format!(
-            "{}: first contact with {}; its certificate {fp} is now trusted and recorded in {} \
-             (compare it with the fingerprint on the node's console)",
+            "{}: first contact, trusting {fp} (recorded in {}; check it against the node's \
+             console)",
             target.name,
-            target.endpoint,
             path.display()
         ))
     }
