@@ -36,8 +36,9 @@ pub const STATUS_PATH: &str = "/api/v1/status";
 /// How nodes are chosen and trusted: shared by `push` and `status`.
 #[derive(Debug, clap::Args)]
 pub struct FleetArgs {
-    /// Inventory of nodes (TOML, [[node]] tables; see docs/push.md)
-    #[arg(long, short = 'i', value_name = "FLEET.toml")]
+    /// Inventory of nodes: TOML with [[node]] tables, or a folder of <fqdn>.xml files with an
+    /// addresses.csv (see docs/push.md)
+    #[arg(long, short = 'i', value_name = "FLEET.toml|DIR")]
     pub inventory: Option<PathBuf>,
     /// Only these inventory nodes (repeat, or separate with commas)
     #[arg(
