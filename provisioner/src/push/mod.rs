@@ -425,26 +425,59 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
         timeout,
         wait,
     });
-    let limit = Arc::new(Semaphore::new(usize::from(args.fleet.parallel)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, job) in jobs {
+    let work = |job: Job| {
         let run = run.clone();
-        let limit = limit.clone();
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            (index, push_node(&run, job).await)
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        let (index, result) = joined.context("a node task stopped unexpectedly")?;
-        results[index] = Some(result);
-    }
+        async move { push_node(&run, job).await }
+    };
+    for_each_node(jobs, args.fleet.parallel, work, &mut results).await?;
     run.display.finish();
     let saved = run.trust.save();
     let all: Vec<NodeResult> = results.into_iter().flatten().collect();
     let code = finish(&all, started, args.fleet.json, false);
     saved?;
     Ok(code)
+}
+
+/// Runs `work` on every item, at most `parallel` at once, storing each result at its index.
+///
+/// A task is created only once a slot is free, so a node waiting its turn costs its item
+/// (a few hundred bytes), not a whole connection's state.
+async fn for_each_node<J, F, Fut>(
+    items: Vec<(usize, J)>,
+    parallel: u16,
+    work: F,
+    results: &mut [Option<NodeResult>],
+) -> anyhow::Result<()>
+where
+    F: Fn(J) -> Fut,
+    Fut: std::future::Future<Output = NodeResult> + Send + 'static,
+{
+    let limit = Arc::new(Semaphore::new(usize::from(parallel)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut store = |joined: Result<(usize, NodeResult), tokio::task::JoinError>| {
+        let (index, result) = joined.context("a node task stopped unexpectedly")?;
+        results[index] = Some(result);
+        anyhow::Ok(())
+    };
+    for (index, item) in items {
+        let permit = limit
+            .clone()
+            .acquire_owned()
+            .await
+            .context("the concurrency limit closed")?;
+        let task = work(item);
+        tasks.spawn(async move {
+            let _permit = permit;
+            (index, task.await)
+        });
+        while let Some(joined) = tasks.try_join_next() {
+            store(joined)?;
+        }
+    }
+    while let Some(joined) = tasks.join_next().await {
+        store(joined)?;
+    }
+    Ok(())
 }
 
 /// Prints the summary (table or JSON) and picks the exit status.
@@ -943,22 +976,13 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         timeout,
         wait: None,
     });
-    let limit = Arc::new(Semaphore::new(usize::from(args.fleet.parallel)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let count = targets.len();
-    for (index, target) in targets.into_iter().enumerate() {
+    let mut results: Vec<Option<NodeResult>> = (0..targets.len()).map(|_| None).collect();
+    let work = |target: Target| {
         let run = run.clone();
-        let limit = limit.clone();
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            (index, status_node(&run, target).await)
-        });
-    }
-    let mut results: Vec<Option<NodeResult>> = (0..count).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        let (index, result) = joined.context("a node task stopped unexpectedly")?;
-        results[index] = Some(result);
-    }
+        async move { status_node(&run, target).await }
+    };
+    let numbered = targets.into_iter().enumerate().collect();
+    for_each_node(numbered, args.fleet.parallel, work, &mut results).await?;
     run.display.finish();
     let saved = run.trust.save();
     let all: Vec<NodeResult> = results.into_iter().flatten().collect();
