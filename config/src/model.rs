@@ -350,21 +350,26 @@ impl Hostname {
 impl DomainName {
     /// Checks a dotted DNS name of at most 192 characters made of RFC 1123 labels.
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
-        Self::parse_max(s, 192)
+        Self::parse_named(s, 192, "domain")
     }
 
     /// Checks a dotted DNS name of at most `max` characters (253 for a full name).
     pub fn parse_max(s: &str, max: usize) -> Result<Self, InvalidValue> {
+        Self::parse_named(s, max, "name")
+    }
+
+    /// Checks a dotted DNS name; `what` names it in messages ("domain", "name", ...).
+    pub fn parse_named(s: &str, max: usize, what: &str) -> Result<Self, InvalidValue> {
         let help = format!(
             "use dot-separated labels of letters, digits and inner hyphens, at most {max} characters (e.g. \"example.com\")"
         );
         if s.is_empty() {
-            return Err(InvalidValue::new("the name is empty", help));
+            return Err(InvalidValue::new(format!("the {what} is empty"), help));
         }
         if s.len() > max {
             return Err(InvalidValue::new(
                 format!(
-                    "name is {} characters long, over the limit of {max}",
+                    "{what} is {} characters long, over the limit of {max}",
                     s.len()
                 ),
                 help,
@@ -372,13 +377,13 @@ impl DomainName {
         }
         if s.ends_with('.') {
             return Err(InvalidValue::new(
-                format!("name {s:?} ends with a dot"),
+                format!("{what} {s:?} ends with a dot"),
                 "leave out the trailing dot",
             ));
         }
         if let Some(bad) = s.split('.').find(|l| !is_label(l)) {
             return Err(InvalidValue::new(
-                format!("name {s:?} has an invalid label {bad:?}"),
+                format!("{what} {s:?} has an invalid label {bad:?}"),
                 help,
             ));
         }

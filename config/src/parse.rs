@@ -645,9 +645,14 @@ impl Validator {
             .into_iter()
             .chain(secondary.flatten())
             .collect();
+        // Gateways are checked against the subnets only when every interface is known, so
+        // that one bad address does not make every gateway look wrong too.
+        let subnets_known = matches!(ipv4, Some((Some(_), _))) && secondary.is_some();
         let gateway = match &ipv4 {
-            Some((Some(_), Some((g, gpath, gpos)))) => {
-                self.on_attached(*g, &attached, gpath, *gpos, "the default gateway");
+            Some((_, Some((g, gpath, gpos)))) => {
+                if subnets_known {
+                    self.on_attached(*g, &attached, gpath, *gpos, "the default gateway");
+                }
                 Some(*g)
             }
             _ => None,
@@ -778,7 +783,7 @@ impl Validator {
                 });
             let gw = self.attr(e, &p, "gateway", true).and_then(|(v, ap, pos)| {
                 let g = self.ipv4(v.trim(), &ap, pos, "route gateway")?;
-                if !attached.is_empty() {
+                if subnets_known {
                     self.on_attached(g, &attached, &ap, pos, "the route gateway");
                 }
                 Some(g)
@@ -798,6 +803,19 @@ impl Validator {
             let p = format!("{path}/dns-server");
             let (v, pos) = self.text(e, &p);
             match v.parse::<IpAddr>() {
+                Ok(a)
+                    if a.is_unspecified()
+                        || a.is_multicast()
+                        || a == IpAddr::V4(Ipv4Addr::BROADCAST) =>
+                {
+                    self.error(
+                        &p,
+                        pos,
+                        format!("DNS server {a} is not a unicast address"),
+                        "give the address of a DNS server, e.g. 10.0.0.2",
+                    );
+                    dns = None;
+                }
                 Ok(a) => {
                     if let Some(d) = dns.as_mut() {
                         d.push(a);
@@ -1094,7 +1112,7 @@ impl Validator {
         };
         let sip = match self.optional_text(kids, rpath, "sip-tls-fqdn") {
             None => Some(None),
-            Some((v, p, pos)) => DomainName::parse_max(v, 253)
+            Some((v, p, pos)) => DomainName::parse_named(v, 253, "SIP TLS FQDN")
                 .map_err(|e| self.invalid(At { path: &p, pos }, e))
                 .ok()
                 .map(|d| Some((d, p, pos))),

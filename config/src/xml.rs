@@ -226,7 +226,14 @@ pub(crate) fn read_tree(bytes: &[u8]) -> Result<(Element, LineIndex<'_>), Vec<Di
             Event::Text(t) => {
                 let raw = (*t).to_owned();
                 let text = raw.replace("\r\n", "\n").replace('\r', "\n");
-                push_text(&mut stack, &mut errors, &text, &raw, before, &idx, &root);
+                let lead = raw.len() - raw.trim_start().len();
+                push_text(
+                    &mut stack,
+                    &mut errors,
+                    &text,
+                    idx.pos(before + lead),
+                    &root,
+                );
                 if stack.is_empty() && !text.trim().is_empty() {
                     seen_anything = true;
                 }
@@ -234,7 +241,7 @@ pub(crate) fn read_tree(bytes: &[u8]) -> Result<(Element, LineIndex<'_>), Vec<Di
             Event::CData(c) => {
                 let text = (*c).to_owned();
                 let text = text.replace("\r\n", "\n").replace('\r', "\n");
-                push_text(&mut stack, &mut errors, &text, "x", before, &idx, &root);
+                push_text(&mut stack, &mut errors, &text, here, &root);
             }
             Event::GeneralRef(r) => {
                 let name = (*r).to_owned();
@@ -252,7 +259,7 @@ pub(crate) fn read_tree(bytes: &[u8]) -> Result<(Element, LineIndex<'_>), Vec<Di
                 };
                 match resolved {
                     Some(s) => {
-                        push_text(&mut stack, &mut errors, &s, "x", before, &idx, &root)
+                        push_text(&mut stack, &mut errors, &s, here, &root)
                     }
                     None => errors.push(err(
                         here,
@@ -372,17 +379,15 @@ fn finish(el: Element, stack: &mut [Element], root: &mut Option<Element>) {
     }
 }
 
+/// Appends character data to the open element; `pos` is where its first non-blank character
+/// is (kept as the element's text position). Outside the root, only blanks are allowed.
 fn push_text(
     stack: &mut [Element],
     errors: &mut Vec<Diagnostic>,
     text: &str,
-    raw: &str,
-    before: usize,
-    idx: &LineIndex<'_>,
+    pos: Pos,
     root: &Option<Element>,
 ) {
-    let lead = raw.len() - raw.trim_start().len();
-    let pos = idx.pos(before + lead);
     match stack.last_mut() {
         Some(el) => {
             if el.text_pos.is_none() && !text.trim().is_empty() {

@@ -1,4 +1,5 @@
 //! The valid fixtures of every role parse, and serialize back to an equal configuration.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::path::PathBuf;
 
@@ -28,5 +29,19 @@ fn valid_fixtures_parse_and_round_trip() {
         let again = nodeboot_config::parse(xml.as_bytes())
             .unwrap_or_else(|e| panic!("{file} re-serialized: {e:#?}\n{xml}"));
         assert_eq!(again.config, parsed.config, "{file}");
+    }
+}
+
+#[test]
+fn serialization_is_canonical_the_fixtures_are_written_in_it() {
+    for file in [
+        "valid/management.xml",
+        "valid/transcoding.xml",
+        "valid/proxying.xml",
+    ] {
+        let bytes = fixture(file);
+        let parsed = nodeboot_config::parse(&bytes).unwrap();
+        let xml = nodeboot_config::to_xml(&parsed.config);
+        assert_eq!(xml, String::from_utf8(bytes).unwrap(), "{file}");
     }
 }

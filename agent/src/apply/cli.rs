@@ -111,6 +111,23 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
                 "note: an interrupted apply of sha256 {d} is pending; it is finished or rolled back before the next apply"
             )?;
         }
+        let digest = nodeboot_config::digest(&xml);
+        if let NodeState::Configured {
+            digest: current, ..
+        } = super::read_state(&args.root)?
+        {
+            if current == digest {
+                writeln!(
+                    out,
+                    "note: sha256 {digest} is already applied; apply would change nothing"
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "note: the node is configured with sha256 {current}; apply would refuse this file until `nodeboot-agent reset`"
+                )?;
+            }
+        }
         let plan = super::plan_config(&args.root, &xml, &config)?;
         write!(
             out,
@@ -122,7 +139,13 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     super::recover(&args.root)?;
-    let plan = super::plan_config(&args.root, &xml, &config);
+    let digest = nodeboot_config::digest(&xml);
+    // Print the plan first, unless apply is going to change nothing or refuse.
+    if !matches!(super::read_state(&args.root)?, NodeState::Configured { .. }) {
+        let plan = super::plan_config(&args.root, &xml, &config)?;
+        write!(out, "{}", render_plan(&plan, &digest, &args.root))?;
+        out.flush()?;
+    }
     match super::apply_config(&args.root, &xml, &config)? {
         Outcome::Unchanged { digest } => {
             writeln!(
@@ -131,9 +154,6 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
         Outcome::Applied { digest, changed } => {
-            if let Ok(plan) = plan {
-                write!(out, "{}", render_plan(&plan, &digest, &args.root))?;
-            }
             writeln!(
                 out,
                 "applied sha256 {digest}: {} files changed",
@@ -180,46 +200,41 @@ fn parse_for_cli(file: &Path, xml: &[u8]) -> anyhow::Result<Option<nodeboot_conf
     }
 }
 
-/// A diagnostic the way a compiler shows it: what, where (file:line:column), the line with a
-/// caret under the column, the element path and the fix.
+/// A diagnostic the way a compiler shows it (the config crate's [`Diagnostic::render`]), with
+/// every line that holds a secret (a password hash, plain text where a hash belongs, a private
+/// key) blanked first: the shown source line must not leak what the file got wrong.
+///
+/// [`Diagnostic::render`]: nodeboot_config::Diagnostic::render
 pub fn render_diagnostic(file: &Path, source: &[u8], d: &nodeboot_config::Diagnostic) -> String {
-    let severity = match d.severity {
-        nodeboot_config::Severity::Error => "error",
-        nodeboot_config::Severity::Warning => "warning",
-    };
-    let mut s = String::new();
-    let _ = writeln!(s, "{severity}: {}", d.message);
-    let _ = writeln!(s, "  --> {}:{}:{}", file.display(), d.line, d.column);
-    let text = String::from_utf8_lossy(source);
-    if let Some(line) = text.lines().nth(d.line.saturating_sub(1) as usize) {
-        let number = d.line.to_string();
-        let pad = " ".repeat(number.len());
-        // Secrets never appear: a line holding a hash or a key is not echoed.
-        let shown =
-            if line.contains("$6$") || line.contains("PRIVATE KEY") || line.contains("password") {
-                "(line not shown: it holds a secret)".to_owned()
-            } else {
-                line.replace('\t', " ")
-            };
-        let _ = writeln!(s, "{pad} |");
-        let _ = writeln!(s, "{number} | {shown}");
-        let caret = " ".repeat(d.column.saturating_sub(1) as usize);
-        if !shown.starts_with("(line not shown") {
-            let _ = writeln!(s, "{pad} | {caret}^");
-        }
-        if !d.path.is_empty() {
-            let _ = writeln!(s, "{pad} = at: {}", d.path);
-        }
-        if let Some(help) = &d.help {
-            let _ = writeln!(s, "{pad} = help: {help}");
-        }
-    } else if let Some(help) = &d.help {
-        let _ = writeln!(s, "  = help: {help}");
-    }
-    s
+    d.render(&file.display().to_string(), &mask_secret_lines(source))
 }
 
-/// The printed plan: one line per file, then the actions.
+/// The source text with secret-bearing lines replaced by a notice.
+pub fn mask_secret_lines(source: &[u8]) -> String {
+    let text = String::from_utf8_lossy(source);
+    let mut in_key = false;
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let lower = line.to_ascii_lowercase();
+        if lower.contains("<private-key") {
+            in_key = true;
+        }
+        let secret = in_key || lower.contains("password") || line.contains("$6$");
+        if lower.contains("</private-key") || (in_key && lower.contains("/>")) {
+            in_key = false;
+        }
+        out.push_str(if secret {
+            "(this line holds a secret and is not shown)"
+        } else {
+            line
+        });
+        out.push('\n');
+    }
+    out
+}
+
+/// The printed plan: one line per file (removals only of files that exist under `root`), then
+/// the actions.
 pub fn render_plan(plan: &Plan, digest: &str, root: &Path) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "plan for sha256 {digest} under {}:", root.display());
@@ -234,6 +249,8 @@ pub fn render_plan(plan: &Plan, digest: &str, root: &Path) -> String {
                 f.owner.gid,
                 f.content.len()
             ),
+            // a removal of a file that is not there is no step worth showing
+            Change::Remove if std::fs::symlink_metadata(under(root, &e.path)).is_err() => Ok(()),
             Change::Remove => writeln!(s, "  remove  {}", e.path.display()),
             Change::Symlink(to) => {
                 writeln!(s, "  link    {} -> {}", e.path.display(), to.display())
@@ -384,6 +401,7 @@ mod tests {
     fn timestamps() {
         assert_eq!(utc_timestamp(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc_timestamp(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc_timestamp(1_795_000_000), "2026-11-18 08:26:40 UTC");
+        assert_eq!(utc_timestamp(1_795_000_000), "2026-11-18 11:06:40 UTC");
+        assert_eq!(utc_timestamp(1_709_164_799), "2024-02-28 23:59:59 UTC");
     }
 }

@@ -162,10 +162,12 @@ fn plan_at(
     Ok(plan)
 }
 
-/// Applies a validated configuration under `root`, all or nothing, with every fsync. The same
-/// XML again (same sha256) is [`Outcome::Unchanged`] and writes nothing; a different one on a
-/// configured node is [`ApplyError::AlreadyConfigured`]. Does not reboot: the caller decides
-/// (see [`schedule_reboot`]).
+/// Applies a validated configuration under `root`, all or nothing, durably (it returns once the
+/// new files are on disk; see the transaction module for the barriers). The same XML again
+/// (same sha256) is [`Outcome::Unchanged`] and writes nothing; a different one on a configured
+/// node is [`ApplyError::AlreadyConfigured`]. Blocking file I/O: call it from
+/// `spawn_blocking` in async code. Does not reboot: the caller decides (see
+/// [`schedule_reboot`]).
 pub fn apply_config(root: &Path, xml: &[u8], config: &NodeConfig) -> Result<Outcome, ApplyError> {
     apply_config_with(root, xml, config, now_unix(), &mut |_| {})
 }
@@ -239,10 +241,15 @@ pub fn recover(root: &Path) -> Result<(), ApplyError> {
 /// Returns the node to the image's unconfigured state (for image builders): every file apply
 /// wrote is put back as the image had it, the records are removed. All or nothing, like apply.
 pub fn reset(root: &Path) -> Result<(), ApplyError> {
+    reset_with(root, &mut |_| {})
+}
+
+/// [`reset`] with an observer of the protocol's steps (crash tests).
+pub fn reset_with(root: &Path, observer: &mut dyn FnMut(Step)) -> Result<(), ApplyError> {
     let _lock = lock(root)?;
     recover_locked(root)?;
     let (plan, dirs) = state::reset_plan(root)?;
-    transaction::execute(root, &plan, "reset", &mut |_| {})?;
+    transaction::execute(root, &plan, "reset", observer)?;
     state::remove_created_dirs(root, &dirs);
     Ok(())
 }

@@ -651,6 +651,53 @@ mod tests {
         );
     }
 
+    use proptest::prelude::*;
+
+    fn foreign_line() -> impl Strategy<Value = String> {
+        // any printable text, tabs and trailing spaces included, that is not one of ours
+        "[ -~\t]{0,40}".prop_filter("not an owned line", |l| {
+            !l.starts_with("admin:")
+                && !is_owned_hosts_line(l.as_bytes())
+                && !l.trim_end().ends_with(HOSTS_MARKER)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn shadow_foreign_lines_survive(
+            before in proptest::collection::vec(foreign_line(), 0..6),
+            after in proptest::collection::vec(foreign_line(), 0..6),
+            final_newline in any::<bool>(),
+        ) {
+            let mut text = before.join("\n");
+            if !before.is_empty() { text.push('\n'); }
+            text.push_str("admin:!:0:0:99999:7:::");
+            for l in &after { text.push('\n'); text.push_str(l); }
+            if final_newline { text.push('\n'); }
+            let out = set_shadow_password(text.as_bytes(), "admin", "$6$s$h", 7).unwrap();
+            let expected = text.replace("admin:!:0:0:99999:7:::", "admin:$6$s$h:7:0:99999:7:::");
+            prop_assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
+
+        #[test]
+        fn hosts_foreign_lines_survive_in_order(
+            lines in proptest::collection::vec(foreign_line(), 0..8),
+            generic_at in 0usize..8,
+        ) {
+            let mut all: Vec<String> = lines.clone();
+            all.insert(generic_at.min(all.len()), "127.0.1.1\tdebian".into());
+            let text = all.join("\n") + "\n";
+            let ours = vec![format!("10.0.0.1\tn.example.com n\t{HOSTS_MARKER}")];
+            let out = String::from_utf8(replace_owned_hosts_lines(text.as_bytes(), &ours)).unwrap();
+            let kept: Vec<&str> = out.lines().filter(|l| !l.ends_with(HOSTS_MARKER)).collect();
+            prop_assert_eq!(kept, lines.iter().map(String::as_str).collect::<Vec<_>>());
+            prop_assert_eq!(out.lines().filter(|l| l.ends_with(HOSTS_MARKER)).count(), 1);
+            // applying the same lines again changes nothing
+            let again = replace_owned_hosts_lines(out.as_bytes(), &ours);
+            prop_assert_eq!(String::from_utf8(again).unwrap(), out);
+        }
+    }
+
     #[test]
     fn accounts_come_from_the_given_passwd() {
         let passwd =
