@@ -80,6 +80,7 @@ async fn xml_upload_is_answered_then_applied_then_rebooted_once() {
     // Meanwhile: applying, and a second upload is refused as busy.
     let status = client.get("/api/v1/status", "*/*").await.json();
     assert_eq!(status["state"], "applying");
+    assert_eq!(status["digest"], digest.as_str());
     let second = client.post_xml(&xml, &[]).await;
     assert_eq!(second.status, 409);
     assert!(
@@ -194,6 +195,41 @@ async fn invalid_file_is_rejected_with_every_error_and_nothing_changes() {
 
     assert!(!applied_files_present(server.root.path()));
     assert_eq!(server.reboot.calls(), 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_apply_is_reported_and_a_new_upload_is_accepted() {
+    let mut server = start(Options {
+        bare_root: true,
+        ..Options::default()
+    })
+    .await;
+    let client = server.client();
+    let xml = valid_xml();
+    let r = client.post_xml(&xml, &[]).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let mut status = serde_json::Value::Null;
+    for _ in 0..2000 {
+        status = client.get("/api/v1/status", "*/*").await.json();
+        if status["state"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(status["state"], "failed", "{status}");
+    assert_eq!(status["last_attempt"]["outcome"], "failed");
+    assert!(!status["error"].as_str().unwrap().is_empty());
+    let page = client.get("/", HTML).await;
+    assert!(page.body.contains("Apply failed"));
+    assert!(
+        page.body.contains("<form"),
+        "a failed node takes a new upload"
+    );
+    assert_eq!(server.reboot.calls(), 0);
+    // Not busy any more: the next upload is taken (and fails the same way).
+    let r = client.post_xml(&xml, &[]).await;
+    assert_eq!(r.status, 202, "{}", r.body);
     server.stop().await;
 }
 
@@ -481,6 +517,20 @@ async fn slow_headers_are_cut_off() {
     let mut buf = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf)).await;
     assert!(closed.is_ok(), "the server kept a slow client");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn idle_tls_connections_are_closed() {
+    let mut server = start(Options {
+        limits: Some(short_limits()),
+        ..Options::default()
+    })
+    .await;
+    let mut stream = server.client().connect().await;
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "the server kept an idle client");
     server.stop().await;
 }
 

@@ -100,7 +100,8 @@ pub fn render_banner(urls: &[String], fingerprint: &str, configured: bool) -> St
     s
 }
 
-/// Writes the banner to `<root>/run/issue.d/nodeboot.issue` (temporary file, rename).
+/// Writes the banner to `<root>/run/issue.d/nodeboot.issue` (temporary file, rename). No fsync:
+/// `/run` is a tmpfs, rewritten at every start.
 pub fn write_banner(root: &Path, text: &str) -> std::io::Result<PathBuf> {
     let path = root.join(BANNER_PATH);
     let dir = path.parent().unwrap_or(root);
@@ -108,7 +109,6 @@ pub fn write_banner(root: &Path, text: &str) -> std::io::Result<PathBuf> {
     let tmp = path.with_extension("issue.tmp");
     let mut f = fs::File::create(&tmp)?;
     f.write_all(text.as_bytes())?;
-    f.sync_all()?;
     fs::rename(&tmp, &path)?;
     Ok(path)
 }

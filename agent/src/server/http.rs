@@ -121,9 +121,10 @@ impl Agent {
             .clone()
     }
 
-    /// The node's phase as clients see it: `applying` from acceptance to the end of apply.
+    /// The node's phase as clients see it: `applying` (with the accepted file's digest) from
+    /// acceptance to the end of apply.
     fn current(&self) -> (Phase, Option<String>, Option<String>) {
-        let (mut phase, digest, error) = match self.node.status() {
+        let (mut phase, mut digest, mut error) = match self.node.status() {
             Ok(s) => (s.phase, s.digest, s.error),
             Err(e) => {
                 warn!(error = %e, "reading the node state");
@@ -132,6 +133,15 @@ impl Agent {
         };
         if self.busy.load(Ordering::SeqCst) && phase != Phase::Configured {
             phase = Phase::Applying;
+            error = None;
+            if let Some(Attempt {
+                digest: Some(d),
+                outcome: Outcome::Accepted { .. },
+                ..
+            }) = self.last()
+            {
+                digest = Some(d);
+            }
         }
         (phase, digest, error)
     }
@@ -237,6 +247,33 @@ async fn serve_connection(
         },
         _ = closing.changed() => return,
     };
+    // An idle connection costs only its TLS state: hyper's buffers (8 KiB and more) and its
+    // connection future are allocated when the first request bytes arrive. When rustls
+    // already holds decrypted bytes it does not want a read, and hyper starts at once.
+    if stream.get_ref().1.wants_read() {
+        tokio::select! {
+            r = stream.get_ref().0.readable() => {
+                if r.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep(agent.limits.header_timeout) => {
+                info!(%peer, "idle connection closed (no request)");
+                return;
+            }
+            _ = closing.changed() => return,
+        }
+    }
+    Box::pin(serve_http(stream, peer, agent, closing)).await;
+}
+
+/// HTTP/1.1 on an established TLS connection, then the apply of an upload it accepted.
+async fn serve_http(
+    stream: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    peer: SocketAddr,
+    agent: Arc<Agent>,
+    mut closing: watch::Receiver<bool>,
+) {
     let slot: Slot = Arc::new(Mutex::new(None));
     let service = {
         let agent = agent.clone();
@@ -566,7 +603,7 @@ async fn upload(req: Request<Incoming>, agent: &Arc<Agent>, slot: &Slot) -> Answ
         config,
         warnings,
         digest,
-    } = match node::validate(&xml) {
+    } = match validate_off_reactor(xml.clone()).await {
         Ok(v) => v,
         Err(errors) => {
             info!(%digest, errors = errors.len(), "configuration rejected");
@@ -599,6 +636,21 @@ async fn upload(req: Request<Incoming>, agent: &Arc<Agent>, slot: &Slot) -> Answ
         digest: digest.clone(),
     });
     Answer::Accepted { digest, warnings }
+}
+
+/// Parsing up to 1 MiB of XML takes milliseconds: keep it off the thread serving connections.
+async fn validate_off_reactor(xml: Bytes) -> Result<Validated, Vec<Diagnostic>> {
+    match tokio::task::spawn_blocking(move || node::validate(&xml)).await {
+        Ok(r) => r,
+        Err(e) => Err(vec![Diagnostic {
+            severity: nodeboot_config::Severity::Error,
+            path: "/".into(),
+            line: 1,
+            column: 1,
+            message: format!("the validator stopped unexpectedly ({e})"),
+            help: Some("send the file again; report this if it persists".into()),
+        }]),
+    }
 }
 
 fn busy() -> Answer {
@@ -668,7 +720,7 @@ fn render(agent: &Agent, answer: Answer, html: bool, method: &Method) -> Respons
             } else {
                 to_json(&json!({
                     "status": "rejected",
-                    "message": format!("the configuration has {} problem(s); nothing was changed", errors.len()),
+                    "message": format!("the configuration has {}; nothing was changed", page::problems(errors.len())),
                     "errors": errors,
                 }))
             };

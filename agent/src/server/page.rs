@@ -46,9 +46,9 @@ h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin-top:1.5rem}\
 .card{background:#fff;border:1px solid #d6dae0;border-radius:8px;padding:1rem;margin:.8rem 0}\
 .ok{border-left:6px solid #1a7f37}.bad{border-left:6px solid #cf222e}\
 .info{border-left:6px solid #0969da}\
-code,.fp{font-family:ui-monospace,monospace;font-size:.85rem;word-break:break-all}\
+code,.fp{font-family:ui-monospace,monospace;font-size:.85rem;overflow-wrap:anywhere}\
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:0}\
-dt{font-weight:600}dd{margin:0;word-break:break-all}\
+dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}\
 input[type=file],input[type=password]{display:block;width:100%;margin:.4rem 0 .8rem;\
 font-size:1rem}button{font-size:1.05rem;padding:.6rem 1.4rem;border-radius:6px;\
 border:0;background:#0969da;color:#fff}\
@@ -135,9 +135,9 @@ fn attempt_card(a: &Attempt) -> String {
              {reboot_delay_secs} s.{digest}</div>"
         ),
         Outcome::Rejected { errors } => format!(
-            "<div class=\"card bad\"><b>Rejected</b> at {when}: {} problem(s) in the file.{digest}\
+            "<div class=\"card bad\"><b>Rejected</b> at {when}: {} in the file.{digest}\
              {}</div>",
-            errors.len(),
+            problems(errors.len()),
             diagnostics_list(errors)
         ),
         Outcome::Failed { message } => format!(
@@ -148,6 +148,15 @@ fn attempt_card(a: &Attempt) -> String {
             "<div class=\"card bad\"><b>Refused ({code})</b> at {when}: {}</div>",
             escape(message)
         ),
+    }
+}
+
+/// "1 problem", "2 problems".
+pub fn problems(n: usize) -> String {
+    if n == 1 {
+        "1 problem".to_string()
+    } else {
+        format!("{n} problems")
     }
 }
 
@@ -226,9 +235,9 @@ pub fn render_accepted(digest: &str, reboot_delay_secs: u64, warnings: &[Diagnos
 pub fn render_rejected(errors: &[Diagnostic]) -> String {
     let body = format!(
         "<h1>Configuration rejected</h1><div class=\"card bad\" id=\"result\">\
-         <b>The file has {} problem(s); nothing was changed on the node.</b>{}</div>\
+         <b>The file has {}; nothing was changed on the node.</b>{}</div>\
          <p><a href=\"/\">Back to the upload form</a></p>",
-        errors.len(),
+        problems(errors.len()),
         diagnostics_list(errors)
     );
     layout("Configuration rejected", &body)
@@ -278,7 +287,7 @@ mod tests {
     #[test]
     fn rejected_page_lists_every_error_escaped() {
         let html = render_rejected(&[diag(), diag()]);
-        assert!(html.contains("The file has 2 problem(s)"));
+        assert!(html.contains("The file has 2 problems;"));
         assert_eq!(
             html.matches("line 4, column 3 · /node-config/hostname")
                 .count(),

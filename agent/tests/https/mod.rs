@@ -66,6 +66,8 @@ pub struct Options {
     pub limits: Option<Limits>,
     /// Hold every apply until [`Server::open_gate`].
     pub gated: bool,
+    /// An empty root instead of a node image (apply then fails: no `admin` account).
+    pub bare_root: bool,
 }
 
 pub struct Server {
@@ -115,7 +117,11 @@ impl Server {
 
 /// Starts `serve` on 127.0.0.1:0 with a fresh temporary root and a generated certificate.
 pub async fn start(opts: Options) -> Server {
-    let root = super::common::image_root();
+    let root = if opts.bare_root {
+        tempfile::tempdir().unwrap()
+    } else {
+        super::common::image_root()
+    };
     let identity = tls::load_or_generate(
         root.path(),
         &tls::SubjectNames {
