@@ -282,3 +282,34 @@ fn one_invalid_file_stops_the_whole_push_unless_skip_invalid() {
     assert_eq!(good.seen.lock().unwrap().uploads.len(), 1);
     assert!(other.seen.lock().unwrap().requests.is_empty());
 }
+
+#[test]
+fn a_node_that_never_answers_is_retried_until_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "c.xml", &config_xml(12));
+    // A port nobody listens on (bound, then released).
+    let node = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let out = nodeboot(&[
+        "push",
+        &node,
+        &file,
+        "--insecure",
+        "--timeout",
+        "1.5",
+        "--json",
+    ]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = &json["nodes"][0];
+    assert_eq!(n["result"], "unreachable", "{shown}");
+    assert!(n["attempts"].as_u64().unwrap() >= 3, "{shown}");
+    assert!(
+        n["error"].as_str().unwrap().contains("Connection refused"),
+        "{shown}"
+    );
+}

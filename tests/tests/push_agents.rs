@@ -89,7 +89,10 @@ fn push_an_inventory_of_24_nodes_one_rejecting_its_file() {
     const N: usize = 24;
     const REJECTING: usize = 7;
     let dir = tempfile::tempdir().unwrap();
-    let agents: Vec<Agent> = (0..N).map(|_| Agent::start()).collect();
+    // Node 0 only takes uploads that carry its bootstrap token.
+    let token = write(dir.path(), "n00.token", "fleet-t0ken-secret\n");
+    let mut agents = vec![Agent::start_with(&["--token-file", &token], true)];
+    agents.extend((1..N).map(|_| Agent::start()));
     let mut inventory = String::new();
     for (i, agent) in agents.iter().enumerate() {
         let mut xml = config_xml(i as u32);
@@ -100,9 +103,14 @@ fn push_an_inventory_of_24_nodes_one_rejecting_its_file() {
         write(dir.path(), &format!("n{i}.xml"), &xml);
         inventory.push_str(&format!(
             "[[node]]\nname = \"n{i:02}\"\naddress = \"127.0.0.1\"\nport = {}\n\
-             fingerprint = \"{}\"\nfile = \"n{i}.xml\"\n\n",
+             fingerprint = \"{}\"\nfile = \"n{i}.xml\"\n{}\n",
             agent.addr.port(),
-            agent.fingerprint()
+            agent.fingerprint(),
+            if i == 0 {
+                "token_file = \"n00.token\"\n"
+            } else {
+                ""
+            }
         ));
     }
     let inv = write(dir.path(), "fleet.toml", &inventory);
@@ -123,6 +131,7 @@ fn push_an_inventory_of_24_nodes_one_rejecting_its_file() {
         "--json",
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
+    assert!(!shown(&out).contains("t0ken"), "the token is never printed");
     let report = json(&out);
     assert_eq!(report["ok"], false);
     assert_eq!(report["succeeded"], N - 1);
@@ -266,4 +275,67 @@ fn first_use_records_the_certificate_then_refuses_a_different_one() {
     assert!(text.contains("nothing was sent"), "{text}");
     assert_eq!(second.files(), before);
     assert_eq!(std::fs::read_to_string(&known).unwrap(), recorded);
+}
+
+#[test]
+fn a_node_whose_apply_fails_is_reported_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    // An empty root is not a node image: the agent accepts the file, then its apply fails.
+    let agent = Agent::start_with(&[], false);
+    let file = write(dir.path(), "c.xml", &config_xml(60));
+    let node = agent.addr.to_string();
+    let fp = agent.fingerprint();
+    let out = nodeboot(&["push", &node, &file, "--fingerprint", &fp, "--wait"]);
+    let text = shown(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("failed"), "{text}");
+    assert!(
+        text.contains("the node reports failed: the node image is not ready"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_wrong_token_is_refused_by_the_node_without_retrying() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.token", "right-token\n");
+    let bad = write(dir.path(), "bad.token", "wrong-token\n");
+    let agent = Agent::start_with(&["--token-file", &good], true);
+    let file = write(dir.path(), "c.xml", &config_xml(61));
+    let node = agent.addr.to_string();
+    let fp = agent.fingerprint();
+    let out = nodeboot(&[
+        "push",
+        &node,
+        &file,
+        "--fingerprint",
+        &fp,
+        "--token-file",
+        &bad,
+        "--json",
+    ]);
+    let text = shown(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!text.contains("wrong-token"), "{text}");
+    let n = &json(&out)["nodes"][0];
+    assert_eq!(n["result"], "rejected", "{text}");
+    assert_eq!(n["attempts"], 1, "{text}");
+    assert!(
+        n["error"]
+            .as_str()
+            .unwrap()
+            .contains("check the bootstrap token"),
+        "{text}"
+    );
+    assert_eq!(status_of(&agent)["state"], "unconfigured");
+    let out = nodeboot(&[
+        "push",
+        &node,
+        &file,
+        "--fingerprint",
+        &fp,
+        "--token-file",
+        &good,
+    ]);
+    assert!(out.status.success(), "{}", shown(&out));
 }

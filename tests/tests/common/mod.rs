@@ -81,12 +81,27 @@ impl Agent {
         agent
     }
 
+    /// Starts an agent with extra `serve` arguments; `image` false leaves its root empty
+    /// (not a node image: every apply fails).
+    pub fn start_with(extra: &[&str], image: bool) -> Agent {
+        let mut agent = Agent::spawn_with("127.0.0.1:0".parse().unwrap(), extra, image);
+        agent.wait_listening();
+        agent
+    }
+
     /// Starts an agent on `addr` without waiting for it.
     pub fn spawn(addr: SocketAddr) -> Agent {
+        Agent::spawn_with(addr, &[], true)
+    }
+
+    fn spawn_with(addr: SocketAddr, extra: &[&str], image: bool) -> Agent {
         let root = tempfile::tempdir().unwrap();
-        populate_image(root.path());
+        if image {
+            populate_image(root.path());
+        }
         let mut child = Command::new(binary("nodeboot-agent"))
             .args(agent_args(addr, root.path()))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
