@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use fake_agent::{Behaviour, FakeAgent, config_xml};
+use sha2::Digest as _;
 
 fn nodeboot(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nodeboot"))
@@ -311,5 +312,50 @@ fn a_node_that_never_answers_is_retried_until_its_deadline() {
     assert!(
         n["error"].as_str().unwrap().contains("Connection refused"),
         "{shown}"
+    );
+}
+
+#[test]
+fn wait_finds_the_node_at_its_new_address_after_the_reboot() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = FakeAgent::start(any_port(), Behaviour::Vanish);
+    // The same node (same certificate) after its reboot, at another address, configured.
+    let after = FakeAgent::start_as(any_port(), Behaviour::Accept, before.identity());
+    let xml = config_xml(13);
+    after.seen.lock().unwrap().applied = Some(
+        sha2::Sha256::digest(xml.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    );
+    let file = write(dir.path(), "c.xml", &xml);
+    let out = nodeboot(&[
+        "push",
+        &before.addr.to_string(),
+        &file,
+        "--fingerprint",
+        &before.fingerprint,
+        "--wait",
+        "--wait-address",
+        &after.addr.to_string(),
+        "--wait-timeout",
+        "20",
+        "--json",
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["nodes"][0]["result"], "applied", "{shown}");
+    assert_eq!(json["nodes"][0]["state"], "configured", "{shown}");
+    assert_eq!(before.seen.lock().unwrap().uploads.len(), 1);
+    assert!(after.seen.lock().unwrap().uploads.is_empty());
+    assert!(
+        after
+            .seen
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .any(|r| r == "GET /api/v1/status")
     );
 }

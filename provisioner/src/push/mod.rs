@@ -116,6 +116,30 @@ pub struct PushArgs {
         requires = "wait"
     )]
     pub wait_timeout: f64,
+    /// After its reboot the node answers at ADDR (host[:port]) rather than where it was
+    /// pushed to; --wait looks for it at both
+    #[arg(
+        long,
+        value_name = "ADDR",
+        requires = "wait",
+        conflicts_with = "inventory"
+    )]
+    pub wait_address: Option<String>,
+    /// After its reboot look for each node also at the address its file configures (the
+    /// static NAT address if it has one, else eth0's), same port
+    #[arg(long, requires = "wait", conflicts_with = "wait_address")]
+    pub wait_configured_address: bool,
+}
+
+/// Where `--wait` looks for a node after its reboot, besides where it was pushed to.
+#[derive(Debug, Clone)]
+enum WaitAt {
+    /// Only there.
+    Same,
+    /// Also at this endpoint (`--wait-address`).
+    Given(Endpoint),
+    /// Also at the address the node's file configures (`--wait-configured-address`).
+    Configured,
 }
 
 /// Arguments of `nodeboot status`.
@@ -266,6 +290,7 @@ impl Trust {
 /// What a run shares between its node tasks.
 #[derive(Debug)]
 struct Run {
+    wait_at: WaitAt,
     trust: Trust,
     pin_source: PinSource,
     display: Display,
@@ -279,6 +304,24 @@ struct Job {
     target: Target,
     body: Bytes,
     digest: String,
+    /// The address the file gives the node (static NAT, else eth0), when it parses.
+    configured: Option<std::net::IpAddr>,
+}
+
+/// A checked document, ready to send.
+#[derive(Debug)]
+struct Prepared {
+    body: Bytes,
+    digest: String,
+    configured: Option<std::net::IpAddr>,
+}
+
+/// Where a configured node is reached from outside: its static NAT address, else eth0's.
+fn configured_address(config: &nodeboot_config::NodeConfig) -> std::net::IpAddr {
+    match config.network.static_nat {
+        Some(nat) => nat.into(),
+        None => config.network.ipv4.interface.address().into(),
+    }
 }
 
 /// A node's document and its digest, checked as the node will check it; or what was
@@ -288,7 +331,7 @@ struct Job {
 fn prepare(
     target: &Target,
     check: bool,
-) -> anyhow::Result<Result<(Bytes, String), (String, Vec<FileError>)>> {
+) -> anyhow::Result<Result<Prepared, (String, Vec<FileError>)>> {
     let (what, bytes) = match &target.source {
         Source::File(path) => (
             path.display().to_string(),
@@ -320,7 +363,14 @@ fn prepare(
     };
     if !check {
         let digest = nodeboot_config::digest(&bytes);
-        return Ok(Ok((Bytes::from(bytes), digest)));
+        let configured = nodeboot_config::parse(&bytes)
+            .ok()
+            .map(|p| configured_address(&p.config));
+        return Ok(Ok(Prepared {
+            body: Bytes::from(bytes),
+            digest,
+            configured,
+        }));
     }
     match nodeboot_config::parse(&bytes) {
         Ok(parsed) => {
@@ -328,7 +378,11 @@ fn prepare(
             for w in &parsed.warnings {
                 eprint!("{}", w.render(&what, &text));
             }
-            Ok(Ok((Bytes::from(bytes), parsed.digest)))
+            Ok(Ok(Prepared {
+                body: Bytes::from(bytes),
+                digest: parsed.digest,
+                configured: Some(configured_address(&parsed.config)),
+            }))
         }
         Err(diagnostics) => {
             let text = String::from_utf8_lossy(&bytes);
@@ -379,12 +433,13 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
     let mut invalid = 0;
     for (index, target) in targets.into_iter().enumerate() {
         match prepare(&target, !args.no_validate)? {
-            Ok((body, digest)) => jobs.push((
+            Ok(p) => jobs.push((
                 index,
                 Job {
                     target,
-                    body,
-                    digest,
+                    body: p.body,
+                    digest: p.digest,
+                    configured: p.configured,
                 },
             )),
             Err((what, errors)) => {
@@ -418,7 +473,15 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
     }
 
     let display = Display::new(Mode::choose(args.fleet.json), jobs.len() as u64, "push");
+    let wait_at = match (&args.wait_address, args.wait_configured_address) {
+        (Some(a), _) => WaitAt::Given(
+            Endpoint::parse(a, DEFAULT_PORT).map_err(|e| anyhow::anyhow!("--wait-address: {e}"))?,
+        ),
+        (None, true) => WaitAt::Configured,
+        (None, false) => WaitAt::Same,
+    };
     let run = Arc::new(Run {
+        wait_at,
         trust,
         pin_source,
         display,
@@ -587,9 +650,26 @@ async fn push_node(run: &Run, job: Job) -> NodeResult {
             result.result = Outcome::Accepted;
             if let Some(limit) = run.wait {
                 progress.step("accepted; waiting for the node to apply and come back");
+                let mut places = vec![target.endpoint.clone()];
+                match (&run.wait_at, job.configured) {
+                    (WaitAt::Given(e), _) => places.push(e.clone()),
+                    (WaitAt::Configured, Some(ip)) => places.push(Endpoint {
+                        host: ip.to_string(),
+                        port: target.endpoint.port,
+                    }),
+                    _ => {}
+                }
+                places.dedup();
+                // The node proved its certificate at the upload: after the reboot it must
+                // present the same one, wherever it answers.
+                let policy = match (policy, reply.fingerprint) {
+                    (Policy::FirstUse, Some(fp)) => Policy::Pinned(fp),
+                    (p, _) => p,
+                };
                 follow(
                     &progress,
                     target,
+                    &places,
                     policy,
                     &job.digest,
                     Instant::now() + limit,
@@ -712,9 +792,11 @@ async fn exchange_until<'a>(
 
 /// `--wait`: polls the node's status until it reports our file configured, riding out the
 /// reboot (the endpoint going away), until `deadline`.
+#[allow(clippy::too_many_arguments)]
 async fn follow(
     progress: &NodeProgress,
     target: &Target,
+    places: &[Endpoint],
     policy: Policy,
     digest: &str,
     deadline: Instant,
@@ -743,6 +825,8 @@ async fn follow(
         }
         tokio::time::sleep(Duration::from_millis(if polls < 10 { 100 } else { 1000 }).min(left))
             .await;
+        // Where it was pushed to and, in turn, where it may come back.
+        let place = &places[polls as usize % places.len()];
         polls += 1;
         let request = Request {
             method: Method::GET,
@@ -750,14 +834,7 @@ async fn follow(
             token: target.token.as_ref(),
             body: None,
         };
-        match client::exchange(
-            &target.endpoint,
-            policy,
-            request,
-            left.min(Duration::from_secs(5)),
-        )
-        .await
-        {
+        match client::exchange(place, policy, request, left.min(Duration::from_secs(5))).await {
             Ok(reply) if reply.status.is_success() => {
                 let body = json_body(&reply.body);
                 let state = body
@@ -970,6 +1047,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         "status",
     );
     let run = Arc::new(Run {
+        wait_at: WaitAt::Same,
         trust,
         pin_source,
         display,
