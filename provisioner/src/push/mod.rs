@@ -1154,4 +1154,16 @@ mod tests {
         let steps: Vec<u64> = (0..8).map(|a| backoff(a).as_millis() as u64).collect();
         assert_eq!(steps, [100, 200, 400, 800, 1600, 3000, 3000, 3000]);
     }
+
+    #[test]
+    fn a_node_is_looked_for_at_its_nat_address_else_at_eth0() {
+        let at = |xml: &str| {
+            let parsed = nodeboot_config::parse(xml.as_bytes()).unwrap();
+            configured_address(&parsed.config).to_string()
+        };
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/valid/");
+        let read = |name: &str| std::fs::read_to_string(format!("{fixtures}{name}")).unwrap();
+        assert_eq!(at(&read("transcoding.xml")), "10.0.0.31");
+        assert_eq!(at(&read("proxying.xml")), "203.0.113.21");
+    }
 }
