@@ -799,3 +799,49 @@ fn refused_body(code: StatusCode, message: &str, html: bool) -> String {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder().method("POST").uri(UPLOAD_PATH);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    fn kind(ct: &str) -> Result<&'static str, u16> {
+        match body_kind(&req(&[("content-type", ct)])) {
+            Ok(Body::Xml) => Ok("xml"),
+            Ok(Body::Form(_)) => Ok("form"),
+            Err(Answer::Refused(code, _)) => Err(code.as_u16()),
+            Err(_) => Err(0),
+        }
+    }
+
+    #[test]
+    fn media_types() {
+        assert_eq!(kind("text/xml"), Ok("xml"));
+        assert_eq!(kind("Application/XML; charset=utf-8"), Ok("xml"));
+        assert_eq!(kind("multipart/form-data; boundary=abc"), Ok("form"));
+        assert_eq!(kind("multipart/form-data"), Err(400));
+        assert_eq!(kind("text/plain"), Err(415));
+        assert_eq!(kind("application/json"), Err(415));
+        assert_eq!(kind(""), Err(415));
+        assert!(matches!(
+            body_kind(&req(&[])),
+            Err(Answer::Refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, _))
+        ));
+    }
+
+    #[test]
+    fn html_for_browsers_json_for_scripts() {
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert!(wants_html(&req(&[("accept", browser)])));
+        assert!(!wants_html(&req(&[("accept", "*/*")])));
+        assert!(!wants_html(&req(&[("accept", "application/json")])));
+        assert!(!wants_html(&req(&[])));
+    }
+}
