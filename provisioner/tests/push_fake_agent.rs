@@ -359,3 +359,19 @@ fn wait_finds_the_node_at_its_new_address_after_the_reboot() {
             .any(|r| r == "GET /api/v1/status")
     );
 }
+
+#[test]
+fn an_invalid_password_hash_is_reported_without_showing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = config_xml(14).replace("$nodebootsalt$D911Z", "$nodebootsalt$D9!!Z");
+    let file = write(dir.path(), "bad.xml", &bad);
+    let out = nodeboot(&["push", "127.0.0.1:1", &file, "--insecure"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("bad.xml:14:20: error:"), "{shown}");
+    assert!(shown.contains("<password-hash>*****"), "{shown}");
+    assert!(
+        !shown.contains("nodebootsalt"),
+        "the hash must not be printed: {shown}"
+    );
+}
