@@ -339,3 +339,43 @@ fn a_wrong_token_is_refused_by_the_node_without_retrying() {
     ]);
     assert!(out.status.success(), "{}", shown(&out));
 }
+
+#[test]
+fn a_node_given_by_generate_parameters_is_generated_checked_and_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start();
+    let inventory = format!(
+        r#"[defaults]
+role = "transcoding"
+domain = "example.com"
+netmask = "255.255.255.0"
+gateway = "10.0.0.1"
+dns = ["10.0.0.2"]
+ntp = ["10.0.0.3"]
+system_location = "London"
+management_node = "10.0.0.10"
+password_hash = "$6$nodebootsalt$D911Z.xpU/20.GOmWv6hQCOj3iCaPm.6.JisGFVWKxsB2gSHSPq9mnCmihYdeLhjjdIG1fNiQJdokl3zaGkzI/"
+
+[[node]]
+name = "gen01"
+address = "127.0.0.1"
+port = {}
+fingerprint = "{}"
+hostname = "gen01"
+ip = "10.0.0.41"
+"#,
+        agent.addr.port(),
+        agent.fingerprint()
+    );
+    let inv = write(dir.path(), "fleet.toml", &inventory);
+    let out = nodeboot(&["push", "--inventory", &inv, "--wait", "--json"]);
+    assert!(out.status.success(), "{}", shown(&out));
+    assert_eq!(
+        json(&out)["nodes"][0]["result"],
+        "applied",
+        "{}",
+        shown(&out)
+    );
+    let hostname = std::fs::read_to_string(agent.root.path().join("etc/hostname")).unwrap();
+    assert_eq!(hostname.trim(), "gen01");
+}
