@@ -408,9 +408,11 @@ fn prepare(
     }
     match nodeboot_config::parse(&bytes) {
         Ok(parsed) => {
-            let text = mask_secrets(&String::from_utf8_lossy(&bytes));
-            for w in &parsed.warnings {
-                eprint!("{}", w.render(&what, &text));
+            if !parsed.warnings.is_empty() {
+                let text = mask_secrets(&String::from_utf8_lossy(&bytes));
+                for w in &parsed.warnings {
+                    eprint!("{}", w.render(&what, &text));
+                }
             }
             Ok(Ok(Prepared {
                 body: Bytes::from(bytes),
