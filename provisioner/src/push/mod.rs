@@ -809,7 +809,7 @@ async fn exchange_until<'a>(
                     StatusCode::BAD_GATEWAY
                         | StatusCode::SERVICE_UNAVAILABLE
                         | StatusCode::GATEWAY_TIMEOUT
-                ) && Instant::now() + backoff(tries) < deadline =>
+                ) && Instant::now() < deadline =>
             {
                 progress.step(&format!(
                     "node not ready ({}), retrying (attempt {tries})",
@@ -817,12 +817,14 @@ async fn exchange_until<'a>(
                 ));
             }
             Ok(reply) => return Ok(reply),
-            Err(e) if e.is_retryable() && Instant::now() + backoff(tries) < deadline => {
+            Err(e) if e.is_retryable() && Instant::now() < deadline => {
                 progress.step(&format!("{e}; retrying (attempt {tries})"));
             }
             Err(e) => return Err(e),
         }
-        tokio::time::sleep(backoff(tries)).await;
+        // The last attempt comes at the deadline itself.
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(backoff(tries).min(left)).await;
     }
 }
 
