@@ -1,10 +1,465 @@
-//! The console installation wizard.
+//! The console installation wizard: asks the seed's questions on the terminal it runs on (or
+//! takes them from a file with `--answers`), builds a Management Node configuration, hands it
+//! to the apply engine and reboots.
+//!
+//! `dialog` is the pure state machine, `term` the thin terminal layer; this module wires them
+//! to the node: the current network settings (the defaults, through [`NetworkProbe`]), the OS
+//! `admin` password hash (read from `<root>/etc/shadow`, set a moment ago by the forced
+//! password change), and [`crate::apply::apply_config`]. The wizard never writes a node file
+//! itself.
+
+pub mod dialog;
+pub mod term;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use nodeboot_config::{
+    ManagementSettings, Network, NodeConfig, PasswordHash, RoleSettings, Ssh, SshMode, WebAdmin,
+};
+
+use crate::apply::cli::RebootMethod;
+use crate::apply::{self, CommandReboot, NoReboot, Reboot, SyscallReboot, SystemdReboot};
+use dialog::{Answers, Defaults, Dialog, Reply};
+use term::{ReadError, Terminal};
 
 /// Arguments of `nodeboot-agent wizard`.
 #[derive(Debug, clap::Args)]
-pub struct WizardArgs {}
+#[command(after_help = "Examples:\n  \
+    sudo nodeboot-agent wizard\n  \
+    nodeboot-agent wizard --answers mgr01.xml\n  \
+    nodeboot-agent wizard --root /tmp/node --reboot=none")]
+pub struct WizardArgs {
+    /// Take every answer from this schema-1 Management Node file; ask nothing.
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
+    /// The node's root directory (an image mounted elsewhere, or a test directory).
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// The interface whose current settings are offered as defaults.
+    #[arg(long, default_value = "eth0")]
+    pub interface: String,
+    /// How to reboot after a successful apply.
+    #[arg(long, value_enum, default_value_t = RebootMethod::Auto)]
+    pub reboot: RebootMethod,
+    /// Reboot by running this shell command instead (overrides --reboot).
+    #[arg(long, value_name = "CMD")]
+    pub reboot_command: Option<String>,
+    /// Seconds to wait before rebooting.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub reboot_delay: u64,
+}
+
+fn reboot_for(args: &WizardArgs) -> Arc<dyn Reboot> {
+    if let Some(cmd) = &args.reboot_command {
+        return Arc::new(CommandReboot(cmd.clone()));
+    }
+    match args.reboot {
+        RebootMethod::Auto => apply::default_reboot(),
+        RebootMethod::Systemd => Arc::new(SystemdReboot),
+        RebootMethod::Syscall => Arc::new(SyscallReboot),
+        RebootMethod::None => Arc::new(NoReboot::new()),
+    }
+}
+
+/// The node's current network settings: the wizard's defaults.
+pub trait NetworkProbe {
+    /// What the interface and resolver hold now (DHCP-given values on a new node).
+    fn current(&self) -> Defaults;
+}
+
+/// The live system: the interface's address from getifaddrs, the default gateway from
+/// `/proc/net/route`, DNS servers and search domain from `<root>/etc/resolv.conf`.
+#[derive(Debug, Clone)]
+pub struct SystemNetwork {
+    /// The interface, e.g. `eth0`.
+    pub interface: String,
+    /// The node's root (for resolv.conf).
+    pub root: PathBuf,
+}
+
+impl NetworkProbe for SystemNetwork {
+    fn current(&self) -> Defaults {
+        let (address, netmask) = interface_address(&self.interface).unwrap_or((None, None));
+        let gateway = std::fs::read_to_string("/proc/net/route")
+            .ok()
+            .and_then(|t| default_gateway(&t, &self.interface));
+        let resolv = std::fs::read_to_string(self.root.join("etc/resolv.conf")).unwrap_or_default();
+        let (dns, domain) = parse_resolv_conf(&resolv);
+        Defaults::current(address, netmask, gateway, domain, &dns)
+    }
+}
+
+type AddressAndMask = (Option<Ipv4Addr>, Option<Ipv4Addr>);
+
+fn interface_address(name: &str) -> Option<AddressAndMask> {
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    for ifa in addrs {
+        if ifa.interface_name != name {
+            continue;
+        }
+        let addr = ifa
+            .address
+            .as_ref()
+            .and_then(|a| a.as_sockaddr_in())
+            .map(|s| s.ip());
+        let mask = ifa
+            .netmask
+            .as_ref()
+            .and_then(|a| a.as_sockaddr_in())
+            .map(|s| s.ip());
+        if addr.is_some() {
+            return Some((addr, mask));
+        }
+    }
+    None
+}
+
+/// The default gateway of `interface` in the text of `/proc/net/route` (hex, host order).
+pub fn default_gateway(route: &str, interface: &str) -> Option<Ipv4Addr> {
+    route.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (iface, dest, gw, flags) = (f.first()?, f.get(1)?, f.get(2)?, f.get(3)?);
+        let flags = u32::from_str_radix(flags, 16).ok()?;
+        // RTF_UP | RTF_GATEWAY
+        if *iface != interface || *dest != "00000000" || flags & 0x3 != 0x3 {
+            return None;
+        }
+        let gw = u32::from_str_radix(gw, 16).ok()?;
+        Some(Ipv4Addr::from(gw.to_le_bytes()))
+    })
+}
+
+/// DNS servers (loopback stubs left out) and the first search domain of a resolv.conf.
+pub fn parse_resolv_conf(text: &str) -> (Vec<IpAddr>, Option<String>) {
+    let mut dns = Vec::new();
+    let mut domain = None;
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("nameserver") => {
+                if let Some(ip) = words.next().and_then(|w| w.parse::<IpAddr>().ok()) {
+                    if !ip.is_loopback() {
+                        dns.push(ip);
+                    }
+                }
+            }
+            Some("search" | "domain") if domain.is_none() => {
+                domain = words.next().map(|d| d.trim_end_matches('.').to_owned());
+            }
+            _ => {}
+        }
+    }
+    (dns, domain)
+}
+
+/// The OS `admin` account's password hash from `<root>/etc/shadow`: the one the operator set
+/// at the forced password change just before the wizard started.
+pub fn admin_password_hash(root: &Path) -> anyhow::Result<PasswordHash> {
+    let path = root.join("etc/shadow");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let Some(field) = text
+        .lines()
+        .find_map(|l| l.strip_prefix("admin:"))
+        .and_then(|rest| rest.split(':').next())
+    else {
+        bail!("{}: there is no admin account", path.display());
+    };
+    if field.is_empty() || field.starts_with('!') || field.starts_with('*') {
+        bail!(
+            "{}: the admin account has no password yet (help: log in as admin on the console; the forced password change comes before the wizard)",
+            path.display()
+        );
+    }
+    PasswordHash::parse(field).map_err(|_| {
+        anyhow::anyhow!(
+            "{}: the admin password is not hashed with SHA-512-crypt (\"$6$\"), which the configuration needs (help: the image must set pam_unix to sha512, see packaging/wizard/README.md)",
+            path.display()
+        )
+    })
+}
+
+/// The Management Node configuration the answers describe. Pure.
+pub fn build_config(a: &Answers, admin_hash: PasswordHash, web_hash: PasswordHash) -> NodeConfig {
+    NodeConfig {
+        role: RoleSettings::Management(ManagementSettings {
+            web_admin: WebAdmin {
+                username: a.web_username.clone(),
+                password_hash: web_hash,
+            },
+            incident_reporting: a.incident_reporting,
+            usage_statistics: a.usage_statistics,
+            contact_email: None,
+        }),
+        name: a.hostname.to_string(),
+        description: None,
+        hostname: a.hostname.clone(),
+        domain: a.domain.clone(),
+        network: Network {
+            ipv4: nodeboot_config::Ipv4Settings {
+                interface: a.interface,
+                gateway: a.gateway,
+            },
+            secondary_ipv4: None,
+            ipv6: None,
+            static_nat: None,
+            routes: Vec::new(),
+            dns_servers: a.dns_servers.clone(),
+            ntp_servers: a.ntp_servers.clone(),
+        },
+        ssh: Ssh {
+            mode: SshMode::Global,
+            password_hash: admin_hash,
+            authorized_keys: Vec::new(),
+        },
+    }
+}
+
+/// Serializes a configuration and reads it back through the file parser, so that what is
+/// applied passed exactly the checks an uploaded file passes.
+pub fn to_checked_xml(config: &NodeConfig) -> anyhow::Result<(Vec<u8>, NodeConfig)> {
+    let xml = nodeboot_config::to_xml(config).into_bytes();
+    match nodeboot_config::parse(&xml) {
+        Ok(parsed) => Ok((xml, parsed.config)),
+        Err(diags) => {
+            let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
+            bail!(
+                "the answers do not make a valid configuration:\n{}",
+                lines.join("\n")
+            )
+        }
+    }
+}
 
 /// Runs `nodeboot-agent wizard`.
-pub fn run(_args: WizardArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("nodeboot-agent wizard is not built yet")
+pub fn run(args: WizardArgs) -> anyhow::Result<ExitCode> {
+    apply::recover(&args.root).context("finishing an interrupted apply")?;
+    if let Some(path) = &args.answers {
+        return run_unattended(&args, path);
+    }
+    if let apply::NodeState::Configured { digest, .. } = apply::read_state(&args.root)? {
+        println!(
+            "This node is already configured (sha256 {digest}); the wizard has nothing to do."
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let admin_hash = admin_password_hash(&args.root)?;
+    let probe = SystemNetwork {
+        interface: args.interface.clone(),
+        root: args.root.clone(),
+    };
+    let mut terminal = Terminal::open().context("opening the terminal")?;
+    let answers = match ask(&mut terminal, Dialog::new(probe.current()))? {
+        Some(a) => a,
+        None => {
+            terminal.write("\nCancelled; nothing was changed.\n")?;
+            return Ok(ExitCode::from(130));
+        }
+    };
+    terminal.write("\nApplying the configuration...\n")?;
+    let result = nodeboot_config::hash_password(answers.web_password.expose())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .and_then(|web_hash| to_checked_xml(&build_config(&answers, admin_hash, web_hash)))
+        .and_then(|(xml, config)| {
+            apply::apply_config(&args.root, &xml, &config).map_err(anyhow::Error::from)
+        });
+    match result {
+        Ok(_) => {
+            terminal.write("The configuration is applied. The node restarts now.\n")?;
+            drop(terminal);
+            reboot_now(&args);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let mut lines = Vec::new();
+            for (i, line) in format!("{e:#}").lines().enumerate() {
+                let text = if i == 0 {
+                    format!("Error: the configuration was not applied: {line}")
+                } else {
+                    line.to_owned()
+                };
+                lines.extend(dialog::wrap(&text, dialog::WIDTH - 1));
+            }
+            terminal.write_lines(&lines)?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn reboot_now(args: &WizardArgs) {
+    let handle = apply::schedule_reboot(reboot_for(args), Duration::from_secs(args.reboot_delay));
+    if handle.join().is_err() {
+        tracing::error!("the reboot thread panicked");
+    }
+}
+
+/// Runs the dialog on the terminal. `None` when the operator cancels.
+fn ask(terminal: &mut Terminal, mut dialog: Dialog) -> anyhow::Result<Option<Answers>> {
+    terminal.write_lines(&[
+        String::new(),
+        "nodeboot installation wizard".to_owned(),
+        "Press Enter to accept the value in [brackets]; Ctrl-C cancels without changes.".to_owned(),
+        String::new(),
+    ])?;
+    loop {
+        let prompt = dialog.prompt();
+        if !prompt.preface.is_empty() {
+            terminal.write_lines(&prompt.preface)?;
+        }
+        terminal.write(&prompt.text)?;
+        let line = match terminal.read_line(prompt.secret) {
+            Ok(line) => line,
+            Err(ReadError::Cancelled) => return Ok(None),
+            Err(ReadError::Io(e)) => return Err(e).context("reading the terminal"),
+        };
+        match dialog.answer(&line) {
+            Reply::Next => {}
+            Reply::Invalid(lines) => terminal.write_lines(&lines)?,
+            Reply::StartOver => {
+                terminal.write("\nAgain from the start; Enter keeps the previous answer.\n\n")?
+            }
+            Reply::Done(answers) => return Ok(Some(*answers)),
+        }
+    }
+}
+
+fn run_unattended(args: &WizardArgs, path: &Path) -> anyhow::Result<ExitCode> {
+    let xml = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let parsed = match nodeboot_config::parse(&xml) {
+        Ok(p) => p,
+        Err(diags) => {
+            for d in diags {
+                eprintln!("{}:{d}", path.display());
+            }
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if parsed.config.management().is_none() {
+        bail!(
+            "{}: the role is {}, but the wizard configures a Management Node (help: use `nodeboot-agent apply` for other roles)",
+            path.display(),
+            parsed.config.role()
+        );
+    }
+    let outcome = apply::apply_config(&args.root, &xml, &parsed.config)?;
+    match outcome {
+        apply::Outcome::Applied { digest, changed } => {
+            println!(
+                "applied sha256 {digest}: {} files changed; restarting",
+                changed.len()
+            );
+            reboot_now(args);
+        }
+        apply::Outcome::Unchanged { digest } => {
+            println!("sha256 {digest} is already applied; nothing to do");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_gateway_reads_proc_net_route() {
+        let route = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth0\t00000000\t0202000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+            eth0\t0002000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        assert_eq!(
+            default_gateway(route, "eth0"),
+            Some(Ipv4Addr::new(10, 0, 2, 2))
+        );
+        assert_eq!(default_gateway(route, "eth1"), None);
+        assert_eq!(default_gateway("", "eth0"), None);
+    }
+
+    #[test]
+    fn resolv_conf_gives_dns_servers_and_the_search_domain() {
+        let (dns, domain) = parse_resolv_conf(
+            "# generated\nnameserver 10.0.2.3\nnameserver 127.0.0.53\nsearch corp.example. other\nnameserver 2001:db8::1\n",
+        );
+        assert_eq!(
+            dns,
+            [
+                "10.0.2.3".parse::<IpAddr>().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ]
+        );
+        assert_eq!(domain.as_deref(), Some("corp.example"));
+    }
+
+    #[test]
+    fn the_admin_hash_comes_from_shadow_with_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        let shadow = dir.path().join("etc/shadow");
+        let hash = nodeboot_config::hash_password("pw").unwrap();
+        std::fs::write(
+            &shadow,
+            format!("root:*:1::::::\nadmin:{}:0:0:99999:7:::\n", hash.expose()),
+        )
+        .unwrap();
+        assert_eq!(admin_password_hash(dir.path()).unwrap(), hash);
+        let cases = [
+            ("root:*:1::::::\n", "there is no admin account"),
+            (
+                "admin::0:0:99999:7:::\n",
+                "the admin account has no password yet",
+            ),
+            (
+                "admin:!:0:0:99999:7:::\n",
+                "the admin account has no password yet",
+            ),
+            (
+                "admin:$y$j9T$abc$def:0:0:99999:7:::\n",
+                "not hashed with SHA-512-crypt",
+            ),
+        ];
+        for (text, want) in cases {
+            std::fs::write(&shadow, text).unwrap();
+            let e = format!("{:#}", admin_password_hash(dir.path()).unwrap_err());
+            assert!(e.contains(want), "{e}");
+            assert!(!e.contains("$y$"), "{e}");
+        }
+    }
+
+    #[test]
+    fn answers_become_a_management_configuration_that_parses() {
+        let mut d = Dialog::new(Defaults::default());
+        for a in [
+            "10.0.0.10",
+            "255.255.255.0",
+            "10.0.0.1",
+            "mgr01",
+            "example.com",
+            "10.0.0.2",
+            "pool.ntp.org",
+            "admin",
+            "pw",
+            "pw",
+            "y",
+            "n",
+        ] {
+            assert_eq!(d.answer(a), Reply::Next, "{a}");
+        }
+        let Reply::Done(a) = d.answer("y") else {
+            panic!()
+        };
+        let admin = nodeboot_config::hash_password("os").unwrap();
+        let web = nodeboot_config::hash_password("pw").unwrap();
+        let (xml, config) = to_checked_xml(&build_config(&a, admin, web.clone())).unwrap();
+        let text = String::from_utf8(xml).unwrap();
+        assert!(text.contains("<role>management</role>"), "{text}");
+        assert!(!text.contains(">pw<"));
+        let m = config.management().unwrap();
+        assert_eq!(m.web_admin.password_hash, web);
+        assert!(m.incident_reporting && !m.usage_statistics);
+        assert_eq!(config.fqdn(), "mgr01.example.com");
+    }
 }

@@ -1,10 +1,370 @@
 //! Driving a node's console wizard unattended: transports, expect engine, profiles.
+//!
+//! `nodeboot bootstrap --console TRANSPORT --answers FILE` reads a schema-1 Management Node
+//! file (hashes only), takes the two plain-text passwords the dialog needs from a no-echo
+//! prompt, stdin or a 0600 file, checks them against the file's hashes, and plays the profile
+//! (built-in or `--profile FILE`) over the console until the node greets with
+//! `<hostname> login:` after its restart.
+
+pub mod engine;
+pub mod profile;
+pub mod text;
+pub mod transport;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use nodeboot_config::{NodeConfig, Secret};
+
+use profile::{Profile, Var, Vars};
+use transport::Transport;
 
 /// Arguments of `nodeboot bootstrap`.
 #[derive(Debug, clap::Args)]
-pub struct BootstrapArgs {}
+#[command(after_help = "\
+Examples:
+  nodeboot bootstrap --console unix:/run/vm/mgr.sock \\
+      --answers mgr.xml --secrets-file mgr.secrets
+  nodeboot bootstrap --console 'exec:ssh -t console@host' \\
+      --answers mgr.xml --transcript mgr.log
+  printf 'os_password=...\\nweb_password=...\\n' | nodeboot bootstrap \\
+      --console tcp:127.0.0.1:4555 --answers mgr.xml --secrets-stdin
+
+The secrets file (mode 0600) and stdin hold two lines:
+  os_password=<the new password of the OS account admin>
+  web_password=<the web administration password>
+Both must match the hashes in the answers file.")]
+pub struct BootstrapArgs {
+    /// How to reach the console: exec:CMD, tcp:HOST:PORT, unix:PATH,
+    /// serial:/dev/ttyX[@BAUD] or pty:PATH
+    #[arg(
+        long,
+        value_name = "TRANSPORT",
+        required_unless_present = "print_profile"
+    )]
+    pub console: Option<Transport>,
+    /// The Management Node's schema-1 configuration file (hashes only)
+    #[arg(long, value_name = "FILE", required_unless_present = "print_profile")]
+    pub answers: Option<PathBuf>,
+    /// A dialog profile (TOML) instead of the built-in one
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Read the passwords from this file (mode 0600, no group or other access)
+    #[arg(long, value_name = "FILE", conflicts_with = "secrets_stdin")]
+    pub secrets_file: Option<PathBuf>,
+    /// Read the passwords from standard input
+    #[arg(long)]
+    pub secrets_stdin: bool,
+    /// Write what was exchanged to this file, every secret masked
+    #[arg(long, value_name = "FILE")]
+    pub transcript: Option<PathBuf>,
+    /// Print the built-in profile and exit
+    #[arg(long, conflicts_with_all = ["console", "answers", "profile"])]
+    pub print_profile: bool,
+    /// No progress lines
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// The two plain-text passwords the dialog types.
+#[derive(Debug, Clone)]
+pub struct Passwords {
+    /// The new password of the OS `admin` account (forced change, then sudo).
+    pub os: Secret<String>,
+    /// The web administration password.
+    pub web: Secret<String>,
+}
 
 /// Runs `nodeboot bootstrap`.
-pub fn run(_args: BootstrapArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("nodeboot bootstrap is not built yet")
+pub fn run(args: BootstrapArgs) -> anyhow::Result<ExitCode> {
+    if args.print_profile {
+        print!("{}", profile::BUILTIN);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (Some(console), Some(answers)) = (&args.console, &args.answers) else {
+        bail!("--console and --answers are required");
+    };
+    let config = load_answers(answers)?;
+    let passwords = read_passwords(&args)?;
+    check_passwords(&config, &passwords)?;
+    let vars = dialog_vars(&config, &passwords)?;
+    let profile = match &args.profile {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Profile::load(&text, &path.display().to_string(), &vars)?
+        }
+        None => Profile::load(profile::BUILTIN, "built-in profile", &vars)?,
+    };
+    let mut transcript = match &args.transcript {
+        Some(path) => Some(create_private(path)?),
+        None => None,
+    };
+    let secrets = vec![
+        passwords.os.expose().as_bytes().to_vec(),
+        passwords.web.expose().as_bytes().to_vec(),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let quiet = args.quiet;
+    let report = rt.block_on(async {
+        let stream = transport::connect(console)
+            .await
+            .with_context(|| format!("connecting to the console {}", describe(console)))?;
+        let mut progress = |n: usize, total: usize, step: &profile::Step| {
+            if !quiet {
+                eprintln!("[{n:>2}/{total}] {}", step.name);
+            }
+        };
+        let t = transcript.as_mut().map(|w| w as &mut dyn Write);
+        engine::run_dialog(stream, &profile, secrets, t, &mut progress)
+            .await
+            .map_err(anyhow::Error::from)
+    })?;
+    if !quiet {
+        eprintln!(
+            "bootstrap complete: {} answered the wizard and restarted ({} steps, {} bytes received, {} sent, {:.2} s)",
+            config.fqdn(),
+            report.steps_run.len(),
+            report.bytes_received,
+            report.bytes_sent,
+            report.elapsed.as_secs_f64()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(t: &Transport) -> String {
+    match t {
+        Transport::Exec(_) => "exec:… (command)".into(),
+        Transport::Tcp(a) => format!("tcp:{a}"),
+        Transport::Unix(p) => format!("unix:{}", p.display()),
+        Transport::Serial(p, b) => format!("serial:{}@{b}", p.display()),
+        Transport::Pty(p) => format!("pty:{}", p.display()),
+    }
+}
+
+fn create_private(path: &Path) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating the transcript {}", path.display()))?;
+    Ok(std::io::BufWriter::new(f))
+}
+
+/// Reads and validates the answers file; it must describe a Management Node.
+pub fn load_answers(path: &Path) -> anyhow::Result<NodeConfig> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let parsed = nodeboot_config::parse(&bytes).map_err(|diags| {
+        let lines: Vec<String> = diags
+            .iter()
+            .map(|d| format!("{}:{d}", path.display()))
+            .collect();
+        anyhow::anyhow!(
+            "{} is not a valid configuration:\n{}",
+            path.display(),
+            lines.join("\n")
+        )
+    })?;
+    if parsed.config.management().is_none() {
+        bail!(
+            "{}: the role is {}, but the console wizard configures a Management Node (help: use `nodeboot push` for conferencing nodes)",
+            path.display(),
+            parsed.config.role()
+        );
+    }
+    Ok(parsed.config)
+}
+
+/// Parses `os_password=…` / `web_password=…` lines (blank lines and `#` comments ignored).
+pub fn parse_secrets(text: &str, origin: &str) -> anyhow::Result<Passwords> {
+    let mut os = None;
+    let mut web = None;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            bail!(
+                "{origin}:{}: expected `os_password=…` or `web_password=…` (the line is not shown: it may hold a secret)",
+                n + 1
+            );
+        };
+        let slot = match key.trim() {
+            "os_password" => &mut os,
+            "web_password" => &mut web,
+            other => bail!(
+                "{origin}:{}: unknown key {other:?} (help: use os_password or web_password)",
+                n + 1
+            ),
+        };
+        if value.is_empty() {
+            bail!("{origin}:{}: {} is empty", n + 1, key.trim());
+        }
+        if value.chars().any(char::is_control) {
+            bail!(
+                "{origin}:{}: {} contains a control character (help: a console cannot type it)",
+                n + 1,
+                key.trim()
+            );
+        }
+        *slot = Some(Secret::new(value.to_owned()));
+    }
+    match (os, web) {
+        (Some(os), Some(web)) => Ok(Passwords { os, web }),
+        (None, _) => bail!("{origin}: os_password is missing"),
+        (_, None) => bail!("{origin}: web_password is missing"),
+    }
+}
+
+fn read_passwords(args: &BootstrapArgs) -> anyhow::Result<Passwords> {
+    if let Some(path) = &args.secrets_file {
+        use std::os::unix::fs::MetadataExt;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        if meta.mode() & 0o077 != 0 {
+            bail!(
+                "{}: the secrets file is readable by others (mode {:o}) (help: chmod 600 {})",
+                path.display(),
+                meta.mode() & 0o777,
+                path.display()
+            );
+        }
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return parse_secrets(&text, &path.display().to_string());
+    }
+    if args.secrets_stdin {
+        let mut text = String::new();
+        for line in std::io::stdin().lock().lines() {
+            text.push_str(&line.context("reading the secrets from stdin")?);
+            text.push('\n');
+        }
+        return parse_secrets(&text, "stdin");
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "no passwords given (help: use --secrets-file FILE or --secrets-stdin, or run on a terminal to be asked)"
+        );
+    }
+    let os = rpassword::prompt_password("New password of the OS account admin: ")
+        .context("reading the OS password")?;
+    let web = rpassword::prompt_password("Web administration password: ")
+        .context("reading the web administration password")?;
+    parse_secrets(
+        &format!("os_password={os}\nweb_password={web}\n"),
+        "the prompt",
+    )
+}
+
+/// Checks the plain-text passwords against the answers file's hashes, so the node ends up with
+/// exactly the passwords the file describes.
+pub fn check_passwords(config: &NodeConfig, p: &Passwords) -> anyhow::Result<()> {
+    if !nodeboot_config::verify_password(p.os.expose(), &config.ssh.password_hash) {
+        bail!(
+            "the OS password given does not match <ssh><password-hash> of the answers file (help: give the password that hash was made from)"
+        );
+    }
+    let Some(m) = config.management() else {
+        bail!("the answers file does not describe a Management Node");
+    };
+    if !nodeboot_config::verify_password(p.web.expose(), &m.web_admin.password_hash) {
+        bail!(
+            "the web administration password given does not match <web-admin password-hash> of the answers file (help: give the password that hash was made from)"
+        );
+    }
+    Ok(())
+}
+
+/// The values the dialog is filled in with, taken from the configuration and the passwords.
+pub fn dialog_vars(config: &NodeConfig, p: &Passwords) -> anyhow::Result<Vars> {
+    let Some(m) = config.management() else {
+        bail!("the answers file does not describe a Management Node");
+    };
+    let yn = |b: bool| if b { "y" } else { "n" }.to_owned();
+    let plain = |v: String| Var {
+        value: v,
+        secret: false,
+    };
+    let net = &config.network;
+    let mut vars = Vars::new();
+    let join = |items: Vec<String>| items.join(" ");
+    for (k, v) in [
+        ("address", net.ipv4.interface.address().to_string()),
+        ("netmask", net.ipv4.interface.netmask().to_string()),
+        ("gateway", net.ipv4.gateway.to_string()),
+        ("hostname", config.hostname.to_string()),
+        ("domain", config.domain.to_string()),
+        (
+            "dns_servers",
+            join(net.dns_servers.iter().map(ToString::to_string).collect()),
+        ),
+        (
+            "ntp_servers",
+            join(net.ntp_servers.iter().map(ToString::to_string).collect()),
+        ),
+        ("web_username", m.web_admin.username.as_str().to_owned()),
+        ("incident_reporting", yn(m.incident_reporting)),
+        ("usage_statistics", yn(m.usage_statistics)),
+    ] {
+        vars.insert(k.to_owned(), plain(v));
+    }
+    vars.insert(
+        "os_password".into(),
+        Var {
+            value: p.os.expose().clone(),
+            secret: true,
+        },
+    );
+    vars.insert(
+        "web_password".into(),
+        Var {
+            value: p.web.expose().clone(),
+            secret: true,
+        },
+    );
+    Ok(vars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_parse_without_showing_a_line() {
+        let p = parse_secrets("# c\nos_password=a b=c\r\n\nweb_password=w\n", "f").unwrap();
+        assert_eq!(p.os.expose(), "a b=c");
+        assert_eq!(p.web.expose(), "w");
+        let cases = [
+            ("os_password=x\n", "f: web_password is missing"),
+            ("web_password=x\n", "f: os_password is missing"),
+            (
+                "hunter2\n",
+                "f:1: expected `os_password=…` or `web_password=…` (the line is not shown: it may hold a secret)",
+            ),
+            (
+                "pw=hunter2\n",
+                "f:1: unknown key \"pw\" (help: use os_password or web_password)",
+            ),
+            ("os_password=\n", "f:1: os_password is empty"),
+            (
+                "os_password=\u{16}x\n",
+                "f:1: os_password contains a control character (help: a console cannot type it)",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse_secrets(text, "f").unwrap_err().to_string();
+            assert_eq!(e, want);
+            assert!(!e.contains("hunter2"));
+        }
+    }
 }

@@ -1,0 +1,286 @@
+//! The real `nodeboot-agent wizard` on a pty, typed at like a plain serial console: LF, CRLF
+//! and CR line endings, backspace, a pasted ^V in a password (refused with a message), ^C
+//! (cancels, nothing changed); and `--answers FILE`, which asks nothing.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+const OS_PASSWORD: &str = "Os-pass 1!";
+
+fn agent() -> &'static str {
+    env!("CARGO_BIN_EXE_nodeboot-agent")
+}
+
+/// A node root as the image ships it, after the forced password change of `admin`.
+fn node_root(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let hash = nodeboot_config::hash_password(OS_PASSWORD).unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/bash\nadmin:x:1000:1000:admin:/home/admin:/bin/bash\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/shadow"),
+        format!(
+            "root:*:19700:0:99999:7:::\nadmin:{}:19701:0:99999:7:::\n",
+            hash.expose()
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/hosts"), "127.0.0.1\tlocalhost\n").unwrap();
+    std::fs::write(root.join("etc/hostname"), "pexipmcumgr\n").unwrap();
+    root
+}
+
+/// The wizard on the slave side of a pty; the test types on the master.
+struct Wizard {
+    child: Child,
+    master: std::fs::File,
+    output: Receiver<Vec<u8>>,
+    seen: Vec<u8>,
+}
+
+impl Wizard {
+    fn start(root: &Path) -> Wizard {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let child = Command::new(agent())
+            .args(["wizard", "--reboot", "none", "--root"])
+            .arg(root)
+            .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+            .stderr(Stdio::from(pty.slave))
+            .spawn()
+            .unwrap();
+        let master = std::fs::File::from(pty.master);
+        let mut reader = master.try_clone().unwrap();
+        let (tx, output) = channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            // EIO once the wizard has exited and its side is closed
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Wizard {
+            child,
+            master,
+            output,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until the output since the last call contains `text`; returns that output.
+    /// The generous limit only keeps a broken wizard from hanging the suite.
+    fn expect(&mut self, text: &str) -> String {
+        loop {
+            if let Some(pos) = find(&self.seen, text.as_bytes()) {
+                let upto = pos + text.len();
+                let got: Vec<u8> = self.seen.drain(..upto).collect();
+                return String::from_utf8_lossy(&got).into_owned();
+            }
+            match self.output.recv_timeout(Duration::from_secs(60)) {
+                Ok(chunk) => self.seen.extend(chunk),
+                Err(_) => panic!(
+                    "no {text:?} from the wizard; it showed:\n{}",
+                    String::from_utf8_lossy(&self.seen)
+                ),
+            }
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.master.write_all(bytes).unwrap();
+    }
+
+    fn wait(mut self) -> i32 {
+        self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn the_wizard_works_on_a_plain_serial_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = node_root(dir.path());
+    let mut w = Wizard::start(&root);
+    w.expect("IP address");
+    w.expect(": ");
+    w.send(b"10.0.0.10\n"); // LF
+    w.expect("Network mask");
+    w.expect(": ");
+    w.send(b"255.255.255.0\r\n"); // CRLF
+    w.expect("Gateway");
+    w.expect(": ");
+    w.send(b"10.0.1.1\r"); // CR; outside the subnet
+    let shown = w.expect("Gateway");
+    assert!(
+        shown.contains("Invalid: gateway 10.0.1.1 is not in the subnet 10.0.0.0/24 of the IP address\r\n  use an address from 10.0.0.1 to 10.0.0.254\r\n"),
+        "{shown:?}"
+    );
+    w.expect(": ");
+    w.send(b"10.0.0.1\r");
+    w.expect("Hostname: ");
+    w.send(b"mgrx\x7f01\r"); // a typo erased with backspace
+    let shown = w.expect("Domain suffix: ");
+    assert!(shown.contains("mgrx\x08 \x0801\r\n"), "{shown:?}");
+    w.send(b"example.com\r");
+    w.expect("DNS servers");
+    w.expect(": ");
+    w.send(b"10.0.0.2\r");
+    w.expect("NTP servers");
+    w.expect(": ");
+    w.send(b"pool.ntp.org\r");
+    w.expect("Web administration username [admin]: ");
+    w.send(b"\r"); // the default
+    w.expect("Web administration password: ");
+    w.send(b"\x16Web-pass 2?\r"); // pasted with Ctrl-V
+    let shown = w.expect("Web administration password: ");
+    assert!(
+        shown.contains("Invalid: the password contains the control character ^V\r\n  type it again; to paste, use the terminal's Paste menu rather than Ctrl-V\r\n"),
+        "{shown:?}"
+    );
+    assert!(
+        !shown.contains("Web-pass"),
+        "the password was echoed: {shown:?}"
+    );
+    w.send(b"Web-pass 2?\r");
+    w.expect("Re-enter the web administration password: ");
+    w.send(b"Web-pass 2?\r");
+    w.expect("Enable incident reporting? (y/n): ");
+    w.send(b"y\r");
+    w.expect("Send deployment and usage statistics? (y/n): ");
+    w.send(b"n\r");
+    let summary = w.expect("Apply this configuration and restart? (y/n): ");
+    assert!(
+        summary.contains("  Hostname                      mgr01\r\n"),
+        "{summary:?}"
+    );
+    assert!(
+        summary.contains("  Web administration username   admin\r\n"),
+        "{summary:?}"
+    );
+    assert!(!summary.contains("Web-pass"));
+    for line in summary.split("\r\n") {
+        assert!(line.chars().count() <= 80, "{line:?}");
+    }
+    w.send(b"y\r");
+    w.expect("The configuration is applied. The node restarts now.\r\n");
+    assert_eq!(w.wait(), 0);
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "mgr01\n"
+    );
+    let status = Command::new(agent())
+        .args(["status", "--json", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("\"configured\""));
+}
+
+#[test]
+fn ctrl_c_cancels_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = node_root(dir.path());
+    let before = std::fs::read_to_string(root.join("etc/shadow")).unwrap();
+    let mut w = Wizard::start(&root);
+    w.expect("IP address");
+    w.expect(": ");
+    w.send(b"10.0.0.10\r");
+    w.expect("Network mask");
+    w.expect(": ");
+    w.send(b"\x03");
+    w.expect("Cancelled; nothing was changed.");
+    assert_eq!(w.wait(), 130);
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "pexipmcumgr\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/shadow")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn answers_file_runs_without_questions() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = node_root(dir.path());
+    let os = nodeboot_config::hash_password(OS_PASSWORD).unwrap();
+    let web = nodeboot_config::hash_password("Web-pass 2?").unwrap();
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<node-config schema="1">
+  <role>management</role>
+  <name>mgr01</name>
+  <hostname>mgr01</hostname>
+  <domain>example.com</domain>
+  <network>
+    <ipv4 address="10.0.0.10" netmask="255.255.255.0" gateway="10.0.0.1"/>
+    <dns-server>10.0.0.2</dns-server>
+    <ntp-server>pool.ntp.org</ntp-server>
+  </network>
+  <ssh enabled="global"><password-hash>{}</password-hash></ssh>
+  <web-admin username="admin" password-hash="{}"/>
+  <incident-reporting>false</incident-reporting>
+  <usage-statistics>false</usage-statistics>
+</node-config>
+"#,
+        os.expose(),
+        web.expose()
+    );
+    let file = dir.path().join("mgr01.xml");
+    std::fs::write(&file, xml).unwrap();
+    let out = Command::new(agent())
+        .args(["wizard", "--reboot", "none", "--root"])
+        .arg(&root)
+        .arg("--answers")
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("applied sha256 "), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
+        "mgr01\n"
+    );
+    // a broken file: the parser's diagnostics, exit 2, nothing changed
+    std::fs::write(
+        &file,
+        "<node-config schema=\"1\"><role>management</role></node-config>",
+    )
+    .unwrap();
+    let root2 = node_root(&dir.path().join("second"));
+    let out = Command::new(agent())
+        .args(["wizard", "--reboot", "none", "--root"])
+        .arg(&root2)
+        .arg("--answers")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("mgr01.xml:1:"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(root2.join("etc/hostname")).unwrap(),
+        "pexipmcumgr\n"
+    );
+}

@@ -1,0 +1,417 @@
+//! The expect engine: runs a [`Profile`] over any byte stream.
+//!
+//! Event-driven on tokio, no fixed sleeps: each step waits for its prompt (a regular expression
+//! matched against the end of the cleaned output) until the step's deadline; a secret is sent
+//! once the console has been quiet for the profile's settle time after its prompt. Output is
+//! cleaned by [`Cleaner`], kernel log lines are cut out before matching, and every piece of
+//! text that leaves this module (transcript, errors) goes through a [`Masker`].
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant as TokioInstant;
+
+use super::profile::{Profile, Step};
+use super::text::{Cleaner, Masker, strip_kernel_lines};
+
+/// The matching window: only the end of the output since the last send is searched.
+const WINDOW: usize = 16 * 1024;
+/// Lines of output kept for error messages.
+const HISTORY: usize = 8 * 1024;
+/// How many lines an error shows.
+const ERROR_LINES: usize = 12;
+/// How long to wait for the rest of a refusal message before reporting it.
+const REJECT_GRACE: Duration = Duration::from_millis(500);
+
+/// Why a dialog stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DialogError {
+    /// A prompt did not come in time.
+    #[error(
+        "step {step:?} ({index} of {total}) timed out after {timeout:?} waiting for {expected}\nlast lines received:\n{last_lines}"
+    )]
+    Timeout {
+        /// The step's name.
+        step: String,
+        /// 1-based index of the step.
+        index: usize,
+        /// Number of steps.
+        total: usize,
+        /// The step's timeout.
+        timeout: Duration,
+        /// The prompt patterns, as written in the profile.
+        expected: String,
+        /// The end of the output, masked.
+        last_lines: String,
+    },
+    /// The console answered with a line the profile lists as a refusal.
+    #[error("the console refused the answer before step {step:?} ({index} of {total}):\n{message}")]
+    Rejected {
+        /// The step that was waiting.
+        step: String,
+        /// 1-based index of the step.
+        index: usize,
+        /// Number of steps.
+        total: usize,
+        /// The console's message, masked.
+        message: String,
+    },
+    /// The console closed the connection.
+    #[error(
+        "the console closed the connection during step {step:?} ({index} of {total}), waiting for {expected}\nlast lines received:\n{last_lines}"
+    )]
+    Closed {
+        /// The step that was waiting.
+        step: String,
+        /// 1-based index of the step.
+        index: usize,
+        /// Number of steps.
+        total: usize,
+        /// The prompt patterns.
+        expected: String,
+        /// The end of the output, masked.
+        last_lines: String,
+    },
+    /// Reading, writing or recording failed.
+    #[error("console i/o during step {step:?}: {source}")]
+    Io {
+        /// The step.
+        step: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// What a finished dialog did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Names of the steps that ran, in order (skipped optional ones left out).
+    pub steps_run: Vec<String>,
+    /// Bytes received from the console.
+    pub bytes_received: u64,
+    /// Bytes sent to the console.
+    pub bytes_sent: u64,
+    /// Wall time of the whole dialog.
+    pub elapsed: Duration,
+}
+
+/// How progress is shown: one line per step, or nothing.
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, &Step);
+
+/// One console session: the stream, the cleaned output, the masker and the transcript.
+struct Session<'a, S> {
+    io: S,
+    cleaner: Cleaner,
+    /// Cleaned output since the last send (the matching window).
+    window: Vec<u8>,
+    /// Masked cleaned output, for error messages.
+    history: Vec<u8>,
+    masker: Masker,
+    transcript: Option<&'a mut dyn Write>,
+    received: u64,
+    sent: u64,
+    closed: bool,
+    /// An answer has been sent (a bare nudge does not count): before that, nothing can have
+    /// been refused, so boot output is not checked against the reject patterns.
+    answered: bool,
+}
+
+enum Found {
+    Step(usize),
+    Rejected(usize),
+}
+
+impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
+    /// Reads once, until `deadline`. Returns false on timeout.
+    async fn read_until(&mut self, deadline: TokioInstant) -> std::io::Result<bool> {
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, self.io.read(&mut buf)).await {
+            Err(_) => Ok(false),
+            Ok(Ok(0)) => {
+                self.closed = true;
+                Ok(true)
+            }
+            Ok(Ok(n)) => {
+                self.take(&buf[..n])?;
+                Ok(true)
+            }
+            Ok(Err(e)) => Err(e),
+        }
+    }
+
+    fn take(&mut self, raw: &[u8]) -> std::io::Result<()> {
+        self.received += raw.len() as u64;
+        let mut clean = Vec::with_capacity(raw.len());
+        self.cleaner.feed(raw, &mut clean);
+        self.window.extend_from_slice(&clean);
+        if self.window.len() > WINDOW {
+            let cut = self.window.len() - WINDOW;
+            self.window.drain(..cut);
+        }
+        let masked = self.masker.feed(&clean);
+        self.history.extend_from_slice(&masked);
+        if self.history.len() > HISTORY {
+            let cut = self.history.len() - HISTORY;
+            self.history.drain(..cut);
+        }
+        if let Some(t) = self.transcript.as_mut() {
+            t.write_all(&masked)?;
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, text: &str, secret: bool) -> std::io::Result<()> {
+        let mut bytes = Vec::with_capacity(text.len() + 1);
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.push(b'\r');
+        self.io.write_all(&bytes).await?;
+        self.io.flush().await?;
+        self.sent += bytes.len() as u64;
+        self.window.clear();
+        // the received text held back by the masker goes out first, so the order is kept
+        let held = self.masker.finish();
+        self.history.extend_from_slice(&held);
+        if let Some(t) = self.transcript.as_mut() {
+            let shown = if secret {
+                "***".to_owned()
+            } else {
+                String::from_utf8_lossy(&self.masker.mask(text.as_bytes())).into_owned()
+            };
+            t.write_all(&held)?;
+            writeln!(t, "[>{shown}]")?;
+        }
+        Ok(())
+    }
+
+    /// The cleaned window with kernel lines cut out.
+    fn view(&self) -> Vec<u8> {
+        strip_kernel_lines(&self.window).into_owned()
+    }
+
+    fn find(&self, candidates: &[(usize, &Step)], reject: &[regex::bytes::Regex]) -> Option<Found> {
+        let view = self.view();
+        for (i, step) in candidates {
+            if step.expect.iter().any(|re| re.is_match(&view)) {
+                return Some(Found::Step(*i));
+            }
+        }
+        let mut first: Option<usize> = None;
+        for re in reject {
+            // only complete lines count: a refusal message ends with a newline
+            for m in re.find_iter(&view) {
+                if m.end() < view.len() {
+                    first = Some(first.map_or(m.start(), |f| f.min(m.start())));
+                    break;
+                }
+            }
+        }
+        first.map(Found::Rejected)
+    }
+
+    /// Waits until the console has been quiet for `quiet` (or `limit` has passed).
+    async fn settle(&mut self, quiet: Duration, limit: TokioInstant) -> std::io::Result<()> {
+        loop {
+            if self.closed {
+                return Ok(());
+            }
+            let until = (TokioInstant::now() + quiet).min(limit);
+            if !self.read_until(until).await? || TokioInstant::now() >= limit {
+                return Ok(());
+            }
+        }
+    }
+
+    fn last_lines(&self) -> String {
+        let mut text = self.history.clone();
+        text.extend_from_slice(&self.masker.peek_pending());
+        let text = strip_trailing_blank(&text);
+        let s = String::from_utf8_lossy(text);
+        let lines: Vec<&str> = s.lines().collect();
+        let start = lines.len().saturating_sub(ERROR_LINES);
+        if lines.is_empty() {
+            return "  (nothing)".to_owned();
+        }
+        lines[start..]
+            .iter()
+            .map(|l| format!("  | {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn strip_trailing_blank(text: &[u8]) -> &[u8] {
+    let end = text
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
+    &text[..end]
+}
+
+fn describe(steps: &[(usize, &Step)]) -> String {
+    steps
+        .iter()
+        .map(|(_, s)| {
+            let pats: Vec<String> = s.expect_source.iter().map(|p| format!("/{p}/")).collect();
+            format!("{} ({})", pats.join(" or "), s.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", or ")
+}
+
+/// Runs `profile` over `io`. `secrets` are masked in the transcript and in errors; the
+/// transcript (if any) receives the cleaned output and each send as `[>text]` (`[>***]` for
+/// a secret).
+pub async fn run_dialog<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    profile: &Profile,
+    secrets: Vec<Vec<u8>>,
+    transcript: Option<&mut dyn Write>,
+    progress: Progress<'_>,
+) -> Result<Report, DialogError> {
+    let started = Instant::now();
+    let mut s = Session {
+        io,
+        cleaner: Cleaner::new(),
+        window: Vec::new(),
+        history: Vec::new(),
+        masker: Masker::new(secrets),
+        transcript,
+        received: 0,
+        sent: 0,
+        closed: false,
+        answered: false,
+    };
+    let result = drive(&mut s, profile, progress).await;
+    // whatever happened, the transcript gets the end of the output (masked)
+    if let Some(t) = s.transcript.as_mut() {
+        let rest = s.masker.finish();
+        let written = t.write_all(&rest).and_then(|()| t.flush());
+        if let (Err(source), Ok(_)) = (written, &result) {
+            return Err(DialogError::Io {
+                step: "end".into(),
+                source,
+            });
+        }
+    }
+    let steps_run = result?;
+    Ok(Report {
+        steps_run,
+        bytes_received: s.received,
+        bytes_sent: s.sent,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Plays the steps; returns the names of the steps that ran.
+async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut Session<'_, S>,
+    profile: &Profile,
+    progress: Progress<'_>,
+) -> Result<Vec<String>, DialogError> {
+    let total = profile.steps.len();
+    let mut steps_run = Vec::new();
+    let mut i = 0;
+    while i < total {
+        let step = &profile.steps[i];
+        let io_err = |source| DialogError::Io {
+            step: step.name.clone(),
+            source,
+        };
+        // an optional step may be skipped: the next steps up to the first required one are
+        // candidates too
+        let mut candidates: Vec<(usize, &Step)> = vec![(i, step)];
+        if step.optional {
+            for (j, later) in profile.steps.iter().enumerate().skip(i + 1) {
+                candidates.push((j, later));
+                if !later.optional {
+                    break;
+                }
+            }
+        }
+        let deadline = TokioInstant::now() + step.timeout;
+        let mut nudge_at = step.nudge.map(|n| TokioInstant::now() + n);
+        let matched = loop {
+            let reject: &[regex::bytes::Regex] = if s.answered { &profile.reject } else { &[] };
+            match s.find(&candidates, reject) {
+                Some(Found::Step(j)) => break j,
+                Some(Found::Rejected(_)) => {
+                    let limit = TokioInstant::now() + REJECT_GRACE;
+                    s.settle(profile.settle.max(Duration::from_millis(50)), limit)
+                        .await
+                        .map_err(io_err)?;
+                    let view = s.view();
+                    let start = match s.find(&[], &profile.reject) {
+                        Some(Found::Rejected(p)) => p,
+                        _ => 0,
+                    };
+                    let msg = s.masker.mask(strip_trailing_blank(&view[start..]));
+                    let message = String::from_utf8_lossy(&msg)
+                        .lines()
+                        .map(|l| format!("  | {l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    return Err(DialogError::Rejected {
+                        step: step.name.clone(),
+                        index: i + 1,
+                        total,
+                        message,
+                    });
+                }
+                None => {}
+            }
+            if s.closed {
+                return Err(DialogError::Closed {
+                    step: step.name.clone(),
+                    index: i + 1,
+                    total,
+                    expected: describe(&candidates),
+                    last_lines: s.last_lines(),
+                });
+            }
+            let wake = nudge_at.map_or(deadline, |n| n.min(deadline));
+            let got = s.read_until(wake).await.map_err(io_err)?;
+            if got {
+                // output resets the nudge timer: only a quiet console is nudged
+                nudge_at = step.nudge.map(|n| TokioInstant::now() + n);
+                continue;
+            }
+            if TokioInstant::now() >= deadline {
+                return Err(DialogError::Timeout {
+                    step: step.name.clone(),
+                    index: i + 1,
+                    total,
+                    timeout: step.timeout,
+                    expected: describe(&candidates),
+                    last_lines: s.last_lines(),
+                });
+            }
+            // the nudge timer fired: press Enter
+            s.send("", false).await.map_err(io_err)?;
+            nudge_at = step.nudge.map(|n| TokioInstant::now() + n);
+        };
+        let step = &profile.steps[matched];
+        let io_err = |source| DialogError::Io {
+            step: step.name.clone(),
+            source,
+        };
+        if step.secret {
+            // wait for the prompt to settle; if more output comes and the prompt is no longer
+            // at the end, go back to waiting for it
+            let limit = TokioInstant::now() + step.timeout;
+            s.settle(profile.settle, limit).await.map_err(io_err)?;
+            if s.find(&[(matched, step)], &[]).is_none() {
+                i = matched;
+                continue;
+            }
+        }
+        progress(matched + 1, total, step);
+        steps_run.push(step.name.clone());
+        if let Some(text) = &step.send {
+            s.send(text, step.secret).await.map_err(io_err)?;
+            s.answered = true;
+        }
+        i = matched + 1;
+    }
+    Ok(steps_run)
+}
