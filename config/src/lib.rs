@@ -19,7 +19,7 @@ pub use metadata::{MANAGEMENT_FIELDS, from_metadata_json, from_metadata_json_at}
 pub use model::*;
 pub use parse::{Parsed, parse, parse_at};
 pub use password::{hash_password, verify_password};
-pub use secret::Secret;
+pub use secret::{MaskedSource, Secret};
 pub use serialize::to_xml;
 
 use sha2::{Digest, Sha256};

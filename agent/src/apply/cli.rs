@@ -200,37 +200,12 @@ fn parse_for_cli(file: &Path, xml: &[u8]) -> anyhow::Result<Option<nodeboot_conf
     }
 }
 
-/// A diagnostic the way a compiler shows it (the config crate's [`Diagnostic::render`]), with
-/// every line that holds a secret (a password hash, plain text where a hash belongs, a private
-/// key) blanked first: the shown source line must not leak what the file got wrong.
-///
-/// [`Diagnostic::render`]: nodeboot_config::Diagnostic::render
+/// A diagnostic the way a compiler shows it, secrets in the quoted line masked.
 pub fn render_diagnostic(file: &Path, source: &[u8], d: &nodeboot_config::Diagnostic) -> String {
-    d.render(&file.display().to_string(), &mask_secret_lines(source))
-}
-
-/// The source text with secret-bearing lines replaced by a notice.
-pub fn mask_secret_lines(source: &[u8]) -> String {
-    let text = String::from_utf8_lossy(source);
-    let mut in_key = false;
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        let lower = line.to_ascii_lowercase();
-        if lower.contains("<private-key") {
-            in_key = true;
-        }
-        let secret = in_key || lower.contains("password") || line.contains("$6$");
-        if lower.contains("</private-key") || (in_key && lower.contains("/>")) {
-            in_key = false;
-        }
-        out.push_str(if secret {
-            "(this line holds a secret and is not shown)"
-        } else {
-            line
-        });
-        out.push('\n');
-    }
-    out
+    d.render(
+        &file.display().to_string(),
+        &nodeboot_config::MaskedSource::new(source),
+    )
 }
 
 /// The printed plan: one line per file (removals only of files that exist under `root`), then

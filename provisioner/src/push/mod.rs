@@ -316,40 +316,6 @@ struct Prepared {
     configured: Option<std::net::IpAddr>,
 }
 
-/// The file's text with every secret (password hashes, private keys) replaced by `*`,
-/// character for character, so an error's quoted line keeps its columns but shows no secret.
-fn mask_secrets(text: &str) -> String {
-    static SECRETS: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
-    let Some(re) = SECRETS.get_or_init(|| {
-        regex::Regex::new(
-            r#"(?s)(<password-hash\b[^>]*>)(.*?)(</password-hash>)|(<private-key\b[^>]*>)(.*?)(</private-key>)|(password-hash\s*=\s*")([^"]*)(")|(password-hash\s*=\s*')([^']*)(')"#,
-        )
-        .ok()
-    }) else {
-        // Without the pattern nothing can be shown safely: blank every line.
-        return text.lines().map(|_| "\n").collect();
-    };
-    re.replace_all(text, |caps: &regex::Captures<'_>| {
-        let mut out = String::new();
-        for i in (1..caps.len()).step_by(3) {
-            if let (Some(open), Some(secret), Some(close)) =
-                (caps.get(i), caps.get(i + 1), caps.get(i + 2))
-            {
-                out.push_str(open.as_str());
-                out.extend(
-                    secret
-                        .as_str()
-                        .chars()
-                        .map(|c| if c == '\n' { '\n' } else { '*' }),
-                );
-                out.push_str(close.as_str());
-            }
-        }
-        out
-    })
-    .into_owned()
-}
-
 /// Where a configured node is reached from outside: its static NAT address, else eth0's.
 fn configured_address(config: &nodeboot_config::NodeConfig) -> std::net::IpAddr {
     match config.network.static_nat {
@@ -409,7 +375,7 @@ fn prepare(
     match nodeboot_config::parse(&bytes) {
         Ok(parsed) => {
             if !parsed.warnings.is_empty() {
-                let text = mask_secrets(&String::from_utf8_lossy(&bytes));
+                let text = nodeboot_config::MaskedSource::new(&bytes);
                 for w in &parsed.warnings {
                     eprint!("{}", w.render(&what, &text));
                 }
@@ -421,7 +387,7 @@ fn prepare(
             }))
         }
         Err(diagnostics) => {
-            let text = mask_secrets(&String::from_utf8_lossy(&bytes));
+            let text = nodeboot_config::MaskedSource::new(&bytes);
             for d in &diagnostics {
                 eprint!("{}", d.render(&what, &text));
             }
@@ -1203,20 +1169,5 @@ mod tests {
         let read = |name: &str| std::fs::read_to_string(format!("{fixtures}{name}")).unwrap();
         assert_eq!(at(&read("transcoding.xml")), "10.0.0.31");
         assert_eq!(at(&read("proxying.xml")), "203.0.113.21");
-    }
-
-    #[test]
-    fn secrets_are_masked_column_for_column() {
-        let text = "<a>\n  <password-hash>$6$salt$abc</password-hash>\n\
-                    <web-admin username=\"admin\" password-hash='$6$x$y'/>\n\
-                    <private-key>-----BEGIN\nKEY\n-----END</private-key>\n</a>\n";
-        let masked = mask_secrets(text);
-        assert_eq!(
-            masked,
-            "<a>\n  <password-hash>***********</password-hash>\n\
-             <web-admin username=\"admin\" password-hash='******'/>\n\
-             <private-key>**********\n***\n********</private-key>\n</a>\n"
-        );
-        assert_eq!(masked.len(), text.len());
     }
 }
