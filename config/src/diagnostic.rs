@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use crate::secret::MaskedSource;
+
 /// Whether a finding makes the file invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,9 +55,9 @@ impl std::fmt::Display for Diagnostic {
 
 impl Diagnostic {
     /// Compiler-style text: `file:line:col: error: message`, the source line with a caret
-    /// under the column, the fix, and the element path. `source` is the file's text (the line
-    /// is omitted when the diagnostic has no position, e.g. one from JSON metadata).
-    pub fn render(&self, file: &str, source: &str) -> String {
+    /// under the column, the fix, and the element path. `source` is the file's text with its
+    /// secrets masked, so the quoted line never shows one (the line is omitted when the diagnostic has no position, e.g. one from JSON metadata).
+    pub fn render(&self, file: &str, source: &MaskedSource) -> String {
         use std::fmt::Write as _;
         let sev = match self.severity {
             Severity::Error => "error",
@@ -71,7 +73,7 @@ impl Diagnostic {
                 self.line, self.column, self.message
             );
             let idx = usize::try_from(self.line).unwrap_or(usize::MAX) - 1;
-            if let Some(text) = source.lines().nth(idx) {
+            if let Some(text) = source.as_str().lines().nth(idx) {
                 let num = self.line.to_string();
                 let pad = " ".repeat(num.len());
                 // Tabs keep their width in the caret line so the caret lands under the column.
@@ -115,7 +117,7 @@ mod tests {
             help: Some("fix it".into()),
         };
         assert_eq!(
-            d.render("f.xml", "<a>\n<a b=\"x\"/>\n"),
+            d.render("f.xml", &MaskedSource::new(b"<a>\n<a b=\"x\"/>\n")),
             "f.xml:2:4: error: bad\n  |\n2 | <a b=\"x\"/>\n  |    ^\n  = help: fix it\n  = at: /a@b\n"
         );
     }

@@ -19,13 +19,30 @@ pub use metadata::{MANAGEMENT_FIELDS, from_metadata_json, from_metadata_json_at}
 pub use model::*;
 pub use parse::{Parsed, parse, parse_at};
 pub use password::{hash_password, verify_password};
-pub use secret::Secret;
+pub use secret::{MaskedSource, Secret};
 pub use serialize::to_xml;
 
 use sha2::{Digest, Sha256};
 
 /// The largest configuration file accepted anywhere (the agent's upload limit too).
 pub const MAX_FILE_SIZE: usize = 1024 * 1024;
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for seconds since the Unix epoch: the one way every message,
+/// page and status line shows a time. Out-of-range values show as `@<seconds>`.
+pub fn format_utc(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => format!("@{unix}"),
+    }
+}
 
 /// The lowercase hex SHA-256 of a configuration file's bytes: its identity everywhere
 /// (status, journal, "same file, nothing to do").
@@ -36,4 +53,17 @@ pub fn digest(bytes: &[u8]) -> String {
         out.push_str(&format!("{b:02x}"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn format_utc_shows_civil_time() {
+        assert_eq!(super::format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(super::format_utc(1_709_164_799), "2024-02-28 23:59:59 UTC");
+        assert_eq!(super::format_utc(1_795_000_000), "2026-11-18 11:06:40 UTC");
+        assert_eq!(super::format_utc(-86_400), "1969-12-31 00:00:00 UTC");
+        assert_eq!(super::format_utc(i64::MAX), format!("@{}", i64::MAX));
+    }
 }

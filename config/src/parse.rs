@@ -1232,7 +1232,7 @@ impl Validator {
                 cpos,
                 format!(
                     "the certificate expired on {}",
-                    tls::format_utc(leaf.not_after)
+                    crate::format_utc(leaf.not_after)
                 ),
                 "renew the certificate",
             );
@@ -1243,7 +1243,7 @@ impl Validator {
                 cpos,
                 format!(
                     "the certificate expires on {}, in {} days",
-                    tls::format_utc(leaf.not_after),
+                    crate::format_utc(leaf.not_after),
                     left / 86_400
                 ),
                 "renew the certificate soon",
@@ -1255,7 +1255,7 @@ impl Validator {
                 cpos,
                 format!(
                     "the certificate is not valid before {}",
-                    tls::format_utc(leaf.not_before)
+                    crate::format_utc(leaf.not_before)
                 ),
                 "check the certificate, or the clock of the machine checking it",
             );

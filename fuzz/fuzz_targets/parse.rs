@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(diags) => {
             assert!(!diags.is_empty());
-            let source = String::from_utf8_lossy(data);
+            let source = nodeboot_config::MaskedSource::new(data);
             for d in &diags {
                 let _ = d.render("fuzz.xml", &source);
             }

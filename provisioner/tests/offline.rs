@@ -84,6 +84,36 @@ conf01.xml:10:55: error: the default gateway 10.9.0.1 is not in an attached subn
 }
 
 #[test]
+fn validate_never_quotes_a_secret() {
+    // A plain-text password where the hash belongs: the error points at it, but the quoted
+    // line shows stars in its place, column for column.
+    let good = std::fs::read_to_string(fixtures().join("valid/transcoding.xml")).unwrap();
+    let start = good.find("<password-hash>").unwrap() + "<password-hash>".len();
+    let end = good.find("</password-hash>").unwrap();
+    let bad = format!("{}correct-horse{}", &good[..start], &good[end..]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain.xml");
+    std::fs::write(&file, bad).unwrap();
+    for json in [false, true] {
+        let mut cmd = nodeboot();
+        cmd.arg("validate").arg(&file);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        let all = text(&out.stdout) + &text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(!all.contains("correct-horse"), "{all}");
+        if !json {
+            assert!(
+                all.contains("<password-hash>*************</password-hash>"),
+                "{all}"
+            );
+        }
+    }
+}
+
+#[test]
 fn validate_json_is_machine_readable() {
     let out = nodeboot()
         .args(["validate", "--json"])

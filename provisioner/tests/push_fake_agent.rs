@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use fake_agent::{Behaviour, FakeAgent, config_xml};
+use sha2::Digest as _;
 
 fn nodeboot(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nodeboot"))
@@ -281,4 +282,96 @@ fn one_invalid_file_stops_the_whole_push_unless_skip_invalid() {
     assert_eq!(json["nodes"][1]["errors"][0]["line"], 5, "{shown}");
     assert_eq!(good.seen.lock().unwrap().uploads.len(), 1);
     assert!(other.seen.lock().unwrap().requests.is_empty());
+}
+
+#[test]
+fn a_node_that_never_answers_is_retried_until_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "c.xml", &config_xml(12));
+    // A port nobody listens on (bound, then released).
+    let node = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let out = nodeboot(&[
+        "push",
+        &node,
+        &file,
+        "--insecure",
+        "--timeout",
+        "1.5",
+        "--json",
+    ]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = &json["nodes"][0];
+    assert_eq!(n["result"], "unreachable", "{shown}");
+    assert!(n["attempts"].as_u64().unwrap() >= 3, "{shown}");
+    assert!(
+        n["error"].as_str().unwrap().contains("Connection refused"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn wait_finds_the_node_at_its_new_address_after_the_reboot() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = FakeAgent::start(any_port(), Behaviour::Vanish);
+    // The same node (same certificate) after its reboot, at another address, configured.
+    let after = FakeAgent::start_as(any_port(), Behaviour::Accept, before.identity());
+    let xml = config_xml(13);
+    after.seen.lock().unwrap().applied = Some(
+        sha2::Sha256::digest(xml.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    );
+    let file = write(dir.path(), "c.xml", &xml);
+    let out = nodeboot(&[
+        "push",
+        &before.addr.to_string(),
+        &file,
+        "--fingerprint",
+        &before.fingerprint,
+        "--wait",
+        "--wait-address",
+        &after.addr.to_string(),
+        "--wait-timeout",
+        "20",
+        "--json",
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["nodes"][0]["result"], "applied", "{shown}");
+    assert_eq!(json["nodes"][0]["state"], "configured", "{shown}");
+    assert_eq!(before.seen.lock().unwrap().uploads.len(), 1);
+    assert!(after.seen.lock().unwrap().uploads.is_empty());
+    assert!(
+        after
+            .seen
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .any(|r| r == "GET /api/v1/status")
+    );
+}
+
+#[test]
+fn an_invalid_password_hash_is_reported_without_showing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = config_xml(14).replace("$nodebootsalt$D911Z", "$nodebootsalt$D9!!Z");
+    let file = write(dir.path(), "bad.xml", &bad);
+    let out = nodeboot(&["push", "127.0.0.1:1", &file, "--insecure"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("bad.xml:14:20: error:"), "{shown}");
+    assert!(shown.contains("<password-hash>*****"), "{shown}");
+    assert!(
+        !shown.contains("nodebootsalt"),
+        "the hash must not be printed: {shown}"
+    );
 }

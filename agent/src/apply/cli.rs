@@ -5,28 +5,15 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use similar::TextDiff;
 
 use super::plan::{Action, Change, Mask, Plan, masked_text, under};
-use super::reboot::{self, CommandReboot, NoReboot, Reboot, SyscallReboot, SystemdReboot};
+use super::reboot::RebootArgs;
+pub use super::reboot::RebootMethod;
 use super::{NodeState, Outcome};
-
-/// How `apply` restarts the node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RebootMethod {
-    /// systemd's reboot when systemd is PID 1, else the reboot system call.
-    Auto,
-    /// `systemctl reboot`.
-    Systemd,
-    /// sync, then reboot(2).
-    Syscall,
-    /// Do not reboot (the new configuration takes effect at the next boot).
-    None,
-}
 
 /// Arguments of `nodeboot-agent apply`.
 #[derive(Debug, clap::Args)]
@@ -43,12 +30,8 @@ pub struct ApplyArgs {
     /// Show the plan and a diff of every file against the disk (secrets masked); write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// How to reboot after a successful apply.
-    #[arg(long, value_enum, default_value_t = RebootMethod::Auto)]
-    pub reboot: RebootMethod,
-    /// Reboot by running this shell command instead (overrides --reboot).
-    #[arg(long, value_name = "CMD")]
-    pub reboot_command: Option<String>,
+    #[command(flatten)]
+    pub reboot: RebootArgs,
     /// Seconds to wait before rebooting.
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub reboot_delay: u64,
@@ -74,18 +57,6 @@ pub struct ResetArgs {
     /// The node's root directory.
     #[arg(long, default_value = "/")]
     pub root: PathBuf,
-}
-
-fn reboot_for(args: &ApplyArgs) -> Arc<dyn Reboot> {
-    if let Some(cmd) = &args.reboot_command {
-        return Arc::new(CommandReboot(cmd.clone()));
-    }
-    match args.reboot {
-        RebootMethod::Auto => reboot::default_reboot(),
-        RebootMethod::Systemd => Arc::new(SystemdReboot),
-        RebootMethod::Syscall => Arc::new(SyscallReboot),
-        RebootMethod::None => Arc::new(NoReboot::new()),
-    }
 }
 
 /// Runs `nodeboot-agent apply`.
@@ -159,8 +130,8 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
                 "applied sha256 {digest}: {} files changed",
                 changed.len()
             )?;
-            let reboot = reboot_for(&args);
-            if args.reboot == RebootMethod::None && args.reboot_command.is_none() {
+            let reboot = args.reboot.reboot();
+            if args.reboot.is_none() {
                 writeln!(out, "not rebooting (--reboot=none)")?;
             } else {
                 writeln!(out, "rebooting in {} s", args.reboot_delay)?;
@@ -200,37 +171,12 @@ fn parse_for_cli(file: &Path, xml: &[u8]) -> anyhow::Result<Option<nodeboot_conf
     }
 }
 
-/// A diagnostic the way a compiler shows it (the config crate's [`Diagnostic::render`]), with
-/// every line that holds a secret (a password hash, plain text where a hash belongs, a private
-/// key) blanked first: the shown source line must not leak what the file got wrong.
-///
-/// [`Diagnostic::render`]: nodeboot_config::Diagnostic::render
+/// A diagnostic the way a compiler shows it, secrets in the quoted line masked.
 pub fn render_diagnostic(file: &Path, source: &[u8], d: &nodeboot_config::Diagnostic) -> String {
-    d.render(&file.display().to_string(), &mask_secret_lines(source))
-}
-
-/// The source text with secret-bearing lines replaced by a notice.
-pub fn mask_secret_lines(source: &[u8]) -> String {
-    let text = String::from_utf8_lossy(source);
-    let mut in_key = false;
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        let lower = line.to_ascii_lowercase();
-        if lower.contains("<private-key") {
-            in_key = true;
-        }
-        let secret = in_key || lower.contains("password") || line.contains("$6$");
-        if lower.contains("</private-key") || (in_key && lower.contains("/>")) {
-            in_key = false;
-        }
-        out.push_str(if secret {
-            "(this line holds a secret and is not shown)"
-        } else {
-            line
-        });
-        out.push('\n');
-    }
-    out
+    d.render(
+        &file.display().to_string(),
+        &nodeboot_config::MaskedSource::new(source),
+    )
 }
 
 /// The printed plan: one line per file (removals only of files that exist under `root`), then
@@ -355,7 +301,7 @@ pub fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         } => writeln!(
             out,
             "state: configured\nsha256: {digest}\napplied: {} ({applied_at_unix})",
-            utc_timestamp(applied_at_unix)
+            nodeboot_config::format_utc(i64::try_from(applied_at_unix).unwrap_or(i64::MAX))
         )?,
         NodeState::Failed { digest, error } => writeln!(
             out,
@@ -370,38 +316,4 @@ pub fn run_reset(args: ResetArgs) -> anyhow::Result<ExitCode> {
     super::reset(&args.root)?;
     println!("reset: {} is unconfigured again", args.root.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// `YYYY-MM-DD HH:MM:SS UTC` from seconds since the epoch (days-to-civil conversion).
-pub fn utc_timestamp(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(utc_timestamp(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc_timestamp(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc_timestamp(1_795_000_000), "2026-11-18 11:06:40 UTC");
-        assert_eq!(utc_timestamp(1_709_164_799), "2024-02-28 23:59:59 UTC");
-    }
 }

@@ -25,6 +25,51 @@ pub enum RebootError {
     Syscall(#[from] nix::Error),
 }
 
+/// How a command restarts the node after a successful apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RebootMethod {
+    /// systemd's reboot when systemd is PID 1, else the reboot system call.
+    Auto,
+    /// `systemctl reboot`.
+    Systemd,
+    /// sync, then reboot(2).
+    Syscall,
+    /// Do not reboot (the new configuration takes effect at the next boot).
+    None,
+}
+
+/// The reboot options every command that applies a configuration takes (`apply`, `serve`,
+/// `wizard`), flattened into its arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RebootArgs {
+    /// How to reboot after a successful apply (none: demos, tests)
+    #[arg(long, value_enum, default_value_t = RebootMethod::Auto, value_name = "METHOD")]
+    pub reboot: RebootMethod,
+    /// Reboot by running this shell command instead (overrides --reboot)
+    #[arg(long, value_name = "CMD")]
+    pub reboot_command: Option<String>,
+}
+
+impl RebootArgs {
+    /// The reboot the options ask for.
+    pub fn reboot(&self) -> Arc<dyn Reboot> {
+        if let Some(cmd) = &self.reboot_command {
+            return Arc::new(CommandReboot(cmd.clone()));
+        }
+        match self.reboot {
+            RebootMethod::Auto => default_reboot(),
+            RebootMethod::Systemd => Arc::new(SystemdReboot),
+            RebootMethod::Syscall => Arc::new(SyscallReboot),
+            RebootMethod::None => Arc::new(NoReboot::new()),
+        }
+    }
+
+    /// True when the options ask for no reboot at all.
+    pub fn is_none(&self) -> bool {
+        self.reboot == RebootMethod::None && self.reboot_command.is_none()
+    }
+}
+
 /// Restarts the machine. Implementations return once the restart has been requested; with
 /// systemd that is before the machine actually goes down.
 pub trait Reboot: Send + Sync + std::fmt::Debug {

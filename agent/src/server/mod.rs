@@ -28,7 +28,7 @@ use tracing::{info, warn};
 
 pub use http::{Agent, serve};
 
-use crate::apply::{self, cli::RebootMethod};
+use crate::apply::RebootArgs;
 
 /// Arguments of `nodeboot-agent serve`.
 #[derive(Debug, clap::Args)]
@@ -58,12 +58,8 @@ pub struct ServeArgs {
     /// Seconds between a finished apply and the reboot
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub reboot_delay: u64,
-    /// How to reboot after a successful apply (none: demos, tests)
-    #[arg(long, value_enum, default_value_t = RebootMethod::Auto, value_name = "METHOD")]
-    pub reboot: RebootMethod,
-    /// Reboot by running this shell command instead (overrides --reboot)
-    #[arg(long, value_name = "CMD")]
-    pub reboot_command: Option<String>,
+    #[command(flatten)]
+    pub reboot: RebootArgs,
     /// Connections served at once
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
@@ -143,13 +139,7 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
-    let reboot: Arc<dyn node::Reboot> = match (&args.reboot_command, args.reboot) {
-        (Some(cmd), _) => Arc::new(apply::CommandReboot(cmd.clone())),
-        (None, RebootMethod::Auto) => apply::default_reboot(),
-        (None, RebootMethod::Systemd) => Arc::new(apply::SystemdReboot),
-        (None, RebootMethod::Syscall) => Arc::new(apply::SyscallReboot),
-        (None, RebootMethod::None) => Arc::new(apply::NoReboot::new()),
-    };
+    let reboot = args.reboot.reboot();
     let agent = Agent::new(node, reboot, identity.fingerprint.clone())
         .with_reboot_delay(Duration::from_secs(args.reboot_delay))
         .with_access(access)

@@ -73,28 +73,6 @@ fn phase_text(phase: Phase) -> &'static str {
     }
 }
 
-/// Formats seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
-pub fn format_utc(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 fn diagnostics_list(diags: &[Diagnostic]) -> String {
     let mut s = String::from("<ol class=\"errors\">");
     for d in diags {
@@ -119,7 +97,7 @@ fn diagnostics_list(diags: &[Diagnostic]) -> String {
 }
 
 fn attempt_card(a: &Attempt) -> String {
-    let when = format_utc(a.at_unix);
+    let when = nodeboot_config::format_utc(i64::try_from(a.at_unix).unwrap_or(i64::MAX));
     let digest = a
         .digest
         .as_deref()
@@ -264,13 +242,6 @@ mod tests {
             escape("<a href=\"x\">&'"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
-    }
-
-    #[test]
-    fn utc_formatting() {
-        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(format_utc(1_795_683_061), "2026-11-26 08:51:01 UTC");
     }
 
     fn diag() -> Diagnostic {

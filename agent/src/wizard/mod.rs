@@ -14,7 +14,6 @@ pub mod term;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -22,8 +21,7 @@ use nodeboot_config::{
     ManagementSettings, Network, NodeConfig, PasswordHash, RoleSettings, Ssh, SshMode, WebAdmin,
 };
 
-use crate::apply::cli::RebootMethod;
-use crate::apply::{self, CommandReboot, NoReboot, Reboot, SyscallReboot, SystemdReboot};
+use crate::apply::{self, RebootArgs};
 use dialog::{Answers, Defaults, Dialog, Reply};
 use term::{ReadError, Terminal};
 
@@ -43,27 +41,11 @@ pub struct WizardArgs {
     /// The interface whose current settings are offered as defaults.
     #[arg(long, default_value = "eth0")]
     pub interface: String,
-    /// How to reboot after a successful apply.
-    #[arg(long, value_enum, default_value_t = RebootMethod::Auto)]
-    pub reboot: RebootMethod,
-    /// Reboot by running this shell command instead (overrides --reboot).
-    #[arg(long, value_name = "CMD")]
-    pub reboot_command: Option<String>,
+    #[command(flatten)]
+    pub reboot: RebootArgs,
     /// Seconds to wait before rebooting.
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub reboot_delay: u64,
-}
-
-fn reboot_for(args: &WizardArgs) -> Arc<dyn Reboot> {
-    if let Some(cmd) = &args.reboot_command {
-        return Arc::new(CommandReboot(cmd.clone()));
-    }
-    match args.reboot {
-        RebootMethod::Auto => apply::default_reboot(),
-        RebootMethod::Systemd => Arc::new(SystemdReboot),
-        RebootMethod::Syscall => Arc::new(SyscallReboot),
-        RebootMethod::None => Arc::new(NoReboot::new()),
-    }
 }
 
 /// The node's current network settings: the wizard's defaults.
@@ -292,7 +274,8 @@ pub fn run(args: WizardArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn reboot_now(args: &WizardArgs) {
-    let handle = apply::schedule_reboot(reboot_for(args), Duration::from_secs(args.reboot_delay));
+    let handle =
+        apply::schedule_reboot(args.reboot.reboot(), Duration::from_secs(args.reboot_delay));
     if handle.join().is_err() {
         tracing::error!("the reboot thread panicked");
     }

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use nodeboot_config::{Diagnostic, Parsed, Severity};
+use nodeboot_config::{Diagnostic, MaskedSource, Parsed, Severity};
 use serde::Serialize;
 
 /// Arguments of `nodeboot validate`.
@@ -61,13 +61,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut text = String::new();
     for path in &args.files {
         let name = path.display().to_string();
-        let (source, result) = match std::fs::read(path) {
+        let (masked, result) = match std::fs::read(path) {
             Ok(bytes) => {
                 let r = check(&name, &bytes);
-                (String::from_utf8_lossy(&bytes).into_owned(), r)
+                (MaskedSource::new(&bytes), r)
             }
             Err(e) => (
-                String::new(),
+                MaskedSource::new(b""),
                 Err(vec![Diagnostic {
                     severity: Severity::Error,
                     path: String::new(),
@@ -88,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Err(e) => (e, Vec::new(), None, None),
         };
         for d in errors.iter().chain(&warnings) {
-            text.push_str(&d.render(&name, &source));
+            text.push_str(&d.render(&name, &masked));
         }
         let valid = errors.is_empty() && (!args.strict || warnings.is_empty());
         if valid {

@@ -59,9 +59,24 @@ pub fn read_token(path: &Path) -> anyhow::Result<Secret<String>> {
     Ok(Secret::new(token))
 }
 
+/// The file that maps node names to addresses in a folder inventory.
+pub const FOLDER_ADDRESSES: &str = "addresses.csv";
+
 /// Loads the nodes of an inventory, relative paths taken from the inventory's folder,
-/// keeping only the names in `only` when it is not empty.
+/// keeping only the names in `only` when it is not empty. A folder is read as a folder
+/// inventory (see [`targets_from_folder`]).
 pub fn load(path: &Path, only: &[String]) -> anyhow::Result<Vec<Target>> {
+    if path.is_dir() {
+        let csv = path.join(FOLDER_ADDRESSES);
+        let text = std::fs::read_to_string(&csv).with_context(|| {
+            format!(
+                "reading {} (a folder inventory lists `hostname.domain,address[:port][,fingerprint]` there)",
+                csv.display()
+            )
+        })?;
+        return targets_from_folder(&text, path, only)
+            .with_context(|| format!("in {}", csv.display()));
+    }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading inventory {}", path.display()))?;
     let base = match path.parent() {
@@ -117,6 +132,66 @@ pub fn targets_from_toml(text: &str, base: &Path, only: &[String]) -> anyhow::Re
     }
     if targets.is_empty() {
         anyhow::bail!("no nodes to work on (add [[node]] tables)");
+    }
+    Ok(targets)
+}
+
+/// A folder inventory: the configuration files as the platform writes them
+/// (`<hostname>.<domain>.xml`, or `pexip-<hostname>.<domain>.xml`) beside an `addresses.csv`
+/// whose lines are `hostname.domain,address[:port][,fingerprint]` (`#` comments allowed).
+pub fn targets_from_folder(text: &str, dir: &Path, only: &[String]) -> anyhow::Result<Vec<Target>> {
+    let mut targets: Vec<Target> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = || format!("line {}", i + 1);
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let (name, address, fingerprint) = match fields.as_slice() {
+            [n, a] => (*n, *a, None),
+            [n, a, f] => (*n, *a, Some(*f).filter(|f| !f.is_empty())),
+            _ => anyhow::bail!(
+                "{}: expected `hostname.domain,address[:port][,fingerprint]`, found `{line}`",
+                at()
+            ),
+        };
+        if targets.iter().any(|t| t.name == name) {
+            anyhow::bail!("{}: `{name}` is listed twice", at());
+        }
+        let endpoint = Endpoint::parse(address, super::client::DEFAULT_PORT)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+        let fingerprint = fingerprint
+            .map(Fingerprint::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+        let file = [format!("{name}.xml"), format!("pexip-{name}.xml")]
+            .into_iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: no {name}.xml (or pexip-{name}.xml) in {}",
+                    at(),
+                    dir.display()
+                )
+            })?;
+        targets.push(Target {
+            name: name.to_string(),
+            endpoint,
+            source: Source::File(file),
+            fingerprint,
+            token: None,
+        });
+    }
+    for name in only {
+        if !targets.iter().any(|t| &t.name == name) {
+            anyhow::bail!("--only {name}: no node of that name in the inventory");
+        }
+    }
+    targets.retain(|t| only.is_empty() || only.contains(&t.name));
+    if targets.is_empty() {
+        anyhow::bail!("no nodes to work on (add `hostname.domain,address` lines)");
     }
     Ok(targets)
 }
@@ -289,6 +364,42 @@ mod tests {
         assert!(
             errors[0].starts_with("password_hash: missing"),
             "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn folder_inventories_pair_files_with_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("conf01.example.com.xml"), "x").unwrap();
+        std::fs::write(dir.path().join("pexip-conf02.example.com.xml"), "y").unwrap();
+        let text = "# fqdn,address\nconf01.example.com,10.0.0.31\n\
+                    conf02.example.com, 10.0.0.32:9443 ,SHA256:ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12\n";
+        let targets = targets_from_folder(text, dir.path(), &[]).unwrap();
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[0].name, "conf01.example.com");
+        assert_eq!(targets[0].endpoint.to_string(), "10.0.0.31:8443");
+        assert_eq!(
+            file_of(&targets[0]),
+            Some(dir.path().join("conf01.example.com.xml").as_path())
+        );
+        assert_eq!(targets[1].endpoint.to_string(), "10.0.0.32:9443");
+        assert!(targets[1].fingerprint.is_some());
+        assert_eq!(
+            file_of(&targets[1]),
+            Some(dir.path().join("pexip-conf02.example.com.xml").as_path())
+        );
+        let err =
+            targets_from_folder("conf03.example.com,10.0.0.33\n", dir.path(), &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("line 1: no conf03.example.com.xml"),
+            "{err}"
+        );
+        let err = targets_from_folder("a,b,c,d\n", dir.path(), &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected `hostname.domain,address"),
+            "{err}"
         );
     }
 }

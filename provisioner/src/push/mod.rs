@@ -36,8 +36,9 @@ pub const STATUS_PATH: &str = "/api/v1/status";
 /// How nodes are chosen and trusted: shared by `push` and `status`.
 #[derive(Debug, clap::Args)]
 pub struct FleetArgs {
-    /// Inventory of nodes (TOML, [[node]] tables; see docs/push.md)
-    #[arg(long, short = 'i', value_name = "FLEET.toml")]
+    /// Inventory of nodes: TOML with [[node]] tables, or a folder of <fqdn>.xml files with an
+    /// addresses.csv (see docs/push.md)
+    #[arg(long, short = 'i', value_name = "FLEET.toml|DIR")]
     pub inventory: Option<PathBuf>,
     /// Only these inventory nodes (repeat, or separate with commas)
     #[arg(
@@ -93,6 +94,10 @@ pub struct PushArgs {
     /// Send the valid files even if some are invalid (those nodes count as failed)
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Send the files without checking them here first: the nodes judge them (for a node
+    /// whose agent knows a newer schema than this command)
+    #[arg(long, conflicts_with = "skip_invalid")]
+    pub no_validate: bool,
     /// Validate and show what would be sent where; contact no node
     #[arg(long)]
     pub dry_run: bool,
@@ -111,6 +116,30 @@ pub struct PushArgs {
         requires = "wait"
     )]
     pub wait_timeout: f64,
+    /// After its reboot the node answers at ADDR (host[:port]) rather than where it was
+    /// pushed to; --wait looks for it at both
+    #[arg(
+        long,
+        value_name = "ADDR",
+        requires = "wait",
+        conflicts_with = "inventory"
+    )]
+    pub wait_address: Option<String>,
+    /// After its reboot look for each node also at the address its file configures (the
+    /// static NAT address if it has one, else eth0's), same port
+    #[arg(long, requires = "wait", conflicts_with = "wait_address")]
+    pub wait_configured_address: bool,
+}
+
+/// Where `--wait` looks for a node after its reboot, besides where it was pushed to.
+#[derive(Debug, Clone)]
+enum WaitAt {
+    /// Only there.
+    Same,
+    /// Also at this endpoint (`--wait-address`).
+    Given(Endpoint),
+    /// Also at the address the node's file configures (`--wait-configured-address`).
+    Configured,
 }
 
 /// Arguments of `nodeboot status`.
@@ -239,10 +268,9 @@ impl Trust {
         let mut known = self.known.lock().ok()?;
         known.add(&target.endpoint.to_string(), fp);
         Some(format!(
-            "{}: first contact with {}; its certificate {fp} is now trusted and recorded in {} \
-             (compare it with the fingerprint on the node's console)",
+            "{}: first contact, trusting {fp} (recorded in {}; check it against the node's \
+             console)",
             target.name,
-            target.endpoint,
             path.display()
         ))
     }
@@ -262,6 +290,7 @@ impl Trust {
 /// What a run shares between its node tasks.
 #[derive(Debug)]
 struct Run {
+    wait_at: WaitAt,
     trust: Trust,
     pin_source: PinSource,
     display: Display,
@@ -275,13 +304,34 @@ struct Job {
     target: Target,
     body: Bytes,
     digest: String,
+    /// The address the file gives the node (static NAT, else eth0), when it parses.
+    configured: Option<std::net::IpAddr>,
+}
+
+/// A checked document, ready to send.
+#[derive(Debug)]
+struct Prepared {
+    body: Bytes,
+    digest: String,
+    configured: Option<std::net::IpAddr>,
+}
+
+/// Where a configured node is reached from outside: its static NAT address, else eth0's.
+fn configured_address(config: &nodeboot_config::NodeConfig) -> std::net::IpAddr {
+    match config.network.static_nat {
+        Some(nat) => nat.into(),
+        None => config.network.ipv4.interface.address().into(),
+    }
 }
 
 /// A node's document and its digest, checked as the node will check it; or what was
 /// invalid and every error (already printed on stderr, compiler-style). `Err` only when a
 /// file cannot be read.
 #[allow(clippy::type_complexity)]
-fn prepare(target: &Target) -> anyhow::Result<Result<(Bytes, String), (String, Vec<FileError>)>> {
+fn prepare(
+    target: &Target,
+    check: bool,
+) -> anyhow::Result<Result<Prepared, (String, Vec<FileError>)>> {
     let (what, bytes) = match &target.source {
         Source::File(path) => (
             path.display().to_string(),
@@ -311,16 +361,33 @@ fn prepare(target: &Target) -> anyhow::Result<Result<(Bytes, String), (String, V
             target.name
         ),
     };
+    if !check {
+        let digest = nodeboot_config::digest(&bytes);
+        let configured = nodeboot_config::parse(&bytes)
+            .ok()
+            .map(|p| configured_address(&p.config));
+        return Ok(Ok(Prepared {
+            body: Bytes::from(bytes),
+            digest,
+            configured,
+        }));
+    }
     match nodeboot_config::parse(&bytes) {
         Ok(parsed) => {
-            let text = String::from_utf8_lossy(&bytes);
-            for w in &parsed.warnings {
-                eprint!("{}", w.render(&what, &text));
+            if !parsed.warnings.is_empty() {
+                let text = nodeboot_config::MaskedSource::new(&bytes);
+                for w in &parsed.warnings {
+                    eprint!("{}", w.render(&what, &text));
+                }
             }
-            Ok(Ok((Bytes::from(bytes), parsed.digest)))
+            Ok(Ok(Prepared {
+                body: Bytes::from(bytes),
+                digest: parsed.digest,
+                configured: Some(configured_address(&parsed.config)),
+            }))
         }
         Err(diagnostics) => {
-            let text = String::from_utf8_lossy(&bytes);
+            let text = nodeboot_config::MaskedSource::new(&bytes);
             for d in &diagnostics {
                 eprint!("{}", d.render(&what, &text));
             }
@@ -361,16 +428,22 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
         PinSource::Inventory
     };
 
-    // Validate every file before sending anything.
-    let mut jobs = Vec::with_capacity(targets.len());
-    let mut invalid = Vec::new();
-    for target in targets {
-        match prepare(&target)? {
-            Ok((body, digest)) => jobs.push(Job {
-                target,
-                body,
-                digest,
-            }),
+    // Validate every file before sending anything. Results keep the inventory's order.
+    let total = targets.len();
+    let mut results: Vec<Option<NodeResult>> = (0..total).map(|_| None).collect();
+    let mut jobs = Vec::with_capacity(total);
+    let mut invalid = 0;
+    for (index, target) in targets.into_iter().enumerate() {
+        match prepare(&target, !args.no_validate)? {
+            Ok(p) => jobs.push((
+                index,
+                Job {
+                    target,
+                    body: p.body,
+                    digest: p.digest,
+                    configured: p.configured,
+                },
+            )),
             Err((what, errors)) => {
                 let mut r = NodeResult::new(
                     &target.name,
@@ -380,57 +453,96 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
                 );
                 r.error = Some(format!("{what} is invalid ({} error(s))", errors.len()));
                 r.errors = errors;
-                invalid.push(r);
+                results[index] = Some(r);
+                invalid += 1;
             }
         }
     }
-    if !invalid.is_empty() && !args.skip_invalid {
+    if invalid > 0 && !args.skip_invalid {
         anyhow::bail!(
-            "{} of {} file(s) invalid: nothing was sent (fix them, or pass --skip-invalid to send the others)",
-            invalid.len(),
-            invalid.len() + jobs.len()
+            "{invalid} of {total} file(s) invalid: nothing was sent (fix them, or pass \
+             --skip-invalid to send the others)"
         );
     }
 
     let trust = Trust::load(&args.fleet)?;
     if args.dry_run {
-        let results = dry_run(&jobs, &trust, pin_source);
-        let mut all = results;
-        all.extend(invalid);
+        for (index, job) in &jobs {
+            results[*index] = Some(dry_run(job, &trust, pin_source));
+        }
+        let all: Vec<NodeResult> = results.into_iter().flatten().collect();
         return Ok(finish(&all, started, args.fleet.json, false));
     }
 
     let display = Display::new(Mode::choose(args.fleet.json), jobs.len() as u64, "push");
+    let wait_at = match (&args.wait_address, args.wait_configured_address) {
+        (Some(a), _) => WaitAt::Given(
+            Endpoint::parse(a, DEFAULT_PORT).map_err(|e| anyhow::anyhow!("--wait-address: {e}"))?,
+        ),
+        (None, true) => WaitAt::Configured,
+        (None, false) => WaitAt::Same,
+    };
     let run = Arc::new(Run {
+        wait_at,
         trust,
         pin_source,
         display,
         timeout,
         wait,
     });
-    let limit = Arc::new(Semaphore::new(usize::from(args.fleet.parallel)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let count = jobs.len();
-    for (index, job) in jobs.into_iter().enumerate() {
+    let work = |job: Job| {
         let run = run.clone();
-        let limit = limit.clone();
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            (index, push_node(&run, job).await)
-        });
-    }
-    let mut results: Vec<Option<NodeResult>> = (0..count).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        let (index, result) = joined.context("a node task stopped unexpectedly")?;
-        results[index] = Some(result);
-    }
+        async move { push_node(&run, job).await }
+    };
+    for_each_node(jobs, args.fleet.parallel, work, &mut results).await?;
     run.display.finish();
     let saved = run.trust.save();
-    let mut all: Vec<NodeResult> = results.into_iter().flatten().collect();
-    all.extend(invalid);
+    let all: Vec<NodeResult> = results.into_iter().flatten().collect();
     let code = finish(&all, started, args.fleet.json, false);
     saved?;
     Ok(code)
+}
+
+/// Runs `work` on every item, at most `parallel` at once, storing each result at its index.
+///
+/// A task is created only once a slot is free, so a node waiting its turn costs its item
+/// (a few hundred bytes), not a whole connection's state.
+async fn for_each_node<J, F, Fut>(
+    items: Vec<(usize, J)>,
+    parallel: u16,
+    work: F,
+    results: &mut [Option<NodeResult>],
+) -> anyhow::Result<()>
+where
+    F: Fn(J) -> Fut,
+    Fut: std::future::Future<Output = NodeResult> + Send + 'static,
+{
+    let limit = Arc::new(Semaphore::new(usize::from(parallel)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut store = |joined: Result<(usize, NodeResult), tokio::task::JoinError>| {
+        let (index, result) = joined.context("a node task stopped unexpectedly")?;
+        results[index] = Some(result);
+        anyhow::Ok(())
+    };
+    for (index, item) in items {
+        let permit = limit
+            .clone()
+            .acquire_owned()
+            .await
+            .context("the concurrency limit closed")?;
+        let task = work(item);
+        tasks.spawn(async move {
+            let _permit = permit;
+            (index, task.await)
+        });
+        while let Some(joined) = tasks.try_join_next() {
+            store(joined)?;
+        }
+    }
+    while let Some(joined) = tasks.join_next().await {
+        store(joined)?;
+    }
+    Ok(())
 }
 
 /// Prints the summary (table or JSON) and picks the exit status.
@@ -451,35 +563,31 @@ fn finish(results: &[NodeResult], started: Instant, json: bool, status_columns: 
     }
 }
 
-fn dry_run(jobs: &[Job], trust: &Trust, pin_source: PinSource) -> Vec<NodeResult> {
-    jobs.iter()
-        .map(|job| {
-            let (policy, _) = trust.policy(&job.target, pin_source);
-            let trust_note = match policy {
-                Policy::Pinned(fp) => format!("pinned {fp}"),
-                Policy::FirstUse => "first use: record the certificate".into(),
-                Policy::Insecure => "insecure: any certificate".into(),
-            };
-            let mut r = NodeResult::new(
-                &job.target.name,
-                &job.target.endpoint.to_string(),
-                Outcome::WouldSend,
-                Duration::ZERO,
-            );
-            r.digest = Some(job.digest.clone());
-            r.error = Some(format!(
-                "POST https://{}{BOOTSTRAP_PATH} {} bytes, {trust_note}{}",
-                job.target.endpoint,
-                job.body.len(),
-                if job.target.token.is_some() {
-                    ", with token"
-                } else {
-                    ""
-                }
-            ));
-            r
-        })
-        .collect()
+fn dry_run(job: &Job, trust: &Trust, pin_source: PinSource) -> NodeResult {
+    let (policy, _) = trust.policy(&job.target, pin_source);
+    let trust_note = match policy {
+        Policy::Pinned(fp) => format!("pinned {fp}"),
+        Policy::FirstUse => "first use: record the certificate".into(),
+        Policy::Insecure => "insecure: any certificate".into(),
+    };
+    let mut r = NodeResult::new(
+        &job.target.name,
+        &job.target.endpoint.to_string(),
+        Outcome::WouldSend,
+        Duration::ZERO,
+    );
+    r.digest = Some(job.digest.clone());
+    r.error = Some(format!(
+        "POST https://{}{BOOTSTRAP_PATH} {} bytes, {trust_note}{}",
+        job.target.endpoint,
+        job.body.len(),
+        if job.target.token.is_some() {
+            ", with token"
+        } else {
+            ""
+        }
+    ));
+    r
 }
 
 /// Exponential backoff while a node is not up yet: 0.1 s doubling to 3 s.
@@ -544,9 +652,26 @@ async fn push_node(run: &Run, job: Job) -> NodeResult {
             result.result = Outcome::Accepted;
             if let Some(limit) = run.wait {
                 progress.step("accepted; waiting for the node to apply and come back");
+                let mut places = vec![target.endpoint.clone()];
+                match (&run.wait_at, job.configured) {
+                    (WaitAt::Given(e), _) => places.push(e.clone()),
+                    (WaitAt::Configured, Some(ip)) => places.push(Endpoint {
+                        host: ip.to_string(),
+                        port: target.endpoint.port,
+                    }),
+                    _ => {}
+                }
+                places.dedup();
+                // The node proved its certificate at the upload: after the reboot it must
+                // present the same one, wherever it answers.
+                let policy = match (policy, reply.fingerprint) {
+                    (Policy::FirstUse, Some(fp)) => Policy::Pinned(fp),
+                    (p, _) => p,
+                };
                 follow(
                     &progress,
                     target,
+                    &places,
                     policy,
                     &job.digest,
                     Instant::now() + limit,
@@ -650,7 +775,7 @@ async fn exchange_until<'a>(
                     StatusCode::BAD_GATEWAY
                         | StatusCode::SERVICE_UNAVAILABLE
                         | StatusCode::GATEWAY_TIMEOUT
-                ) && Instant::now() + backoff(tries) < deadline =>
+                ) && Instant::now() < deadline =>
             {
                 progress.step(&format!(
                     "node not ready ({}), retrying (attempt {tries})",
@@ -658,20 +783,24 @@ async fn exchange_until<'a>(
                 ));
             }
             Ok(reply) => return Ok(reply),
-            Err(e) if e.is_retryable() && Instant::now() + backoff(tries) < deadline => {
+            Err(e) if e.is_retryable() && Instant::now() < deadline => {
                 progress.step(&format!("{e}; retrying (attempt {tries})"));
             }
             Err(e) => return Err(e),
         }
-        tokio::time::sleep(backoff(tries)).await;
+        // The last attempt comes at the deadline itself.
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(backoff(tries).min(left)).await;
     }
 }
 
 /// `--wait`: polls the node's status until it reports our file configured, riding out the
 /// reboot (the endpoint going away), until `deadline`.
+#[allow(clippy::too_many_arguments)]
 async fn follow(
     progress: &NodeProgress,
     target: &Target,
+    places: &[Endpoint],
     policy: Policy,
     digest: &str,
     deadline: Instant,
@@ -700,6 +829,8 @@ async fn follow(
         }
         tokio::time::sleep(Duration::from_millis(if polls < 10 { 100 } else { 1000 }).min(left))
             .await;
+        // Where it was pushed to and, in turn, where it may come back.
+        let place = &places[polls as usize % places.len()];
         polls += 1;
         let request = Request {
             method: Method::GET,
@@ -707,14 +838,7 @@ async fn follow(
             token: target.token.as_ref(),
             body: None,
         };
-        match client::exchange(
-            &target.endpoint,
-            policy,
-            request,
-            left.min(Duration::from_secs(5)),
-        )
-        .await
-        {
+        match client::exchange(place, policy, request, left.min(Duration::from_secs(5))).await {
             Ok(reply) if reply.status.is_success() => {
                 let body = json_body(&reply.body);
                 let state = body
@@ -733,8 +857,13 @@ async fn follow(
                 }
                 if is_configured(state) || state == "failed" {
                     result.result = Outcome::Failed;
-                    result.error = Some(match theirs {
-                        Some(d) if d != digest => {
+                    let why = body
+                        .as_ref()
+                        .and_then(|b| b.get("error"))
+                        .and_then(|e| e.as_str());
+                    result.error = Some(match (theirs, why) {
+                        (_, Some(why)) => format!("the node reports {state}: {why}"),
+                        (Some(d), None) if d != digest => {
                             format!("the node reports {state} with another file ({d})")
                         }
                         _ => format!("the node reports {state}"),
@@ -922,28 +1051,20 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         "status",
     );
     let run = Arc::new(Run {
+        wait_at: WaitAt::Same,
         trust,
         pin_source,
         display,
         timeout,
         wait: None,
     });
-    let limit = Arc::new(Semaphore::new(usize::from(args.fleet.parallel)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let count = targets.len();
-    for (index, target) in targets.into_iter().enumerate() {
+    let mut results: Vec<Option<NodeResult>> = (0..targets.len()).map(|_| None).collect();
+    let work = |target: Target| {
         let run = run.clone();
-        let limit = limit.clone();
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            (index, status_node(&run, target).await)
-        });
-    }
-    let mut results: Vec<Option<NodeResult>> = (0..count).map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        let (index, result) = joined.context("a node task stopped unexpectedly")?;
-        results[index] = Some(result);
-    }
+        async move { status_node(&run, target).await }
+    };
+    let numbered = targets.into_iter().enumerate().collect();
+    for_each_node(numbered, args.fleet.parallel, work, &mut results).await?;
     run.display.finish();
     let saved = run.trust.save();
     let all: Vec<NodeResult> = results.into_iter().flatten().collect();
@@ -1036,5 +1157,17 @@ mod tests {
     fn backoff_grows_then_stays_at_three_seconds() {
         let steps: Vec<u64> = (0..8).map(|a| backoff(a).as_millis() as u64).collect();
         assert_eq!(steps, [100, 200, 400, 800, 1600, 3000, 3000, 3000]);
+    }
+
+    #[test]
+    fn a_node_is_looked_for_at_its_nat_address_else_at_eth0() {
+        let at = |xml: &str| {
+            let parsed = nodeboot_config::parse(xml.as_bytes()).unwrap();
+            configured_address(&parsed.config).to_string()
+        };
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/valid/");
+        let read = |name: &str| std::fs::read_to_string(format!("{fixtures}{name}")).unwrap();
+        assert_eq!(at(&read("transcoding.xml")), "10.0.0.31");
+        assert_eq!(at(&read("proxying.xml")), "203.0.113.21");
     }
 }

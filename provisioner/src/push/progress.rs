@@ -56,6 +56,7 @@ impl Display {
                 .progress_chars("=> "),
             );
             overall.set_prefix(verb.to_string());
+            overall.enable_steady_tick(Duration::from_millis(500));
             (multi, overall)
         });
         Display {

@@ -27,6 +27,8 @@ pub enum Behaviour {
     Unavailable(u32),
     /// 202, then the endpoint goes away for a while (a reboot) and comes back configured.
     Reboot,
+    /// 202, then the endpoint goes away for good (the node comes back elsewhere).
+    Vanish,
 }
 
 /// What the fake saw.
@@ -51,6 +53,7 @@ pub struct FakeAgent {
     pub addr: SocketAddr,
     pub fingerprint: String,
     pub seen: Arc<Mutex<Seen>>,
+    identity: (Vec<u8>, Vec<u8>),
     _runtime: std::thread::JoinHandle<()>,
 }
 
@@ -62,7 +65,26 @@ impl FakeAgent {
     /// Starts a fake on `addr` (port 0 for any) in its own thread.
     pub fn start(addr: SocketAddr, behaviour: Behaviour) -> FakeAgent {
         let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-        let der = key.cert.der().to_vec();
+        FakeAgent::start_as(
+            addr,
+            behaviour,
+            (key.cert.der().to_vec(), key.signing_key.serialize_der()),
+        )
+    }
+
+    /// The certificate and key (DER) this fake presents, for another fake to be the same
+    /// node (as a node keeps its certificate across its reboot).
+    pub fn identity(&self) -> (Vec<u8>, Vec<u8>) {
+        self.identity.clone()
+    }
+
+    /// Starts a fake with a given certificate and key.
+    pub fn start_as(
+        addr: SocketAddr,
+        behaviour: Behaviour,
+        identity: (Vec<u8>, Vec<u8>),
+    ) -> FakeAgent {
+        let (der, key_der) = identity.clone();
         let fingerprint = format!(
             "SHA256:{}",
             Sha256::digest(&der)
@@ -71,7 +93,6 @@ impl FakeAgent {
                 .collect::<Vec<_>>()
                 .join(":")
         );
-        let key_der = key.signing_key.serialize_der();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -125,6 +146,7 @@ impl FakeAgent {
             addr,
             fingerprint,
             seen,
+            identity,
             _runtime: thread,
         }
     }
@@ -194,6 +216,9 @@ async fn handle(
             s.applied = Some(digest.clone());
             if behaviour == Behaviour::Reboot {
                 s.down_until = Some(std::time::Instant::now() + Duration::from_millis(800));
+            }
+            if behaviour == Behaviour::Vanish {
+                s.down_until = Some(std::time::Instant::now() + Duration::from_secs(3600));
             }
             reply(
                 StatusCode::ACCEPTED,

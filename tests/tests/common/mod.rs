@@ -3,11 +3,12 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 /// The folder the test binary's cargo profile builds into (`target/debug`).
 fn profile_dir() -> PathBuf {
@@ -62,46 +63,97 @@ pub fn free_port() -> SocketAddr {
         .unwrap()
 }
 
-/// A real `nodeboot-agent serve` on loopback, with a temporary root and no reboot.
-/// Killed when dropped.
+/// A real `nodeboot-agent serve` on loopback, with a temporary root and no reboot; its log
+/// (stderr) is collected. Killed when dropped.
 pub struct Agent {
     pub addr: SocketAddr,
     pub root: tempfile::TempDir,
+    log: Arc<Mutex<String>>,
+    listening: std::sync::mpsc::Receiver<String>,
     child: Child,
 }
 
 impl Agent {
-    /// Starts an agent on `addr` and waits until it accepts connections.
-    pub fn start(addr: SocketAddr) -> Agent {
-        let agent = Agent::spawn(addr);
+    /// Starts an agent on a port of its choosing and waits until it listens.
+    pub fn start() -> Agent {
+        let mut agent = Agent::spawn("127.0.0.1:0".parse().unwrap());
         agent.wait_listening();
         agent
     }
 
-    /// Starts an agent without waiting for it.
-    pub fn spawn(addr: SocketAddr) -> Agent {
-        let root = tempfile::tempdir().unwrap();
-        let child = Command::new(binary("nodeboot-agent"))
-            .args(agent_args(addr, root.path()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Agent { addr, root, child }
+    /// Starts an agent with extra `serve` arguments; `image` false leaves its root empty
+    /// (not a node image: every apply fails).
+    pub fn start_with(extra: &[&str], image: bool) -> Agent {
+        let mut agent = Agent::spawn_with("127.0.0.1:0".parse().unwrap(), extra, image);
+        agent.wait_listening();
+        agent
     }
 
-    /// Waits (at most 20 s) until the agent accepts TCP connections.
-    pub fn wait_listening(&self) {
-        let until = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(self.addr).is_err() {
-            assert!(
-                Instant::now() < until,
-                "agent on {} did not start",
-                self.addr
-            );
-            std::thread::sleep(Duration::from_millis(10));
+    /// Starts an agent on `addr` without waiting for it.
+    pub fn spawn(addr: SocketAddr) -> Agent {
+        Agent::spawn_with(addr, &[], true)
+    }
+
+    fn spawn_with(addr: SocketAddr, extra: &[&str], image: bool) -> Agent {
+        let root = tempfile::tempdir().unwrap();
+        if image {
+            populate_image(root.path());
         }
+        let mut child = Command::new(binary("nodeboot-agent"))
+            .args(agent_args(addr, root.path()))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, listening) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on https://").nth(1) {
+                    let _ = tx.send(rest.split('/').next().unwrap().to_string());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Agent {
+            addr,
+            root,
+            log,
+            listening,
+            child,
+        }
+    }
+
+    /// Waits (at most 30 s) until the agent says it listens, and learns its address.
+    pub fn wait_listening(&mut self) {
+        let addr = self
+            .listening
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("agent did not start: {}", self.log()));
+        self.addr = addr.parse().unwrap();
+    }
+
+    /// What the agent logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The certificate fingerprint the agent logged at start (as its console shows it).
+    pub fn fingerprint(&self) -> String {
+        let log = self.log();
+        log.split("fingerprint=")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no fingerprint logged: {log}"))
+            .trim_matches('"')
+            .to_string()
     }
 
     /// Every file under the root, relative paths, sorted.
@@ -118,6 +170,36 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Fills `root` with the generic node image the apply engine expects (the files of
+/// `tests/fixtures/rendered/inputs/image`, Debian's owners for the shadow file and admin's
+/// home, the agent's state folder).
+pub fn populate_image(root: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rendered/inputs/image");
+    copy_tree(&image, root);
+    let shadow = root.join("etc/shadow");
+    std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let _ = std::os::unix::fs::chown(&shadow, Some(0), Some(42));
+    let home = root.join("home/admin");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let _ = std::os::unix::fs::chown(&home, Some(1000), Some(1000));
+    std::fs::create_dir_all(root.join("var/lib/nodeboot")).unwrap();
 }
 
 fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -142,7 +224,8 @@ pub fn agent_args(addr: SocketAddr, root: &Path) -> Vec<String> {
         addr.to_string(),
         "--root".into(),
         root.display().to_string(),
-        "--reboot=none".into(),
+        "--reboot".into(),
+        "none".into(),
     ]
 }
 

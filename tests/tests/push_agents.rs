@@ -1,0 +1,381 @@
+//! `nodeboot push` and `nodeboot status` against real `nodeboot-agent serve` processes on
+//! loopback (temporary roots, no reboot): one node, a fleet of 24 from an inventory, a node
+//! that starts late, a node that rejects its file, a wrong fingerprint, trust on first use,
+//! and the JSON output.
+
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failure is a test failure
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{Agent, binary, config_xml, free_port, nodeboot, shown};
+
+fn write(dir: &Path, name: &str, content: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", shown(out)))
+}
+
+/// The node's own view, through `nodeboot status`.
+fn status_of(agent: &Agent) -> serde_json::Value {
+    let out = nodeboot(&[
+        "status",
+        &agent.addr.to_string(),
+        "--fingerprint",
+        &agent.fingerprint(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", shown(&out));
+    json(&out)["nodes"][0].clone()
+}
+
+/// Every inventory node's state, through `nodeboot status --inventory`.
+fn fleet_states(inventory: &str) -> Vec<String> {
+    let out = nodeboot(&["status", "--inventory", inventory, "--json"]);
+    assert!(out.status.success(), "{}", shown(&out));
+    json(&out)["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["state"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn push_one_node_and_wait_until_it_reports_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start();
+    let xml = config_xml(1);
+    let file = write(dir.path(), "conf001.xml", &xml);
+    let node = agent.addr.to_string();
+    let out = nodeboot(&[
+        "push",
+        &node,
+        &file,
+        "--fingerprint",
+        &agent.fingerprint(),
+        "--wait",
+        "--wait-timeout",
+        "60",
+        "--json",
+    ]);
+    let report = json(&out);
+    assert!(out.status.success(), "{}", shown(&out));
+    assert_eq!(report["ok"], true);
+    let n = &report["nodes"][0];
+    assert_eq!(n["node"], node.as_str());
+    assert_eq!(n["result"], "applied", "{}", shown(&out));
+    assert_eq!(n["state"], "configured");
+    assert_eq!(n["attempts"], 1);
+    assert_eq!(n["fingerprint"], agent.fingerprint().as_str());
+    let digest = nodeboot_config::digest(xml.as_bytes());
+    assert_eq!(n["digest"], digest.as_str());
+    // The node applied it: its files are written under its root.
+    let hostname = std::fs::read_to_string(agent.root.path().join("etc/hostname")).unwrap();
+    assert_eq!(hostname.trim(), "conf001");
+    let status = status_of(&agent);
+    assert_eq!(status["state"], "configured");
+    assert_eq!(status["digest"], digest.as_str());
+}
+
+#[test]
+fn push_an_inventory_of_24_nodes_one_rejecting_its_file() {
+    const N: usize = 24;
+    const REJECTING: usize = 7;
+    let dir = tempfile::tempdir().unwrap();
+    // Node 0 only takes uploads that carry its bootstrap token.
+    let token = write(dir.path(), "n00.token", "fleet-t0ken-secret\n");
+    let mut agents = vec![Agent::start_with(&["--token-file", &token], true)];
+    agents.extend((1..N).map(|_| Agent::start()));
+    let mut inventory = String::new();
+    for (i, agent) in agents.iter().enumerate() {
+        let mut xml = config_xml(i as u32);
+        if i == REJECTING {
+            // Valid XML, invalid configuration: the gateway lies in no subnet of the node.
+            xml = xml.replace("gateway=\"10.0.0.1\"", "gateway=\"192.0.2.1\"");
+        }
+        write(dir.path(), &format!("n{i}.xml"), &xml);
+        inventory.push_str(&format!(
+            "[[node]]\nname = \"n{i:02}\"\naddress = \"127.0.0.1\"\nport = {}\n\
+             fingerprint = \"{}\"\nfile = \"n{i}.xml\"\n{}\n",
+            agent.addr.port(),
+            agent.fingerprint(),
+            if i == 0 {
+                "token_file = \"n00.token\"\n"
+            } else {
+                ""
+            }
+        ));
+    }
+    let inv = write(dir.path(), "fleet.toml", &inventory);
+
+    // Checked locally first: the invalid file stops everything.
+    let out = nodeboot(&["push", "--inventory", &inv, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
+    assert!(shown(&out).contains("nothing was sent"), "{}", shown(&out));
+    assert_eq!(fleet_states(&inv), vec!["unconfigured"; N]);
+
+    // Sent as they are, the node refuses its file and says why; the others apply.
+    let out = nodeboot(&[
+        "push",
+        "--inventory",
+        &inv,
+        "--no-validate",
+        "--wait",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
+    assert!(!shown(&out).contains("t0ken"), "the token is never printed");
+    let report = json(&out);
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["succeeded"], N - 1);
+    assert_eq!(report["failed"], 1);
+    let nodes = report["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), N);
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(n["node"], format!("n{i:02}").as_str());
+        if i == REJECTING {
+            assert_eq!(n["result"], "rejected", "{n}");
+            assert!(n["error"].as_str().unwrap().contains("422"), "{n}");
+            let errors = n["errors"].as_array().unwrap();
+            assert!(!errors.is_empty(), "{n}");
+            assert_eq!(errors[0]["line"], 9, "{n}");
+            assert!(errors[0]["path"].as_str().unwrap().contains("ipv4"), "{n}");
+        } else {
+            assert_eq!(n["result"], "applied", "{n}");
+        }
+    }
+    let mut want = vec!["configured"; N];
+    want[REJECTING] = "unconfigured";
+    assert_eq!(fleet_states(&inv), want);
+
+    // The table shows the same, and the node's errors with their line.
+    let out = nodeboot(&[
+        "push",
+        "--inventory",
+        &inv,
+        "--no-validate",
+        "--only",
+        "n07",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
+    assert!(text.starts_with("NODE "), "{text}");
+    assert!(text.contains("n07 (127.0.0.1:"), "{text}");
+    assert!(text.contains("  9:"), "{text}");
+    assert!(text.contains("1 rejected — 1 FAILED"), "{text}");
+}
+
+#[test]
+fn a_node_that_starts_late_is_retried_and_trusted_on_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let file = write(dir.path(), "late.xml", &config_xml(30));
+    let known = dir.path().join("known_nodes");
+    let push = Command::new(binary("nodeboot"))
+        .args([
+            "push",
+            &addr.to_string(),
+            &file,
+            "--timeout",
+            "60",
+            "--json",
+            "--known-nodes",
+        ])
+        .arg(&known)
+        .env("HOME", "/nonexistent")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut agent = Agent::spawn(addr);
+    agent.wait_listening();
+    let out = push.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", shown(&out));
+    let n = &json(&out)["nodes"][0];
+    assert_eq!(n["result"], "accepted", "{}", shown(&out));
+    assert!(n["attempts"].as_u64().unwrap() > 1, "{n}");
+    let recorded = std::fs::read_to_string(&known).unwrap();
+    assert!(
+        recorded.contains(&format!("{addr} {}\n", agent.fingerprint())),
+        "{recorded}"
+    );
+}
+
+#[test]
+fn a_wrong_fingerprint_is_refused_and_nothing_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start();
+    let before = agent.files();
+    let file = write(dir.path(), "c.xml", &config_xml(40));
+    let wrong = format!("SHA256:{}", ["00"; 32].join(":"));
+    let node = agent.addr.to_string();
+    let out = nodeboot(&["push", &node, &file, "--fingerprint", &wrong]);
+    let text = shown(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("untrusted"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the node presents certificate {}",
+            agent.fingerprint()
+        )),
+        "the fingerprint seen is printed: {text}"
+    );
+    assert!(text.contains("nothing was sent"), "{text}");
+    assert_eq!(
+        agent.files(),
+        before,
+        "nothing may change under the node's root"
+    );
+    assert_eq!(status_of(&agent)["state"], "unconfigured");
+    assert!(!agent.log().contains("POST"), "{}", agent.log());
+}
+
+#[test]
+fn first_use_records_the_certificate_then_refuses_a_different_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known_nodes");
+    let known_s = known.to_str().unwrap().to_string();
+    let first = Agent::start();
+    let addr = first.addr;
+    let out = nodeboot(&["status", &addr.to_string(), "--known-nodes", &known_s]);
+    let text = shown(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("first contact"), "{text}");
+    assert!(text.contains(&first.fingerprint()), "{text}");
+    let recorded = std::fs::read_to_string(&known).unwrap();
+    assert!(
+        recorded.contains(&format!("{addr} {}\n", first.fingerprint())),
+        "{recorded}"
+    );
+
+    // Same node again: trusted silently.
+    let file = write(dir.path(), "c.xml", &config_xml(50));
+    let out = nodeboot(&["push", &addr.to_string(), &file, "--known-nodes", &known_s]);
+    assert!(out.status.success(), "{}", shown(&out));
+    assert!(!shown(&out).contains("first contact"), "{}", shown(&out));
+    drop(first);
+
+    // Another agent (a new certificate) on the same address: refused, nothing sent.
+    let mut second = Agent::spawn(addr);
+    second.wait_listening();
+    let before = second.files();
+    let out = nodeboot(&["push", &addr.to_string(), &file, "--known-nodes", &known_s]);
+    let text = shown(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(&second.fingerprint()), "{text}");
+    assert!(text.contains("recorded in"), "{text}");
+    assert!(text.contains("nothing was sent"), "{text}");
+    assert_eq!(second.files(), before);
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), recorded);
+}
+
+#[test]
+fn a_node_whose_apply_fails_is_reported_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    // An empty root is not a node image: the agent accepts the file, then its apply fails.
+    let agent = Agent::start_with(&[], false);
+    let file = write(dir.path(), "c.xml", &config_xml(60));
+    let node = agent.addr.to_string();
+    let fp = agent.fingerprint();
+    let out = nodeboot(&["push", &node, &file, "--fingerprint", &fp, "--wait"]);
+    let text = shown(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("failed"), "{text}");
+    assert!(
+        text.contains("the node reports failed: the node image is not ready"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_wrong_token_is_refused_by_the_node_without_retrying() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.token", "right-token\n");
+    let bad = write(dir.path(), "bad.token", "wrong-token\n");
+    let agent = Agent::start_with(&["--token-file", &good], true);
+    let file = write(dir.path(), "c.xml", &config_xml(61));
+    let node = agent.addr.to_string();
+    let fp = agent.fingerprint();
+    let out = nodeboot(&[
+        "push",
+        &node,
+        &file,
+        "--fingerprint",
+        &fp,
+        "--token-file",
+        &bad,
+        "--json",
+    ]);
+    let text = shown(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!text.contains("wrong-token"), "{text}");
+    let n = &json(&out)["nodes"][0];
+    assert_eq!(n["result"], "rejected", "{text}");
+    assert_eq!(n["attempts"], 1, "{text}");
+    assert!(
+        n["error"]
+            .as_str()
+            .unwrap()
+            .contains("check the bootstrap token"),
+        "{text}"
+    );
+    assert_eq!(status_of(&agent)["state"], "unconfigured");
+    let out = nodeboot(&[
+        "push",
+        &node,
+        &file,
+        "--fingerprint",
+        &fp,
+        "--token-file",
+        &good,
+    ]);
+    assert!(out.status.success(), "{}", shown(&out));
+}
+
+#[test]
+fn a_node_given_by_generate_parameters_is_generated_checked_and_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start();
+    let inventory = format!(
+        r#"[defaults]
+role = "transcoding"
+domain = "example.com"
+netmask = "255.255.255.0"
+gateway = "10.0.0.1"
+dns = ["10.0.0.2"]
+ntp = ["10.0.0.3"]
+system_location = "London"
+management_node = "10.0.0.10"
+password_hash = "$6$nodebootsalt$D911Z.xpU/20.GOmWv6hQCOj3iCaPm.6.JisGFVWKxsB2gSHSPq9mnCmihYdeLhjjdIG1fNiQJdokl3zaGkzI/"
+
+[[node]]
+name = "gen01"
+address = "127.0.0.1"
+port = {}
+fingerprint = "{}"
+hostname = "gen01"
+ip = "10.0.0.41"
+"#,
+        agent.addr.port(),
+        agent.fingerprint()
+    );
+    let inv = write(dir.path(), "fleet.toml", &inventory);
+    let out = nodeboot(&["push", "--inventory", &inv, "--wait", "--json"]);
+    assert!(out.status.success(), "{}", shown(&out));
+    assert_eq!(
+        json(&out)["nodes"][0]["result"],
+        "applied",
+        "{}",
+        shown(&out)
+    );
+    let hostname = std::fs::read_to_string(agent.root.path().join("etc/hostname")).unwrap();
+    assert_eq!(hostname.trim(), "gen01");
+}
