@@ -188,6 +188,25 @@ fn the_wizard_works_on_a_plain_serial_console() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&status.stdout).contains("\"configured\""));
+    // Run again on the configured node: it says so and shows what the node is, no hash.
+    let again = Command::new(agent())
+        .args(["wizard", "--reboot=none", "--root"])
+        .arg(&root)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(text.contains("This node is already configured"), "{text}");
+    assert!(
+        text.contains("  Role                                  management\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  Web administration username           admin\n"),
+        "{text}"
+    );
+    assert!(!text.contains("$6$"), "{text}");
 }
 
 #[test]

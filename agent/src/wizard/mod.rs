@@ -218,6 +218,44 @@ pub fn to_checked_xml(config: &NodeConfig) -> anyhow::Result<(Vec<u8>, NodeConfi
     }
 }
 
+/// The lines describing a configured node, from its identity file (`/etc/nodeboot/node.json`,
+/// written by the apply engine): role, host name, address, and for a Management Node the web
+/// administration user and the two yes/no answers. Password hashes are never shown. A file
+/// that is not the expected JSON gives no lines.
+pub fn configured_summary(identity_json: &str) -> Vec<String> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(identity_json) else {
+        return Vec::new();
+    };
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Bool(true) => Some("yes".to_string()),
+        serde_json::Value::Bool(false) => Some("no".to_string()),
+        _ => None,
+    };
+    let mut lines = Vec::new();
+    for (key, label) in [
+        ("role", "Role"),
+        ("fqdn", "Host name"),
+        ("ipv4_address", "IP address"),
+    ] {
+        if let Some(value) = v.get(key).and_then(text) {
+            lines.push(format!("{label:<38}{value}"));
+        }
+    }
+    if let Some(m) = v.get("management") {
+        for (key, label) in [
+            ("web_admin_username", "Web administration username"),
+            ("incident_reporting", "Enable incident reporting"),
+            ("usage_statistics", "Send deployment and usage statistics"),
+        ] {
+            if let Some(value) = m.get(key).and_then(text) {
+                lines.push(format!("{label:<38}{value}"));
+            }
+        }
+    }
+    lines
+}
+
 /// Runs `nodeboot-agent wizard`.
 pub fn run(args: WizardArgs) -> anyhow::Result<ExitCode> {
     apply::recover(&args.root).context("finishing an interrupted apply")?;
@@ -228,6 +266,17 @@ pub fn run(args: WizardArgs) -> anyhow::Result<ExitCode> {
         println!(
             "This node is already configured (sha256 {digest}); the wizard has nothing to do."
         );
+        // What it is configured as (no secret: the identity's password hash is left out), so
+        // an operator on the console sees it without reading root's files.
+        let identity = std::fs::read_to_string(
+            args.root
+                .join(apply::render::IDENTITY.trim_start_matches('/')),
+        );
+        if let Ok(text) = identity {
+            for line in configured_summary(&text) {
+                println!("  {line}");
+            }
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let admin_hash = admin_password_hash(&args.root)?;
@@ -348,6 +397,29 @@ fn run_unattended(args: &WizardArgs, path: &Path) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configured_summary_shows_the_identity_without_the_hash() {
+        let xml = include_bytes!("../../../tests/fixtures/valid/management.xml");
+        let config = nodeboot_config::parse(xml).unwrap().config;
+        let (json, _) = apply::render::render_identity(&config, false);
+        let lines = configured_summary(&json);
+        let expected = [
+            ("Role", "management"),
+            ("Host name", "mgr01.example.com"),
+            ("IP address", "10.0.0.10"),
+            ("Web administration username", "admin"),
+            ("Enable incident reporting", "yes"),
+            ("Send deployment and usage statistics", "no"),
+        ];
+        assert_eq!(lines.len(), expected.len(), "{lines:?}");
+        for (line, (label, value)) in lines.iter().zip(expected) {
+            assert_eq!(line, &format!("{label:<38}{value}"));
+            assert!(line.len() <= 78);
+        }
+        assert!(!lines.concat().contains("$6$"));
+        assert!(configured_summary("not json").is_empty());
+    }
 
     #[test]
     fn default_gateway_reads_proc_net_route() {
