@@ -9,6 +9,11 @@
 //! 2. reject: boot the pristine image again (snapshot=on), upload a bad configuration, see it
 //!    rejected with its errors, the node still unconfigured and serving; then the `admin`
 //!    first login (forced password change) and `systemd-analyze` for the boot figures.
+//! 3. management: boot the pristine image again; at its login prompt the suite hands the
+//!    serial socket over to `nodeboot bootstrap --console unix:SOCK` (the seed's Management
+//!    Node dialog: login, forced password change, sudo, the wizard, the reboot, up to
+//!    `vmmgr01 login:`), takes it back, logs in with the new password and checks the applied
+//!    configuration and the node identity; no secret may appear in any output or transcript.
 //!
 //! Only loopback and QEMU's user network (restricted: no traffic leaves the host) are used.
 //! Prints timings and "vm: N passed, M failed"; the serial transcripts are kept as artifacts.
@@ -27,6 +32,12 @@ const CONFIGURED_PASSWORD: &str = "vm-suite-Passw0rd";
 /// The password the reject scenario sets at the forced first-login change (test-only).
 const FIRST_LOGIN_PASSWORD: &str = "Fresh-vm-Passw0rd-2";
 const NEW_HOSTNAME: &str = "vmnode01";
+/// The OS admin password `nodeboot bootstrap` sets at the forced change (its hash is in
+/// `fixtures/mgmt.xml`; test-only).
+const MGMT_OS_PASSWORD: &str = "Mgmt-vm-Passw0rd-3";
+/// The web administration password bootstrap gives the wizard (hash in `fixtures/mgmt.xml`).
+const MGMT_WEB_PASSWORD: &str = "Web-vm-Passw0rd-4";
+const MGMT_HOSTNAME: &str = "vmmgr01";
 const FINGERPRINT_RE: &str = r"SHA256:(?:[0-9a-f]{2}:){31}[0-9a-f]{2}";
 /// The console dialog's prompts (matched at the end of what the console printed).
 const LOGIN_PROMPT: &str = r"login:\s*$";
@@ -99,7 +110,11 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     type Scenario = fn(&Options) -> Fallible<()>;
-    let scenarios: [(&str, Scenario); 2] = [("configure", configure), ("reject", reject)];
+    let scenarios: [(&str, Scenario); 3] = [
+        ("configure", configure),
+        ("reject", reject),
+        ("management", management),
+    ];
     let (mut passed, mut failed) = (0, 0);
     for (name, scenario) in scenarios {
         if opts.only.as_deref().is_some_and(|o| o != name) {
@@ -312,6 +327,204 @@ fn reject(opts: &Options) -> Fallible<()> {
     vm.shutdown()
 }
 
+/// The seed's Management Node flow over the serial console, driven by `nodeboot bootstrap`.
+fn management(opts: &Options) -> Fallible<()> {
+    let mut vm = Vm::boot(opts, "management")?;
+    vm.console.wait_for(
+        r"(?m)^nodeboot login:",
+        Duration::from_secs(300),
+        "the unconfigured node's login prompt",
+    )?;
+    println!(
+        "vm:   boot to `nodeboot login:` {:.1} s",
+        vm.started.elapsed().as_secs_f64()
+    );
+    // The passwords reach bootstrap through a 0600 file; the answers file holds hashes only.
+    let secrets = vm.dir.join("mgmt.secrets");
+    write_private(
+        &secrets,
+        &format!("os_password={MGMT_OS_PASSWORD}\nweb_password={MGMT_WEB_PASSWORD}\n"),
+    )?;
+    let transcript = opts.artifacts.join("management.bootstrap.log");
+    let _ = std::fs::remove_file(&transcript);
+    let answers = opts.fixtures.join("mgmt.xml");
+    // QEMU's serial socket takes one client at a time: the suite lets go of it for bootstrap
+    // and connects again afterwards.
+    let (out, dialog_s) = vm.handover(|socket| {
+        let start = Instant::now();
+        let out = run(Command::new(&opts.nodeboot)
+            .arg("bootstrap")
+            .arg("--console")
+            .arg(format!("unix:{}", socket.display()))
+            .arg("--answers")
+            .arg(&answers)
+            .arg("--secrets-file")
+            .arg(&secrets)
+            .arg("--transcript")
+            .arg(&transcript));
+        (out, start.elapsed().as_secs_f64())
+    })?;
+    let out = out?;
+    let _ = std::fs::remove_file(&secrets);
+    // Everything the suite prints in this scenario is checked first: no secret in it.
+    no_secret(&out.text, "nodeboot bootstrap's output")?;
+    println!("vm:   nodeboot bootstrap:\n{}", indent(out.text.trim_end()));
+    if !out.ok {
+        return Err("nodeboot bootstrap failed (see above and the transcript)".into());
+    }
+    println!(
+        "vm:   bootstrap start to `{MGMT_HOSTNAME} login:` {dialog_s:.1} s (console dialog, \
+         wizard, apply, reboot)"
+    );
+
+    vm.console.send("\r")?;
+    vm.console.wait_for(
+        &format!(r"(?m)^{MGMT_HOSTNAME} login:"),
+        Duration::from_secs(60),
+        "the configured node's login prompt",
+    )?;
+    vm.console.login("admin", MGMT_OS_PASSWORD)?;
+    let report = vm.console.shell(
+        "hostname; ip -4 -o addr show dev eth0; ip -4 route; cat /etc/resolv.conf; \
+         grep -E '^(server|pool) ' /etc/chrony/chrony.conf; \
+         echo agent=$(systemctl is-active nodeboot-agent.service); \
+         echo listeners=$(ss -Htln 'sport = :8443' | wc -l); \
+         echo condition=$(systemctl show -P ConditionResult nodeboot-agent.service)",
+        Duration::from_secs(60),
+    )?;
+    no_secret(&report, "the node's report")?;
+    println!("vm:   inside the node:\n{}", indent(&report));
+    check_all(
+        &report,
+        &[
+            (format!("(?m)^{MGMT_HOSTNAME}$"), "the new hostname"),
+            (
+                r"eth0\s+inet 10\.0\.2\.15/24".into(),
+                "10.0.2.15/24 on eth0",
+            ),
+            (
+                r"(?m)^default via 10\.0\.2\.2 dev eth0".into(),
+                "the default route via 10.0.2.2",
+            ),
+            (r"(?m)^nameserver 10\.0\.2\.3$".into(), "the DNS server"),
+            (r"(?m)^search nodeboot\.test$".into(), "the search domain"),
+            (
+                r"(?m)^server 10\.0\.2\.2\b".into(),
+                "the NTP server in chrony.conf",
+            ),
+            (r"agent=(inactive|unknown)".into(), "the agent not running"),
+            (r"listeners=0".into(), "nothing listening on 8443"),
+            (
+                r"condition=no".into(),
+                "the agent's unit skipped by its condition (apply record present)",
+            ),
+        ],
+    )?;
+    // /etc/nodeboot/node.json is root's (0600); admin's one sudo grant, the wizard, shows
+    // it on a configured node. sudo asks for the password set by bootstrap.
+    let identity = vm.console.sudo_shell(
+        "sudo -k; sudo /usr/bin/nodeboot-agent wizard",
+        MGMT_OS_PASSWORD,
+        Duration::from_secs(60),
+    )?;
+    no_secret(&identity, "the wizard's output")?;
+    println!("vm:   the node's identity:\n{}", indent(&identity));
+    check_all(
+        &identity,
+        &[
+            (
+                "This node is already configured".into(),
+                "the wizard seeing a configured node",
+            ),
+            (r"Role\s+management$".into(), "role management"),
+            (
+                format!(r"Host name\s+{MGMT_HOSTNAME}\.nodeboot\.test$"),
+                "the host name",
+            ),
+            (r"IP address\s+10\.0\.2\.15$".into(), "the address"),
+            (
+                r"Web administration username\s+webadmin$".into(),
+                "the web administration user",
+            ),
+            (
+                r"Enable incident reporting\s+yes$".into(),
+                "incident reporting on",
+            ),
+            (
+                r"Send deployment and usage statistics\s+no$".into(),
+                "usage statistics off",
+            ),
+        ],
+    )?;
+    // From outside: port 8443 no longer answers HTTPS.
+    if curl_status(vm.port)?.ok {
+        return Err("port 8443 still serves after the wizard configured the node".into());
+    }
+    vm.shutdown()?;
+    // The transcripts are artifacts: no secret in them, in either direction.
+    let mode = std::fs::metadata(&transcript)
+        .map_err(|e| format!("reading {}: {e}", transcript.display()))?
+        .permissions();
+    if std::os::unix::fs::PermissionsExt::mode(&mode) & 0o077 != 0 {
+        return Err(format!("{} is readable by others", transcript.display()));
+    }
+    let bootstrap_log = std::fs::read_to_string(&transcript).map_err(|e| e.to_string())?;
+    if !bootstrap_log.contains("[>***]") || !bootstrap_log.contains("vmmgr01 login:") {
+        return Err(format!(
+            "{} does not hold the masked dialog",
+            transcript.display()
+        ));
+    }
+    for file in [&transcript, &opts.artifacts.join("management.serial.log")] {
+        let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        no_secret(
+            &String::from_utf8_lossy(&bytes),
+            &file.display().to_string(),
+        )?;
+    }
+    println!(
+        "vm:   transcript (secrets masked): {}",
+        transcript.display()
+    );
+    Ok(())
+}
+
+/// Fails when one of the management scenario's passwords appears in `text`.
+fn no_secret(text: &str, what: &str) -> Fallible<()> {
+    if [MGMT_OS_PASSWORD, MGMT_WEB_PASSWORD]
+        .iter()
+        .any(|s| text.contains(s))
+    {
+        return Err(format!("a password appears in {what}"));
+    }
+    Ok(())
+}
+
+/// Each `(pattern, what)` must match `text` (multi-line: `$` is a line end).
+fn check_all(text: &str, expect: &[(String, &str)]) -> Fallible<()> {
+    for (pattern, what) in expect {
+        let re = Regex::new(&format!("(?m){pattern}")).map_err(|e| e.to_string())?;
+        if !re.is_match(text) {
+            return Err(format!("inside the node: expected {what} (/{pattern}/)"));
+        }
+    }
+    Ok(())
+}
+
+/// Writes a file only its owner can read (created 0600, never widened).
+fn write_private(path: &Path, content: &str) -> Fallible<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    f.write_all(content.as_bytes())
+        .map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
 // ---------------------------------------------------------------------------------------
 // The virtual machine
 
@@ -320,7 +533,10 @@ struct Vm {
     port: u16,
     console: Console,
     started: Instant,
-    _dir: PathBuf,
+    dir: PathBuf,
+    socket: PathBuf,
+    /// The raw serial log (`<scenario>.serial.log`), appended to after a handover.
+    serial_log: PathBuf,
 }
 
 struct Ready {
@@ -407,14 +623,25 @@ impl Vm {
             .spawn()
             .map_err(|e| format!("starting qemu-system-x86_64: {e} (run tests/vm/setup)"))?;
         let transcript = opts.artifacts.join(format!("{name}.serial.log"));
-        let console = Console::connect(&socket, &transcript)?;
+        let console = Console::connect(&socket, &transcript, false)?;
         Ok(Vm {
             child,
             port,
             console,
             started,
-            _dir: dir,
+            dir,
+            socket,
+            serial_log: transcript,
         })
+    }
+
+    /// Lets go of the serial socket (QEMU serves one client at a time), runs `f` with its
+    /// path, then connects again. While nobody is connected QEMU drops the guest's output.
+    fn handover<T>(&mut self, f: impl FnOnce(&Path) -> T) -> Fallible<T> {
+        self.console.close();
+        let out = f(&self.socket);
+        self.console = Console::connect(&self.socket, &self.serial_log, true)?;
+        Ok(out)
     }
 
     /// Waits for the banner's fingerprint on the console and for HTTPS on the forwarded port.
@@ -467,6 +694,7 @@ struct Console {
     /// Everything received so far, escape sequences removed.
     shared: Arc<(Mutex<String>, Condvar)>,
     cursor: Mutex<usize>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// CSI sequences, OSC sequences, and other two-byte escapes (carriage returns are kept).
@@ -482,7 +710,9 @@ fn strip_ansi(text: &str) -> String {
 }
 
 impl Console {
-    fn connect(socket: &Path, transcript: &Path) -> Fallible<Console> {
+    /// Connects to QEMU's serial socket and drains it on a thread; the raw bytes go to
+    /// `transcript` (appended to when `append`).
+    fn connect(socket: &Path, transcript: &Path, append: bool) -> Fallible<Console> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let stream = loop {
             match UnixStream::connect(socket) {
@@ -494,11 +724,16 @@ impl Console {
             }
         };
         let mut reader = stream.try_clone().map_err(|e| e.to_string())?;
-        let mut log = std::fs::File::create(transcript)
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(transcript)
             .map_err(|e| format!("creating {}: {e}", transcript.display()))?;
         let shared = Arc::new((Mutex::new(String::new()), Condvar::new()));
         let sink = Arc::clone(&shared);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             let mut carry: Vec<u8> = Vec::new();
             let complete = Regex::new(ESCAPE_AT_START).ok();
@@ -533,7 +768,17 @@ impl Console {
             stream,
             shared,
             cursor: Mutex::new(0),
+            reader: Some(reader),
         })
+    }
+
+    /// Closes the connection (QEMU then accepts the next client) once the reader has logged
+    /// everything it received.
+    fn close(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
     }
 
     fn send(&self, text: &str) -> Fallible<()> {
@@ -635,6 +880,25 @@ impl Console {
         self.send("\r")?;
         self.wait_for(SHELL_PROMPT, t, "a shell prompt after leaving the wizard")?;
         Ok(())
+    }
+
+    /// Runs `command` in the logged-in shell, answering sudo's password prompt (which must
+    /// come) with `password`; returns what it printed.
+    fn sudo_shell(&self, command: &str, password: &str, timeout: Duration) -> Fallible<String> {
+        let before = *self.cursor.lock().map_err(|_| "console cursor poisoned")?;
+        self.send(&format!(
+            "echo ==BEGIN==; {command}; echo ==END==$((6*7))\r"
+        ))?;
+        self.wait_for(SUDO_PROMPT, timeout, "sudo's password prompt")?;
+        // The output starts before the prompt: look for it from where the command was sent.
+        *self.cursor.lock().map_err(|_| "console cursor poisoned")? = before;
+        self.send(&format!("{password}\r"))?;
+        let caps = self.wait_for(
+            r"(?s)==BEGIN==\r?\n(.*?)==END==42",
+            timeout,
+            "the command's output",
+        )?;
+        Ok(caps.get(1).cloned().unwrap_or_default().replace('\r', ""))
     }
 
     /// Runs `command` in the logged-in shell and returns what it printed.
