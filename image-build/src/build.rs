@@ -147,6 +147,11 @@ pub fn render_dhcp_network() -> String {
         .to_string()
 }
 
+/// `/etc/resolv.conf` of an unconfigured node: no server (the applied configuration writes
+/// the node's own).
+pub const RESOLV_CONF_UNCONFIGURED: &str =
+    "# nodeboot: this node is not configured yet; its configuration writes the DNS servers.\n";
+
 /// `/etc/hosts` of an unconfigured node.
 pub fn render_hosts() -> String {
     format!(
@@ -248,6 +253,11 @@ pub fn customize(root: &Path, root_uuid: &str) -> anyhow::Result<()> {
     )?;
     write("etc/hostname", &format!("{UNCONFIGURED_HOSTNAME}\n"))?;
     write("etc/hosts", &render_hosts())?;
+    // mmdebstrap leaves the build machine's resolver in the tree; the node must not inherit
+    // it (nothing rewrites it on a DHCP node: systemd-networkd keeps the lease's DNS servers
+    // in its own state, where the wizard reads them). The configuration writes the real one.
+    let _ = std::fs::remove_file(root.join("etc/resolv.conf"));
+    write("etc/resolv.conf", RESOLV_CONF_UNCONFIGURED)?;
     write(
         "etc/systemd/network/99-nodeboot-dhcp.network",
         &render_dhcp_network(),
@@ -558,6 +568,7 @@ mod tests {
             ("etc/ssh/ssh_host_ed25519_key", "secret"),
             ("etc/ssh/ssh_host_ed25519_key.pub", "public"),
             ("etc/ssh/sshd_config", "# kept\n"),
+            ("etc/resolv.conf", "nameserver 10.255.255.53\n"),
             (
                 "etc/pam.d/common-password",
                 "password\t[success=1 default=ignore]\tpam_unix.so obscure yescrypt\n",
@@ -574,6 +585,7 @@ mod tests {
         assert!(!root.join("etc/ssh/ssh_host_ed25519_key.pub").exists());
         assert_eq!(read("etc/ssh/sshd_config"), "# kept\n");
         assert_eq!(read("etc/hostname"), "nodeboot\n");
+        assert!(!read("etc/resolv.conf").contains("nameserver"));
         assert!(read("etc/pam.d/common-password").ends_with("pam_unix.so obscure sha512\n"));
         assert!(read("etc/fstab").contains("UUID=11111111-2222-4333-8444-555555555555 / ext4"));
         // The newest kernel by version, not by text ("6.1.0-9" sorts after "6.1.0-10" as text).

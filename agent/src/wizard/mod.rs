@@ -55,7 +55,10 @@ pub trait NetworkProbe {
 }
 
 /// The live system: the interface's address from getifaddrs, the default gateway from
-/// `/proc/net/route`, DNS servers and search domain from `<root>/etc/resolv.conf`.
+/// `/proc/net/route`, DNS servers and search domain from the interface's DHCP lease
+/// (systemd-networkd's `<root>/run/systemd/netif/leases/IFINDEX`: nothing writes a DHCP
+/// node's resolv.conf), else from `<root>/etc/resolv.conf`; the lease's router when the
+/// routing table has no default route yet.
 #[derive(Debug, Clone)]
 pub struct SystemNetwork {
     /// The interface, e.g. `eth0`.
@@ -67,11 +70,26 @@ pub struct SystemNetwork {
 impl NetworkProbe for SystemNetwork {
     fn current(&self) -> Defaults {
         let (address, netmask) = interface_address(&self.interface).unwrap_or((None, None));
+        let lease = std::fs::read_to_string(format!("/sys/class/net/{}/ifindex", self.interface))
+            .ok()
+            .and_then(|index| {
+                let path = format!("run/systemd/netif/leases/{}", index.trim());
+                std::fs::read_to_string(self.root.join(path)).ok()
+            })
+            .map(|text| parse_networkd_lease(&text))
+            .unwrap_or_default();
         let gateway = std::fs::read_to_string("/proc/net/route")
             .ok()
-            .and_then(|t| default_gateway(&t, &self.interface));
+            .and_then(|t| default_gateway(&t, &self.interface))
+            .or(lease.router);
         let resolv = std::fs::read_to_string(self.root.join("etc/resolv.conf")).unwrap_or_default();
-        let (dns, domain) = parse_resolv_conf(&resolv);
+        let (mut dns, mut domain) = parse_resolv_conf(&resolv);
+        if !lease.dns.is_empty() {
+            dns = lease.dns;
+        }
+        if lease.domain.is_some() {
+            domain = lease.domain;
+        }
         Defaults::current(address, netmask, gateway, domain, &dns)
     }
 }
@@ -114,6 +132,43 @@ pub fn default_gateway(route: &str, interface: &str) -> Option<Ipv4Addr> {
         let gw = u32::from_str_radix(gw, 16).ok()?;
         Some(Ipv4Addr::from(gw.to_le_bytes()))
     })
+}
+
+/// What a DHCP server gave, from a systemd-networkd lease file.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The first router (`ROUTER=`).
+    pub router: Option<Ipv4Addr>,
+    /// DNS servers (`DNS=`), loopback left out.
+    pub dns: Vec<IpAddr>,
+    /// The domain name (`DOMAINNAME=`).
+    pub domain: Option<String>,
+}
+
+/// Reads the `KEY=value` lines of a systemd-networkd DHCP lease (space-separated lists);
+/// unknown keys and values that do not parse are ignored.
+pub fn parse_networkd_lease(text: &str) -> Lease {
+    let mut lease = Lease::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let mut words = value.split_whitespace();
+        match key.trim() {
+            "ROUTER" => lease.router = words.find_map(|w| w.parse().ok()),
+            "DNS" => {
+                lease.dns = words
+                    .filter_map(|w| w.parse::<IpAddr>().ok())
+                    .filter(|ip| !ip.is_loopback())
+                    .collect();
+            }
+            "DOMAINNAME" => {
+                lease.domain = words.next().map(|d| d.trim_end_matches('.').to_owned());
+            }
+            _ => {}
+        }
+    }
+    lease
 }
 
 /// DNS servers (loopback stubs left out) and the first search domain of a resolv.conf.
@@ -432,6 +487,31 @@ mod tests {
         );
         assert_eq!(default_gateway(route, "eth1"), None);
         assert_eq!(default_gateway("", "eth0"), None);
+    }
+
+    #[test]
+    fn networkd_lease_gives_router_dns_and_domain() {
+        let lease = parse_networkd_lease(
+            "# This is private data. Do not parse.\nADDRESS=10.0.2.15\nNETMASK=255.255.255.0\n\
+             ROUTER=10.0.2.2 10.0.2.1\nSERVER_ADDRESS=10.0.2.2\nDNS=10.0.2.3 127.0.0.1 bogus 10.0.2.4\n\
+             DOMAINNAME=corp.example.\nLIFETIME=86400\n",
+        );
+        assert_eq!(
+            lease,
+            Lease {
+                router: Some(Ipv4Addr::new(10, 0, 2, 2)),
+                dns: vec![
+                    IpAddr::V4(Ipv4Addr::new(10, 0, 2, 3)),
+                    IpAddr::V4(Ipv4Addr::new(10, 0, 2, 4))
+                ],
+                domain: Some("corp.example".into()),
+            }
+        );
+        // QEMU's restricted user network gives neither a router nor DNS.
+        let restricted = parse_networkd_lease(
+            "ADDRESS=10.0.2.15\nNETMASK=255.255.255.0\nSERVER_ADDRESS=10.0.2.2\nT1=43200\n",
+        );
+        assert_eq!(restricted, Lease::default());
     }
 
     #[test]
