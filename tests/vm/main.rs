@@ -351,30 +351,43 @@ fn management(opts: &Options) -> Fallible<()> {
     // QEMU's serial socket takes one client at a time: the suite lets go of it for bootstrap
     // and connects again afterwards.
     let (out, dialog_s) = vm.handover(|socket| {
-        let start = Instant::now();
-        let out = run(Command::new(&opts.nodeboot)
-            .arg("bootstrap")
-            .arg("--console")
-            .arg(format!("unix:{}", socket.display()))
-            .arg("--answers")
-            .arg(&answers)
-            .arg("--secrets-file")
-            .arg(&secrets)
-            .arg("--transcript")
-            .arg(&transcript));
-        (out, start.elapsed().as_secs_f64())
+        run_timed(
+            Command::new(&opts.nodeboot)
+                .arg("bootstrap")
+                .arg("--console")
+                .arg(format!("unix:{}", socket.display()))
+                .arg("--answers")
+                .arg(&answers)
+                .arg("--secrets-file")
+                .arg(&secrets)
+                .arg("--transcript")
+                .arg(&transcript),
+        )
     })?;
     let out = out?;
     let _ = std::fs::remove_file(&secrets);
     // Everything the suite prints in this scenario is checked first: no secret in it.
     no_secret(&out.text, "nodeboot bootstrap's output")?;
-    println!("vm:   nodeboot bootstrap:\n{}", indent(out.text.trim_end()));
+    let mut timed: Vec<String> = out
+        .lines
+        .iter()
+        .map(|(t, line)| format!("{t:>6.1} s  {line}"))
+        .collect();
+    timed.extend(out.stdout.lines().map(str::to_string));
+    println!("vm:   nodeboot bootstrap:\n{}", indent(&timed.join("\n")));
     if !out.ok {
         return Err("nodeboot bootstrap failed (see above and the transcript)".into());
     }
+    // Bootstrap prints "[19/19] login-after-restart" once the wizard's last answer is sent.
+    let answered = out
+        .lines
+        .iter()
+        .find(|(_, line)| line.contains("login-after-restart"))
+        .map_or(f64::NAN, |(t, _)| *t);
     println!(
-        "vm:   bootstrap start to `{MGMT_HOSTNAME} login:` {dialog_s:.1} s (console dialog, \
-         wizard, apply, reboot)"
+        "vm:   bootstrap start to `{MGMT_HOSTNAME} login:` {dialog_s:.1} s: login to the \
+         wizard's last answer {answered:.1} s, apply and reboot {:.1} s",
+        dialog_s - answered
     );
 
     vm.console.send("\r")?;
@@ -935,6 +948,62 @@ fn run(cmd: &mut Command) -> Fallible<Ran> {
         ok: out.status.success(),
         text,
     })
+}
+
+struct Timed {
+    ok: bool,
+    /// stdout and stderr.
+    text: String,
+    stdout: String,
+    /// Each line of stderr with the seconds since the start when it came.
+    lines: Vec<(f64, String)>,
+}
+
+/// Runs `cmd`, timestamping its stderr lines (progress) as they come; returns the outcome
+/// and the total seconds.
+fn run_timed(cmd: &mut Command) -> (Fallible<Timed>, f64) {
+    use std::io::BufRead;
+    let start = Instant::now();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return (Err(format!("starting {:?}: {e}", cmd.get_program())), 0.0),
+    };
+    let stdout = child.stdout.take().map(|mut out| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = out.read_to_string(&mut text);
+            text
+        })
+    });
+    let mut lines = Vec::new();
+    if let Some(err) = child.stderr.take() {
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            lines.push((start.elapsed().as_secs_f64(), line));
+        }
+    }
+    let status = child.wait();
+    let elapsed = start.elapsed().as_secs_f64();
+    let stdout = stdout.and_then(|h| h.join().ok()).unwrap_or_default();
+    let mut text = stdout.clone();
+    for (_, line) in &lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    let ok = status.is_ok_and(|s| s.success());
+    (
+        Ok(Timed {
+            ok,
+            text,
+            stdout,
+            lines,
+        }),
+        elapsed,
+    )
 }
 
 /// `GET /api/v1/status` over HTTPS without trusting the certificate: used only to see whether
