@@ -125,7 +125,7 @@ fn the_seed_dialog_completes_over_a_unix_socket() {
 }
 
 #[test]
-fn the_seed_dialog_completes_over_tcp_with_newer_pam_wording() {
+fn the_seed_dialog_completes_over_tcp_with_debian12_wording() {
     let dir = tempfile::tempdir().unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

@@ -378,16 +378,22 @@ fn management(opts: &Options) -> Fallible<()> {
     if !out.ok {
         return Err("nodeboot bootstrap failed (see above and the transcript)".into());
     }
-    // Bootstrap prints "[19/19] login-after-restart" once the wizard's last answer is sent.
-    let answered = out
-        .lines
-        .iter()
-        .find(|(_, line)| line.contains("login-after-restart"))
-        .map_or(f64::NAN, |(t, _)| *t);
+    // Bootstrap prints "[n/N] step" when the step's prompt has come and its answer is sent:
+    // the first is the login prompt (shown after the 3 s nudge: the prompt was on the console
+    // before bootstrap connected), "confirm" is the wizard's last answer.
+    let at = |step: &str| {
+        out.lines
+            .iter()
+            .find(|(_, line)| line.ends_with(&format!("] {step}")))
+            .map_or(f64::NAN, |(t, _)| *t)
+    };
+    let (login, confirm) = (at("login"), at("confirm"));
     println!(
-        "vm:   bootstrap start to `{MGMT_HOSTNAME} login:` {dialog_s:.1} s: login to the \
-         wizard's last answer {answered:.1} s, apply and reboot {:.1} s",
-        dialog_s - answered
+        "vm:   bootstrap start to `{MGMT_HOSTNAME} login:` {dialog_s:.1} s: login prompt \
+         {login:.1} s (nudge), login to the wizard's last answer {:.1} s, apply and reboot \
+         {:.1} s",
+        confirm - login,
+        dialog_s - confirm
     );
 
     vm.console.send("\r")?;

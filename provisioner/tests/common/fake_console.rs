@@ -25,7 +25,10 @@ pub struct Script {
     pub echo_delay: Option<Duration>,
     /// The line rate in bytes per second, both directions (115200 baud ≈ 11520 B/s).
     pub rate: Option<u32>,
-    /// Newer PAM wording ("New password:", "(administrator enforced)").
+    /// Debian 12's real wording, as the VM suite's console shows it: "New password:",
+    /// "(administrator enforced).", no "password updated" line, the message of the day before
+    /// sudo, and on restart the shutdown broadcast, the shell prompt and GRUB's menu (cursor
+    /// addressing). Otherwise the older PAM wording ("Enter new UNIX password:").
     pub new_pam: bool,
     /// Refuse the hostname answer with this message (once).
     pub reject_hostname: Option<String>,
@@ -234,8 +237,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
                 "Retype new UNIX password",
             )
         };
+        let period = if self.script.new_pam { "." } else { "" };
         self.out(&format!(
-            "You are required to change your password immediately ({enforced})\n"
+            "You are required to change your password immediately ({enforced}){period}\n"
         ))
         .await?;
         self.prompt(new, ": ").await?;
@@ -245,8 +249,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
             self.out("Sorry, passwords do not match.\r\npasswd: Authentication token manipulation error\r\n").await?;
             return Err(Stop::Hang);
         }
-        self.out("passwd: password updated successfully\r\n")
+        if self.script.new_pam {
+            self.out(&format!(
+                "\r\nLinux {host} 6.1.0-56-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2 \
+                 (2026-11-16) x86_64\r\n\r\nThe programs included with the Debian GNU/Linux \
+                 system are free software;\r\n\r\nDebian GNU/Linux comes with ABSOLUTELY NO \
+                 WARRANTY, to the extent\r\npermitted by applicable law.\r\n"
+            ))
             .await?;
+        } else {
+            self.out("passwd: password updated successfully\r\n")
+                .await?;
+        }
         if self.script.noisy {
             // systemd asks the terminal for its size and background colour
             self.out("\x1b[6n\x1b]11;?\x1b\\").await?;
@@ -296,10 +310,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
             return Err(Stop::Hang);
         }
         self.out("\r\nApplying the configuration...\r\nThe configuration is applied. The node restarts now.\r\n").await?;
-        self.out("[  OK  ] Stopped target \x1b[0;1;39mMulti-User System\x1b[0m.\r\n")
+        if self.script.new_pam {
+            self.out(&format!(
+                "\r\nBroadcast message from root@{host} on pts/0 (Thu 2026-11-26 10:14:11 \
+                 UTC):\r\n\r\nThe system will reboot now!\r\n\r\n\x1b[?2004hadmin@{host}:~$ "
+            ))
             .await?;
+        } else {
+            self.out("[  OK  ] Stopped target \x1b[0;1;39mMulti-User System\x1b[0m.\r\n")
+                .await?;
+        }
         self.out("[   42.000001] reboot: Restarting system\r\n")
             .await?;
+        if self.script.new_pam {
+            self.out(
+                "\x1b[2J\x1b[1;1H\x1b[m\x1b[37m\x1b[40m\x1b[m\x1b[37m\x1b[40m\x1b[1;1H\
+                 GNU GRUB  version 2.06-13+deb12u2\x1b[m\x1b[3;2H+------------------------+\
+                 \x1b[4;2H|*Debian GNU/Linux (nodeboot node)|\x1b[10;1H   The highlighted \
+                 entry will be executed automatically in 1s.\x1b[10;1H   The highlighted \
+                 entry will be executed automatically in 0s.\x1b[2J\x1b[1;1H  Booting \
+                 `Debian GNU/Linux (nodeboot node)'\r\n\r\n",
+            )
+            .await?;
+        }
         self.out("[    0.000000] Linux version 6.1.0-28-amd64\r\n")
             .await?;
         self.out(&format!(
