@@ -5,38 +5,15 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-const OS_PASSWORD: &str = "Os-pass 1!";
+use nodeboot_tests::fixtures::{OS_PASSWORD, node_root};
 
 fn agent() -> &'static str {
     env!("CARGO_BIN_EXE_nodeboot-agent")
-}
-
-/// A node root as the image ships it, after the forced password change of `admin`.
-fn node_root(dir: &Path) -> PathBuf {
-    let root = dir.join("root");
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    let hash = nodeboot_config::hash_password(OS_PASSWORD).unwrap();
-    std::fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/bash\nadmin:x:1000:1000:admin:/home/admin:/bin/bash\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("etc/shadow"),
-        format!(
-            "root:*:19700:0:99999:7:::\nadmin:{}:19701:0:99999:7:::\n",
-            hash.expose()
-        ),
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/hosts"), "127.0.0.1\tlocalhost\n").unwrap();
-    std::fs::write(root.join("etc/hostname"), "pexipmcumgr\n").unwrap();
-    root
 }
 
 /// The wizard on the slave side of a pty; the test types on the master.

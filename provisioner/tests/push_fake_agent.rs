@@ -10,7 +10,8 @@ mod fake_agent;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use fake_agent::{Behaviour, FakeAgent, config_xml};
+use fake_agent::{Behaviour, FakeAgent};
+use nodeboot_tests::fixtures::config_xml;
 use sha2::Digest as _;
 
 fn nodeboot(args: &[&str]) -> Output {

@@ -13,7 +13,7 @@ use common::{OS_PASSWORD, WEB_PASSWORD};
 #[test]
 fn bootstrap_drives_the_real_wizard_to_a_configured_root() {
     let dir = tempfile::tempdir().unwrap();
-    let root = common::node_root(dir.path());
+    let root = nodeboot_tests::fixtures::node_root(dir.path());
     let (answers, secrets) = common::answers(dir.path());
     let transcript = dir.path().join("transcript.log");
     let console = format!(

@@ -1,1 +1,9 @@
 //! End-to-end suites for nodeboot: they drive the built binaries from outside.
+//!
+//! The library holds the fixtures those suites and the agent's and provisioner's own tests
+//! share (a dev-dependency of both; it depends on neither, only on `nodeboot-config`).
+
+// Test support: a failed fixture is a failed test.
+#![allow(clippy::unwrap_used)]
+
+pub mod fixtures;

@@ -10,7 +10,8 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{Agent, binary, config_xml, free_port, nodeboot, shown};
+use common::{Agent, binary, free_port, nodeboot, shown};
+use nodeboot_tests::fixtures::config_xml;
 
 fn write(dir: &Path, name: &str, content: &str) -> String {
     let path = dir.join(name);

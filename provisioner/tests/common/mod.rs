@@ -5,11 +5,9 @@
 pub mod fake_console;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-/// The OS password the tests type.
-pub const OS_PASSWORD: &str = "Os-pass 1!";
+pub use nodeboot_tests::fixtures::OS_PASSWORD;
 /// The web administration password the tests type.
 pub const WEB_PASSWORD: &str = "Web-pass 2?";
 
@@ -26,29 +24,12 @@ pub fn agent() -> PathBuf {
         .get_or_init(|| {
             let dir = nodeboot().parent().unwrap().to_path_buf();
             let path = dir.join("nodeboot-agent");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args([
-                "build",
-                "--quiet",
-                "-p",
-                "nodeboot-agent",
-                "--bin",
-                "nodeboot-agent",
-            ]);
-            if dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            // cargo's variables for this test would look like a changed environment to build
-            // scripts and rebuild half the tree
-            for (key, _) in std::env::vars_os() {
-                let key = key.to_string_lossy().into_owned();
-                if key.starts_with("CARGO_") && key != "CARGO_HOME" {
-                    cmd.env_remove(key);
-                }
-            }
-            cmd.env("CARGO_TARGET_DIR", dir.parent().unwrap());
-            let status = cmd.status().unwrap();
+            let status = nodeboot_tests::fixtures::cargo_build(
+                &dir,
+                &["-p", "nodeboot-agent", "--bin", "nodeboot-agent"],
+            )
+            .status()
+            .unwrap();
             assert!(status.success(), "building nodeboot-agent: {status}");
             assert!(path.exists(), "{} was not built", path.display());
             path
@@ -121,28 +102,4 @@ pub fn expected_lines() -> Vec<String> {
     .iter()
     .map(ToString::to_string)
     .collect()
-}
-
-/// A node root as the image ships it: an `admin` account whose password the forced change
-/// has just set to [`OS_PASSWORD`] (SHA-512-crypt, as the image's PAM is configured).
-pub fn node_root(dir: &Path) -> PathBuf {
-    let root = dir.join("root");
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    let hash = nodeboot_config::hash_password(OS_PASSWORD).unwrap();
-    std::fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/bash\nadmin:x:1000:1000:admin:/home/admin:/bin/bash\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("etc/shadow"),
-        format!(
-            "root:*:19700:0:99999:7:::\nadmin:{}:19701:0:99999:7:::\n",
-            hash.expose()
-        ),
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/hosts"), "127.0.0.1\tlocalhost\n").unwrap();
-    std::fs::write(root.join("etc/hostname"), "pexipmcumgr\n").unwrap();
-    root
 }

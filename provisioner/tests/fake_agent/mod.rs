@@ -231,29 +231,3 @@ async fn handle(
         ),
     })
 }
-
-/// A valid schema-1 configuration for a transcoding node numbered `i`.
-pub fn config_xml(i: u32) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<node-config schema="1">
-  <role>transcoding</role>
-  <name>conf{i:03}</name>
-  <hostname>conf{i:03}</hostname>
-  <domain>example.com</domain>
-  <system-location>London</system-location>
-  <network>
-    <ipv4 address="10.0.{}.{}" netmask="255.255.0.0" gateway="10.0.0.1"/>
-    <dns-server>10.0.0.2</dns-server>
-    <ntp-server>10.0.0.3</ntp-server>
-  </network>
-  <ssh enabled="global">
-    <password-hash>$6$nodebootsalt$D911Z.xpU/20.GOmWv6hQCOj3iCaPm.6.JisGFVWKxsB2gSHSPq9mnCmihYdeLhjjdIG1fNiQJdokl3zaGkzI/</password-hash>
-  </ssh>
-  <management-node address="10.0.0.10"/>
-</node-config>
-"#,
-        1 + i / 200,
-        10 + i % 200
-    )
-}

@@ -26,21 +26,8 @@ pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let dir = profile_dir();
     let built = BUILT.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--workspace", "--all-targets"]);
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        // The variables cargo sets for this test (CARGO_MANIFEST_DIR, CARGO_PKG_*) would look
-        // like a change to build scripts that watch them (ring's) and rebuild half the tree.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if key.starts_with("CARGO_") && key != "CARGO_HOME" {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("CARGO_TARGET_DIR", dir.parent().unwrap());
+        let mut cmd =
+            nodeboot_tests::fixtures::cargo_build(&dir, &["--workspace", "--all-targets"]);
         match cmd.status() {
             Ok(s) if s.success() => Ok(()),
             Ok(s) => Err(format!("cargo build of the binaries failed: {s}")),
@@ -227,32 +214,6 @@ pub fn agent_args(addr: SocketAddr, root: &Path) -> Vec<String> {
         "--reboot".into(),
         "none".into(),
     ]
-}
-
-/// A valid schema-1 configuration for a transcoding node numbered `i`.
-pub fn config_xml(i: u32) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<node-config schema="1">
-  <role>transcoding</role>
-  <name>conf{i:03}</name>
-  <hostname>conf{i:03}</hostname>
-  <domain>example.com</domain>
-  <system-location>London</system-location>
-  <network>
-    <ipv4 address="10.0.{}.{}" netmask="255.255.0.0" gateway="10.0.0.1"/>
-    <dns-server>10.0.0.2</dns-server>
-    <ntp-server>10.0.0.3</ntp-server>
-  </network>
-  <ssh enabled="global">
-    <password-hash>$6$nodebootsalt$D911Z.xpU/20.GOmWv6hQCOj3iCaPm.6.JisGFVWKxsB2gSHSPq9mnCmihYdeLhjjdIG1fNiQJdokl3zaGkzI/</password-hash>
-  </ssh>
-  <management-node address="10.0.0.10"/>
-</node-config>
-"#,
-        1 + i / 200,
-        10 + i % 200
-    )
 }
 
 /// Runs `nodeboot` with `args`; HOME points nowhere so no real known-nodes file is touched.

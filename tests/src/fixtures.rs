@@ -1,0 +1,81 @@
+//! Fixtures shared by the test suites of several crates: a node root as the image ships it,
+//! a valid node configuration, a `cargo build` that leaves the test's own environment out.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The OS password the tests type, and the one [`node_root`] gives `admin`.
+pub const OS_PASSWORD: &str = "Os-pass 1!";
+
+/// A node root as the image ships it: an `admin` account whose password the forced change
+/// has just set to [`OS_PASSWORD`] (SHA-512-crypt, as the image's PAM is configured).
+pub fn node_root(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let hash = nodeboot_config::hash_password(OS_PASSWORD).unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/bash\nadmin:x:1000:1000:admin:/home/admin:/bin/bash\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/shadow"),
+        format!(
+            "root:*:19700:0:99999:7:::\nadmin:{}:19701:0:99999:7:::\n",
+            hash.expose()
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/hosts"), "127.0.0.1\tlocalhost\n").unwrap();
+    std::fs::write(root.join("etc/hostname"), "pexipmcumgr\n").unwrap();
+    root
+}
+
+/// A valid schema-1 configuration for a transcoding node numbered `i`.
+pub fn config_xml(i: u32) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<node-config schema="1">
+  <role>transcoding</role>
+  <name>conf{i:03}</name>
+  <hostname>conf{i:03}</hostname>
+  <domain>example.com</domain>
+  <system-location>London</system-location>
+  <network>
+    <ipv4 address="10.0.{}.{}" netmask="255.255.0.0" gateway="10.0.0.1"/>
+    <dns-server>10.0.0.2</dns-server>
+    <ntp-server>10.0.0.3</ntp-server>
+  </network>
+  <ssh enabled="global">
+    <password-hash>$6$nodebootsalt$D911Z.xpU/20.GOmWv6hQCOj3iCaPm.6.JisGFVWKxsB2gSHSPq9mnCmihYdeLhjjdIG1fNiQJdokl3zaGkzI/</password-hash>
+  </ssh>
+  <management-node address="10.0.0.10"/>
+</node-config>
+"#,
+        1 + i / 200,
+        10 + i % 200
+    )
+}
+
+/// `cargo build ARGS` into the target directory whose profile folder (`target/debug`) is
+/// `profile_dir`, in the same profile.
+///
+/// The variables cargo sets for the running test (CARGO_MANIFEST_DIR, CARGO_PKG_*) are left
+/// out: they would look like a change to build scripts that watch them (ring's) and rebuild
+/// half the tree. The build lock is free while tests run.
+pub fn cargo_build(profile_dir: &Path, args: &[&str]) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet"]).args(args);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("CARGO_TARGET_DIR", profile_dir.parent().unwrap());
+    cmd
+}
