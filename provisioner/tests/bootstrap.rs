@@ -58,6 +58,46 @@ where
     })
 }
 
+/// Runs the real `nodeboot bootstrap` against a fake console following `script` on a unix
+/// socket in `dir`.
+fn bootstrap_over_a_unix_socket(dir: &Path, extra: &[&str], script: Script) -> (Output, Typed) {
+    let sock = dir.join("serial.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    bootstrap_against(
+        dir,
+        &format!("unix:{}", sock.display()),
+        extra,
+        move || async move {
+            let listener = tokio::net::UnixListener::from_std(listener).unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            fake_console::serve(stream, script).await
+        },
+    )
+}
+
+/// The built-in dialog profile, filled in from [`common::answers`] and the test passwords.
+fn builtin_profile() -> Profile {
+    let dir = tempfile::tempdir().unwrap();
+    let (answers, _) = common::answers(dir.path());
+    let config = load_answers(&answers).unwrap();
+    let passwords = Passwords {
+        os: Secret::new(OS_PASSWORD.into()),
+        web: Secret::new(WEB_PASSWORD.into()),
+    };
+    let vars = dialog_vars(&config, &passwords).unwrap();
+    Profile::load(BUILTIN, "built-in", &vars).unwrap()
+}
+
+/// A runtime whose clock is paused: timeouts pass instantly and deterministically.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
 fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
 }
@@ -76,24 +116,11 @@ fn assert_no_secret(what: &str, s: &str) {
 #[test]
 fn the_seed_dialog_completes_over_a_unix_socket() {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("serial.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    listener.set_nonblocking(true).unwrap();
     let script = Script {
         echo_delay: Some(std::time::Duration::from_millis(1)),
         ..Script::default()
     };
-    let s = script;
-    let (out, typed) = bootstrap_against(
-        dir.path(),
-        &format!("unix:{}", sock.display()),
-        &[],
-        move || async move {
-            let listener = tokio::net::UnixListener::from_std(listener).unwrap();
-            let (stream, _) = listener.accept().await.unwrap();
-            fake_console::serve(stream, s).await
-        },
-    );
+    let (out, typed) = bootstrap_over_a_unix_socket(dir.path(), &[], script);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(typed.finished);
@@ -197,24 +224,11 @@ fn the_seed_dialog_completes_over_a_pty_device() {
 #[test]
 fn a_refused_answer_is_reported_with_the_consoles_message() {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("serial.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    listener.set_nonblocking(true).unwrap();
     let script = Script {
         reject_hostname: Some("hostname \"mgr01\" is already taken".into()),
         ..Script::default()
     };
-    let s = script;
-    let (out, _) = bootstrap_against(
-        dir.path(),
-        &format!("unix:{}", sock.display()),
-        &[],
-        move || async move {
-            let listener = tokio::net::UnixListener::from_std(listener).unwrap();
-            let (stream, _) = listener.accept().await.unwrap();
-            fake_console::serve(stream, s).await
-        },
-    );
+    let (out, _) = bootstrap_over_a_unix_socket(dir.path(), &[], script);
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -227,24 +241,11 @@ fn a_refused_answer_is_reported_with_the_consoles_message() {
 #[test]
 fn a_dropped_connection_is_reported_with_the_step() {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("serial.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    listener.set_nonblocking(true).unwrap();
     let script = Script {
         drop_after_prompts: Some(6),
         ..Script::default()
     };
-    let s = script;
-    let (out, _) = bootstrap_against(
-        dir.path(),
-        &format!("unix:{}", sock.display()),
-        &[],
-        move || async move {
-            let listener = tokio::net::UnixListener::from_std(listener).unwrap();
-            let (stream, _) = listener.accept().await.unwrap();
-            fake_console::serve(stream, s).await
-        },
-    );
+    let (out, _) = bootstrap_over_a_unix_socket(dir.path(), &[], script);
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -301,20 +302,8 @@ fn bad_secrets_stop_before_the_console_is_touched() {
 /// passes instantly and deterministically.
 #[test]
 fn a_prompt_that_never_comes_times_out_naming_the_step_with_secrets_masked() {
-    let dir = tempfile::tempdir().unwrap();
-    let (answers, _) = common::answers(dir.path());
-    let config = load_answers(&answers).unwrap();
-    let passwords = Passwords {
-        os: Secret::new(OS_PASSWORD.into()),
-        web: Secret::new(WEB_PASSWORD.into()),
-    };
-    let vars = dialog_vars(&config, &passwords).unwrap();
-    let profile = Profile::load(BUILTIN, "built-in", &vars).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let profile = builtin_profile();
+    let rt = paused_runtime();
     let mut transcript = Vec::new();
     let err = rt.block_on(async {
         let (ours, theirs) = tokio::io::duplex(4096);
@@ -369,24 +358,8 @@ fn a_prompt_that_never_comes_times_out_naming_the_step_with_secrets_masked() {
 /// the console has been quiet for its nudge time (3 s, passed instantly on the paused clock).
 #[test]
 fn a_silent_console_is_woken_with_enter() {
-    let dir = tempfile::tempdir().unwrap();
-    let (answers, _) = common::answers(dir.path());
-    let config = load_answers(&answers).unwrap();
-    let passwords = Passwords {
-        os: Secret::new(OS_PASSWORD.into()),
-        web: Secret::new(WEB_PASSWORD.into()),
-    };
-    let profile = Profile::load(
-        BUILTIN,
-        "built-in",
-        &dialog_vars(&config, &passwords).unwrap(),
-    )
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let profile = builtin_profile();
+    let rt = paused_runtime();
     let (report, typed) = rt.block_on(async {
         let (ours, theirs) = tokio::io::duplex(4096);
         let script = Script {
@@ -429,20 +402,9 @@ fn an_edited_profile_drives_the_dialog() {
     );
     let profile = dir.path().join("edited.toml");
     std::fs::write(&profile, edited).unwrap();
-    let sock = dir.path().join("serial.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    listener.set_nonblocking(true).unwrap();
     let profile_arg = profile.display().to_string();
-    let (out, typed) = bootstrap_against(
-        dir.path(),
-        &format!("unix:{}", sock.display()),
-        &["--profile", &profile_arg],
-        move || async move {
-            let listener = tokio::net::UnixListener::from_std(listener).unwrap();
-            let (stream, _) = listener.accept().await.unwrap();
-            fake_console::serve(stream, Script::default()).await
-        },
-    );
+    let (out, typed) =
+        bootstrap_over_a_unix_socket(dir.path(), &["--profile", &profile_arg], Script::default());
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("[ 5/19] sudo-required"), "{stderr}");
