@@ -10,7 +10,7 @@ use https::{Options, applied_files_present, invalid_xml, start, valid_xml};
 use nodeboot_agent::server::access::Access;
 use nodeboot_agent::server::limits::Limits;
 use nodeboot_config::Secret;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
@@ -492,55 +492,54 @@ async fn handshake_garbage_and_plain_http_do_not_stop_the_server() {
     server.stop().await;
 }
 
-fn short_limits() -> Limits {
-    Limits {
-        handshake_timeout: Duration::from_millis(300),
-        header_timeout: Duration::from_millis(300),
-        body_timeout: Duration::from_millis(300),
-        ..Limits::default()
-    }
+/// A server whose handshake, header and body timeouts are 300 ms.
+async fn start_with_short_limits() -> https::Server {
+    start(Options {
+        limits: Some(Limits {
+            handshake_timeout: Duration::from_millis(300),
+            header_timeout: Duration::from_millis(300),
+            body_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        }),
+        ..Options::default()
+    })
+    .await
+}
+
+/// Reads until the server closes the connection, for 20 s at most: whether it closed it,
+/// and what it sent.
+async fn read_until_closed<S: AsyncRead + Unpin>(stream: &mut S) -> (bool, Vec<u8>) {
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf)).await;
+    (closed.is_ok(), buf)
 }
 
 #[tokio::test]
 async fn slow_headers_are_cut_off() {
-    let mut server = start(Options {
-        limits: Some(short_limits()),
-        ..Options::default()
-    })
-    .await;
+    let mut server = start_with_short_limits().await;
     let mut stream = server.client().connect().await;
     stream
         .write_all(b"POST /configuration/bootstrap HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
     // Never finish the headers: the server closes the connection on its own.
-    let mut buf = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf)).await;
-    assert!(closed.is_ok(), "the server kept a slow client");
+    let (closed, _) = read_until_closed(&mut stream).await;
+    assert!(closed, "the server kept a slow client");
     server.stop().await;
 }
 
 #[tokio::test]
 async fn idle_tls_connections_are_closed() {
-    let mut server = start(Options {
-        limits: Some(short_limits()),
-        ..Options::default()
-    })
-    .await;
+    let mut server = start_with_short_limits().await;
     let mut stream = server.client().connect().await;
-    let mut buf = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf)).await;
-    assert!(closed.is_ok(), "the server kept an idle client");
+    let (closed, _) = read_until_closed(&mut stream).await;
+    assert!(closed, "the server kept an idle client");
     server.stop().await;
 }
 
 #[tokio::test]
 async fn slow_body_gets_408() {
-    let mut server = start(Options {
-        limits: Some(short_limits()),
-        ..Options::default()
-    })
-    .await;
+    let mut server = start_with_short_limits().await;
     let mut stream = server.client().connect().await;
     stream
         .write_all(
@@ -549,8 +548,7 @@ async fn slow_body_gets_408() {
         )
         .await
         .unwrap();
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf)).await;
+    let (_, buf) = read_until_closed(&mut stream).await;
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     server.stop().await;
@@ -558,15 +556,10 @@ async fn slow_body_gets_408() {
 
 #[tokio::test]
 async fn silent_tcp_clients_are_dropped_after_the_handshake_timeout() {
-    let mut server = start(Options {
-        limits: Some(short_limits()),
-        ..Options::default()
-    })
-    .await;
+    let mut server = start_with_short_limits().await;
     let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut buf = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut buf)).await;
-    assert!(closed.is_ok(), "the server kept a silent client");
+    let (closed, _) = read_until_closed(&mut tcp).await;
+    assert!(closed, "the server kept a silent client");
     server.stop().await;
 }
 
