@@ -154,6 +154,22 @@ impl<'a> Session<'a> {
             .to_string()
     }
 
+    /// Picks `file` in the page's file input, presses Upload and returns the result shown.
+    async fn upload(&self, file: &std::path::Path) -> String {
+        let input = self.find("#file").await;
+        let file = file.canonicalize().unwrap();
+        self.cmd(
+            "POST",
+            &format!("/element/{input}/value"),
+            Some(json!({"text": file.to_str().unwrap()})),
+        )
+        .await;
+        let button = self.find("#upload").await;
+        self.cmd("POST", &format!("/element/{button}/click"), Some(json!({})))
+            .await;
+        self.text("#result").await
+    }
+
     async fn screenshot(&self, name: &str) -> PathBuf {
         let b64 = self.cmd("GET", "/screenshot", None).await;
         let png = base64_decode(b64.as_str().unwrap());
@@ -213,20 +229,7 @@ async fn upload_form_in_headless_chromium() {
     let state = session.text("#state").await;
     assert_eq!(state, "Unconfigured — waiting for its configuration");
     session.screenshot("1-form.png").await;
-    let input = session.find("#file").await;
-    let valid = https::valid_xml_path().canonicalize().unwrap();
-    session
-        .cmd(
-            "POST",
-            &format!("/element/{input}/value"),
-            Some(json!({"text": valid.to_str().unwrap()})),
-        )
-        .await;
-    let button = session.find("#upload").await;
-    session
-        .cmd("POST", &format!("/element/{button}/click"), Some(json!({})))
-        .await;
-    let result = session.text("#result").await;
+    let result = session.upload(&https::valid_xml_path()).await;
     assert!(result.contains("Applied, rebooting in 0 s."), "{result}");
     session.screenshot("2-accepted.png").await;
     server.wait_for_reboots(1).await;
@@ -240,20 +243,7 @@ async fn upload_form_in_headless_chromium() {
     // An invalid file: every error on the page, nothing written.
     let mut server = https::start(https::Options::default()).await;
     session.goto(&format!("https://{}/", server.addr)).await;
-    let input = session.find("#file").await;
-    let invalid = https::invalid_xml_path().canonicalize().unwrap();
-    session
-        .cmd(
-            "POST",
-            &format!("/element/{input}/value"),
-            Some(json!({"text": invalid.to_str().unwrap()})),
-        )
-        .await;
-    let button = session.find("#upload").await;
-    session
-        .cmd("POST", &format!("/element/{button}/click"), Some(json!({})))
-        .await;
-    let result = session.text("#result").await;
+    let result = session.upload(&https::invalid_xml_path()).await;
     assert!(result.contains("The file has 2 problems;"), "{result}");
     assert!(result.contains("line 5, column 13"), "{result}");
     assert!(result.contains("is not an RFC 1123 label"), "{result}");
