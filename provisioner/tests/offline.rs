@@ -397,18 +397,22 @@ usage_statistics = true
 "#,
     )
     .unwrap();
-    let mut cmd = nodeboot();
-    cmd.current_dir(dir.path()).args([
-        "generate",
-        "--from",
-        "inventory.toml",
-        "--node",
-        "mgr01",
-        "--password-stdin",
-        "-o",
-        "out.xml",
-    ]);
-    let out = run_with_stdin(cmd, "os-pass\nweb-pass\n");
+    // `generate` of mgr01 into `output`, the passwords read from `stdin`
+    let generate = |output: &str, stdin: &str| {
+        let mut cmd = nodeboot();
+        cmd.current_dir(dir.path()).args([
+            "generate",
+            "--from",
+            "inventory.toml",
+            "--node",
+            "mgr01",
+            "--password-stdin",
+            "-o",
+            output,
+        ]);
+        run_with_stdin(cmd, stdin)
+    };
+    let out = generate("out.xml", "os-pass\nweb-pass\n");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let c = nodeboot_config::parse(&std::fs::read(dir.path().join("out.xml")).unwrap())
         .unwrap()
@@ -425,18 +429,7 @@ usage_statistics = true
     ));
 
     // Only one password line for a management node: a clear error, nothing written.
-    let mut cmd = nodeboot();
-    cmd.current_dir(dir.path()).args([
-        "generate",
-        "--from",
-        "inventory.toml",
-        "--node",
-        "mgr01",
-        "--password-stdin",
-        "-o",
-        "two.xml",
-    ]);
-    let out = run_with_stdin(cmd, "os-pass\n");
+    let out = generate("two.xml", "os-pass\n");
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("stdin ended before the web admin password"));
     assert!(!Path::new(&dir.path().join("two.xml")).exists());
