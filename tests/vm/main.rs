@@ -50,6 +50,14 @@ const SHELL_PROMPT: &str = r"\$ $";
 /// The wizard's first question (the address, with the DHCP-given default).
 const WIZARD_FIRST_QUESTION: &str = r"IP address \[10\.0\.2\.15\]:\s*$";
 
+/// What a configured node's shell reports of itself: hostname, address, routes, resolvers,
+/// time servers and the state of the agent.
+const NODE_REPORT: &str = "hostname; ip -4 -o addr show dev eth0; ip -4 route; cat /etc/resolv.conf; \
+     grep -E '^(server|pool) ' /etc/chrony/chrony.conf; \
+     echo agent=$(systemctl is-active nodeboot-agent.service); \
+     echo listeners=$(ss -Htln 'sport = :8443' | wc -l); \
+     echo condition=$(systemctl show -P ConditionResult nodeboot-agent.service)";
+
 type Fallible<T> = Result<T, String>;
 
 #[derive(Debug)]
@@ -183,14 +191,7 @@ fn configure(opts: &Options) -> Fallible<()> {
     );
 
     vm.console.login("admin", CONFIGURED_PASSWORD)?;
-    let report = vm.console.shell(
-        "hostname; ip -4 -o addr show dev eth0; ip -4 route; cat /etc/resolv.conf; \
-         grep -E '^(server|pool) ' /etc/chrony/chrony.conf; \
-         echo agent=$(systemctl is-active nodeboot-agent.service); \
-         echo listeners=$(ss -Htln 'sport = :8443' | wc -l); \
-         echo condition=$(systemctl show -P ConditionResult nodeboot-agent.service)",
-        Duration::from_secs(60),
-    )?;
+    let report = vm.console.shell(NODE_REPORT, Duration::from_secs(60))?;
     println!("vm:   inside the node:\n{}", indent(&report));
     let expect = [
         (format!("(?m)^{NEW_HOSTNAME}\\r?$"), "the new hostname"),
@@ -403,14 +404,7 @@ fn management(opts: &Options) -> Fallible<()> {
         "the configured node's login prompt",
     )?;
     vm.console.login("admin", MGMT_OS_PASSWORD)?;
-    let report = vm.console.shell(
-        "hostname; ip -4 -o addr show dev eth0; ip -4 route; cat /etc/resolv.conf; \
-         grep -E '^(server|pool) ' /etc/chrony/chrony.conf; \
-         echo agent=$(systemctl is-active nodeboot-agent.service); \
-         echo listeners=$(ss -Htln 'sport = :8443' | wc -l); \
-         echo condition=$(systemctl show -P ConditionResult nodeboot-agent.service)",
-        Duration::from_secs(60),
-    )?;
+    let report = vm.console.shell(NODE_REPORT, Duration::from_secs(60))?;
     no_secret(&report, "the node's report")?;
     println!("vm:   inside the node:\n{}", indent(&report));
     check_all(
