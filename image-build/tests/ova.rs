@@ -7,22 +7,13 @@ use std::path::Path;
 use std::process::Command;
 
 use nodeboot_image::{disk, ovf};
+use nodeboot_tests::run::stdout_of;
 
 fn have(tool: &str) -> bool {
     Command::new(tool)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-fn output(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// A 64 MiB raw disk with a partition table and some data, so the conversion has content.
@@ -76,7 +67,7 @@ fn ova_is_descriptor_manifest_disk_and_reads_back() {
     );
 
     // tar: USTAR, descriptor first, then manifest, then the disk.
-    let listing = output(Command::new("tar").arg("tvf").arg(&ova));
+    let listing = stdout_of(Command::new("tar").arg("tvf").arg(&ova));
     let names: Vec<&str> = listing
         .lines()
         .map(|l| l.rsplit(' ').next().unwrap())
@@ -90,7 +81,7 @@ fn ova_is_descriptor_manifest_disk_and_reads_back() {
     assert_eq!(&header[257..263], b"ustar\0", "not a POSIX USTAR archive");
     let unpacked = dir.path().join("unpacked");
     std::fs::create_dir(&unpacked).unwrap();
-    output(
+    stdout_of(
         Command::new("tar")
             .arg("xf")
             .arg(&ova)
@@ -106,7 +97,7 @@ fn ova_is_descriptor_manifest_disk_and_reads_back() {
         let actual = ovf::sha256_hex(std::fs::File::open(unpacked.join(name)).unwrap()).unwrap();
         assert_eq!(&actual, hex, "manifest entry for {name}");
     }
-    let sha = output(
+    let sha = stdout_of(
         Command::new("sha256sum")
             .arg("edge.ovf")
             .arg("edge-disk1.vmdk")
@@ -152,7 +143,7 @@ fn ova_is_descriptor_manifest_disk_and_reads_back() {
     );
 
     // qemu-img reads it as a streamOptimized VMDK holding exactly the raw disk's content.
-    let info: serde_json::Value = serde_json::from_str(&output(
+    let info: serde_json::Value = serde_json::from_str(&stdout_of(
         Command::new("qemu-img")
             .args(["info", "--output=json"])
             .arg(&vmdk),
@@ -164,7 +155,7 @@ fn ova_is_descriptor_manifest_disk_and_reads_back() {
         info["format-specific"]["data"]["create-type"],
         "streamOptimized"
     );
-    output(
+    stdout_of(
         Command::new("qemu-img")
             .args(["compare", "-f", "raw", "-F", "vmdk"])
             .arg(&raw)

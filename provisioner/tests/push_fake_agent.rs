@@ -7,11 +7,11 @@
 
 mod fake_agent;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use fake_agent::{Behaviour, FakeAgent};
-use nodeboot_tests::fixtures::config_xml;
+use nodeboot_tests::fixtures::{config_xml, write};
+use nodeboot_tests::run::shown as text;
 use sha2::Digest as _;
 
 fn nodeboot(args: &[&str]) -> Output {
@@ -20,21 +20,6 @@ fn nodeboot(args: &[&str]) -> Output {
         .env("HOME", "/nonexistent")
         .output()
         .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn write(dir: &Path, name: &str, content: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, content).unwrap();
-    path.to_str().unwrap().to_string()
 }
 
 fn any_port() -> std::net::SocketAddr {

@@ -31,6 +31,49 @@ pub fn node_root(dir: &Path) -> PathBuf {
     root
 }
 
+/// Fills `root` with the generic node image the apply engine expects: the files of
+/// `tests/fixtures/rendered/inputs/image` (mode 0644), `/etc/shadow` 0640, `admin`'s home
+/// 0700 and the agent's state folder; then Debian's owners, root:shadow(42) for the shadow
+/// file and 1000:1000 for the home, which only root may give: the error of that step is
+/// returned, for the caller to insist on or pass over.
+pub fn populate_image(root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{PermissionsExt as _, chown};
+    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rendered/inputs/image");
+    copy_tree(&image, root);
+    let shadow = root.join("etc/shadow");
+    std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let home = root.join("home/admin");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::create_dir_all(root.join("var/lib/nodeboot")).unwrap();
+    let shadow_owner = chown(&shadow, Some(0), Some(42));
+    let home_owner = chown(&home, Some(1000), Some(1000));
+    shadow_owner.and(home_owner)
+}
+
+/// Copies the files below `from` to `to`, each with mode 0644.
+fn copy_tree(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+}
+
+/// Writes `content` to `dir/name` and returns the path, as an argument for a command line.
+pub fn write(dir: &Path, name: &str, content: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
 /// A valid schema-1 configuration for a transcoding node numbered `i`.
 pub fn config_xml(i: u32) -> String {
     format!(

@@ -7,3 +7,4 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod fixtures;
+pub mod run;

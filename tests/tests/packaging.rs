@@ -9,21 +9,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use nodeboot_tests::run::stdout_of;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn have(tool: &str) -> bool {
@@ -41,11 +33,13 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
     }
     let agent = common::binary("nodeboot-agent");
     let out = tempfile::tempdir().unwrap();
-    let printed = run(Command::new(repo().join("packaging/build-deb"))
-        .arg("--binary")
-        .arg(&agent)
-        .arg("--out")
-        .arg(out.path()));
+    let printed = stdout_of(
+        Command::new(repo().join("packaging/build-deb"))
+            .arg("--binary")
+            .arg(&agent)
+            .arg("--out")
+            .arg(out.path()),
+    );
     let deb = PathBuf::from(printed.trim());
     assert!(deb.starts_with(out.path()) && deb.exists(), "{printed}");
     assert!(
@@ -55,7 +49,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
             .starts_with("nodeboot-agent_0.1.0_")
     );
 
-    let control = run(Command::new("dpkg-deb").arg("--field").arg(&deb));
+    let control = stdout_of(Command::new("dpkg-deb").arg("--field").arg(&deb));
     assert!(control.contains("Package: nodeboot-agent\n"), "{control}");
     let depends = control
         .lines()
@@ -66,7 +60,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         "{depends}"
     );
 
-    let contents = run(Command::new("dpkg-deb").arg("--contents").arg(&deb));
+    let contents = stdout_of(Command::new("dpkg-deb").arg("--contents").arg(&deb));
     for path in [
         "./usr/bin/nodeboot-agent",
         "./usr/lib/systemd/system/nodeboot-agent.service",
@@ -95,33 +89,41 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
     );
 
     let tree = out.path().join("tree");
-    run(Command::new("dpkg-deb")
-        .arg("--raw-extract")
-        .arg(&deb)
-        .arg(&tree));
+    stdout_of(
+        Command::new("dpkg-deb")
+            .arg("--raw-extract")
+            .arg(&deb)
+            .arg(&tree),
+    );
     assert_eq!(
         std::fs::read_to_string(tree.join("DEBIAN/conffiles")).unwrap(),
         "/etc/profile.d/nodeboot-wizard.sh\n/etc/sudoers.d/nodeboot-wizard\n"
     );
     for script in ["postinst", "prerm", "postrm"] {
-        run(Command::new("sh")
-            .arg("-n")
-            .arg(tree.join("DEBIAN").join(script)));
+        stdout_of(
+            Command::new("sh")
+                .arg("-n")
+                .arg(tree.join("DEBIAN").join(script)),
+        );
     }
-    run(Command::new("sh")
-        .arg("-n")
-        .arg(tree.join("etc/profile.d/nodeboot-wizard.sh")));
+    stdout_of(
+        Command::new("sh")
+            .arg("-n")
+            .arg(tree.join("etc/profile.d/nodeboot-wizard.sh")),
+    );
     // md5sums covers every regular file.
     let sums = std::fs::read_to_string(tree.join("DEBIAN/md5sums")).unwrap();
     assert!(sums.contains(" usr/bin/nodeboot-agent\n"), "{sums}");
-    run(Command::new("md5sum")
-        .arg("--check")
-        .arg("--quiet")
-        .arg(tree.join("DEBIAN/md5sums"))
-        .current_dir(&tree));
+    stdout_of(
+        Command::new("md5sum")
+            .arg("--check")
+            .arg("--quiet")
+            .arg(tree.join("DEBIAN/md5sums"))
+            .current_dir(&tree),
+    );
 
     // The man page is the clap definition's: serve's --listen option is documented.
-    let page = run(Command::new("sh").arg("-c").arg(format!(
+    let page = stdout_of(Command::new("sh").arg("-c").arg(format!(
         "gzip -dc {}",
         tree.join("usr/share/man/man1/nodeboot-agent-serve.1.gz")
             .display()

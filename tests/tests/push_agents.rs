@@ -7,17 +7,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{Agent, binary, free_port, nodeboot, shown};
-use nodeboot_tests::fixtures::config_xml;
-
-fn write(dir: &Path, name: &str, content: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, content).unwrap();
-    path.to_str().unwrap().to_string()
-}
+use common::{Agent, binary, free_port, nodeboot};
+use nodeboot_tests::fixtures::{config_xml, write};
+use nodeboot_tests::run::shown;
 
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", shown(out)))

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nodeboot_config::{
@@ -28,33 +28,10 @@ pub fn fixtures() -> PathBuf {
     repo_dir().join("tests/fixtures/rendered")
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            fs::create_dir_all(&dest).unwrap();
-            copy_tree(&entry.path(), &dest);
-        } else {
-            fs::copy(entry.path(), &dest).unwrap();
-            fs::set_permissions(&dest, fs::Permissions::from_mode(0o644)).unwrap();
-        }
-    }
-}
-
-/// Fills `root` with the generic image: the files of tests/fixtures/rendered/inputs/image with
-/// Debian's modes and owners (`/etc/shadow` 0640 root:shadow(42)), `admin`'s home, and the
-/// package's state directory.
+/// Fills `root` with the generic image ([`nodeboot_tests::fixtures::populate_image`]), with
+/// Debian's owners (these tests run as root).
 pub fn populate_image(root: &Path) {
-    copy_tree(&fixtures().join("inputs/image"), root);
-    let shadow = root.join("etc/shadow");
-    fs::set_permissions(&shadow, fs::Permissions::from_mode(0o640)).unwrap();
-    std::os::unix::fs::chown(&shadow, Some(0), Some(42)).unwrap();
-    let home = root.join("home/admin");
-    fs::create_dir_all(&home).unwrap();
-    fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
-    std::os::unix::fs::chown(&home, Some(1000), Some(1000)).unwrap();
-    fs::create_dir_all(root.join("var/lib/nodeboot")).unwrap();
+    nodeboot_tests::fixtures::populate_image(root).unwrap();
 }
 
 /// A fresh temporary root holding the generic image.

@@ -84,7 +84,8 @@ impl Agent {
     fn spawn_with(addr: SocketAddr, extra: &[&str], image: bool) -> Agent {
         let root = tempfile::tempdir().unwrap();
         if image {
-            populate_image(root.path());
+            // the owners only where the test may set them (as root)
+            let _ = nodeboot_tests::fixtures::populate_image(root.path());
         }
         let mut child = Command::new(binary("nodeboot-agent"))
             .args(agent_args(addr, root.path()))
@@ -159,36 +160,6 @@ impl Drop for Agent {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-            copy_tree(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
-
-/// Fills `root` with the generic node image the apply engine expects (the files of
-/// `tests/fixtures/rendered/inputs/image`, Debian's owners for the shadow file and admin's
-/// home, the agent's state folder).
-pub fn populate_image(root: &Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rendered/inputs/image");
-    copy_tree(&image, root);
-    let shadow = root.join("etc/shadow");
-    std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let _ = std::os::unix::fs::chown(&shadow, Some(0), Some(42));
-    let home = root.join("home/admin");
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let _ = std::os::unix::fs::chown(&home, Some(1000), Some(1000));
-    std::fs::create_dir_all(root.join("var/lib/nodeboot")).unwrap();
-}
-
 fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -224,14 +195,4 @@ pub fn nodeboot(args: &[&str]) -> std::process::Output {
         .env_remove("XDG_CONFIG_HOME")
         .output()
         .unwrap()
-}
-
-/// Exit status, stdout and stderr, for assertion messages.
-pub fn shown(out: &std::process::Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
