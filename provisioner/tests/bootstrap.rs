@@ -34,22 +34,11 @@ fn bootstrap_against<L>(
 where
     L: std::future::Future<Output = Typed> + Send + 'static,
 {
-    let (answers, secrets) = common::answers(dir);
-    let transcript = dir.join("transcript.log");
+    let mut cmd = common::bootstrap(dir, console);
+    cmd.args(extra);
     let rt = runtime();
     rt.block_on(async {
         let server = tokio::spawn(accept());
-        let mut cmd = Command::new(common::nodeboot());
-        cmd.arg("bootstrap")
-            .arg("--console")
-            .arg(console)
-            .arg("--answers")
-            .arg(&answers)
-            .arg("--secrets-file")
-            .arg(&secrets)
-            .arg("--transcript")
-            .arg(&transcript)
-            .args(extra);
         let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
             .await
             .unwrap();

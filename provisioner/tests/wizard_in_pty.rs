@@ -14,25 +14,14 @@ use common::{OS_PASSWORD, WEB_PASSWORD};
 fn bootstrap_drives_the_real_wizard_to_a_configured_root() {
     let dir = tempfile::tempdir().unwrap();
     let root = nodeboot_tests::fixtures::node_root(dir.path());
-    let (answers, secrets) = common::answers(dir.path());
-    let transcript = dir.path().join("transcript.log");
     let console = format!(
         "exec:{} wizard --root {} --reboot-command \"printf 'Debian GNU/Linux 12 mgr01 ttyS0\\r\\n\\r\\nmgr01 login: '\"",
         common::agent().display(),
         root.display()
     );
-    let out = Command::new(common::nodeboot())
-        .args(["bootstrap", "--console", &console])
-        .arg("--answers")
-        .arg(&answers)
-        .arg("--secrets-file")
-        .arg(&secrets)
-        .arg("--transcript")
-        .arg(&transcript)
-        .output()
-        .unwrap();
+    let out = common::bootstrap(dir.path(), &console).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let transcript = std::fs::read_to_string(&transcript).unwrap();
+    let transcript = std::fs::read_to_string(dir.path().join("transcript.log")).unwrap();
     assert!(
         out.status.success(),
         "{stderr}\n--- transcript:\n{transcript}"

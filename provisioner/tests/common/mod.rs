@@ -5,6 +5,7 @@
 pub mod fake_console;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 
 pub use nodeboot_tests::fixtures::OS_PASSWORD;
@@ -76,6 +77,21 @@ pub fn answers(dir: &Path) -> (PathBuf, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
     (answers, secrets)
+}
+
+/// `nodeboot bootstrap --console CONSOLE` with [`answers`] and its secrets file written in
+/// `dir`, and the transcript kept in `dir/transcript.log`.
+pub fn bootstrap(dir: &Path, console: &str) -> Command {
+    let (answers, secrets) = answers(dir);
+    let mut cmd = Command::new(nodeboot());
+    cmd.args(["bootstrap", "--console", console])
+        .arg("--answers")
+        .arg(&answers)
+        .arg("--secrets-file")
+        .arg(&secrets)
+        .arg("--transcript")
+        .arg(dir.join("transcript.log"));
+    cmd
 }
 
 /// The answer lines the seed dialog receives for [`answers`].
