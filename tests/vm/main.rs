@@ -311,10 +311,12 @@ fn reject(opts: &Options) -> Fallible<()> {
         ));
     }
     // The seed's first console login: admin, forced password change, then the wizard hook
-    // (sudo asks for the new password). Interrupt the wizard and read the boot figures.
+    // (sudo asks for the new password). Interrupt the wizard and read the boot figures once
+    // the boot has finished (jobs such as the first boot's host keys may still run at login).
     vm.console.first_login("admin", FIRST_LOGIN_PASSWORD)?;
     let analyze = vm.console.shell(
-        "systemd-analyze time; systemd-analyze blame --no-pager | head -n 12; \
+        "systemctl is-system-running --wait >/dev/null; systemd-analyze time; \
+         systemd-analyze blame --no-pager | head -n 12; \
          systemd-analyze blame --no-pager | grep nodeboot",
         Duration::from_secs(90),
     )?;
