@@ -11,6 +11,7 @@ mod parse;
 mod password;
 pub mod secret;
 mod serialize;
+pub mod text;
 mod tls;
 mod xml;
 
