@@ -5,6 +5,6 @@
 //! validated configuration.
 
 pub mod apply;
-pub mod docs;
+pub mod cmdline;
 pub mod server;
 pub mod wizard;

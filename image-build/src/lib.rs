@@ -7,6 +7,7 @@
 
 pub mod bake;
 pub mod build;
+pub mod cmdline;
 pub mod disk;
 pub mod grub;
 pub mod mounts;

@@ -2,30 +2,9 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use nodeboot::cmdline::{Cli, Command};
 use nodeboot::{console, offline, push};
-
-/// Validate, generate and push node configurations; bootstrap nodes over their console.
-#[derive(Debug, Parser)]
-#[command(name = "nodeboot", version, max_term_width = 80)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Check configuration files offline
-    Validate(offline::validate::Args),
-    /// Write a valid configuration file from flags or an inventory
-    Generate(Box<offline::generate::Args>),
-    /// Send configurations to nodes
-    Push(push::PushArgs),
-    /// Show nodes' state (from their endpoint's /api/v1/status)
-    Status(push::StatusArgs),
-    /// Drive a node's console wizard unattended
-    Bootstrap(console::BootstrapArgs),
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -42,15 +21,5 @@ fn main() -> ExitCode {
             eprintln!("nodeboot: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_definition_is_consistent() {
-        super::Cli::command().debug_assert();
     }
 }

@@ -1,6 +1,7 @@
 //! The agent's Debian package, built for real by `packaging/build-deb` from the workspace's
 //! agent binary and read back with dpkg-deb: files, control fields, maintainer scripts, units
-//! accepted by systemd, man pages and completions generated from the clap definitions.
+//! accepted by systemd, man pages and completions generated from the clap definitions; and the
+//! operator's package (`nodeboot`, `nodeboot-image`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -25,21 +26,30 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Runs `packaging/build-deb --package NAME` on the workspace's binaries; prints the path.
+fn build_deb(package: &str, programs: &[&str], out: &Path) -> String {
+    for tool in ["dpkg-deb", "dpkg-shlibdeps"] {
+        assert!(
+            have(tool),
+            "{tool} is not installed: `bash scripts/setup` installs it (Debian dpkg-dev)"
+        );
+    }
+    let mut cmd = Command::new(repo().join("packaging/build-deb"));
+    cmd.arg("--package").arg(package);
+    for program in programs {
+        cmd.arg("--binary").arg(common::binary(program));
+    }
+    cmd.arg("--docgen")
+        .arg(common::binary("nodeboot-docgen"))
+        .arg("--out")
+        .arg(out);
+    stdout_of(&mut cmd)
+}
+
 #[test]
 fn the_deb_holds_the_agent_units_docs_and_scripts() {
-    if !have("dpkg-deb") || !have("dpkg-shlibdeps") {
-        eprintln!("dpkg-deb/dpkg-shlibdeps not installed (Debian dpkg-dev): skipping");
-        return;
-    }
-    let agent = common::binary("nodeboot-agent");
     let out = tempfile::tempdir().unwrap();
-    let printed = stdout_of(
-        Command::new(repo().join("packaging/build-deb"))
-            .arg("--binary")
-            .arg(&agent)
-            .arg("--out")
-            .arg(out.path()),
-    );
+    let printed = build_deb("nodeboot-agent", &["nodeboot-agent"], out.path());
     let deb = PathBuf::from(printed.trim());
     assert!(deb.starts_with(out.path()) && deb.exists(), "{printed}");
     assert!(
@@ -140,7 +150,11 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         !unit.contains("network-online.target"),
         "the agent must not wait for the network to be online"
     );
-    if have("systemd-analyze") {
+    assert!(
+        have("systemd-analyze"),
+        "systemd-analyze is not installed: `bash scripts/setup` installs it (Debian systemd)"
+    );
+    {
         let units = out.path().join("units");
         std::fs::create_dir(&units).unwrap();
         for unit in ["nodeboot-agent.service", "nodeboot-ssh-host-keys.service"] {
@@ -166,4 +180,79 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
             );
         }
     }
+}
+
+#[test]
+fn the_operator_deb_holds_nodeboot_and_nodeboot_image_with_their_docs() {
+    let out = tempfile::tempdir().unwrap();
+    let printed = build_deb("nodeboot", &["nodeboot", "nodeboot-image"], out.path());
+    let deb = PathBuf::from(printed.trim());
+    assert_eq!(
+        deb.file_name().unwrap().to_string_lossy(),
+        format!(
+            "nodeboot_0.1.0_{}.deb",
+            stdout_of(Command::new("dpkg").arg("--print-architecture")).trim()
+        )
+    );
+    let control = stdout_of(Command::new("dpkg-deb").arg("--field").arg(&deb));
+    assert!(control.contains("Package: nodeboot\n"), "{control}");
+    let depends = control
+        .lines()
+        .find(|l| l.starts_with("Depends: "))
+        .unwrap();
+    assert!(depends.contains("libc6 (>= "), "{depends}");
+    assert!(!depends.contains("systemd"), "{depends}");
+
+    let contents = stdout_of(Command::new("dpkg-deb").arg("--contents").arg(&deb));
+    for path in [
+        "./usr/bin/nodeboot",
+        "./usr/bin/nodeboot-image",
+        "./usr/share/man/man1/nodeboot.1.gz",
+        "./usr/share/man/man1/nodeboot-push.1.gz",
+        "./usr/share/man/man1/nodeboot-bootstrap.1.gz",
+        "./usr/share/man/man1/nodeboot-image.1.gz",
+        "./usr/share/man/man1/nodeboot-image-bake.1.gz",
+        "./usr/share/bash-completion/completions/nodeboot",
+        "./usr/share/bash-completion/completions/nodeboot-image",
+        "./usr/share/zsh/vendor-completions/_nodeboot",
+        "./usr/share/fish/vendor_completions.d/nodeboot-image.fish",
+        "./usr/share/doc/nodeboot/copyright",
+    ] {
+        assert!(
+            contents.contains(path),
+            "{path} missing from the package:\n{contents}"
+        );
+    }
+    for absent in ["nodeboot-agent", "systemd", "etc/"] {
+        assert!(
+            !contents.contains(absent),
+            "{absent} in the operator's package:\n{contents}"
+        );
+    }
+
+    // The packaged programs run, and the man page is the clap definition's.
+    let tree = out.path().join("tree");
+    stdout_of(
+        Command::new("dpkg-deb")
+            .arg("--raw-extract")
+            .arg(&deb)
+            .arg(&tree),
+    );
+    let version = stdout_of(Command::new(tree.join("usr/bin/nodeboot")).arg("--version"));
+    assert_eq!(version.trim(), "nodeboot 0.1.0");
+    let help = stdout_of(Command::new(tree.join("usr/bin/nodeboot-image")).arg("--help"));
+    assert!(help.contains("bake"), "{help}");
+    let page = stdout_of(Command::new("sh").arg("-c").arg(format!(
+        "gzip -dc {}",
+        tree.join("usr/share/man/man1/nodeboot-push.1.gz").display()
+    )));
+    assert!(page.contains(".TH nodeboot-push 1"), "{page}");
+    assert!(page.contains("\\-\\-fingerprint"), "{page}");
+    stdout_of(
+        Command::new("md5sum")
+            .arg("--check")
+            .arg("--quiet")
+            .arg(tree.join("DEBIAN/md5sums"))
+            .current_dir(&tree),
+    );
 }

@@ -1,28 +1,17 @@
-//! Man pages and shell completions generated from the command-line definition, for the
-//! Debian package (`nodeboot-agent generate-docs DIR`, a hidden command run at packaging time).
+//! Man pages and shell completions generated from the clap definitions of nodeboot's three
+//! binaries, for the Debian packages: nothing is written by hand, so a change to an argument
+//! changes the man page with it.
 //!
-//! Nothing here is written by hand: a change to an argument changes the man page with it.
+//! A crate of its own so that the shipped binaries carry no man-page or completion renderer
+//! (`nodeboot-docgen` runs at packaging time only).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap_complete::Shell;
 
-/// Arguments of the hidden `nodeboot-agent generate-docs`.
-#[derive(Debug, clap::Args)]
-pub struct DocsArgs {
-    /// Directory to write `man/*.1` and `completions/*` into
-    pub out: PathBuf,
-}
-
-/// Writes one man page per command (`nodeboot-agent.1`, `nodeboot-agent-serve.1`, …) under
-/// `out/man` and completions for bash, zsh and fish under `out/completions`.
-pub fn run(cmd: clap::Command, args: DocsArgs) -> anyhow::Result<std::process::ExitCode> {
-    write_docs(cmd, &args.out)?;
-    Ok(std::process::ExitCode::SUCCESS)
-}
-
-/// See [`run`]; returns the files written.
+/// Writes one man page per visible command (`tool.1`, `tool-serve.1`, …) under `out/man` and
+/// completions for bash, zsh and fish under `out/completions`; returns the files written.
 pub fn write_docs(mut cmd: clap::Command, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let man_dir = out.join("man");
     let completions = out.join("completions");
