@@ -11,6 +11,7 @@ use std::process::Command;
 
 use common::*;
 use nodeboot_agent::apply::{ApplyError, NodeState, apply_config_with, read_state};
+use nodeboot_tests::require::{require, root};
 
 struct Mount(PathBuf);
 
@@ -34,8 +35,7 @@ impl Drop for Mount {
 
 #[test]
 fn a_full_disk_fails_cleanly_and_keeps_the_old_configuration() {
-    if !nix::unistd::geteuid().is_root() {
-        println!("SKIPPED: the full-disk test needs root to mount a tmpfs");
+    if !require(root(), "root (to mount a tmpfs)") {
         return;
     }
     let config = proxying_dual();
@@ -47,10 +47,8 @@ fn a_full_disk_fails_cleanly_and_keeps_the_old_configuration() {
     let (mut failed, mut succeeded) = (Vec::new(), Vec::new());
     for size in (32..=192).step_by(4) {
         let dir = tempfile::tempdir().unwrap();
-        let Some(_mount) = Mount::tmpfs(dir.path(), size) else {
-            println!("SKIPPED: mount -t tmpfs failed here");
-            return;
-        };
+        let _mount = Mount::tmpfs(dir.path(), size)
+            .unwrap_or_else(|| panic!("mount -t tmpfs -o size={size}k failed on {dir:?}"));
         let r = dir.path();
         if std::panic::catch_unwind(|| populate_image(r)).is_err() {
             continue; // the image itself does not fit

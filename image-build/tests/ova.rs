@@ -7,14 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use nodeboot_image::{disk, ovf};
+use nodeboot_tests::require::{require, tool};
 use nodeboot_tests::run::stdout_of;
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// A 64 MiB raw disk with a partition table and some data, so the conversion has content.
 fn small_disk(path: &Path) {
@@ -29,8 +23,7 @@ fn small_disk(path: &Path) {
 
 #[test]
 fn ova_is_descriptor_manifest_disk_and_reads_back() {
-    if !have("qemu-img") {
-        eprintln!("qemu-img not installed (Debian qemu-utils): skipping the OVA round trip");
+    if !require(tool("qemu-img"), "qemu-img (Debian qemu-utils)") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -165,7 +158,7 @@ fn ova_is_descriptor_manifest_disk_and_reads_back() {
 
 #[test]
 fn a_missing_input_is_a_clear_error() {
-    if !have("qemu-img") {
+    if !tool("qemu-img") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -7,4 +7,5 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod fixtures;
+pub mod require;
 pub mod run;
