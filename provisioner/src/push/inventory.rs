@@ -45,10 +45,11 @@ pub struct Target {
     pub token: Option<Secret<String>>,
 }
 
-/// Reads a bootstrap token file: its first line, trimmed; an empty file is an error.
+/// Reads a bootstrap token file: its first line, trimmed; an empty file is an error. The
+/// file must be a regular file of mode 0600 or stricter, not reached through a link
+/// ([`crate::secret_file::read`]).
 pub fn read_token(path: &Path) -> anyhow::Result<Secret<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading token file {}", path.display()))?;
+    let text = crate::secret_file::read(path, "token file")?;
     let token = text.lines().next().unwrap_or("").trim().to_string();
     if token.is_empty() {
         anyhow::bail!(
