@@ -57,7 +57,8 @@ pub struct BootstrapArgs {
     /// Read the passwords from standard input
     #[arg(long)]
     pub secrets_stdin: bool,
-    /// Write what was exchanged to this file, every secret masked
+    /// Write what was exchanged to this file, every secret masked (created 0600; an
+    /// existing file must be 0600 or stricter)
     #[arg(long, value_name = "FILE")]
     pub transcript: Option<PathBuf>,
     /// Print the built-in profile and exit

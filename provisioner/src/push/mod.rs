@@ -63,7 +63,8 @@ pub struct FleetArgs {
     /// Accept any certificate and record nothing (the connection is then not authenticated)
     #[arg(long, conflicts_with = "trust_first_use")]
     pub insecure: bool,
-    /// Bootstrap token file, sent as `Authorization: Bearer` (inventory: token_file)
+    /// Bootstrap token file (mode 0600 or stricter), sent as `Authorization: Bearer`
+    /// (inventory: token_file)
     #[arg(long, value_name = "FILE", conflicts_with = "inventory")]
     pub token_file: Option<PathBuf>,
     /// How many nodes to talk to at once
