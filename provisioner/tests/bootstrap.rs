@@ -267,7 +267,10 @@ fn bad_secrets_stop_before_the_console_is_touched() {
     let out = run(&secrets);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("the secrets file is readable by others (mode 644) (help: chmod 600"),
+        stderr.contains(&format!(
+            "secrets file {p} has mode 0644: its group or other users may access it (a file with secrets must be 0600 or stricter) (help: chmod 600 {p})",
+            p = secrets.display()
+        )),
         "{stderr}"
     );
     let wrong = dir.path().join("wrong.secrets");
@@ -426,4 +429,100 @@ fn an_edited_profile_drives_the_dialog() {
         stderr.contains(&format!("nodeboot: {profile_arg}: step 1 (\"sudo\"): unknown variable {{sudo_password}} (help: known variables are address, dns_servers,")),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_prompt_split_by_system_lines_is_answered_whatever_the_line_breaks() {
+    for br in ["\r\n", "\n", "\r", "\n\r", "\r\r\n"] {
+        let dir = tempfile::tempdir().unwrap();
+        let script = Script {
+            split_sudo: Some(br),
+            ..Script::default()
+        };
+        let (out, typed) = bootstrap_over_a_unix_socket(dir.path(), &[], script);
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{br:?}: {stderr}");
+        assert!(typed.finished, "{br:?}");
+        assert_eq!(typed.lines, common::expected_lines(), "{br:?}");
+        assert!(stderr.contains("] sudo\n"), "{br:?}: {stderr}");
+    }
+}
+
+/// No character of `s` that could drive a terminal: C0 (but newline and tab), C1, bidi.
+fn unsafe_chars(s: &str) -> Vec<char> {
+    s.chars()
+        .filter(|&c| c != '\n' && nodeboot_config::text::is_unsafe_char(c))
+        .collect()
+}
+
+#[test]
+fn console_controls_reach_neither_the_operators_terminal_nor_the_transcript() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script {
+        hostile: true,
+        reject_hostname: Some("hostname \"mgr01\" is already taken".into()),
+        ..Script::default()
+    };
+    let (out, _) = bootstrap_over_a_unix_socket(dir.path(), &[], script);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).expect("stderr is UTF-8, no raw 0x9b");
+    assert_eq!(unsafe_chars(&stderr), vec![], "{stderr:?}");
+    assert!(
+        stderr.contains("  | Invalid: hostname \"mgr01\" is already takenredexe.txtx\n"),
+        "the console's words are relayed, inert: {stderr}"
+    );
+    let transcript = std::fs::read(dir.path().join("transcript.log")).unwrap();
+    let transcript = String::from_utf8(transcript).expect("transcript is UTF-8, no raw 0x9b");
+    assert_eq!(unsafe_chars(&transcript), vec![], "{transcript:?}");
+    assert!(
+        transcript.contains("nodeboot installation wizardredexe.txtx\n"),
+        "{transcript}"
+    );
+    assert!(!transcript.contains('\r'), "{transcript:?}");
+}
+
+#[test]
+fn a_transcript_open_to_others_or_behind_a_link_is_refused_before_the_console_is_touched() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let transcript = dir.path().join("transcript.log");
+    std::fs::write(&transcript, "earlier run\n").unwrap();
+    std::fs::set_permissions(&transcript, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // a console that would accept the connection: it must never be reached
+    let sock = dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let console = format!("unix:{}", sock.display());
+    let out = common::bootstrap(dir.path(), &console).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "transcript {p} has mode 0644: its group or other users may access it (a file with secrets must be 0600 or stricter) (help: chmod 600 {p})",
+            p = transcript.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&transcript).unwrap(),
+        "earlier run\n"
+    );
+    assert_eq!(
+        std::fs::metadata(&transcript).unwrap().permissions().mode() & 0o777,
+        0o644,
+        "nothing changed"
+    );
+
+    // a link in the transcript's place (to a file the operator may not mean to overwrite)
+    std::fs::remove_file(&transcript).unwrap();
+    let target = dir.path().join("important");
+    std::fs::write(&target, "keep\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&target, &transcript).unwrap();
+    let out = common::bootstrap(dir.path(), &console).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("is a symbolic link: refused"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
+    assert!(listener.accept().is_err(), "the console was contacted");
 }

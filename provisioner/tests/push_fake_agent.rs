@@ -14,6 +14,14 @@ use nodeboot_tests::fixtures::{config_xml, write};
 use nodeboot_tests::run::shown as text;
 use sha2::Digest as _;
 
+/// Writes a file of mode 0600 (a token file must be).
+fn private(dir: &std::path::Path, name: &str, content: &str) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = write(dir, name, content);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
 fn nodeboot(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nodeboot"))
         .args(args)
@@ -27,12 +35,12 @@ fn any_port() -> std::net::SocketAddr {
 }
 
 #[test]
-fn push_sends_the_file_and_token_and_trusts_on_first_use() {
+fn push_sends_the_file_and_token_and_trusts_on_first_use_when_told() {
     let dir = tempfile::tempdir().unwrap();
     let agent = FakeAgent::start(any_port(), Behaviour::Accept);
     let xml = config_xml(1);
     let file = write(dir.path(), "conf001.xml", &xml);
-    let token = write(dir.path(), "token", "tok-5ecret\n");
+    let token = private(dir.path(), "token", "tok-5ecret\n");
     let known = dir.path().join("known_nodes");
     let node = agent.addr.to_string();
     let out = nodeboot(&[
@@ -43,6 +51,7 @@ fn push_sends_the_file_and_token_and_trusts_on_first_use() {
         &token,
         "--known-nodes",
         known.to_str().unwrap(),
+        "--trust-first-use",
     ]);
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
@@ -186,7 +195,10 @@ fn dry_run_validates_and_contacts_nobody() {
         shown.contains(&format!("POST https://{node}/configuration/bootstrap")),
         "{shown}"
     );
-    assert!(shown.contains("first use"), "{shown}");
+    assert!(
+        shown.contains("unknown certificate: refused unless pinned, --trust-first-use"),
+        "{shown}"
+    );
     assert!(agent.seen.lock().unwrap().requests.is_empty());
     assert!(!known.exists());
 }
@@ -359,5 +371,288 @@ fn an_invalid_password_hash_is_reported_without_showing_it() {
     assert!(
         !shown.contains("nodebootsalt"),
         "the hash must not be printed: {shown}"
+    );
+}
+
+#[test]
+fn an_unknown_node_is_refused_and_receives_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = FakeAgent::start(any_port(), Behaviour::Accept);
+    let file = write(dir.path(), "c.xml", &config_xml(15));
+    let known = dir.path().join("known_nodes");
+    let known_s = known.to_str().unwrap();
+    let node = agent.addr.to_string();
+    let fp = &agent.fingerprint;
+    let out = nodeboot(&["push", &node, &file, "--known-nodes", known_s]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("untrusted"), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "REFUSED: unknown node: it presents certificate {fp}, which is neither pinned nor recorded in {known_s}; nothing was sent"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "pin it (--fingerprint {fp}), or pass --trust-first-use"
+        )),
+        "the fix is printed: {shown}"
+    );
+    assert!(
+        agent.seen.lock().unwrap().requests.is_empty(),
+        "the agent received a request"
+    );
+    assert!(!known.exists(), "nothing recorded");
+
+    // status refuses it the same way
+    let out = nodeboot(&["status", &node, "--known-nodes", known_s, "--json"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["nodes"][0]["result"], "untrusted", "{shown}");
+    assert_eq!(json["nodes"][0]["fingerprint"], fp.as_str(), "{shown}");
+    assert!(json["nodes"][0].get("state").is_none(), "{shown}");
+    assert!(agent.seen.lock().unwrap().requests.is_empty());
+    assert!(!known.exists());
+
+    // in an inventory, the fix names the inventory's key
+    let inventory = write(
+        dir.path(),
+        "fleet.toml",
+        &format!("[[node]]\nname = \"n1\"\naddress = \"{node}\"\nfile = \"c.xml\"\n"),
+    );
+    let out = nodeboot(&["push", "--inventory", &inventory, "--known-nodes", known_s]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "fingerprint = \"{fp}\" in node `n1` of {inventory}"
+        )),
+        "{shown}"
+    );
+    assert!(agent.seen.lock().unwrap().requests.is_empty());
+
+    // --trust-first-use records it and pushes; the next run knows it without the flag
+    let out = nodeboot(&[
+        "status",
+        &node,
+        "--known-nodes",
+        known_s,
+        "--trust-first-use",
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains(&format!("first contact, trusting {fp}")),
+        "{shown}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&known).unwrap().lines().last(),
+        Some(format!("{node} {fp}").as_str())
+    );
+    let out = nodeboot(&["push", &node, &file, "--known-nodes", known_s]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert_eq!(agent.seen.lock().unwrap().uploads.len(), 1);
+}
+
+#[test]
+fn a_nodes_error_text_reaches_the_terminal_without_controls_or_bidi() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = FakeAgent::start(any_port(), Behaviour::Hostile);
+    let file = write(dir.path(), "c.xml", &config_xml(16));
+    let node = agent.addr.to_string();
+    let unsafe_in = |s: &str| {
+        s.chars()
+            .filter(|&c| c != '\n' && nodeboot_config::text::is_unsafe_char(c))
+            .collect::<Vec<_>>()
+    };
+    for extra in [&[][..], &["--json"][..]] {
+        let mut args = vec!["push", &node, &file, "--fingerprint", &agent.fingerprint];
+        args.extend_from_slice(extra);
+        let out = nodeboot(&args);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        for (what, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            let s = String::from_utf8(bytes.clone()).unwrap();
+            assert_eq!(unsafe_in(&s), vec![], "{what} {extra:?}: {s:?}");
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if extra.is_empty() {
+            assert!(stdout.contains("rejected"), "{stdout}");
+            assert!(
+                stdout.contains("4:3: /node-config/hostname[31m: bad]0;pwnedname2J txt.exe"),
+                "{stdout:?}"
+            );
+        } else {
+            assert!(
+                !stdout.contains("\\u001b"),
+                "escaped controls in JSON: {stdout}"
+            );
+        }
+    }
+    // status of the same node: its state and error text too
+    let out = nodeboot(&["status", &node, "--fingerprint", &agent.fingerprint]);
+    let s = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(unsafe_in(&s), vec![], "{s:?}");
+    assert!(s.contains("unconfigured[1m"), "{s:?}");
+}
+
+/// Runs `nodeboot ARGS` with stdin and stderr on a new pseudo-terminal (stdout piped),
+/// answers `answer` once the trust question shows, and returns (exit code, stdout, what
+/// the terminal showed).
+fn on_a_terminal(args: &[&str], answer: &str) -> (Option<i32>, String, String) {
+    use std::io::{Read as _, Write as _};
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodeboot"));
+    cmd.args(args)
+        .env("HOME", "/nonexistent")
+        .stdin(std::process::Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(pty.slave))
+        .stdout(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    drop(cmd); // our copies of the terminal's slave side: the master sees the end
+    let mut master = std::fs::File::from(pty.master);
+    let mut writer = master.try_clone().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // EIO once the child has exited and no slave descriptor is left
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("[y/N] ") {
+        match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => panic!(
+                "no question on the terminal: {}",
+                String::from_utf8_lossy(&seen)
+            ),
+        }
+    }
+    writer.write_all(answer.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    while let Ok(chunk) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        seen.extend(chunk);
+    }
+    reader.join().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&seen).into_owned(),
+    )
+}
+
+#[test]
+fn on_a_terminal_an_unknown_node_is_trusted_only_after_a_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = FakeAgent::start(any_port(), Behaviour::Accept);
+    let file = write(dir.path(), "c.xml", &config_xml(17));
+    let known = dir.path().join("known_nodes");
+    let known_s = known.to_str().unwrap();
+    let node = agent.addr.to_string();
+    let fp = &agent.fingerprint;
+    let args = [
+        "push",
+        node.as_str(),
+        file.as_str(),
+        "--known-nodes",
+        known_s,
+    ];
+
+    let (code, stdout, terminal) = on_a_terminal(&args, "n\n");
+    assert_eq!(code, Some(1), "{stdout}{terminal}");
+    assert!(
+        terminal.contains(&format!(
+            "is not a known node. It presents the certificate\r\n  {fp}"
+        )),
+        "the question shows the fingerprint: {terminal}"
+    );
+    assert!(stdout.contains("not trusted at the prompt"), "{stdout}");
+    assert!(agent.seen.lock().unwrap().requests.is_empty());
+    assert!(!known.exists());
+
+    let (code, stdout, terminal) = on_a_terminal(&args, "yes\n");
+    assert_eq!(code, Some(0), "{stdout}{terminal}");
+    assert!(stdout.contains("accepted"), "{stdout}");
+    assert_eq!(agent.seen.lock().unwrap().uploads.len(), 1);
+    assert!(
+        std::fs::read_to_string(&known)
+            .unwrap()
+            .contains(&format!("{node} {fp}\n"))
+    );
+}
+
+#[test]
+fn a_token_file_open_to_others_or_behind_a_link_is_refused_and_nothing_is_sent() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = FakeAgent::start(any_port(), Behaviour::Accept);
+    let file = write(dir.path(), "c.xml", &config_xml(18));
+    let node = agent.addr.to_string();
+    let token = write(dir.path(), "token", "tok-5ecret\n");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let push = |token: &str| {
+        nodeboot(&[
+            "push",
+            &node,
+            &file,
+            "--fingerprint",
+            &agent.fingerprint,
+            "--token-file",
+            token,
+        ])
+    };
+    let out = push(&token);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "token file {token} has mode 0640: its group or other users may access it (a file with secrets must be 0600 or stricter) (help: chmod 600 {token})"
+        )),
+        "{shown}"
+    );
+    assert!(!shown.contains("5ecret"), "{shown}");
+
+    // the same token file in an inventory
+    let inventory = write(
+        dir.path(),
+        "fleet.toml",
+        &format!(
+            "[[node]]\nname = \"n1\"\naddress = \"{node}\"\nfile = \"c.xml\"\nfingerprint = \"{}\"\ntoken_file = \"token\"\n",
+            agent.fingerprint
+        ),
+    );
+    let out = nodeboot(&["push", "--inventory", &inventory]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("has mode 0640"), "{shown}");
+
+    // a 0600 file reached through a link
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = dir.path().join("token.link");
+    std::os::unix::fs::symlink(&token, &link).unwrap();
+    let out = push(link.to_str().unwrap());
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "token file {} is a symbolic link: refused",
+            link.display()
+        )),
+        "{shown}"
+    );
+    assert!(agent.seen.lock().unwrap().requests.is_empty());
+
+    // 0600 and the file itself: sent
+    let out = push(&token);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        agent.seen.lock().unwrap().authorization,
+        vec![Some("Bearer tok-5ecret".to_string())]
     );
 }

@@ -1,7 +1,7 @@
 //! `nodeboot push` and `nodeboot status` against real `nodeboot-agent serve` processes on
 //! loopback (temporary roots, no reboot): one node, a fleet of 24 from an inventory, a node
-//! that starts late, a node that rejects its file, a wrong fingerprint, trust on first use,
-//! and the JSON output.
+//! that starts late, a node that rejects its file, a wrong fingerprint, an unknown node
+//! refused, trust on first use when asked for, and the JSON output.
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failure is a test failure
 
@@ -12,6 +12,14 @@ use std::process::{Command, Stdio};
 use common::{Agent, binary, free_port, nodeboot};
 use nodeboot_tests::fixtures::{config_xml, write};
 use nodeboot_tests::run::shown;
+
+/// Writes a file of mode 0600 (a token file must be).
+fn private(dir: &std::path::Path, name: &str, content: &str) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = write(dir, name, content);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
 
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", shown(out)))
@@ -85,7 +93,7 @@ fn push_an_inventory_of_24_nodes_one_rejecting_its_file() {
     const REJECTING: usize = 7;
     let dir = tempfile::tempdir().unwrap();
     // Node 0 only takes uploads that carry its bootstrap token.
-    let token = write(dir.path(), "n00.token", "fleet-t0ken-secret\n");
+    let token = private(dir.path(), "n00.token", "fleet-t0ken-secret\n");
     let mut agents = vec![Agent::start_with(&["--token-file", &token], true)];
     agents.extend((1..N).map(|_| Agent::start()));
     let mut inventory = String::new();
@@ -181,6 +189,7 @@ fn a_node_that_starts_late_is_retried_and_trusted_on_first_use() {
             "--timeout",
             "60",
             "--json",
+            "--trust-first-use",
             "--known-nodes",
         ])
         .arg(&known)
@@ -240,7 +249,39 @@ fn first_use_records_the_certificate_then_refuses_a_different_one() {
     let known_s = known.to_str().unwrap().to_string();
     let first = Agent::start();
     let addr = first.addr;
+    // Unknown: refused, nothing recorded, the fingerprint and the fix shown.
     let out = nodeboot(&["status", &addr.to_string(), "--known-nodes", &known_s]);
+    let text = shown(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "REFUSED: unknown node: it presents certificate {}",
+            first.fingerprint()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("--trust-first-use"), "{text}");
+    assert!(!known.exists());
+    let file = write(dir.path(), "c.xml", &config_xml(50));
+    let before = first.files();
+    let out = nodeboot(&["push", &addr.to_string(), &file, "--known-nodes", &known_s]);
+    assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
+    assert!(shown(&out).contains("nothing was sent"), "{}", shown(&out));
+    assert_eq!(
+        first.files(),
+        before,
+        "nothing may change under the node's root"
+    );
+    assert!(!first.log().contains("POST"), "{}", first.log());
+
+    // Trusted on first use when told: recorded.
+    let out = nodeboot(&[
+        "status",
+        &addr.to_string(),
+        "--known-nodes",
+        &known_s,
+        "--trust-first-use",
+    ]);
     let text = shown(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("first contact"), "{text}");
@@ -251,8 +292,7 @@ fn first_use_records_the_certificate_then_refuses_a_different_one() {
         "{recorded}"
     );
 
-    // Same node again: trusted silently.
-    let file = write(dir.path(), "c.xml", &config_xml(50));
+    // Same node again: known, trusted without the flag.
     let out = nodeboot(&["push", &addr.to_string(), &file, "--known-nodes", &known_s]);
     assert!(out.status.success(), "{}", shown(&out));
     assert!(!shown(&out).contains("first contact"), "{}", shown(&out));
@@ -293,8 +333,8 @@ fn a_node_whose_apply_fails_is_reported_with_its_reason() {
 #[test]
 fn a_wrong_token_is_refused_by_the_node_without_retrying() {
     let dir = tempfile::tempdir().unwrap();
-    let good = write(dir.path(), "good.token", "right-token\n");
-    let bad = write(dir.path(), "bad.token", "wrong-token\n");
+    let good = private(dir.path(), "good.token", "right-token\n");
+    let bad = private(dir.path(), "bad.token", "wrong-token\n");
     let agent = Agent::start_with(&["--token-file", &good], true);
     let file = write(dir.path(), "c.xml", &config_xml(61));
     let node = agent.addr.to_string();

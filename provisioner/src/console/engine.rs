@@ -3,8 +3,11 @@
 //! Event-driven on tokio, no fixed sleeps: each step waits for its prompt (a regular expression
 //! matched against the end of the cleaned output) until the step's deadline; a secret is sent
 //! once the console has been quiet for the profile's settle time after its prompt. Output is
-//! cleaned by [`Cleaner`], kernel log lines are cut out before matching, and every piece of
-//! text that leaves this module (transcript, errors) goes through a [`Masker`].
+//! cleaned by [`Cleaner`] (escape sequences, C0/C1 controls and bidi overrides removed, line
+//! breaks made `\n`), so what reaches the transcript and the operator's terminal is inert
+//! text; system lines (kernel, systemd) are cut out before matching, and a prompt split by
+//! them is matched too; every piece of text that leaves this module (transcript, errors)
+//! goes through a [`Masker`].
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -13,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant as TokioInstant;
 
 use super::profile::{Profile, Step};
-use super::text::{Cleaner, Masker, strip_kernel_lines};
+use super::text::{Cleaner, Masker, join_around_system_lines, strip_kernel_lines};
 
 /// The matching window: only the end of the output since the last send is searched.
 const WINDOW: usize = 16 * 1024;
@@ -184,18 +187,19 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         Ok(())
     }
 
-    /// The cleaned window with kernel lines cut out.
+    /// The cleaned window with system lines cut out, the lines around them kept apart.
     fn view(&self) -> Vec<u8> {
         strip_kernel_lines(&self.window).into_owned()
     }
 
     fn find(&self, candidates: &[(usize, &Step)], reject: &[regex::bytes::Regex]) -> Option<Found> {
-        let view = self.view();
         for (i, step) in candidates {
-            if step.expect.iter().any(|re| re.is_match(&view)) {
+            if prompt_at_end(&self.window, &step.expect) {
                 return Some(Found::Step(*i));
             }
         }
+        // Refusals are whole lines, so they are looked for with the lines kept apart.
+        let view = self.view();
         let mut first: Option<usize> = None;
         for re in reject {
             // only complete lines count: a refusal message ends with a newline
@@ -238,6 +242,19 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// Whether one of `expect` (patterns anchored at the end) matches the cleaned `window`, with
+/// system lines (kernel, systemd) cut out: either keeping the lines around them apart, or —
+/// for a prompt the kernel split by printing on lines of its own (`[sudo] password for ad`
+/// CRLF `[ 42.1] …` CRLF `min: `) — joining them back.
+fn prompt_at_end(window: &[u8], expect: &[regex::bytes::Regex]) -> bool {
+    let view = strip_kernel_lines(window);
+    if expect.iter().any(|re| re.is_match(&view)) {
+        return true;
+    }
+    let joined = join_around_system_lines(window);
+    expect.iter().any(|re| re.is_match(&joined))
 }
 
 fn strip_trailing_blank(text: &[u8]) -> &[u8] {
@@ -414,4 +431,87 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         i = matched + 1;
     }
     Ok(steps_run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pattern as a profile compiles it: anchored at the end, trailing blanks allowed.
+    fn at_end(p: &str) -> regex::bytes::Regex {
+        regex::bytes::Regex::new(&format!(r"(?:{p})[ \t\n]*\z")).unwrap()
+    }
+
+    fn matches(raw: &[u8], pattern: &str) -> bool {
+        let mut out = Vec::new();
+        // byte by byte: the cleaner keeps its state across reads
+        let mut cleaner = Cleaner::new();
+        for b in raw {
+            cleaner.feed(std::slice::from_ref(b), &mut out);
+        }
+        prompt_at_end(&out, &[at_end(pattern)])
+    }
+
+    const SUDO: &str = r"\[sudo\] password for [^:\n]*:";
+
+    #[test]
+    fn a_prompt_split_by_system_lines_matches_whatever_the_line_breaks() {
+        let kernel = [
+            "[   42.1] random: crng init done",
+            "[    5.123456] e1000: eth0 NIC Link is Up",
+            "[12345.678901] x",
+        ];
+        let systemd = [
+            "[  OK  ] Started \x1b[0;1;39msystemd-update-utmp.service\x1b[0m.",
+            "[FAILED] Failed to start foo.service.",
+            "[ TIME ] Timed out waiting for device.",
+            "[ ***  ] A start job is running for bar (3s / 1min 30s)",
+        ];
+        let breaks = ["\r\n", "\n", "\r", "\n\r", "\r\r\n", "\r\n\r\n", "\n\n"];
+        for line in kernel.iter().chain(&systemd) {
+            for br in breaks {
+                for after in breaks {
+                    let raw = format!("[sudo] password for ad{br}{line}{after}min: ");
+                    assert!(matches(raw.as_bytes(), SUDO), "{raw:?}");
+                }
+                // several system lines in a row
+                let raw = format!(
+                    "[sudo] password for ad{br}{line}{br}{}{br}{line}{br}min: ",
+                    kernel[0]
+                );
+                assert!(matches(raw.as_bytes(), SUDO), "{raw:?}");
+                // printed with no break before it, in the middle of the prompt
+                let raw = format!("[sudo] password for ad{line}{br}min: ");
+                assert!(matches(raw.as_bytes(), SUDO), "{raw:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn system_lines_do_not_make_false_prompts_or_hide_line_starts() {
+        // not finished: the prompt has not come yet
+        assert!(!matches(
+            b"[sudo] password for ad\r\n[   42.1] random: crng",
+            SUDO
+        ));
+        // a prompt that needs its own line start still finds it after a kernel line
+        let login = r"(?:^|\n)vmmgr01 login:";
+        assert!(matches(
+            b"reboot\r\n[   42.000001] reboot: Restarting system\r\nvmmgr01 login: ",
+            login
+        ));
+        assert!(matches(
+            b"x\r\n[  OK  ] Reached target getty.\r\n\r\nvmmgr01 login: ",
+            login
+        ));
+        // bracketed defaults are not system lines
+        assert!(matches(
+            b"Gateway [10.0.2.2]: ",
+            r"Gateway(?: \[[^\]\n]*\])?:"
+        ));
+        assert!(!matches(
+            b"password for ad\r\nsomething else\r\nmin: ",
+            SUDO
+        ));
+    }
 }

@@ -57,7 +57,8 @@ pub struct BootstrapArgs {
     /// Read the passwords from standard input
     #[arg(long)]
     pub secrets_stdin: bool,
-    /// Write what was exchanged to this file, every secret masked
+    /// Write what was exchanged to this file, every secret masked (created 0600; an
+    /// existing file must be 0600 or stricter)
     #[arg(long, value_name = "FILE")]
     pub transcript: Option<PathBuf>,
     /// Print the built-in profile and exit
@@ -148,15 +149,10 @@ fn describe(t: &Transport) -> String {
     }
 }
 
+/// The transcript: created 0600; an existing one must be a regular file of mode 0600 or
+/// stricter (it is refused untouched otherwise), not a link.
 fn create_private(path: &Path) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating the transcript {}", path.display()))?;
+    let f = crate::secret_file::create(path, "transcript")?;
     Ok(std::io::BufWriter::new(f))
 }
 
@@ -228,19 +224,7 @@ pub fn parse_secrets(text: &str, origin: &str) -> anyhow::Result<Passwords> {
 
 fn read_passwords(args: &BootstrapArgs) -> anyhow::Result<Passwords> {
     if let Some(path) = &args.secrets_file {
-        use std::os::unix::fs::MetadataExt;
-        let meta =
-            std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-        if meta.mode() & 0o077 != 0 {
-            bail!(
-                "{}: the secrets file is readable by others (mode {:o}) (help: chmod 600 {})",
-                path.display(),
-                meta.mode() & 0o777,
-                path.display()
-            );
-        }
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = crate::secret_file::read(path, "secrets file")?;
         return parse_secrets(&text, &path.display().to_string());
     }
     if args.secrets_stdin {

@@ -130,6 +130,13 @@ pub enum ClientError {
         /// What the node presented.
         seen: Fingerprint,
     },
+    /// The node is neither pinned nor known and first use was not allowed: the handshake
+    /// stopped at its certificate, nothing was sent.
+    #[error("certificate {seen} is neither pinned nor known")]
+    Unknown {
+        /// What the node presented.
+        seen: Fingerprint,
+    },
     /// The TLS handshake failed for another reason.
     #[error("TLS handshake failed: {0}")]
     Tls(std::io::Error),
@@ -153,7 +160,9 @@ impl ClientError {
                     | std::io::ErrorKind::ConnectionAborted
                     | std::io::ErrorKind::BrokenPipe
             ),
-            ClientError::Mismatch { .. } | ClientError::Request(_) => false,
+            ClientError::Mismatch { .. }
+            | ClientError::Unknown { .. }
+            | ClientError::Request(_) => false,
         }
     }
 }
@@ -206,10 +215,12 @@ async fn exchange_inner(
     let tls = match TlsConnector::from(config).connect(name, tcp).await {
         Ok(tls) => tls,
         Err(e) => {
-            if let (Policy::Pinned(expected), Some(seen)) = (policy, verifier.seen()) {
-                if verifier.mismatched() {
+            match (policy, verifier.seen()) {
+                (Policy::Pinned(expected), Some(seen)) if verifier.mismatched() => {
                     return Err(ClientError::Mismatch { expected, seen });
                 }
+                (Policy::Unknown, Some(seen)) => return Err(ClientError::Unknown { seen }),
+                _ => {}
             }
             return Err(ClientError::Tls(e));
         }

@@ -45,10 +45,11 @@ pub struct Target {
     pub token: Option<Secret<String>>,
 }
 
-/// Reads a bootstrap token file: its first line, trimmed; an empty file is an error.
+/// Reads a bootstrap token file: its first line, trimmed; an empty file is an error. The
+/// file must be a regular file of mode 0600 or stricter, not reached through a link
+/// ([`crate::secret_file::read`]).
 pub fn read_token(path: &Path) -> anyhow::Result<Secret<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading token file {}", path.display()))?;
+    let text = crate::secret_file::read(path, "token file")?;
     let token = text.lines().next().unwrap_or("").trim().to_string();
     if token.is_empty() {
         anyhow::bail!(
@@ -311,6 +312,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("t"), "s3cret-token\n").unwrap();
         let text = "[[node]]\nname = \"a\"\naddress = \"h\"\ntoken_file = \"t\"\n";
+        // group-readable: refused, naming the node's field and the fix
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |m| {
+            std::fs::set_permissions(dir.path().join("t"), std::fs::Permissions::from_mode(m))
+                .unwrap()
+        };
+        mode(0o640);
+        let err = format!(
+            "{:#}",
+            targets_from_toml(text, dir.path(), &[]).unwrap_err()
+        );
+        assert!(err.contains("node `a`, token_file: token file "), "{err}");
+        assert!(err.contains("has mode 0640"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        mode(0o600);
         let targets = targets_from_toml(text, dir.path(), &[]).unwrap();
         let token = targets[0].token.as_ref().unwrap();
         assert_eq!(token.expose(), "s3cret-token");

@@ -52,13 +52,19 @@ pub struct FleetArgs {
     /// shows it)
     #[arg(long, value_name = "SHA256:…", conflicts_with_all = ["inventory", "insecure"])]
     pub fingerprint: Option<String>,
-    /// Known-nodes file for trust on first use [default: ~/.config/nodeboot/known_nodes]
+    /// Known-nodes file: certificates trusted before
+    /// [default: ~/.config/nodeboot/known_nodes]
     #[arg(long, value_name = "FILE")]
     pub known_nodes: Option<PathBuf>,
-    /// Accept any certificate and record nothing (the connection is then not authenticated)
+    /// Trust a node that is neither pinned nor known on first contact, and record its
+    /// certificate in the known-nodes file (check it against the node's console)
     #[arg(long)]
+    pub trust_first_use: bool,
+    /// Accept any certificate and record nothing (the connection is then not authenticated)
+    #[arg(long, conflicts_with = "trust_first_use")]
     pub insecure: bool,
-    /// Bootstrap token file, sent as `Authorization: Bearer` (inventory: token_file)
+    /// Bootstrap token file (mode 0600 or stricter), sent as `Authorization: Bearer`
+    /// (inventory: token_file)
     #[arg(long, value_name = "FILE", conflicts_with = "inventory")]
     pub token_file: Option<PathBuf>,
     /// How many nodes to talk to at once
@@ -74,8 +80,8 @@ pub struct FleetArgs {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
-  nodeboot push 10.0.0.31 conf01.xml
   nodeboot push 10.0.0.31 conf01.xml --fingerprint SHA256:ab12… --wait
+  nodeboot push 10.0.0.31 conf01.xml --trust-first-use
   nodeboot push --inventory fleet.toml --only conf01,conf02 --parallel 64
   nodeboot push --inventory fleet.toml --dry-run")]
 pub struct PushArgs {
@@ -146,7 +152,7 @@ enum WaitAt {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
-  nodeboot status 10.0.0.31 10.0.0.32:8443
+  nodeboot status 10.0.0.31 10.0.0.32:8443 --trust-first-use
   nodeboot status --inventory fleet.toml --json")]
 pub struct StatusArgs {
     /// Nodes: host, host:port or [ipv6]:port (port 8443 by default)
@@ -215,10 +221,55 @@ fn targets(fleet: &FleetArgs, single: &[(String, Option<PathBuf>)]) -> anyhow::R
         .collect()
 }
 
+/// Where the operator pins a node's certificate, for the message that refuses an unknown one.
+#[derive(Debug, Clone)]
+enum PinHint {
+    /// `--fingerprint` on the command line.
+    Flag,
+    /// `fingerprint = "…"` in the node's `[[node]]` table of this TOML inventory.
+    Toml(PathBuf),
+    /// A third column in this folder inventory's addresses.csv.
+    Folder(PathBuf),
+}
+
+impl PinHint {
+    fn of(fleet: &FleetArgs) -> Self {
+        match &fleet.inventory {
+            Some(p) if p.is_dir() => PinHint::Folder(p.join(inventory::FOLDER_ADDRESSES)),
+            Some(p) => PinHint::Toml(p.clone()),
+            None => PinHint::Flag,
+        }
+    }
+
+    fn how(&self, target: &Target, seen: Fingerprint) -> String {
+        match self {
+            PinHint::Flag => format!("--fingerprint {seen}"),
+            PinHint::Toml(p) => format!(
+                "fingerprint = \"{seen}\" in node `{}` of {}",
+                target.name,
+                p.display()
+            ),
+            PinHint::Folder(p) => format!(
+                "`,{seen}` at the end of the line of `{}` in {}",
+                target.name,
+                p.display()
+            ),
+        }
+    }
+}
+
 /// The trust decisions of a run: the known-nodes file and what first use added to it.
 #[derive(Debug)]
 struct Trust {
     insecure: bool,
+    /// `--trust-first-use`: an unknown node is trusted and recorded.
+    first_use: bool,
+    /// Ask on the terminal about an unknown node (stdin and stderr are terminals, and
+    /// neither `--trust-first-use` nor `--insecure` decided already).
+    ask: bool,
+    /// One question at a time, however many nodes run at once.
+    asking: tokio::sync::Mutex<()>,
+    hint: PinHint,
     path: Option<PathBuf>,
     known: Mutex<KnownNodes>,
 }
@@ -240,11 +291,85 @@ impl Trust {
             Some(p) => KnownNodes::load(p)?,
             None => KnownNodes::default(),
         };
+        use std::io::IsTerminal as _;
+        let ask = !fleet.insecure
+            && !fleet.trust_first_use
+            && std::io::stdin().is_terminal()
+            && std::io::stderr().is_terminal();
         Ok(Trust {
             insecure: fleet.insecure,
+            first_use: fleet.trust_first_use,
+            ask,
+            asking: tokio::sync::Mutex::new(()),
+            hint: PinHint::of(fleet),
             path,
             known: Mutex::new(known),
         })
+    }
+
+    fn known_nodes_file(&self) -> String {
+        self.path
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the known-nodes file".into())
+    }
+
+    /// Why an unknown node was refused, the fingerprint it showed and how to pin it.
+    fn refusal(&self, target: &Target, seen: Fingerprint, declined: bool) -> String {
+        format!(
+            "REFUSED: unknown node: it presents certificate {seen}, which is neither pinned nor \
+             recorded in {}; nothing was sent{}. Compare it with the fingerprint on the node's \
+             console, then pin it ({}), or pass --trust-first-use to record it",
+            self.known_nodes_file(),
+            if declined {
+                " (not trusted at the prompt)"
+            } else {
+                ""
+            },
+            self.hint.how(target, seen)
+        )
+    }
+
+    /// On a terminal, asks whether to trust an unknown node's certificate; a yes records it
+    /// and returns the policy that pins it. One question at a time; the live display is
+    /// paused meanwhile.
+    async fn confirm(
+        &self,
+        display: &Display,
+        target: &Target,
+        seen: Fingerprint,
+    ) -> Option<Policy> {
+        if !self.ask {
+            return None;
+        }
+        let _one = self.asking.lock().await;
+        let question = format!(
+            "\n{} ({}) is not a known node. It presents the certificate\n  {seen}\n\
+             Compare it with the fingerprint on the node's console.\n\
+             Trust it and record it in {}? [y/N] ",
+            target.name,
+            target.endpoint,
+            self.known_nodes_file()
+        );
+        display.pause();
+        let answer = tokio::task::spawn_blocking(move || {
+            use std::io::{BufRead as _, Write as _};
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(question.as_bytes());
+            let _ = err.flush();
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map(|_| line)
+        })
+        .await;
+        display.resume();
+        let yes = matches!(answer, Ok(Ok(line)) if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"));
+        if !yes {
+            return None;
+        }
+        if let Some(notice) = self.record(target, seen) {
+            display.note(&notice);
+        }
+        Some(Policy::Pinned(seen))
     }
 
     /// The policy for a node, and where a pin came from.
@@ -258,7 +383,8 @@ impl Trust {
         let key = target.endpoint.to_string();
         match self.known.lock().ok().and_then(|k| k.get(&key)) {
             Some(fp) => (Policy::Pinned(fp), Some(PinSource::KnownNodes)),
-            None => (Policy::FirstUse, None),
+            None if self.first_use => (Policy::FirstUse, None),
+            None => (Policy::Unknown, None),
         }
     }
 
@@ -568,6 +694,9 @@ fn dry_run(job: &Job, trust: &Trust, pin_source: PinSource) -> NodeResult {
     let trust_note = match policy {
         Policy::Pinned(fp) => format!("pinned {fp}"),
         Policy::FirstUse => "first use: record the certificate".into(),
+        Policy::Unknown => "unknown certificate: refused unless pinned, --trust-first-use \
+                            or a yes at the terminal prompt"
+            .into(),
         Policy::Insecure => "insecure: any certificate".into(),
     };
     let mut r = NodeResult::new(
@@ -600,7 +729,7 @@ async fn push_node(run: &Run, job: Job) -> NodeResult {
     let deadline = started + run.timeout;
     let target = &job.target;
     let progress = run.display.node(&target.name);
-    let (policy, pin) = run.trust.policy(target, run.pin_source);
+    let (mut policy, mut pin) = run.trust.policy(target, run.pin_source);
     let mut result = NodeResult::new(
         &target.name,
         &target.endpoint.to_string(),
@@ -609,23 +738,31 @@ async fn push_node(run: &Run, job: Job) -> NodeResult {
     );
     result.digest = Some(job.digest.clone());
 
-    let reply = exchange_until(
-        &progress,
-        target,
-        policy,
-        deadline,
-        &mut result.attempts,
-        || Request {
-            method: Method::POST,
-            path: BOOTSTRAP_PATH,
-            token: target.token.as_ref(),
-            body: Some(job.body.clone()),
-        },
-    )
-    .await;
-    let reply = match reply {
-        Ok(reply) => reply,
-        Err(e) => return fail(run, &progress, result, started, &e, pin, target),
+    let reply = loop {
+        let reply = exchange_until(
+            &progress,
+            target,
+            policy,
+            deadline,
+            &mut result.attempts,
+            || Request {
+                method: Method::POST,
+                path: BOOTSTRAP_PATH,
+                token: target.token.as_ref(),
+                body: Some(job.body.clone()),
+            },
+        )
+        .await;
+        match reply {
+            Ok(reply) => break reply,
+            Err(ClientError::Unknown { seen }) if policy == Policy::Unknown => {
+                match run.trust.confirm(&run.display, target, seen).await {
+                    Some(pinned) => (policy, pin) = (pinned, Some(PinSource::KnownNodes)),
+                    None => return refuse_unknown(run, &progress, result, started, target, seen),
+                }
+            }
+            Err(e) => return fail(run, &progress, result, started, &e, pin, target),
+        }
     };
     result.fingerprint = reply.fingerprint.map(|f| f.to_string());
     if let (Policy::FirstUse, Some(fp)) = (policy, reply.fingerprint) {
@@ -636,11 +773,7 @@ async fn push_node(run: &Run, job: Job) -> NodeResult {
     let body = json_body(&reply.body);
     match reply.status {
         s if s.is_success() => {
-            if let Some(theirs) = body
-                .as_ref()
-                .and_then(|b| b.get("digest"))
-                .and_then(|d| d.as_str())
-            {
+            if let Some(theirs) = field(body.as_ref(), "digest") {
                 if theirs != job.digest {
                     result.error = Some(format!(
                         "the node accepted a file with digest {theirs}, not ours ({}): check the path to the node",
@@ -697,21 +830,15 @@ async fn push_node(run: &Run, job: Job) -> NodeResult {
             )
             .await;
             let state = status.ok().and_then(|r| json_body(&r.body));
-            let their_digest = state
-                .as_ref()
-                .and_then(|s| s.get("digest"))
-                .and_then(|d| d.as_str());
-            let their_state = state
-                .as_ref()
-                .and_then(|s| s.get("state"))
-                .and_then(|d| d.as_str());
-            result.state = their_state.map(str::to_string);
-            if their_digest == Some(job.digest.as_str()) {
+            let their_digest = field(state.as_ref(), "digest");
+            let their_state = field(state.as_ref(), "state");
+            result.state = their_state.clone();
+            if their_digest.as_deref() == Some(job.digest.as_str()) {
                 result.result = Outcome::Unchanged;
             } else {
                 result.error = Some(format!(
                     "the node refused (409 {}): {}",
-                    their_state.unwrap_or("busy"),
+                    their_state.as_deref().unwrap_or("busy"),
                     message_of(body.as_ref(), &reply.body).unwrap_or_else(|| {
                         "it is busy or already configured with another file".into()
                     })
@@ -841,15 +968,10 @@ async fn follow(
         match client::exchange(place, policy, request, left.min(Duration::from_secs(5))).await {
             Ok(reply) if reply.status.is_success() => {
                 let body = json_body(&reply.body);
-                let state = body
-                    .as_ref()
-                    .and_then(|b| b.get("state"))
-                    .and_then(|s| s.as_str())
-                    .unwrap_or("unknown");
-                let theirs = body
-                    .as_ref()
-                    .and_then(|b| b.get("digest"))
-                    .and_then(|s| s.as_str());
+                let state = field(body.as_ref(), "state").unwrap_or_else(|| "unknown".into());
+                let state = state.as_str();
+                let theirs = field(body.as_ref(), "digest");
+                let theirs = theirs.as_deref();
                 result.state = Some(state.to_string());
                 if is_configured(state) && theirs == Some(digest) {
                     result.result = Outcome::Applied;
@@ -857,10 +979,7 @@ async fn follow(
                 }
                 if is_configured(state) || state == "failed" {
                     result.result = Outcome::Failed;
-                    let why = body
-                        .as_ref()
-                        .and_then(|b| b.get("error"))
-                        .and_then(|e| e.as_str());
+                    let why = field(body.as_ref(), "error");
                     result.error = Some(match (theirs, why) {
                         (_, Some(why)) => format!("the node reports {state}: {why}"),
                         (Some(d), None) if d != digest => {
@@ -912,6 +1031,21 @@ fn done(progress: &NodeProgress, mut result: NodeResult, started: Instant) -> No
     result
 }
 
+/// The result for a node that is neither pinned nor known, and was not trusted.
+fn refuse_unknown(
+    run: &Run,
+    progress: &NodeProgress,
+    mut result: NodeResult,
+    started: Instant,
+    target: &Target,
+    seen: Fingerprint,
+) -> NodeResult {
+    result.result = Outcome::Untrusted;
+    result.fingerprint = Some(seen.to_string());
+    result.error = Some(run.trust.refusal(target, seen, run.trust.ask));
+    done(progress, result, started)
+}
+
 /// The result for a node whose exchange failed for good.
 fn fail(
     run: &Run,
@@ -954,6 +1088,11 @@ fn fail(
                 "REFUSED: the node presents certificate {seen}, but {expected} is {origin}; nothing was sent ({fix})"
             ));
         }
+        ClientError::Unknown { seen } => {
+            result.result = Outcome::Untrusted;
+            result.fingerprint = Some(seen.to_string());
+            result.error = Some(run.trust.refusal(target, *seen, false));
+        }
         ClientError::Connect(_) | ClientError::Timeout(_) => {
             result.result = Outcome::Unreachable;
             result.error = Some(format!(
@@ -972,17 +1111,23 @@ fn json_body(body: &[u8]) -> Option<serde_json::Value> {
         .filter(|v| v.is_object())
 }
 
+/// A string field of a node's JSON reply, as text that is safe to show: a node's words
+/// reach the operator's terminal, so control characters (ESC, BEL, C1) and bidi overrides
+/// are removed and the text is kept on one line.
+fn field(json: Option<&serde_json::Value>, key: &str) -> Option<String> {
+    json.and_then(|j| j.get(key))
+        .and_then(|v| v.as_str())
+        .map(nodeboot_config::text::printable_line)
+}
+
 /// A short text to show from a reply: its JSON `message`/`error`, or its text.
 fn message_of(json: Option<&serde_json::Value>, raw: &[u8]) -> Option<String> {
-    if let Some(j) = json {
-        for key in ["message", "error", "detail"] {
-            if let Some(m) = j.get(key).and_then(|m| m.as_str()) {
-                return Some(m.to_string());
-            }
-        }
-        return None;
+    if json.is_some() {
+        return ["message", "error", "detail"]
+            .into_iter()
+            .find_map(|key| field(json, key));
     }
-    let text = String::from_utf8_lossy(raw);
+    let text = nodeboot_config::text::printable_line(&nodeboot_config::text::printable_lossy(raw));
     let text = text.trim();
     (!text.is_empty()).then(|| text.chars().take(300).collect())
 }
@@ -1013,10 +1158,10 @@ fn errors_of(json: Option<&serde_json::Value>, raw: &[u8]) -> Vec<FileError> {
                         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
                 })
             };
-            let text = |k: &str| e.get(k).and_then(|v| v.as_str()).map(str::to_string);
+            let text = |k: &str| field(Some(e), k);
             let mut message = text("message")
-                .or_else(|| e.as_str().map(str::to_string))
-                .unwrap_or_else(|| e.to_string());
+                .or_else(|| e.as_str().map(nodeboot_config::text::printable_line))
+                .unwrap_or_else(|| nodeboot_config::text::printable_line(&e.to_string()));
             if text("severity").as_deref() == Some("warning") {
                 message = format!("warning: {message}");
             }
@@ -1076,7 +1221,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 async fn status_node(run: &Run, target: Target) -> NodeResult {
     let started = Instant::now();
     let progress = run.display.node(&target.name);
-    let (policy, pin) = run.trust.policy(&target, run.pin_source);
+    let (mut policy, mut pin) = run.trust.policy(&target, run.pin_source);
     let mut result = NodeResult::new(
         &target.name,
         &target.endpoint.to_string(),
@@ -1084,16 +1229,24 @@ async fn status_node(run: &Run, target: Target) -> NodeResult {
         Duration::ZERO,
     );
     progress.step("asking");
-    let request = Request {
-        method: Method::GET,
-        path: STATUS_PATH,
-        token: target.token.as_ref(),
-        body: None,
-    };
-    result.attempts = 1;
-    let reply = match client::exchange(&target.endpoint, policy, request, run.timeout).await {
-        Ok(r) => r,
-        Err(e) => return fail(run, &progress, result, started, &e, pin, &target),
+    let reply = loop {
+        let request = Request {
+            method: Method::GET,
+            path: STATUS_PATH,
+            token: target.token.as_ref(),
+            body: None,
+        };
+        result.attempts += 1;
+        match client::exchange(&target.endpoint, policy, request, run.timeout).await {
+            Ok(r) => break r,
+            Err(ClientError::Unknown { seen }) if policy == Policy::Unknown => {
+                match run.trust.confirm(&run.display, &target, seen).await {
+                    Some(pinned) => (policy, pin) = (pinned, Some(PinSource::KnownNodes)),
+                    None => return refuse_unknown(run, &progress, result, started, &target, seen),
+                }
+            }
+            Err(e) => return fail(run, &progress, result, started, &e, pin, &target),
+        }
     };
     result.fingerprint = reply.fingerprint.map(|f| f.to_string());
     if let (Policy::FirstUse, Some(fp)) = (policy, reply.fingerprint) {
@@ -1115,7 +1268,7 @@ async fn status_node(run: &Run, target: Target) -> NodeResult {
             Some("status answered, but not with a JSON object (is this a nodeboot agent?)".into());
         return done(&progress, result, started);
     };
-    let text = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let text = |k: &str| field(Some(&body), k);
     result.result = Outcome::Answered;
     result.state = text("state");
     result.digest = text("digest");

@@ -97,6 +97,21 @@ impl Display {
         }
     }
 
+    /// Hides the live display while the operator answers a question on the terminal.
+    pub fn pause(&self) {
+        if let Some((multi, _)) = &self.bars {
+            let _ = multi.clear();
+            multi.set_draw_target(ProgressDrawTarget::hidden());
+        }
+    }
+
+    /// Shows the live display again after [`Display::pause`].
+    pub fn resume(&self) {
+        if let Some((multi, _)) = &self.bars {
+            multi.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        }
+    }
+
     /// Removes the live display before the summary is printed.
     pub fn finish(&self) {
         if let Some((multi, overall)) = &self.bars {

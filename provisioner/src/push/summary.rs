@@ -1,10 +1,14 @@
 //! The end of a run: each node's result, as a table for people or JSON for machines.
 //!
 //! Pure: results in, text out. Nothing here sees a configuration's content or a token.
+//! The table is for a terminal: every cell and error line goes through
+//! `nodeboot_config::text::printable_line` (no control characters, no bidi overrides, one
+//! line), whatever the caller cleaned before; JSON escapes what it carries.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use nodeboot_config::text::{is_unsafe_char, printable_line};
 use serde::Serialize;
 
 /// How one node ended.
@@ -207,6 +211,16 @@ pub fn render_table(results: &[NodeResult], elapsed: Duration, status_columns: b
             ]
         });
     }
+    for row in &mut rows {
+        for cell in row.iter_mut() {
+            if cell
+                .chars()
+                .any(|c| c == '\n' || c == '\t' || is_unsafe_char(c))
+            {
+                *cell = printable_line(cell);
+            }
+        }
+    }
     let mut widths = [0usize; 5];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -230,12 +244,12 @@ pub fn render_table(results: &[NodeResult], elapsed: Duration, status_columns: b
         let _ = writeln!(
             out,
             "\n{} ({}): {} error(s):",
-            r.node,
-            r.address,
+            printable_line(&r.node),
+            printable_line(&r.address),
             r.errors.len()
         );
         for e in &r.errors {
-            let _ = writeln!(out, "  {e}");
+            let _ = writeln!(out, "  {}", printable_line(&e.to_string()));
         }
     }
     let failed = results.iter().filter(|r| !r.result.is_ok()).count();
@@ -306,6 +320,23 @@ mod tests {
              7:5: /node-config/hostname: `-x` is not a valid hostname\n\
              \n\
              2 node(s) in 1.50s: 1 applied, 1 rejected — 1 FAILED\n"
+        );
+    }
+
+    #[test]
+    fn table_cells_and_error_lines_carry_no_control_or_bidi_character() {
+        let mut r = sample();
+        r[1].error = Some("bad\u{1b}[2J\u{7}\u{9b}31m\u{202e}txt.exe\u{2066}\nnext".into());
+        r[1].errors[0].message = "x\u{1b}]0;title\u{7}\u{85}y\r\nz".into();
+        let table = render_table(&r, Duration::from_millis(1500), false);
+        assert!(
+            !table.chars().any(|c| c != '\n' && is_unsafe_char(c)),
+            "{table:?}"
+        );
+        assert!(table.contains("bad[2J31mtxt.exe next\n"), "{table}");
+        assert!(
+            table.contains("  7:5: /node-config/hostname: x]0;titley z\n"),
+            "{table}"
         );
     }
 

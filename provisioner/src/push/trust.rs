@@ -1,5 +1,7 @@
-//! Which node certificates we trust: pinned SHA-256 fingerprints, trust on first use with a
-//! known-nodes file (like SSH's `known_hosts`), or `--insecure` when asked for by name.
+//! Which node certificates we trust: pinned SHA-256 fingerprints (the command line, the
+//! inventory, or the known-nodes file, like SSH's `known_hosts`); a node that is none of these
+//! is refused unless the operator trusts it on first use (`--trust-first-use`, or a yes at the
+//! terminal prompt), or asks for `--insecure` by name.
 //!
 //! The fingerprint and known-nodes text handling is pure; [`KnownNodes::load`] and
 //! [`KnownNodes::save`] are the only file effects. [`PinningVerifier`] plugs the decision into
@@ -110,8 +112,13 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
 pub enum Policy {
     /// Only this certificate (from `--fingerprint`, the inventory or the known-nodes file).
     Pinned(Fingerprint),
-    /// Any certificate, recorded on success (trust on first use: the node is not yet known).
+    /// Any certificate, recorded on success (trust on first use: the node is not yet known,
+    /// and the operator passed `--trust-first-use`).
     FirstUse,
+    /// No certificate: the node is neither pinned nor known, and nobody said to trust it.
+    /// The handshake stops at the certificate (nothing is sent); the fingerprint seen is
+    /// remembered so the operator can be told how to pin it.
+    Unknown,
     /// Any certificate, recorded nowhere (`--insecure`).
     Insecure,
 }
@@ -177,6 +184,9 @@ impl ServerCertVerifier for PinningVerifier {
         }
         match self.policy {
             Policy::Pinned(want) if want != seen => Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            )),
+            Policy::Unknown => Err(rustls::Error::InvalidCertificate(
                 CertificateError::ApplicationVerificationFailure,
             )),
             _ => Ok(ServerCertVerified::assertion()),

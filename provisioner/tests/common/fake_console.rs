@@ -40,7 +40,20 @@ pub struct Script {
     pub echo_secrets: bool,
     /// Show nothing until Enter is pressed (an idle serial console).
     pub silent_until_enter: bool,
+    /// Print the sudo prompt split by a kernel line and a systemd line, each on lines of
+    /// their own with this line break around them (`[sudo] password for ad` BREAK
+    /// `[   42.1] random: crng init done` BREAK … `min: `).
+    pub split_sudo: Option<&'static str>,
+    /// Put terminal controls in the console's text: ESC sequences, BEL, 8-bit CSI (raw 0x9b
+    /// and UTF-8 `c2 9b`), bidi overrides — in the wizard's banner and in the refusal of
+    /// `reject_hostname`.
+    pub hostile: bool,
 }
+
+/// Terminal controls a hostile console prints: a title change, BEL, a screen clear as 8-bit
+/// CSI (raw and UTF-8), a right-to-left override and an isolate.
+pub const HOSTILE: &[u8] =
+    b"\x1b]0;pwned\x07\x07\x9b2J\xc2\x9b31mred\xe2\x80\xaeexe.txt\xe2\x81\xa6x\xc2\x85";
 
 impl Default for Script {
     fn default() -> Self {
@@ -55,6 +68,8 @@ impl Default for Script {
             drop_after_prompts: None,
             echo_secrets: false,
             silent_until_enter: false,
+            split_sudo: None,
+            hostile: false,
         }
     }
 }
@@ -103,12 +118,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
     }
 
     async fn out(&mut self, text: &str) -> Result<(), Stop> {
+        self.out_bytes(text.as_bytes()).await
+    }
+
+    async fn out_bytes(&mut self, text: &[u8]) -> Result<(), Stop> {
         self.pace(text.len()).await;
         self.typed.sent += text.len() as u64;
-        self.io
-            .write_all(text.as_bytes())
-            .await
-            .map_err(|_| Stop::Closed)?;
+        self.io.write_all(text).await.map_err(|_| Stop::Closed)?;
         self.io.flush().await.map_err(|_| Stop::Closed)
     }
 
@@ -265,21 +281,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
             // systemd asks the terminal for its size and background colour
             self.out("\x1b[6n\x1b]11;?\x1b\\").await?;
         }
-        self.prompt("[sudo] password for admin", ": ").await?;
+        match self.script.split_sudo {
+            Some(br) => {
+                self.prompts += 1;
+                self.out(&format!(
+                    "[sudo] password for ad{br}[   42.1] random: crng init done{br}\
+                     [  OK  ] Started \x1b[0;1;39msystemd-update-utmp.service\x1b[0m.{br}min: "
+                ))
+                .await?;
+            }
+            None => self.prompt("[sudo] password for admin", ": ").await?,
+        }
         if self.line(true).await? != pw {
             self.out("Sorry, try again.\r\n").await?;
             return Err(Stop::Hang);
         }
-        self.out("\r\nnodeboot installation wizard\r\n\r\n").await?;
+        self.out("\r\nnodeboot installation wizard").await?;
+        if self.script.hostile {
+            self.out_bytes(HOSTILE).await?;
+        }
+        self.out("\r\n\r\n").await?;
         self.ask("IP address", Some("10.0.2.15")).await?;
         self.ask("Network mask", Some("255.255.255.0")).await?;
         self.ask("Gateway", Some("10.0.2.2")).await?;
         let mut hostname = self.ask("Hostname", None).await?;
         if let Some(msg) = self.script.reject_hostname.take() {
-            self.out(&format!(
-                "Invalid: {msg}\r\n  use 1 to 63 letters, digits and hyphens\r\n"
-            ))
-            .await?;
+            self.out(&format!("Invalid: {msg}")).await?;
+            if self.script.hostile {
+                self.out_bytes(HOSTILE).await?;
+            }
+            self.out("\r\n  use 1 to 63 letters, digits and hyphens\r\n")
+                .await?;
             hostname = self.ask("Hostname", None).await?;
         }
         self.ask("Domain suffix", None).await?;

@@ -29,6 +29,9 @@ pub enum Behaviour {
     Reboot,
     /// 202, then the endpoint goes away for good (the node comes back elsewhere).
     Vanish,
+    /// 422 whose error texts, and a status whose state, carry ESC, BEL, C1 controls and
+    /// bidi overrides (a hostile node writing to the operator's terminal).
+    Hostile,
 }
 
 /// What the fake saw.
@@ -174,6 +177,11 @@ async fn handle(
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let mut s = seen.lock().unwrap();
     Ok(match line.as_str() {
+        "GET /api/v1/status" if behaviour == Behaviour::Hostile => reply(
+            StatusCode::OK,
+            serde_json::json!({"state": "unconfigured\u{1b}[1m\u{9b}2J", "digest": null,
+                "errors": [{"message": "last\u{7}\u{202e}fdp.exe\u{85}"}], "version": "fake\u{1b}]0;x\u{7}"}),
+        ),
         "GET /api/v1/status" => {
             let state = if s.applied.is_some() {
                 "configured"
@@ -197,6 +205,15 @@ async fn handle(
             }
             s.uploads.push(body.to_vec());
             s.authorization.push(auth);
+            if behaviour == Behaviour::Hostile {
+                return Ok(reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    serde_json::json!({"errors": [
+                        {"line": 4, "column": 3, "element": "/node-config/hostname\u{1b}[31m",
+                         "message": "bad\u{1b}]0;pwned\u{7}name\u{9b}2J\u{202e}\u{2066} txt.exe\r\n"}
+                    ]}),
+                ));
+            }
             if behaviour == Behaviour::Reject {
                 return Ok(reply(
                     StatusCode::UNPROCESSABLE_ENTITY,
