@@ -6,5 +6,6 @@
 
 pub mod apply;
 pub mod docs;
+pub mod rootfs;
 pub mod server;
 pub mod wizard;
