@@ -331,17 +331,8 @@ impl Root {
                 refusal(io::ErrorKind::InvalidInput, "is the root, not a file"),
             ));
         };
-        let dir = if dirs.is_empty() {
-            self.top()?
-        } else {
-            self.walk_or_resolve(dirs)?
-        };
-        Ok((dir, (*last).to_owned()))
-    }
-
-    fn walk_or_resolve(&self, dirs: &[&OsStr]) -> Result<Dir> {
         let rel: PathBuf = dirs.iter().collect();
-        self.dir(&rel)
+        Ok((self.dir(&rel)?, (*last).to_owned()))
     }
 
     /// The parent of `path` when it exists, `None` when a directory on the way is missing.
@@ -520,8 +511,8 @@ impl Dir {
     }
 
     /// Writes a small file by way of a fresh temporary name: remove a stale `tmp`, create it
-    /// new (mode 0600 and the owner first), write, set `mode`, fsync, rename over `name`.
-    /// Does not sync the directory (see [`Dir::sync`]).
+    /// new (mode 0600 and the owner first), write, set `mode`, fsync when `sync`, rename over
+    /// `name`. Does not sync the directory (see [`Dir::sync`]).
     pub fn write_replace(
         &self,
         name: &OsStr,
@@ -529,6 +520,7 @@ impl Dir {
         content: &[u8],
         mode: u32,
         owner: Option<(u32, u32)>,
+        sync: bool,
     ) -> Result<()> {
         self.unlink(tmp)?;
         let result = (|| {
@@ -537,7 +529,9 @@ impl Dir {
             f.write_all(content).map_err(io)?;
             nix::sys::stat::fchmod(&f, Mode::from_bits_truncate(mode))
                 .map_err(|e| RootError::errno(self.child(tmp), e))?;
-            f.sync_all().map_err(io)?;
+            if sync {
+                f.sync_all().map_err(io)?;
+            }
             self.rename(tmp, self, name)
         })();
         if result.is_err() {
