@@ -622,6 +622,25 @@ impl Dir {
     }
 }
 
+/// Reads the regular file at `path` under the root at `root` in one call (opens the root,
+/// resolves without links, checks the type): for the few reads outside an apply (the wizard's
+/// DHCP lease, resolv.conf, shadow, the node identity). `None` when absent.
+pub fn read_under(root: &Path, path: &Path) -> Result<Option<Vec<u8>>> {
+    Ok(Root::open(root)?.read(path)?.map(|f| f.content))
+}
+
+/// [`read_under`] as text (UTF-8, lossy), `None` when absent or refused (the refusal is
+/// logged): for reads that only offer defaults.
+pub fn read_text_or_none(root: &Path, path: &Path) -> Option<String> {
+    match read_under(root, path) {
+        Ok(found) => found.map(|b| String::from_utf8_lossy(&b).into_owned()),
+        Err(e) => {
+            tracing::warn!(error = %e, "not read");
+            None
+        }
+    }
+}
+
 /// A name as an `OsStr` (for the `*at` calls), from a string.
 pub fn name(s: &str) -> &OsStr {
     OsStr::from_bytes(s.as_bytes())

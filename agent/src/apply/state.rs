@@ -24,6 +24,17 @@ pub const ORIGINAL: &str = "/var/lib/nodeboot/original.json";
 pub const FAILED: &str = "/var/lib/nodeboot/failed.json";
 const FAILED_TMP: &str = "/var/lib/nodeboot/.failed.json.tmp";
 
+/// The node's own identity kept by the agent: the endpoint's TLS key, its certificate and the
+/// machine-id they were made for (`server::tls`). `reset` removes them so that every node
+/// made from a reset image makes its own key. `/etc/machine-id` and the SSH host keys are the
+/// operating system's identity: the image builder empties and removes them
+/// (`nodeboot-image build`); docs/image.md says why the agent leaves them alone.
+pub const PER_NODE_FILES: [&str; 3] = [
+    "/var/lib/nodeboot/tls/key.pem",
+    "/var/lib/nodeboot/tls/cert.pem",
+    "/var/lib/nodeboot/tls/machine-id",
+];
+
 /// What `configured.json` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyRecord {
@@ -268,7 +279,7 @@ pub fn add_records(
 
 /// The plan that returns a node to the image's generic state: every file back as the image had
 /// it (for `/etc/shadow` only the admin line, for `/etc/hosts` only nodeboot's lines), the
-/// agent's records removed. Also returns the directories to remove afterwards when empty.
+/// agent's records and the node's TLS identity ([`PER_NODE_FILES`]) removed. Also returns the directories to remove afterwards when empty.
 pub fn reset_plan(root: &Root) -> Result<(Plan, Vec<PathBuf>), ApplyError> {
     let mut plan = Plan {
         replaceable_links: render::REPLACEABLE_LINKS
@@ -334,7 +345,10 @@ pub fn reset_plan(root: &Root) -> Result<(Plan, Vec<PathBuf>), ApplyError> {
         }
         dirs = originals.created_dirs;
     }
-    for p in [RECORD, APPLIED_XML, ORIGINAL, FAILED] {
+    for p in [RECORD, APPLIED_XML, ORIGINAL, FAILED]
+        .into_iter()
+        .chain(PER_NODE_FILES)
+    {
         plan.remove(p);
     }
     Ok((plan, dirs))
