@@ -6,5 +6,6 @@
 
 pub mod apply;
 pub mod cmdline;
+pub mod rootfs;
 pub mod server;
 pub mod wizard;

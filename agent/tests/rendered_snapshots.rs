@@ -36,7 +36,11 @@ fn parse(xml_path: &str) -> nodeboot_config::NodeConfig {
 
 fn render_case(xml_path: &str) -> Plan {
     let root = image_root();
-    let inputs = state::read_inputs(root.path(), NOW).unwrap();
+    let inputs = state::read_inputs(
+        &nodeboot_agent::rootfs::Root::open(root.path()).unwrap(),
+        NOW,
+    )
+    .unwrap();
     render::render(&parse(xml_path), &inputs).unwrap()
 }
 

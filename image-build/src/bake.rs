@@ -152,6 +152,8 @@ pub fn run(args: BakeArgs) -> anyhow::Result<std::process::ExitCode> {
         std::fs::copy(&args.agent_deb, image.root.join("tmp").join(deb_name))?;
         image.chroot(["dpkg", "-i", &format!("/tmp/{deb_name}")])?;
         std::fs::remove_file(image.root.join("tmp").join(deb_name))?;
+        // An image that ran the agent before (booted once, or baked again) carries its key.
+        crate::build::remove_agent_state(&image.root)?;
         image.release()
     })?;
     steps.step("done with the working tree", || {

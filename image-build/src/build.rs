@@ -235,7 +235,7 @@ fn natural_key(s: &str) -> Vec<(u64, String)> {
 }
 
 /// Writes the node's files into the tree at `root` and removes what must not be baked in
-/// (machine-id, SSH host keys). Everything here is a file operation under `root`.
+/// (machine-id, SSH host keys, the agent's TLS key: see [`remove_agent_state`]). Everything here is a file operation under `root`.
 pub fn customize(root: &Path, root_uuid: &str) -> anyhow::Result<()> {
     let (kernel, initrd) = find_kernel(root)?;
     let write = |rel: &str, content: &str| -> anyhow::Result<()> {
@@ -274,6 +274,7 @@ pub fn customize(root: &Path, root_uuid: &str) -> anyhow::Result<()> {
     // Empty: systemd generates the machine-id at first boot.
     write("etc/machine-id", "")?;
     let _ = std::fs::remove_file(root.join("var/lib/dbus/machine-id"));
+    remove_agent_state(root)?;
     let ssh = root.join("etc/ssh");
     if ssh.is_dir() {
         for entry in std::fs::read_dir(&ssh)? {
@@ -284,6 +285,36 @@ pub fn customize(root: &Path, root_uuid: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The agent's per-node state inside an image: its TLS key, certificate and the machine-id they
+/// were made for (the agent's `server::tls` and `apply::state::PER_NODE_FILES` name the same
+/// files). A node makes its own at first start; an image must never carry one, or every node
+/// made from it would present the same certificate.
+pub const AGENT_TLS_DIR: &str = "var/lib/nodeboot/tls";
+
+/// Removes the agent's per-node state ([`AGENT_TLS_DIR`]) from the tree at `root`. Each
+/// directory on the way is checked not to be a symbolic link first (a vendor's image is not
+/// trusted to point `var/lib` somewhere else on the build machine): a link is an error that
+/// names it, and nothing is removed. Absent is fine.
+pub fn remove_agent_state(root: &Path) -> anyhow::Result<()> {
+    let mut path = root.to_path_buf();
+    for part in AGENT_TLS_DIR.split('/') {
+        path.push(part);
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            Ok(m) if m.file_type().is_symlink() => bail!(
+                "{}: is a symbolic link; the agent's per-node state cannot be removed safely \
+                 (make it a real directory in the image)",
+                path.display()
+            ),
+            Ok(m) if !m.is_dir() => bail!("{}: is not a directory", path.display()),
+            Ok(_) => {}
+        }
+    }
+    // remove_dir_all removes links inside without following them.
+    std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))
 }
 
 /// The apt sources of the machine that name bookworm (given to mmdebstrap as files, so no
@@ -566,6 +597,12 @@ mod tests {
                 "0123456789abcdef0123456789abcdef\n",
             ),
             ("etc/ssh/ssh_host_ed25519_key", "secret"),
+            ("var/lib/nodeboot/tls/key.pem", "secret"),
+            ("var/lib/nodeboot/tls/cert.pem", "public"),
+            (
+                "var/lib/nodeboot/tls/machine-id",
+                "0123456789abcdef0123456789abcdef\n",
+            ),
             ("etc/ssh/ssh_host_ed25519_key.pub", "public"),
             ("etc/ssh/sshd_config", "# kept\n"),
             ("etc/resolv.conf", "nameserver 10.255.255.53\n"),
@@ -583,6 +620,8 @@ mod tests {
         assert!(!root.join("var/lib/dbus/machine-id").exists());
         assert!(!root.join("etc/ssh/ssh_host_ed25519_key").exists());
         assert!(!root.join("etc/ssh/ssh_host_ed25519_key.pub").exists());
+        assert!(!root.join("var/lib/nodeboot/tls").exists());
+        assert!(root.join("var/lib/nodeboot").is_dir());
         assert_eq!(read("etc/ssh/sshd_config"), "# kept\n");
         assert_eq!(read("etc/hostname"), "nodeboot\n");
         assert!(!read("etc/resolv.conf").contains("nameserver"));
@@ -594,6 +633,30 @@ mod tests {
                 .contains("linux /boot/vmlinuz-6.1.0-10-amd64 root=UUID=11111111-")
         );
         assert!(read("etc/systemd/network/99-nodeboot-dhcp.network").contains("Name=eth0\n"));
+    }
+
+    #[test]
+    fn agent_state_behind_a_link_is_refused_and_nothing_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, outside) = (dir.path().join("root"), dir.path().join("outside"));
+        std::fs::create_dir_all(outside.join("nodeboot/tls")).unwrap();
+        std::fs::write(outside.join("nodeboot/tls/key.pem"), "host key").unwrap();
+        std::fs::create_dir_all(root.join("var")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("var/lib")).unwrap();
+        let e = remove_agent_state(&root).unwrap_err().to_string();
+        assert!(e.ends_with("var/lib: is a symbolic link; the agent's per-node state cannot be removed safely (make it a real directory in the image)"), "{e}");
+        assert!(outside.join("nodeboot/tls/key.pem").exists());
+        // A link inside the directory is removed, not followed.
+        std::fs::remove_file(root.join("var/lib")).unwrap();
+        std::fs::create_dir_all(root.join("var/lib/nodeboot/tls")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.join("nodeboot/tls"),
+            root.join("var/lib/nodeboot/tls/key.pem"),
+        )
+        .unwrap();
+        remove_agent_state(&root).unwrap();
+        assert!(!root.join("var/lib/nodeboot/tls").exists());
+        assert!(outside.join("nodeboot/tls/key.pem").exists());
     }
 
     #[test]

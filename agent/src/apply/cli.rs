@@ -10,10 +10,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use similar::TextDiff;
 
-use super::plan::{Action, Change, Mask, Plan, masked_text, under};
+use super::plan::{Action, Change, Mask, Plan, masked_text};
 use super::reboot::RebootArgs;
 pub use super::reboot::RebootMethod;
 use super::{NodeState, Outcome};
+use crate::rootfs::Root;
 
 /// Arguments of `nodeboot-agent apply`.
 #[derive(Debug, clap::Args)]
@@ -76,7 +77,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     };
     let mut out = std::io::stdout().lock();
     if args.dry_run {
-        if let Some(d) = super::transaction::pending(&args.root)? {
+        if let Some(d) = super::pending(&args.root)? {
             writeln!(
                 out,
                 "note: an interrupted apply of sha256 {d} is pending; it is finished or rolled back before the next apply"
@@ -196,7 +197,7 @@ pub fn render_plan(plan: &Plan, digest: &str, root: &Path) -> String {
                 f.content.len()
             ),
             // a removal of a file that is not there is no step worth showing
-            Change::Remove if std::fs::symlink_metadata(under(root, &e.path)).is_err() => Ok(()),
+            Change::Remove if !exists(root, &e.path) => Ok(()),
             Change::Remove => writeln!(s, "  remove  {}", e.path.display()),
             Change::Symlink(to) => {
                 writeln!(s, "  link    {} -> {}", e.path.display(), to.display())
@@ -211,12 +212,21 @@ pub fn render_plan(plan: &Plan, digest: &str, root: &Path) -> String {
     s
 }
 
-/// A unified diff of every planned file against the disk, secrets masked.
+/// Whether something is at `path` under `root` (a link is not followed).
+fn exists(root: &Path, path: &Path) -> bool {
+    Root::open(root).is_ok_and(|r| r.stat(path).is_ok_and(|st| st.is_some()))
+}
+
+/// A unified diff of every planned file against the disk, secrets masked. Files are read
+/// through [`crate::rootfs`]: a link or a FIFO at a target shows as absent, never followed.
 pub fn render_diff(root: &Path, plan: &Plan) -> String {
     let mut s = String::new();
+    let root = Root::open(root).ok();
     for e in &plan.entries {
-        let host = under(root, &e.path);
-        let current = std::fs::read(&host).ok();
+        let current = root
+            .as_ref()
+            .and_then(|r| r.read(&e.path).ok().flatten())
+            .map(|f| f.content);
         let path = e.path.display();
         match (&e.change, current) {
             (Change::Remove, None) => {}

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
+
+use crate::rootfs::Root;
 use nodeboot_config::NodeConfig;
 use serde::Serialize;
 
@@ -120,31 +122,34 @@ fn now_unix() -> u64 {
 }
 
 /// Holds the apply lock (an flock on the root directory itself, so no file is created).
-fn lock(root: &Path) -> Result<Flock<std::fs::File>, ApplyError> {
-    let dir = std::fs::File::open(root).map_err(|source| ApplyError::Io {
-        path: root.to_owned(),
+fn lock(root: &Root) -> Result<Flock<std::fs::File>, ApplyError> {
+    let io = |source| ApplyError::Io {
+        path: root.host().to_owned(),
         source,
-    })?;
+    };
+    let dir = std::fs::File::from(root.as_fd().try_clone_to_owned().map_err(io)?);
     Flock::lock(dir, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
         if errno == nix::errno::Errno::EWOULDBLOCK {
             ApplyError::Busy
         } else {
-            ApplyError::Io {
-                path: root.to_owned(),
-                source: errno.into(),
-            }
+            io(errno.into())
         }
     })
+}
+
+/// Opens the node's root (see [`crate::rootfs`]: nothing below it is reached through a link).
+fn open_root(root: &Path) -> Result<Root, ApplyError> {
+    Ok(Root::open(root)?)
 }
 
 /// Renders the full plan for a configuration (node files and the agent's records) without
 /// writing anything: what `apply --dry-run` shows.
 pub fn plan_config(root: &Path, xml: &[u8], config: &NodeConfig) -> Result<Plan, ApplyError> {
-    plan_at(root, xml, config, now_unix())
+    plan_at(&open_root(root)?, xml, config, now_unix())
 }
 
 fn plan_at(
-    root: &Path,
+    root: &Root,
     xml: &[u8],
     config: &NodeConfig,
     now_unix: u64,
@@ -181,6 +186,7 @@ pub fn apply_config_with(
     now_unix: u64,
     observer: &mut dyn FnMut(Step),
 ) -> Result<Outcome, ApplyError> {
+    let root = &open_root(root)?;
     let _lock = lock(root)?;
     recover_locked(root)?;
     let digest = nodeboot_config::digest(xml);
@@ -214,10 +220,15 @@ pub fn apply_config_with(
 
 /// The node's state.
 pub fn read_state(root: &Path) -> Result<NodeState, ApplyError> {
-    state::read_state(root)
+    state::read_state(&open_root(root)?)
 }
 
-fn recover_locked(root: &Path) -> Result<(), ApplyError> {
+/// The digest of an interrupted apply, if one is pending.
+pub fn pending(root: &Path) -> Result<Option<String>, ApplyError> {
+    transaction::pending(&open_root(root)?)
+}
+
+fn recover_locked(root: &Root) -> Result<(), ApplyError> {
     match transaction::recover(root)? {
         Some(transaction::Recovered::RolledForward(digest)) => {
             tracing::warn!(%digest, "completed an interrupted apply");
@@ -234,6 +245,7 @@ fn recover_locked(root: &Path) -> Result<(), ApplyError> {
 /// configuration. The agent calls it before anything else; a no-op when nothing was
 /// interrupted.
 pub fn recover(root: &Path) -> Result<(), ApplyError> {
+    let root = &open_root(root)?;
     let _lock = lock(root)?;
     recover_locked(root)
 }
@@ -246,6 +258,7 @@ pub fn reset(root: &Path) -> Result<(), ApplyError> {
 
 /// [`reset`] with an observer of the protocol's steps (crash tests).
 pub fn reset_with(root: &Path, observer: &mut dyn FnMut(Step)) -> Result<(), ApplyError> {
+    let root = &open_root(root)?;
     let _lock = lock(root)?;
     recover_locked(root)?;
     let (plan, dirs) = state::reset_plan(root)?;

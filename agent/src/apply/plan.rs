@@ -100,6 +100,10 @@ pub struct DirSpec {
     pub mode: u32,
     /// Owner of a new directory.
     pub owner: Owner,
+    /// When it exists, it must be a real directory owned by `owner`'s uid, or the apply is
+    /// refused: a user's own directories (`~admin`, `~admin/.ssh`), where that user could
+    /// have planted anything.
+    pub owned: bool,
 }
 
 /// Something to do besides files, shown in the printed plan.
@@ -119,6 +123,9 @@ pub struct Plan {
     pub entries: Vec<Entry>,
     /// Actions after the files are in place.
     pub actions: Vec<Action>,
+    /// Targets an image may hold as a symbolic link (`/etc/resolv.conf`): such a link is
+    /// replaced as a whole, never followed. A link at any other target is refused.
+    pub replaceable_links: Vec<PathBuf>,
 }
 
 impl Plan {
@@ -164,7 +171,8 @@ impl Plan {
     }
 }
 
-/// The host path of `path` (absolute inside the root) under `root`.
+/// The host path of `path` (absolute inside the root) under `root`: for messages only; files
+/// are opened through [`crate::rootfs`].
 pub fn under(root: &Path, path: &Path) -> PathBuf {
     root.join(path.strip_prefix("/").unwrap_or(path))
 }

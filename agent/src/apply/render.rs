@@ -7,6 +7,7 @@
 
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 
 use nodeboot_config::{Ipv4Interface, NodeConfig, RoleSettings, SshMode};
 use serde::Serialize;
@@ -23,6 +24,10 @@ pub const HOSTNAME: &str = "/etc/hostname";
 pub const HOSTS: &str = "/etc/hosts";
 /// Resolver configuration, written directly (no systemd-resolved on the image).
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+/// The targets an image may hold as a symbolic link (systemd-resolved's or resolvconf's
+/// `/etc/resolv.conf`): replaced whole, never followed, and put back by `reset`. A link at any
+/// other target is refused.
+pub const REPLACEABLE_LINKS: &[&str] = &[RESOLV_CONF];
 /// chrony's configuration (chrony is the time daemon, see docs/apply.md).
 pub const CHRONY_CONF: &str = "/etc/chrony/chrony.conf";
 /// Shadow passwords: only the `admin` line is edited.
@@ -104,7 +109,10 @@ pub struct Account {
 /// Renders every file a node's configuration turns into.
 pub fn render(config: &NodeConfig, inputs: &Inputs) -> Result<Plan, RenderError> {
     let admin = find_account(&inputs.passwd, ADMIN_USER)?;
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        replaceable_links: REPLACEABLE_LINKS.iter().map(PathBuf::from).collect(),
+        ..Plan::default()
+    };
 
     // Network.
     let (eth0, eth1) = render_networkd(config);
@@ -175,11 +183,13 @@ pub fn render(config: &NodeConfig, inputs: &Inputs) -> Result<Plan, RenderError>
         path: home.into(),
         mode: 0o700,
         owner: admin.owner,
+        owned: true,
     });
     plan.dirs.push(DirSpec {
         path: ssh_dir.clone().into(),
         mode: 0o700,
         owner: admin.owner,
+        owned: true,
     });
     plan.write(
         format!("{ssh_dir}/authorized_keys"),
@@ -217,6 +227,7 @@ pub fn render(config: &NodeConfig, inputs: &Inputs) -> Result<Plan, RenderError>
         path: "/etc/nodeboot/tls".into(),
         mode: 0o700,
         owner: Owner::ROOT,
+        owned: false,
     });
     let tls = match &config.role {
         RoleSettings::Transcoding(c) | RoleSettings::Proxying(c) => c.tls.as_ref(),

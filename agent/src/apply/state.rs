@@ -3,17 +3,15 @@
 //! last failure. Reading them gives a [`NodeState`]; the records a configuration adds are
 //! plan entries, so they change in the same transaction as the node's files.
 
-use std::fs;
-use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::{Change, Mask, Owner, Plan, under};
+use super::plan::{Change, Mask, Owner, Plan};
 use super::render::{self, HOSTS, SHADOW};
 use super::transaction::{self, STATE_DIR};
 use super::{ApplyError, NodeState};
+use crate::rootfs::{self, Root};
 
 /// The configuration file as applied (0600: it holds password hashes and maybe a key).
 pub const APPLIED_XML: &str = "/var/lib/nodeboot/applied.xml";
@@ -25,6 +23,17 @@ pub const ORIGINAL: &str = "/var/lib/nodeboot/original.json";
 /// The last failed attempt (digest and error), until an apply succeeds or a reset.
 pub const FAILED: &str = "/var/lib/nodeboot/failed.json";
 const FAILED_TMP: &str = "/var/lib/nodeboot/.failed.json.tmp";
+
+/// The node's own identity kept by the agent: the endpoint's TLS key, its certificate and the
+/// machine-id they were made for (`server::tls`). `reset` removes them so that every node
+/// made from a reset image makes its own key. `/etc/machine-id` and the SSH host keys are the
+/// operating system's identity: the image builder empties and removes them
+/// (`nodeboot-image build`); docs/image.md says why the agent leaves them alone.
+pub const PER_NODE_FILES: [&str; 3] = [
+    "/var/lib/nodeboot/tls/key.pem",
+    "/var/lib/nodeboot/tls/cert.pem",
+    "/var/lib/nodeboot/tls/machine-id",
+];
 
 /// What `configured.json` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,29 +117,23 @@ struct Originals {
     created_dirs: Vec<PathBuf>,
 }
 
-fn io_err(path: PathBuf) -> impl FnOnce(io::Error) -> ApplyError {
-    move |source| ApplyError::Io { path, source }
-}
-
 fn read_json<T: serde::de::DeserializeOwned>(
-    root: &Path,
+    root: &Root,
     path: &str,
 ) -> Result<Option<T>, ApplyError> {
-    let host = under(root, Path::new(path));
-    match fs::read(&host) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
+    match root.read(Path::new(path))? {
+        Some(f) => serde_json::from_slice(&f.content)
             .map(Some)
             .map_err(|e| ApplyError::Journal {
-                path: host,
+                path: root.host_path(Path::new(path)),
                 message: format!("unreadable record: {e}"),
             }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(host)(e)),
+        None => Ok(None),
     }
 }
 
 /// The node's state as its records say (no lock taken: a snapshot).
-pub fn read_state(root: &Path) -> Result<NodeState, ApplyError> {
+pub fn read_state(root: &Root) -> Result<NodeState, ApplyError> {
     if let Some(digest) = transaction::pending(root)? {
         return Ok(NodeState::Applying { digest });
     }
@@ -150,12 +153,12 @@ pub fn read_state(root: &Path) -> Result<NodeState, ApplyError> {
 }
 
 /// The apply record of a configured node.
-pub fn read_record(root: &Path) -> Result<Option<ApplyRecord>, ApplyError> {
+pub fn read_record(root: &Root) -> Result<Option<ApplyRecord>, ApplyError> {
     read_json(root, RECORD)
 }
 
 /// Notes a failed attempt, best effort (on a full disk there may be no room for it).
-pub fn record_failure(root: &Path, digest: &str, error: &str) {
+pub fn record_failure(root: &Root, digest: &str, error: &str) {
     let record = FailureRecord {
         digest: digest.to_owned(),
         error: error.to_owned(),
@@ -167,27 +170,20 @@ pub fn record_failure(root: &Path, digest: &str, error: &str) {
     }
 }
 
-fn read_existing(root: &Path, path: &str) -> Result<Option<render::ExistingFile>, ApplyError> {
-    let host = under(root, Path::new(path));
-    match fs::read(&host) {
-        Ok(content) => {
-            let m = fs::metadata(&host).map_err(io_err(host.clone()))?;
-            Ok(Some(render::ExistingFile {
-                content,
-                mode: m.permissions().mode() & 0o7777,
-                owner: Owner {
-                    uid: m.uid(),
-                    gid: m.gid(),
-                },
-            }))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(host)(e)),
-    }
+/// A file rendering edits, read without following a link and only when regular.
+fn read_existing(root: &Root, path: &str) -> Result<Option<render::ExistingFile>, ApplyError> {
+    Ok(root.read(Path::new(path))?.map(|f| render::ExistingFile {
+        content: f.content,
+        mode: f.mode,
+        owner: Owner {
+            uid: f.uid,
+            gid: f.gid,
+        },
+    }))
 }
 
 /// Reads what rendering needs from the root.
-pub fn read_inputs(root: &Path, now_unix: u64) -> Result<render::Inputs, ApplyError> {
+pub fn read_inputs(root: &Root, now_unix: u64) -> Result<render::Inputs, ApplyError> {
     let passwd = read_existing(root, render::PASSWD)?.ok_or_else(|| {
         ApplyError::Image(render::RenderError {
             path: render::PASSWD.into(),
@@ -208,30 +204,38 @@ pub fn read_inputs(root: &Path, now_unix: u64) -> Result<render::Inputs, ApplyEr
     })
 }
 
-fn capture(root: &Path, path: &Path) -> Result<OriginalFile, ApplyError> {
-    let host = under(root, path);
+/// The image's version of one target, read without following a link: a link is recorded as a
+/// link (its target is never opened), a regular file with its bytes; anything else is refused.
+fn capture(root: &Root, path: &Path) -> Result<OriginalFile, ApplyError> {
+    let Some((dir, name)) = root.parent_if_exists(path)? else {
+        return Ok(OriginalFile::Absent {
+            path: path.to_owned(),
+        });
+    };
     let path = path.to_owned();
-    match fs::symlink_metadata(&host) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(OriginalFile::Absent { path }),
-        Err(e) => Err(io_err(host)(e)),
-        Ok(m) if m.file_type().is_symlink() => Ok(OriginalFile::Symlink {
-            path,
-            target: fs::read_link(&host).map_err(io_err(host))?,
-        }),
-        Ok(m) => Ok(OriginalFile::File {
-            path,
-            content: FileBytes::new(fs::read(&host).map_err(io_err(host))?),
-            mode: m.mode() & 0o7777,
-            uid: m.uid(),
-            gid: m.gid(),
-        }),
+    match dir.stat(&name)? {
+        None => Ok(OriginalFile::Absent { path }),
+        Some(st) if rootfs::is_link(&st) => match dir.read_link(&name)? {
+            Some(target) => Ok(OriginalFile::Symlink { path, target }),
+            None => Ok(OriginalFile::Absent { path }),
+        },
+        Some(_) => match dir.read(&name)? {
+            Some(f) => Ok(OriginalFile::File {
+                path,
+                content: FileBytes::new(f.content),
+                mode: f.mode,
+                uid: f.uid,
+                gid: f.gid,
+            }),
+            None => Ok(OriginalFile::Absent { path }),
+        },
     }
 }
 
 /// Adds the agent's records to a node plan: the applied XML, the apply record, the image's
 /// originals (first apply only) and the removal of an old failure record.
 pub fn add_records(
-    root: &Path,
+    root: &Root,
     plan: &mut Plan,
     xml: &[u8],
     digest: &str,
@@ -246,12 +250,12 @@ pub fn add_records(
         for f in &files {
             originals.files.push(capture(root, f)?);
         }
-        originals.created_dirs = transaction::missing_dirs(root, plan, &files)
+        originals.created_dirs = transaction::missing_dirs(root, plan, &files)?
             .into_iter()
             .map(|d| d.path)
             .collect();
         let json = serde_json::to_vec_pretty(&originals).map_err(|e| ApplyError::Journal {
-            path: under(root, Path::new(ORIGINAL)),
+            path: root.host_path(Path::new(ORIGINAL)),
             message: e.to_string(),
         })?;
         plan.write(ORIGINAL, json, 0o600, Owner::ROOT, Mask::Whole);
@@ -264,7 +268,7 @@ pub fn add_records(
         files,
     };
     let mut json = serde_json::to_vec_pretty(&record).map_err(|e| ApplyError::Journal {
-        path: under(root, Path::new(RECORD)),
+        path: root.host_path(Path::new(RECORD)),
         message: e.to_string(),
     })?;
     json.push(b'\n');
@@ -275,9 +279,15 @@ pub fn add_records(
 
 /// The plan that returns a node to the image's generic state: every file back as the image had
 /// it (for `/etc/shadow` only the admin line, for `/etc/hosts` only nodeboot's lines), the
-/// agent's records removed. Also returns the directories to remove afterwards when empty.
-pub fn reset_plan(root: &Path) -> Result<(Plan, Vec<PathBuf>), ApplyError> {
-    let mut plan = Plan::default();
+/// agent's records and the node's TLS identity ([`PER_NODE_FILES`]) removed. Also returns the directories to remove afterwards when empty.
+pub fn reset_plan(root: &Root) -> Result<(Plan, Vec<PathBuf>), ApplyError> {
+    let mut plan = Plan {
+        replaceable_links: render::REPLACEABLE_LINKS
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
+        ..Plan::default()
+    };
     let originals = read_json::<Originals>(root, ORIGINAL)?;
     let mut dirs = Vec::new();
     if let Some(originals) = originals {
@@ -335,22 +345,27 @@ pub fn reset_plan(root: &Path) -> Result<(Plan, Vec<PathBuf>), ApplyError> {
         }
         dirs = originals.created_dirs;
     }
-    for p in [RECORD, APPLIED_XML, ORIGINAL, FAILED] {
+    for p in [RECORD, APPLIED_XML, ORIGINAL, FAILED]
+        .into_iter()
+        .chain(PER_NODE_FILES)
+    {
         plan.remove(p);
     }
     Ok((plan, dirs))
 }
 
 /// Removes directories the first apply created, deepest first, when they are empty.
-pub fn remove_created_dirs(root: &Path, dirs: &[PathBuf]) {
+pub fn remove_created_dirs(root: &Root, dirs: &[PathBuf]) {
     let mut dirs = dirs.to_vec();
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
     for d in dirs {
-        let _ = fs::remove_dir(under(root, &d));
+        if let Ok(Some((dir, name))) = root.parent_if_exists(&d) {
+            let _ = dir.rmdir(&name);
+        }
     }
 }
 
-/// The state directory inside `root`.
+/// The state directory inside `root` (its host path).
 pub fn state_dir(root: &Path) -> PathBuf {
-    under(root, Path::new(STATE_DIR))
+    super::plan::under(root, Path::new(STATE_DIR))
 }

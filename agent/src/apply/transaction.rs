@@ -19,18 +19,30 @@
 //! missing or different (power lost inside the barrier, before any rename) → roll back. All
 //! are idempotent, so a crash during recovery is recovered by the next start.
 //!
+//! Every path goes through [`crate::rootfs`]: no link under the root is followed. Before the
+//! prepare journal is written, [`check`] refuses (and nothing is written) a link or anything
+//! but a regular file at a target (except the targets the plan lists as replaceable links,
+//! which are replaced whole), anything at all at a staged or backup name, a directory on the
+//! way that is a link or not a directory, and a user's directory (`~admin`, `.ssh`) that is a
+//! link or not owned by that user. Staged files are created `O_EXCL | O_NOFOLLOW` and given
+//! their owner before their content; a backup is put back only when it is still the inode the
+//! target had (recorded in the journal), so nothing planted at a backup name is ever renamed
+//! over a target.
+//!
 //! This module knows nothing of configurations; it moves bytes.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsString;
 use std::io::{self, Write as _};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::sys::stat::Mode;
 
 use serde::{Deserialize, Serialize};
 
 use super::ApplyError;
-use super::plan::{Change, DirSpec, Owner, Plan, under};
+use super::plan::{Change, DirSpec, Owner, Plan};
+use crate::rootfs::{self, Dir, Root, RootError};
 
 /// The agent's state directory inside the root. The Debian package ships it; apply creates it
 /// when missing and never removes it.
@@ -84,6 +96,10 @@ struct JournalEntry {
     backup: PathBuf,
     /// Whether the target existed before.
     old_exists: bool,
+    /// The target's inode number before the apply: a backup is put back only when it is still
+    /// that inode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    old_ino: Option<u64>,
     /// What the staged file must be, so that recovery can tell a complete commit from one cut
     /// short inside its barrier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,23 +138,22 @@ fn expected_for(change: &Change) -> Option<Expected> {
     }
 }
 
-/// Whether the file at `host` is what the journal expects.
-fn matches(host: &Path, expect: &Expected) -> bool {
+/// Whether the file `name` in `dir` is what the journal expects (read without following a
+/// link, and only when it is a regular file).
+fn matches(dir: &Dir, name: &std::ffi::OsStr, expect: &Expected) -> bool {
     match expect {
-        Expected::Link { target } => fs::read_link(host).is_ok_and(|l| &l == target),
+        Expected::Link { target } => dir.read_link(name).ok().flatten().as_ref() == Some(target),
         Expected::File {
             sha256,
             mode,
             uid,
             gid,
-        } => match fs::symlink_metadata(host) {
-            Ok(m)
-                if m.is_file()
-                    && m.mode() & 0o7777 == *mode
-                    && m.uid() == *uid
-                    && m.gid() == *gid =>
-            {
-                fs::read(host).is_ok_and(|c| &sha256_hex(&c) == sha256)
+        } => match dir.read(name) {
+            Ok(Some(f)) => {
+                f.mode == *mode
+                    && f.uid == *uid
+                    && f.gid == *gid
+                    && &sha256_hex(&f.content) == sha256
             }
             _ => false,
         },
@@ -147,15 +162,18 @@ fn matches(host: &Path, expect: &Expected) -> bool {
 
 /// True when every write of a commit journal is durable: its staged file (or, once renamed,
 /// its target) is exactly what the journal expects.
-fn commit_is_complete(root: &Path, journal: &Journal) -> bool {
+fn commit_is_complete(root: &Root, journal: &Journal) -> bool {
     journal.entries.iter().all(|j| match &j.expect {
         None => true,
         Some(e) => {
-            let staged = under(root, &j.staged);
-            if exists(&staged) {
-                matches(&staged, e)
-            } else {
-                matches(&under(root, &j.path), e)
+            let Ok((dir, target)) = root.parent(&j.path) else {
+                return false;
+            };
+            let staged = file_name(&j.staged);
+            match dir.stat(&staged) {
+                Ok(Some(_)) => matches(&dir, &staged, e),
+                Ok(None) => matches(&dir, &target, e),
+                Err(_) => false,
             }
         }
     })
@@ -171,13 +189,6 @@ struct Journal {
     created_dirs: Vec<PathBuf>,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ApplyError + '_ {
-    move |source| ApplyError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let name = path
         .file_name()
@@ -186,131 +197,109 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(format!(".{name}.nodeboot-{suffix}"))
 }
 
+fn file_name(path: &Path) -> OsString {
+    path.file_name().map(ToOwned::to_owned).unwrap_or_default()
+}
+
 fn parent(path: &Path) -> PathBuf {
     path.parent()
         .map_or_else(|| PathBuf::from("/"), Path::to_owned)
-}
-
-fn exists(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok()
-}
-
-fn same_inode(a: &Path, b: &Path) -> bool {
-    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-fn sync_dir(host: &Path) -> Result<(), ApplyError> {
-    File::open(host)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(host))
 }
 
 /// Makes everything written so far under these directories durable: one syncfs(2) per file
 /// system they live on (usually one), instead of an fsync per file and per directory. On ext4
 /// each fsync is a journal commit (2–4 ms on this project's disks); one commit for the whole
 /// batch is what keeps an apply under its 25 ms budget. The agent's state directory is always
-/// included.
-fn barrier(root: &Path, dirs: &BTreeSet<PathBuf>) -> Result<(), ApplyError> {
+/// included. A directory that is missing (or refused) has nothing of ours to sync.
+fn barrier(root: &Root, dirs: &BTreeSet<PathBuf>) -> Result<(), ApplyError> {
     let mut seen = BTreeSet::new();
     let state = PathBuf::from(STATE_DIR);
     for d in dirs.iter().chain(std::iter::once(&state)) {
-        let host = under(root, d);
-        let Ok(m) = fs::metadata(&host) else {
+        let Ok(dir) = root.dir(d) else {
             continue;
         };
-        if seen.insert(m.dev()) {
-            let dir = File::open(&host).map_err(io_err(&host))?;
-            nix::unistd::syncfs(&dir).map_err(|e| io_err(&host)(e.into()))?;
+        if seen.insert(dir.fstat()?.st_dev) {
+            dir.syncfs()?;
         }
     }
     Ok(())
 }
 
-fn remove_if_exists(host: &Path) -> Result<(), ApplyError> {
-    match fs::remove_file(host) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(host)(e)),
-        _ => Ok(()),
+/// Whether the target already has exactly this content, mode and owner.
+fn is_same(
+    root: &Root,
+    path: &Path,
+    content: &[u8],
+    mode: u32,
+    owner: Owner,
+) -> Result<bool, ApplyError> {
+    match root.stat(path)? {
+        Some(st) if rootfs::is_regular(&st) => {}
+        _ => return Ok(false),
     }
-}
-
-/// Whether the file at `host` already has exactly this content, mode and owner.
-fn is_same(host: &Path, content: &[u8], mode: u32, owner: Owner) -> bool {
-    match fs::symlink_metadata(host) {
-        Ok(m)
-            if m.is_file()
-                && m.mode() & 0o7777 == mode
-                && m.uid() == owner.uid
-                && m.gid() == owner.gid
-                && m.len() == content.len() as u64 =>
-        {
-            fs::read(host).is_ok_and(|c| c == content)
+    Ok(match root.read(path)? {
+        Some(f) => {
+            f.mode == mode && f.uid == owner.uid && f.gid == owner.gid && f.content == content
         }
-        _ => false,
-    }
+        None => false,
+    })
 }
 
-/// Writes a small file atomically and durably (temp, fsync, rename, fsync dir).
+/// Writes a small file of the agent's atomically and durably (temp, fsync, rename, fsync dir).
 pub(crate) fn write_atomic(
-    root: &Path,
+    root: &Root,
     path: &str,
     tmp: &str,
     content: &[u8],
 ) -> Result<(), ApplyError> {
-    let (host, host_tmp) = (under(root, Path::new(path)), under(root, Path::new(tmp)));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&host_tmp)?;
-        f.write_all(content)?;
-        f.sync_all()?;
-        fs::rename(&host_tmp, &host)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&host_tmp);
-        return Err(io_err(&host)(e));
-    }
-    sync_dir(&parent(&host))
+    let (dir, name) = root.parent(Path::new(path))?;
+    dir.write_replace(
+        &name,
+        &file_name(Path::new(tmp)),
+        content,
+        0o600,
+        None,
+        true,
+    )?;
+    dir.sync()?;
+    Ok(())
 }
 
 /// Replaces the journal atomically (temp + rename). Not synced here: the caller's next
 /// [`barrier`] makes it durable together with what it describes.
-fn write_journal(root: &Path, journal: &Journal) -> Result<(), ApplyError> {
-    let host = under(root, Path::new(JOURNAL));
+fn write_journal(root: &Root, journal: &Journal) -> Result<(), ApplyError> {
+    let host = root.host_path(Path::new(JOURNAL));
     let json = serde_json::to_vec_pretty(journal).map_err(|e| ApplyError::Journal {
-        path: host.clone(),
+        path: host,
         message: e.to_string(),
     })?;
-    let tmp = under(root, Path::new(JOURNAL_TMP));
-    let result = fs::write(&tmp, json).and_then(|()| fs::rename(&tmp, &host));
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(&host)(e));
-    }
+    let (dir, name) = root.parent(Path::new(JOURNAL))?;
+    dir.write_replace(
+        &name,
+        &file_name(Path::new(JOURNAL_TMP)),
+        &json,
+        0o600,
+        None,
+        false,
+    )?;
     Ok(())
 }
 
-fn read_journal(root: &Path) -> Result<Option<Journal>, ApplyError> {
-    let host = under(root, Path::new(JOURNAL));
-    match fs::read(&host) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
+fn read_journal(root: &Root) -> Result<Option<Journal>, ApplyError> {
+    let host = root.host_path(Path::new(JOURNAL));
+    match root.read(Path::new(JOURNAL))? {
+        Some(f) => serde_json::from_slice(&f.content)
             .map(Some)
             .map_err(|e| ApplyError::Journal {
                 path: host,
                 message: format!("{e}; move it away to start over (the backups it names are kept next to each file)"),
             }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(&host)(e)),
+        None => Ok(None),
     }
 }
 
 /// The digest of the apply in progress, if one was interrupted.
-pub fn pending(root: &Path) -> Result<Option<String>, ApplyError> {
+pub fn pending(root: &Root) -> Result<Option<String>, ApplyError> {
     Ok(read_journal(root)?.map(|j| j.digest))
 }
 
@@ -322,17 +311,31 @@ fn touched_dirs(journal: &Journal) -> BTreeSet<PathBuf> {
 }
 
 /// Missing directories the plan needs (parents of the targets and the plan's own `dirs`, with
-/// their missing ancestors), parents first, with their mode and owner.
-pub(crate) fn missing_dirs(root: &Path, plan: &Plan, targets: &[PathBuf]) -> Vec<DirSpec> {
+/// their missing ancestors), parents first, with their mode and owner. A directory on the way
+/// that is a link or not a directory is an error.
+pub(crate) fn missing_dirs(
+    root: &Root,
+    plan: &Plan,
+    targets: &[PathBuf],
+) -> Result<Vec<DirSpec>, ApplyError> {
     let needed = targets
         .iter()
         .map(|t| parent(t))
         .chain(plan.dirs.iter().map(|d| d.path.clone()));
     let mut wanted: Vec<PathBuf> = Vec::new();
+    let mut present: BTreeSet<PathBuf> = BTreeSet::new();
     for dir in needed {
         for a in dir.ancestors() {
-            if a == Path::new("/") || under(root, a).is_dir() {
+            if a == Path::new("/") || present.contains(a) {
                 break;
+            }
+            match root.dir(a) {
+                Ok(_) => {
+                    present.insert(a.to_owned());
+                    break;
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
             }
             if !wanted.iter().any(|w| w == a) {
                 wanted.push(a.to_owned());
@@ -340,7 +343,7 @@ pub(crate) fn missing_dirs(root: &Path, plan: &Plan, targets: &[PathBuf]) -> Vec
         }
     }
     wanted.sort_by_key(|p| p.components().count());
-    wanted
+    Ok(wanted
         .into_iter()
         .map(|path| {
             plan.dirs
@@ -351,38 +354,98 @@ pub(crate) fn missing_dirs(root: &Path, plan: &Plan, targets: &[PathBuf]) -> Vec
                     path,
                     mode: 0o755,
                     owner: Owner::ROOT,
+                    owned: false,
                 })
         })
-        .collect()
+        .collect())
 }
 
-fn set_owner(file: &File, host: &Path, owner: Owner) -> Result<(), ApplyError> {
-    let m = file.metadata().map_err(io_err(host))?;
-    if m.uid() != owner.uid || m.gid() != owner.gid {
-        std::os::unix::fs::fchown(file, Some(owner.uid), Some(owner.gid)).map_err(io_err(host))?;
+fn refused(root: &Root, path: &Path, text: String) -> ApplyError {
+    ApplyError::Io {
+        path: root.host_path(path),
+        source: io::Error::new(io::ErrorKind::InvalidInput, text),
+    }
+}
+
+/// Refuses, before anything is written, what the apply must not touch: see the module's
+/// documentation. Directories that do not exist yet are fine (they are created).
+fn check(root: &Root, plan: &Plan) -> Result<(), ApplyError> {
+    for d in plan.dirs.iter().filter(|d| d.owned) {
+        match root.dir(&d.path) {
+            Ok(dir) => {
+                let st = dir.fstat()?;
+                if st.st_uid != d.owner.uid {
+                    return Err(refused(
+                        root,
+                        &d.path,
+                        format!(
+                            "is owned by uid {}, but the files written into it belong to uid {} \
+                             (from the root's /etc/passwd); nodeboot writes a user's files only \
+                             into directories that user owns (chown -R {}:{} it, or remove it)",
+                            st.st_uid, d.owner.uid, d.owner.uid, d.owner.gid
+                        ),
+                    ));
+                }
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for e in &plan.entries {
+        let Some((dir, name)) = root.parent_if_exists(&e.path)? else {
+            continue;
+        };
+        if let Some(st) = dir.stat(&name)? {
+            let link_ok = rootfs::is_link(&st) && plan.replaceable_links.contains(&e.path);
+            if !rootfs::is_regular(&st) && !link_ok {
+                // Reading it gives the precise refusal (link, FIFO, directory, device...).
+                if let Err(err) = dir.open_regular(&name) {
+                    return Err(err.into());
+                }
+                return Err(refused(root, &e.path, "is not a regular file".into()));
+            }
+        }
+        for extra in [sibling(&e.path, "new"), sibling(&e.path, "old")] {
+            let n = file_name(&extra);
+            if dir.stat(&n)?.is_some() {
+                return Err(refused(
+                    root,
+                    &extra,
+                    "already exists; nodeboot stages and backs up files under this name \
+                     itself and will not open or replace what it did not create (remove it)"
+                        .into(),
+                ));
+            }
+        }
     }
     Ok(())
+}
+
+fn owner_of(o: Owner) -> Option<(u32, u32)> {
+    Some((o.uid, o.gid))
 }
 
 /// Carries out `plan` under `root`; returns the paths (inside the root) that changed. Entries
 /// whose target already has the wanted content, mode and owner are left alone. On an error the
 /// root is rolled back to its old content before returning.
 pub fn execute(
-    root: &Path,
+    root: &Root,
     plan: &Plan,
     digest: &str,
     observer: &mut dyn FnMut(Step),
 ) -> Result<Vec<PathBuf>, ApplyError> {
-    let state_dir = under(root, Path::new(STATE_DIR));
-    fs::create_dir_all(&state_dir).map_err(io_err(&state_dir))?;
+    root.create_dir_all(Path::new(STATE_DIR), 0o755)?;
+    check(root, plan)?;
 
     let mut work = Vec::new();
     for entry in &plan.entries {
-        let host = under(root, &entry.path);
         let keep = match &entry.change {
-            Change::Remove => !exists(&host),
-            Change::Write(f) => is_same(&host, &f.content, f.mode, f.owner),
-            Change::Symlink(to) => fs::read_link(&host).is_ok_and(|l| &l == to),
+            Change::Remove => root.stat(&entry.path)?.is_none(),
+            Change::Write(f) => is_same(root, &entry.path, &f.content, f.mode, f.owner)?,
+            Change::Symlink(to) => match root.parent_if_exists(&entry.path)? {
+                Some((dir, name)) => dir.read_link(&name)?.as_ref() == Some(to),
+                None => false,
+            },
         };
         if !keep {
             work.push(entry);
@@ -392,21 +455,24 @@ pub fn execute(
         return Ok(Vec::new());
     }
     let targets: Vec<PathBuf> = work.iter().map(|e| e.path.clone()).collect();
-    let dirs = missing_dirs(root, plan, &targets);
+    let dirs = missing_dirs(root, plan, &targets)?;
+    let mut entries = Vec::with_capacity(work.len());
+    for e in &work {
+        let old = root.stat(&e.path)?;
+        entries.push(JournalEntry {
+            path: e.path.clone(),
+            write: !matches!(e.change, Change::Remove),
+            staged: sibling(&e.path, "new"),
+            backup: sibling(&e.path, "old"),
+            old_exists: old.is_some(),
+            old_ino: old.map(|st| st.st_ino),
+            expect: expected_for(&e.change),
+        });
+    }
     let mut journal = Journal {
         digest: digest.to_owned(),
         phase: Phase::Prepare,
-        entries: work
-            .iter()
-            .map(|e| JournalEntry {
-                path: e.path.clone(),
-                write: !matches!(e.change, Change::Remove),
-                staged: sibling(&e.path, "new"),
-                backup: sibling(&e.path, "old"),
-                old_exists: exists(&under(root, &e.path)),
-                expect: expected_for(&e.change),
-            })
-            .collect(),
+        entries,
         created_dirs: dirs.iter().map(|d| d.path.clone()).collect(),
     };
     write_journal(root, &journal)?;
@@ -415,44 +481,40 @@ pub fn execute(
 
     let prepared = (|| -> Result<(), ApplyError> {
         for d in &dirs {
-            let host = under(root, &d.path);
-            fs::create_dir(&host).map_err(io_err(&host))?;
-            fs::set_permissions(&host, fs::Permissions::from_mode(d.mode))
-                .map_err(io_err(&host))?;
-            let m = fs::metadata(&host).map_err(io_err(&host))?;
-            if m.uid() != d.owner.uid || m.gid() != d.owner.gid {
-                std::os::unix::fs::chown(&host, Some(d.owner.uid), Some(d.owner.gid))
-                    .map_err(io_err(&host))?;
-            }
+            let (parent_dir, name) = root.parent(&d.path)?;
+            parent_dir.mkdir(&name, d.mode, owner_of(d.owner))?;
             observer(Step::DirCreated);
         }
         for (i, (entry, j)) in work.iter().zip(&journal.entries).enumerate() {
-            if let Change::Symlink(to) = &entry.change {
-                let host = under(root, &j.staged);
-                remove_if_exists(&host)?;
-                std::os::unix::fs::symlink(to, &host).map_err(io_err(&host))?;
-                observer(Step::Staged(i));
-            }
-            if let Change::Write(f) = &entry.change {
-                let host = under(root, &j.staged);
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&host)
-                    .map_err(io_err(&host))?;
-                file.write_all(&f.content).map_err(io_err(&host))?;
-                set_owner(&file, &host, f.owner)?;
-                file.set_permissions(fs::Permissions::from_mode(f.mode))
-                    .map_err(io_err(&host))?;
-                observer(Step::Staged(i));
+            let (dir, _) = root.parent(&j.path)?;
+            let staged = file_name(&j.staged);
+            match &entry.change {
+                Change::Symlink(to) => {
+                    dir.symlink(to, &staged)?;
+                    observer(Step::Staged(i));
+                }
+                Change::Write(f) => {
+                    let mut file = dir.create_new(&staged, owner_of(f.owner))?;
+                    let host = dir.host_of(&staged);
+                    file.write_all(&f.content)
+                        .map_err(|source| ApplyError::Io {
+                            path: host.clone(),
+                            source,
+                        })?;
+                    nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(f.mode)).map_err(
+                        |e| ApplyError::Io {
+                            path: host,
+                            source: e.into(),
+                        },
+                    )?;
+                    observer(Step::Staged(i));
+                }
+                Change::Remove => {}
             }
         }
         for j in journal.entries.iter().filter(|j| j.old_exists) {
-            let (target, backup) = (under(root, &j.path), under(root, &j.backup));
-            remove_if_exists(&backup)?;
-            fs::hard_link(&target, &backup).map_err(io_err(&backup))?;
+            let (dir, target) = root.parent(&j.path)?;
+            dir.link(&target, &file_name(&j.backup))?;
         }
         observer(Step::BackedUp);
         journal.phase = Phase::Commit;
@@ -471,12 +533,11 @@ pub fn execute(
 
     let replaced = (|| -> Result<(), ApplyError> {
         for (i, j) in journal.entries.iter().enumerate() {
-            let target = under(root, &j.path);
+            let (dir, target) = root.parent(&j.path)?;
             if j.write {
-                let staged = under(root, &j.staged);
-                fs::rename(&staged, &target).map_err(io_err(&target))?;
+                dir.rename(&file_name(&j.staged), &dir, &target)?;
             } else {
-                remove_if_exists(&target)?;
+                dir.unlink(&target)?;
             }
             observer(Step::Replaced(i));
         }
@@ -507,57 +568,71 @@ pub fn execute(
 /// a power cut loses these removals, the next start finds the commit journal and rolls forward
 /// again, which only removes them once more.
 fn finish(
-    root: &Path,
+    root: &Root,
     journal: &Journal,
     observer: &mut dyn FnMut(Step),
 ) -> Result<(), ApplyError> {
     for j in &journal.entries {
-        remove_if_exists(&under(root, &j.backup))?;
+        if let Some((dir, _)) = root.parent_if_exists(&j.path)? {
+            dir.unlink(&file_name(&j.backup))?;
+        }
     }
     observer(Step::BackupsRemoved);
-    remove_if_exists(&under(root, Path::new(JOURNAL)))?;
+    root.remove_file(Path::new(JOURNAL))?;
     observer(Step::Done);
     Ok(())
 }
 
 /// Puts the old configuration back from the journal's backups.
-fn roll_back(root: &Path, journal: &Journal) -> Result<(), ApplyError> {
+fn roll_back(root: &Root, journal: &Journal) -> Result<(), ApplyError> {
     for j in &journal.entries {
-        let (target, backup) = (under(root, &j.path), under(root, &j.backup));
-        if exists(&backup) {
-            if same_inode(&backup, &target) {
-                // Not replaced yet. rename(2) between two links of one inode does nothing and
-                // would leave the backup behind.
-                remove_if_exists(&backup)?;
-            } else {
-                fs::rename(&backup, &target).map_err(io_err(&target))?;
+        // A directory on the way that is missing was never created: nothing of ours is there.
+        let Some((dir, target)) = root.parent_if_exists(&j.path)? else {
+            continue;
+        };
+        let backup = file_name(&j.backup);
+        match dir.stat(&backup)? {
+            Some(b) if j.old_ino.is_none_or(|ino| ino == b.st_ino) => {
+                if dir.stat(&target)?.is_some_and(|t| t.st_ino == b.st_ino) {
+                    // Not replaced yet. rename(2) between two links of one inode does nothing
+                    // and would leave the backup behind.
+                    dir.unlink(&backup)?;
+                } else {
+                    dir.rename(&backup, &dir, &target)?;
+                }
             }
-        } else if !j.old_exists {
-            remove_if_exists(&target)?;
+            Some(_) => {
+                // Not the inode the target had: not ours. Never renamed over a target.
+                tracing::warn!(path = %dir.host_of(&backup).display(), "left alone: not the backup this apply made");
+            }
+            None if !j.old_exists => dir.unlink(&target)?,
+            None => {}
         }
         if j.write {
-            remove_if_exists(&under(root, &j.staged))?;
+            dir.unlink(&file_name(&j.staged))?;
         }
     }
     for d in journal.created_dirs.iter().rev() {
-        let _ = fs::remove_dir(under(root, d));
+        if let Ok(Some((dir, name))) = root.parent_if_exists(d) {
+            let _ = dir.rmdir(&name);
+        }
     }
     barrier(root, &touched_dirs(journal))?;
-    remove_if_exists(&under(root, Path::new(JOURNAL)))?;
+    root.remove_file(Path::new(JOURNAL))?;
     barrier(root, &BTreeSet::new())
 }
 
 /// Completes an interrupted commit.
-fn roll_forward(root: &Path, journal: &Journal) -> Result<(), ApplyError> {
+fn roll_forward(root: &Root, journal: &Journal) -> Result<(), ApplyError> {
     for j in &journal.entries {
-        let target = under(root, &j.path);
+        let (dir, target) = root.parent(&j.path)?;
         if j.write {
-            let staged = under(root, &j.staged);
-            if exists(&staged) {
-                fs::rename(&staged, &target).map_err(io_err(&target))?;
+            let staged = file_name(&j.staged);
+            if dir.stat(&staged)?.is_some() {
+                dir.rename(&staged, &dir, &target)?;
             }
         } else {
-            remove_if_exists(&target)?;
+            dir.unlink(&target)?;
         }
     }
     barrier(root, &touched_dirs(journal))?;
@@ -565,8 +640,8 @@ fn roll_forward(root: &Path, journal: &Journal) -> Result<(), ApplyError> {
 }
 
 /// Finishes or rolls back an interrupted apply; returns what happened, for the log.
-pub fn recover(root: &Path) -> Result<Option<Recovered>, ApplyError> {
-    remove_if_exists(&under(root, Path::new(JOURNAL_TMP)))?;
+pub fn recover(root: &Root) -> Result<Option<Recovered>, ApplyError> {
+    root.remove_file(Path::new(JOURNAL_TMP))?;
     let Some(journal) = read_journal(root)? else {
         return Ok(None);
     };
@@ -591,4 +666,13 @@ pub enum Recovered {
     RolledForward(String),
     /// The interrupted apply of this digest was undone.
     RolledBack(String),
+}
+
+impl From<RootError> for ApplyError {
+    fn from(e: RootError) -> Self {
+        ApplyError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }

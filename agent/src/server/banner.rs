@@ -5,14 +5,16 @@
 //! Rendering is pure ([`render_banner`], [`urls`]); [`write_banner`] puts the text where getty
 //! reads it (`<root>/run/issue.d/nodeboot.issue`).
 
-use std::fs;
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+
+use crate::rootfs::{Root, RootError, name};
 
 /// Where the banner is written, relative to the root. agetty shows every `*.issue` file of
 /// `/run/issue.d/` (and `/etc/issue.d/`) before the login prompt.
 pub const BANNER_PATH: &str = "run/issue.d/nodeboot.issue";
+const BANNER_DIR: &str = "run/issue.d";
+const BANNER_FILE: &str = "nodeboot.issue";
 
 /// Every address of the node's interfaces (up or not), IPv6 link-local ones left out (a URL
 /// cannot carry their zone portably). Sorted: IPv4 first, loopback last.
@@ -100,17 +102,22 @@ pub fn render_banner(urls: &[String], fingerprint: &str, configured: bool) -> St
     s
 }
 
-/// Writes the banner to `<root>/run/issue.d/nodeboot.issue` (temporary file, rename). No fsync:
-/// `/run` is a tmpfs, rewritten at every start.
-pub fn write_banner(root: &Path, text: &str) -> std::io::Result<PathBuf> {
-    let path = root.join(BANNER_PATH);
-    let dir = path.parent().unwrap_or(root);
-    fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("issue.tmp");
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    fs::rename(&tmp, &path)?;
-    Ok(path)
+/// Writes the banner to `<root>/run/issue.d/nodeboot.issue` (a new temporary file, rename),
+/// mode 0644, through [`crate::rootfs`]: a link at `run`, `run/issue.d` or either name is
+/// refused, never followed. No fsync: `/run` is a tmpfs, rewritten at every start.
+pub fn write_banner(root: &Path, text: &str) -> Result<PathBuf, RootError> {
+    let root = Root::open(root)?;
+    let (dir, file) = (Path::new(BANNER_DIR), name(BANNER_FILE));
+    let dir = root.create_dir_all(dir, 0o755)?;
+    dir.write_replace(
+        file,
+        name(".nodeboot.issue.tmp"),
+        text.as_bytes(),
+        0o644,
+        None,
+        false,
+    )?;
+    Ok(dir.host_of(file))
 }
 
 #[cfg(test)]
@@ -180,7 +187,32 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let path = write_banner(root.path(), "hello\n").unwrap();
         assert_eq!(path, root.path().join("run/issue.d/nodeboot.issue"));
-        assert_eq!(fs::read_to_string(path).unwrap(), "hello\n");
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "hello\n");
+    }
+
+    #[test]
+    fn a_link_on_the_banner_path_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        for link in ["run", "run/issue.d"] {
+            let root = tempfile::tempdir().unwrap();
+            let at = root.path().join(link);
+            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(outside.path(), &at).unwrap();
+            let e = write_banner(root.path(), "hello\n")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("{link}: is a symbolic link")), "{e}");
+        }
+        // A link at the banner's own name (or its temporary name) is replaced, not followed.
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("run/issue.d");
+        std::fs::create_dir_all(&dir).unwrap();
+        for n in ["nodeboot.issue", ".nodeboot.issue.tmp"] {
+            std::os::unix::fs::symlink(outside.path().join(n), dir.join(n)).unwrap();
+        }
+        let path = write_banner(root.path(), "hello\n").unwrap();
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -2,12 +2,15 @@
 //! P-256 certificate, or load an image builder's own; compute its SHA-256 fingerprint; build
 //! the rustls server configuration (TLS 1.2 and 1.3, ring).
 //!
+//! One key per node: the key kept under the root is reused only while the node's machine-id
+//! (`<root>/etc/machine-id`) is the one recorded beside it when it was made; a copied disk
+//! whose machine-id changed makes a new key, and `nodeboot-agent reset` removes all three
+//! files. Every file is reached through [`crate::rootfs`] (no link followed).
+//!
 //! It does not serve anything: `server::http` uses the configuration built here.
 
 use std::fs;
-use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,12 +18,22 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 
+use crate::rootfs::{Root, RootError, name};
+
 /// Where the generated key pair is kept, relative to the root.
 pub const TLS_DIR: &str = "var/lib/nodeboot/tls";
 /// File name of the generated certificate (PEM) in [`TLS_DIR`].
 pub const CERT_FILE: &str = "cert.pem";
 /// File name of the generated private key (PKCS#8 PEM, mode 0600) in [`TLS_DIR`].
 pub const KEY_FILE: &str = "key.pem";
+/// The machine-id the key was made for, beside it in [`TLS_DIR`] (absent when the node had
+/// none).
+pub const MACHINE_ID_FILE: &str = "machine-id";
+/// The node's machine-id, relative to the root.
+pub const MACHINE_ID: &str = "etc/machine-id";
+/// Every file of [`TLS_DIR`] that is per-node state (what `reset` and the image builder
+/// remove).
+pub const PER_NODE_FILES: [&str; 3] = [KEY_FILE, CERT_FILE, MACHINE_ID_FILE];
 
 /// What went wrong while making or loading the TLS identity. Never carries key material.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +69,9 @@ pub enum TlsError {
 pub enum Origin {
     /// Generated at this start and saved under [`TLS_DIR`].
     Generated,
+    /// Generated at this start because the node's machine-id is not the one the kept key
+    /// was made for (a copied disk): the old key is replaced.
+    Regenerated,
     /// Loaded from [`TLS_DIR`], generated at an earlier start.
     Reused,
     /// Supplied with `--cert`/`--key` (e.g. by an image builder).
@@ -130,34 +146,86 @@ pub fn generate(names: &SubjectNames) -> Result<(String, String), TlsError> {
     Ok((cert.pem(), key.serialize_pem()))
 }
 
+/// The node's machine-id (`<root>/etc/machine-id`, trimmed), `None` when absent, empty or
+/// `uninitialized` (an image before its first boot). Read without following a link.
+pub fn machine_id(root: &Root) -> Result<Option<String>, TlsError> {
+    let f = root
+        .read(Path::new(MACHINE_ID))
+        .map_err(root_err("reading"))?;
+    Ok(f.and_then(|f| {
+        let id = String::from_utf8_lossy(&f.content).trim().to_owned();
+        (!id.is_empty() && id != "uninitialized").then_some(id)
+    }))
+}
+
+fn root_err(action: &'static str) -> impl Fn(RootError) -> TlsError {
+    move |e| TlsError::Io {
+        action,
+        path: e.path,
+        source: e.source,
+    }
+}
+
 /// Loads the identity kept under `<root>/var/lib/nodeboot/tls/`, or generates and saves one
-/// (key 0600) when there is none yet.
+/// (key 0600) when there is none yet, or when the machine-id recorded beside it is not the
+/// node's (see the module documentation). No link under the root is followed.
 pub fn load_or_generate(root: &Path, names: &SubjectNames) -> Result<Identity, TlsError> {
-    let dir = root.join(TLS_DIR);
-    let cert_path = dir.join(CERT_FILE);
-    let key_path = dir.join(KEY_FILE);
-    if cert_path.exists() && key_path.exists() {
-        let mut id = load(&cert_path, &key_path)?;
-        id.origin = Origin::Reused;
-        return Ok(id);
+    let root = Root::open(root).map_err(root_err("opening"))?;
+    let current = machine_id(&root)?;
+    let dir = root
+        .create_dir_all(Path::new(TLS_DIR), 0o700)
+        .map_err(root_err("creating"))?;
+    let key = dir.read(name(KEY_FILE)).map_err(root_err("reading"))?;
+    let cert = dir.read(name(CERT_FILE)).map_err(root_err("reading"))?;
+    let recorded = dir
+        .read(name(MACHINE_ID_FILE))
+        .map_err(root_err("reading"))?
+        .map(|f| String::from_utf8_lossy(&f.content).trim().to_owned());
+    let mut origin = Origin::Generated;
+    if let (Some(cert), Some(key)) = (&cert, &key) {
+        if recorded == current {
+            let mut id = parse_pems(
+                &cert.content,
+                &key.content,
+                &dir.host_of(name(CERT_FILE)),
+                &dir.host_of(name(KEY_FILE)),
+            )?;
+            id.origin = Origin::Reused;
+            return Ok(id);
+        }
+        origin = Origin::Regenerated;
     }
     let (cert_pem, key_pem) = generate(names)?;
-    fs::create_dir_all(&dir).map_err(|source| TlsError::Io {
-        action: "creating",
-        path: dir.clone(),
-        source,
-    })?;
-    // The key first: a certificate without its key is never left behind.
-    write_atomically(&key_path, key_pem.as_bytes(), 0o600)?;
-    write_atomically(&cert_path, cert_pem.as_bytes(), 0o644)?;
-    sync_dir(&dir)?;
+    let write = |file: &str, bytes: &[u8], mode: u32| {
+        dir.write_replace(
+            name(file),
+            name(&format!(".{file}.tmp")),
+            bytes,
+            mode,
+            None,
+            true,
+        )
+        .map_err(root_err("writing"))
+    };
+    // The old record goes first (and durably), the new one last: a key kept with a stale
+    // record is never left behind by a crash, and a missing record only makes the next start
+    // generate again. The key before the certificate: never a certificate without its key.
+    dir.unlink(name(MACHINE_ID_FILE))
+        .map_err(root_err("removing"))?;
+    dir.sync().map_err(root_err("syncing"))?;
+    write(KEY_FILE, key_pem.as_bytes(), 0o600)?;
+    write(CERT_FILE, cert_pem.as_bytes(), 0o644)?;
+    if let Some(id) = &current {
+        write(MACHINE_ID_FILE, format!("{id}\n").as_bytes(), 0o644)?;
+    }
+    dir.sync().map_err(root_err("syncing"))?;
     let mut id = parse_pems(
         cert_pem.as_bytes(),
         key_pem.as_bytes(),
-        &cert_path,
-        &key_path,
+        &dir.host_of(name(CERT_FILE)),
+        &dir.host_of(name(KEY_FILE)),
     )?;
-    id.origin = Origin::Generated;
+    id.origin = origin;
     Ok(id)
 }
 
@@ -221,47 +289,10 @@ pub fn server_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, T
     Ok(Arc::new(config))
 }
 
-/// Writes `bytes` to `path` by way of a temporary file in the same directory: create with
-/// `mode`, write, fsync, rename.
-fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
-    let tmp = path.with_extension("tmp");
-    let io = |action: &'static str, p: &Path| {
-        let p = p.to_path_buf();
-        move |source| TlsError::Io {
-            action,
-            path: p,
-            source,
-        }
-    };
-    let _ = fs::remove_file(&tmp);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io("creating", &tmp))?;
-    // The umask may have narrowed the mode; make it exact.
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(io("setting the mode of", &tmp))?;
-    file.write_all(bytes).map_err(io("writing", &tmp))?;
-    file.sync_all().map_err(io("syncing", &tmp))?;
-    fs::rename(&tmp, path).map_err(io("renaming into", path))?;
-    Ok(())
-}
-
-fn sync_dir(dir: &Path) -> Result<(), TlsError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| TlsError::Io {
-            action: "syncing",
-            path: dir.to_path_buf(),
-            source,
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn names() -> SubjectNames {
         SubjectNames {
@@ -294,6 +325,73 @@ mod tests {
         assert_eq!(second.origin, Origin::Reused);
         assert_eq!(first.fingerprint, second.fingerprint);
         server_config(&second).unwrap();
+    }
+
+    #[test]
+    fn reset_removes_exactly_these_files() {
+        let ours: Vec<String> = PER_NODE_FILES
+            .iter()
+            .map(|f| format!("/{TLS_DIR}/{f}"))
+            .collect();
+        assert_eq!(ours, crate::apply::state::PER_NODE_FILES);
+    }
+
+    #[test]
+    fn a_changed_machine_id_makes_a_new_key() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir(root.path().join("etc")).unwrap();
+        let id = root.path().join(MACHINE_ID);
+        fs::write(&id, "0123456789abcdef0123456789abcdef\n").unwrap();
+        let first = load_or_generate(root.path(), &names()).unwrap();
+        assert_eq!(first.origin, Origin::Generated);
+        let record = root.path().join(TLS_DIR).join(MACHINE_ID_FILE);
+        assert_eq!(
+            fs::read_to_string(&record).unwrap(),
+            "0123456789abcdef0123456789abcdef\n"
+        );
+        let again = load_or_generate(root.path(), &names()).unwrap();
+        assert_eq!(
+            (again.origin, &again.fingerprint),
+            (Origin::Reused, &first.fingerprint)
+        );
+        fs::write(&id, "fedcba9876543210fedcba9876543210\n").unwrap();
+        let copied = load_or_generate(root.path(), &names()).unwrap();
+        assert_eq!(copied.origin, Origin::Regenerated);
+        assert_ne!(copied.fingerprint, first.fingerprint);
+        assert_eq!(
+            fs::read_to_string(&record).unwrap(),
+            "fedcba9876543210fedcba9876543210\n"
+        );
+        // A key kept without a record, on a node that has a machine-id, is not trusted either.
+        fs::remove_file(&record).unwrap();
+        let unrecorded = load_or_generate(root.path(), &names()).unwrap();
+        assert_eq!(unrecorded.origin, Origin::Regenerated);
+        assert_ne!(unrecorded.fingerprint, copied.fingerprint);
+    }
+
+    #[test]
+    fn links_at_the_key_or_its_directory_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("secret");
+        fs::write(&secret, "root only").unwrap();
+        // The state directory as a link, and a link at the key file.
+        let r1 = tempfile::tempdir().unwrap();
+        fs::create_dir_all(r1.path().join("var/lib")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), r1.path().join("var/lib/nodeboot")).unwrap();
+        let e = load_or_generate(r1.path(), &names())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("var/lib/nodeboot: is a symbolic link"), "{e}");
+        let r2 = tempfile::tempdir().unwrap();
+        fs::create_dir_all(r2.path().join(TLS_DIR)).unwrap();
+        std::os::unix::fs::symlink(&secret, r2.path().join(TLS_DIR).join(KEY_FILE)).unwrap();
+        std::os::unix::fs::symlink(&secret, r2.path().join(TLS_DIR).join(CERT_FILE)).unwrap();
+        let e = load_or_generate(r2.path(), &names())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key.pem: is a symbolic link"), "{e}");
+        assert_eq!(fs::read_to_string(&secret).unwrap(), "root only");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use nodeboot_config::{
 };
 
 use crate::apply::{self, RebootArgs};
+use crate::rootfs;
 use dialog::{Answers, Defaults, Dialog, Reply};
 use term::{ReadError, Terminal};
 
@@ -74,7 +75,7 @@ impl NetworkProbe for SystemNetwork {
             .ok()
             .and_then(|index| {
                 let path = format!("run/systemd/netif/leases/{}", index.trim());
-                std::fs::read_to_string(self.root.join(path)).ok()
+                rootfs::read_text_or_none(&self.root, Path::new(&path))
             })
             .map(|text| parse_networkd_lease(&text))
             .unwrap_or_default();
@@ -82,7 +83,9 @@ impl NetworkProbe for SystemNetwork {
             .ok()
             .and_then(|t| default_gateway(&t, &self.interface))
             .or(lease.router);
-        let resolv = std::fs::read_to_string(self.root.join("etc/resolv.conf")).unwrap_or_default();
+        // A link here is not followed (an image's systemd-resolved link reads as no defaults).
+        let resolv =
+            rootfs::read_text_or_none(&self.root, Path::new("etc/resolv.conf")).unwrap_or_default();
         let (mut dns, mut domain) = parse_resolv_conf(&resolv);
         if !lease.dns.is_empty() {
             dns = lease.dns;
@@ -198,8 +201,11 @@ pub fn parse_resolv_conf(text: &str) -> (Vec<IpAddr>, Option<String>) {
 /// at the forced password change just before the wizard started.
 pub fn admin_password_hash(root: &Path) -> anyhow::Result<PasswordHash> {
     let path = root.join("etc/shadow");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = match rootfs::read_under(root, Path::new("etc/shadow")) {
+        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        Ok(None) => bail!("reading {}: not found", path.display()),
+        Err(e) => bail!("reading {e}"),
+    };
     let Some(field) = text
         .lines()
         .find_map(|l| l.strip_prefix("admin:"))
@@ -323,11 +329,8 @@ pub fn run(args: WizardArgs) -> anyhow::Result<ExitCode> {
         );
         // What it is configured as (no secret: the identity's password hash is left out), so
         // an operator on the console sees it without reading root's files.
-        let identity = std::fs::read_to_string(
-            args.root
-                .join(apply::render::IDENTITY.trim_start_matches('/')),
-        );
-        if let Ok(text) = identity {
+        let identity = rootfs::read_text_or_none(&args.root, Path::new(apply::render::IDENTITY));
+        if let Some(text) = identity {
             for line in configured_summary(&text) {
                 println!("  {line}");
             }
