@@ -17,12 +17,9 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
+use nodeboot_tests::require::{require, root, tool};
 
 const CASES: &[&str] = &["transcoding", "proxying", "management", "edge-tls"];
-
-fn have(program: &str) -> bool {
-    Path::new(program).exists()
-}
 
 fn run(cmd: &mut Command) -> (bool, String) {
     let out = cmd.output().unwrap();
@@ -82,8 +79,10 @@ kill $pid
 
 #[test]
 fn systemd_networkd_configures_exactly_our_addresses_and_routes() {
-    if !have("/lib/systemd/systemd-networkd") || !nix::unistd::geteuid().is_root() {
-        println!("SKIPPED: needs root and /lib/systemd/systemd-networkd (Debian package systemd)");
+    if !require(
+        tool("/lib/systemd/systemd-networkd") && root(),
+        "root and /lib/systemd/systemd-networkd (Debian systemd)",
+    ) {
         return;
     }
     // (case, what must appear in `ip` output; the last one is waited for)
@@ -157,8 +156,10 @@ fn systemd_networkd_configures_exactly_our_addresses_and_routes() {
 
 #[test]
 fn sshd_accepts_the_image_config_with_our_dropin() {
-    if !have("/usr/sbin/sshd") || !nix::unistd::geteuid().is_root() {
-        println!("SKIPPED: needs root and /usr/sbin/sshd (Debian package openssh-server)");
+    if !require(
+        tool("/usr/sbin/sshd") && root(),
+        "root and /usr/sbin/sshd (Debian openssh-server)",
+    ) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -203,8 +204,10 @@ fn sshd_accepts_the_image_config_with_our_dropin() {
 #[test]
 fn debian_ssh_service_honours_the_ssh_off_marker() {
     let unit = Path::new("/lib/systemd/system/ssh.service");
-    if !unit.exists() {
-        println!("SKIPPED: needs /lib/systemd/system/ssh.service (Debian package openssh-server)");
+    if !require(
+        unit.exists(),
+        "/lib/systemd/system/ssh.service (Debian openssh-server)",
+    ) {
         return;
     }
     let text = std::fs::read_to_string(unit).unwrap();
@@ -237,8 +240,10 @@ fn debian_ssh_service_honours_the_ssh_off_marker() {
 
 #[test]
 fn chronyd_parses_our_configuration() {
-    if !have("/usr/sbin/chronyd") {
-        println!("SKIPPED: needs /usr/sbin/chronyd (Debian package chrony)");
+    if !require(
+        tool("/usr/sbin/chronyd"),
+        "/usr/sbin/chronyd (Debian chrony)",
+    ) {
         return;
     }
     for case in CASES {
