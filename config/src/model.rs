@@ -685,8 +685,11 @@ impl AuthorizedKey {
                 HELP,
             ));
         }
-        let key = ssh_key::PublicKey::from_openssh(line)
+        let mut key = ssh_key::PublicKey::from_openssh(line)
             .map_err(|e| InvalidValue::new(format!("not an OpenSSH public key: {e}"), HELP))?;
+        // the comment is printable (checked above); blanks around it are not part of it
+        let comment = key.comment().trim().to_owned();
+        key.set_comment(comment);
         let canonical = key
             .to_openssh()
             .map_err(|e| InvalidValue::new(format!("not an OpenSSH public key: {e}"), HELP))?;

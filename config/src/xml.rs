@@ -468,9 +468,13 @@ impl<'a> Builder<'a> {
 
     /// Records character data as secret when it sits directly in an element whose text would be
     /// a misplaced secret. (Inside a secret element, the whole content is one range already.)
+    /// Blanks around it (the file's indentation) stay visible.
     fn mask_own_text(&mut self, r: Range<usize>) {
         if self.open_secret.is_none() && self.own_text_secret() {
-            self.secret_range(r);
+            let raw = self.src.get(r.clone()).unwrap_or_default();
+            let lead = raw.len() - raw.trim_start().len();
+            let trail = raw.len() - raw.trim_end().len();
+            self.secret_range(r.start + lead..r.end.saturating_sub(trail));
         }
     }
 
@@ -719,7 +723,7 @@ mod tests {
     #[test]
     fn secret_ranges_cover_cdata_references_and_comments() {
         let doc = "<a><password-hash><!--c--><![CDATA[hunter2]]>&#104;x</password-hash>\
-                   <web-admin username=\"u\" password-hash='p&amp;w'/><ssh>oops</ssh>\
+                   <web-admin username=\"u\" password-hash='p&amp;w'/><ssh> oops\n</ssh>\
                    <private-key>K</private-key><name>visible</name></a>";
         assert_eq!(
             masked(doc),
