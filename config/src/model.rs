@@ -673,10 +673,7 @@ impl AuthorizedKey {
         const HELP: &str =
             "paste one line from a .pub file, e.g. \"ssh-ed25519 AAAAC3Nza… user@host\"";
         let line = s.trim();
-        if let Some(c) = line
-            .chars()
-            .find(|&c| crate::text::is_forbidden_in_value(c))
-        {
+        if let Some(c) = crate::text::find_forbidden_in_value(line) {
             return Err(InvalidValue::new(
                 format!(
                     "the key contains the control character U+{:04X}",
@@ -735,7 +732,7 @@ impl EmailAddress {
     /// Checks `local@domain` with a valid domain.
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         const HELP: &str = "use an address of the form name@example.com";
-        if let Some(c) = s.chars().find(|&c| crate::text::is_forbidden_in_value(c)) {
+        if let Some(c) = crate::text::find_forbidden_in_value(s) {
             return Err(InvalidValue::new(
                 format!(
                     "the e-mail address contains the control character U+{:04X}",

@@ -299,7 +299,7 @@ impl Validator {
         let (value, pos) = (el.text.trim(), el.text_pos.unwrap_or(el.pos));
         let multiline = matches!(el.name.as_str(), "certificate" | "private-key");
         let bad = if multiline {
-            value.chars().find(|&c| crate::text::is_unsafe_char(c))
+            crate::text::find_unsafe(value)
         } else {
             crate::xml::forbidden_char(value)
         };

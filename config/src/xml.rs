@@ -153,7 +153,16 @@ fn path_of(stack: &[Element]) -> String {
 
 /// The first character of `s` that [`crate::text::is_forbidden_in_value`] refuses.
 pub(crate) fn forbidden_char(s: &str) -> Option<char> {
-    s.chars().find(|&c| crate::text::is_forbidden_in_value(c))
+    crate::text::find_forbidden_in_value(s)
+}
+
+/// Character data with CR LF and lone CR read as LF, as XML says.
+fn normalize_newlines(raw: &str) -> std::borrow::Cow<'_, str> {
+    if raw.as_bytes().contains(&b'\r') {
+        std::borrow::Cow::Owned(raw.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(raw)
+    }
 }
 
 /// `U+001B`: how a refused character is named in a message.
@@ -393,7 +402,7 @@ impl<'a> Builder<'a> {
                 Event::Text(t) => {
                     self.mask_own_text(before..after);
                     let raw: &str = &t;
-                    let text = raw.replace("\r\n", "\n").replace('\r', "\n");
+                    let text = normalize_newlines(raw);
                     let lead = raw.len() - raw.trim_start().len();
                     let pos = self.idx.pos(before + lead);
                     self.push_text(&text, pos);
@@ -405,7 +414,7 @@ impl<'a> Builder<'a> {
                     self.mask_own_text(before..after);
                     let here = self.idx.pos(before);
                     let raw: &str = &c;
-                    let text = raw.replace("\r\n", "\n").replace('\r', "\n");
+                    let text = normalize_newlines(raw);
                     self.push_text(&text, here);
                 }
                 Event::GeneralRef(r) => {
