@@ -10,7 +10,8 @@ use std::process::{Command, Output};
 use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nodeboot-agent");
-const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEJveDDZPaLWieLA4qD7Aak3Vrs39NCNlSx891qrtIGg";
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEJveDDZPaLWieLA4qD7Aak3Vrs39NCNlSx891qrtIGg";
 
 fn agent(args: &[&str], root: &std::path::Path) -> Output {
     Command::new(BIN)
@@ -44,8 +45,8 @@ fn dry_run_never_prints_a_password_hidden_in_cdata() {
         let file = root.path().join("plain.xml");
         std::fs::write(&file, with_content("password-hash", content)).unwrap();
         let o = agent(&["apply", "--dry-run", file.to_str().unwrap()], root.path());
-        let all = String::from_utf8_lossy(&o.stdout).into_owned()
-            + &String::from_utf8_lossy(&o.stderr);
+        let all =
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{all}");
         assert!(all.contains("error"), "{all}");
         assert!(!all.contains("correct") && !all.contains("horse"), "{all}");
