@@ -28,6 +28,25 @@ use sha2::{Digest, Sha256};
 /// The largest configuration file accepted anywhere (the agent's upload limit too).
 pub const MAX_FILE_SIZE: usize = 1024 * 1024;
 
+/// The deepest element nesting read. Schema 1 needs 3 levels (`node-config` → `network` →
+/// `ipv4`, `node-config` → `tls` → `certificate`); 8 leaves room for a later schema to add a
+/// level or two without a new reader, and keeps the tree (and its recursive drop) shallow
+/// whatever the input. Deeper input is refused at the element that goes too deep.
+pub const MAX_DEPTH: usize = 8;
+
+/// The most elements read in one file. A node's file has a few dozen (one per DNS or NTP
+/// server, route and authorized key); 4096 leaves room for large key lists while the tree of
+/// a hostile 1 MiB file of `<x/>` stays a few hundred KiB. More are refused before the tree
+/// grows.
+pub const MAX_ELEMENTS: usize = 4096;
+
+/// The most attributes read on one element. Schema 1 uses at most 3 (`<ipv4>`, `<route>`).
+pub const MAX_ATTRIBUTES: usize = 16;
+
+/// The most diagnostics any list holds; what is left over is counted in one last entry made
+/// by [`Diagnostic::more`] (`and N more errors`), so a list has at most 101 entries.
+pub const MAX_DIAGNOSTICS: usize = 100;
+
 /// `YYYY-MM-DD HH:MM:SS UTC` for seconds since the Unix epoch: the one way every message,
 /// page and status line shows a time. Out-of-range values show as `@<seconds>`.
 pub fn format_utc(unix: i64) -> String {

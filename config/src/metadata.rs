@@ -44,6 +44,17 @@ pub fn from_metadata_json(bytes: &[u8]) -> Result<Parsed, Vec<Diagnostic>> {
 
 /// [`from_metadata_json`] with the time as an input.
 pub fn from_metadata_json_at(bytes: &[u8], now: SystemTime) -> Result<Parsed, Vec<Diagnostic>> {
+    if bytes.len() > crate::MAX_FILE_SIZE {
+        return Err(vec![field_error(
+            "",
+            format!(
+                "the metadata is {} bytes long, over the limit of {} bytes (1 MiB)",
+                bytes.len(),
+                crate::MAX_FILE_SIZE
+            ),
+            "a node's metadata is a few KiB; check that this is the right source",
+        )]);
+    }
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         vec![Diagnostic {
             severity: Severity::Error,
@@ -131,6 +142,9 @@ fn json_field(xml_path: &str) -> Option<&'static str> {
 }
 
 fn to_field_diagnostic(mut d: Diagnostic) -> Diagnostic {
+    if d.omitted().is_some() {
+        return d;
+    }
     d.path = match json_field(&d.path) {
         Some(f) => format!("{MGMT}.{f}"),
         None => MGMT.to_owned(),
@@ -143,7 +157,7 @@ fn to_field_diagnostic(mut d: Diagnostic) -> Diagnostic {
 /// Builds the schema-1 document the management answers stand for; type errors (a number where
 /// a string belongs, a missing field) are reported here with the field's name.
 fn management_xml(m: &Map<String, Value>) -> Result<String, Vec<Diagnostic>> {
-    let mut errors = Vec::new();
+    let mut errors = crate::diagnostic::Findings::in_order();
     for k in m.keys() {
         if !MANAGEMENT_FIELDS.contains(&k.as_str()) {
             errors.push(field_error(
@@ -237,7 +251,7 @@ fn management_xml(m: &Map<String, Value>) -> Result<String, Vec<Diagnostic>> {
         }
     }
     if !errors.is_empty() {
-        return Err(errors);
+        return Err(errors.finish());
     }
     let (
         Some(hostname),
@@ -256,7 +270,7 @@ fn management_xml(m: &Map<String, Value>) -> Result<String, Vec<Diagnostic>> {
         hostname, domain, ip, mask, gw, dns, ntp, user, pass, admin, reports, analytics,
     )
     else {
-        return Err(errors);
+        return Err(errors.finish());
     };
     let mut b = crate::serialize::XmlBuilder::new("management");
     b.text("name", &hostname);

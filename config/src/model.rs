@@ -665,19 +665,35 @@ impl PasswordHash {
 }
 
 impl AuthorizedKey {
-    /// Checks one OpenSSH public key line (`ssh-ed25519 AAAA… comment`).
+    /// Checks one OpenSSH public key (`ssh-ed25519 AAAA… comment`) and keeps it re-written by
+    /// the `ssh-key` crate as `type base64 comment`: no options (`command=`, `from=`), a
+    /// comment of printable characters, one line — so one element is one `authorized_keys`
+    /// line, whatever the file held.
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        const HELP: &str =
+            "paste one line from a .pub file, e.g. \"ssh-ed25519 AAAAC3Nza… user@host\"";
         let line = s.trim();
-        match ssh_key::PublicKey::from_openssh(line) {
-            Ok(_) => Ok(AuthorizedKey(line.to_owned())),
-            Err(e) => Err(InvalidValue::new(
-                format!("not an OpenSSH public key: {e}"),
-                "paste one line from a .pub file, e.g. \"ssh-ed25519 AAAAC3Nza… user@host\"",
-            )),
+        if let Some(c) = crate::text::find_forbidden_in_value(line) {
+            return Err(InvalidValue::new(
+                format!(
+                    "the key contains the control character U+{:04X}",
+                    u32::from(c)
+                ),
+                HELP,
+            ));
         }
+        let mut key = ssh_key::PublicKey::from_openssh(line)
+            .map_err(|e| InvalidValue::new(format!("not an OpenSSH public key: {e}"), HELP))?;
+        // the comment is printable (checked above); blanks around it are not part of it
+        let comment = key.comment().trim().to_owned();
+        key.set_comment(comment);
+        let canonical = key
+            .to_openssh()
+            .map_err(|e| InvalidValue::new(format!("not an OpenSSH public key: {e}"), HELP))?;
+        Ok(AuthorizedKey(canonical))
     }
 
-    /// The key line.
+    /// The key line: `type base64 comment`, printable, never a line break.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -716,6 +732,15 @@ impl EmailAddress {
     /// Checks `local@domain` with a valid domain.
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         const HELP: &str = "use an address of the form name@example.com";
+        if let Some(c) = crate::text::find_forbidden_in_value(s) {
+            return Err(InvalidValue::new(
+                format!(
+                    "the e-mail address contains the control character U+{:04X}",
+                    u32::from(c)
+                ),
+                HELP,
+            ));
+        }
         let Some((local, domain)) = s.rsplit_once('@') else {
             return Err(InvalidValue::new(format!("{s:?} has no \"@\""), HELP));
         };

@@ -9,11 +9,11 @@ use std::time::SystemTime;
 
 use ipnet::Ipv4Net;
 
-use crate::diagnostic::{Diagnostic, Severity};
+use crate::diagnostic::{Diagnostic, Findings, Severity};
 use crate::model::*;
 use crate::secret::Secret;
 use crate::tls;
-use crate::xml::{Element, Pos};
+use crate::xml::{Element, Pos, code_point};
 
 /// A file that passed validation: the typed configuration, any warnings, and its digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,17 +52,15 @@ pub fn parse_at(bytes: &[u8], now: SystemTime) -> Result<Parsed, Vec<Diagnostic>
             ),
         }]);
     }
-    let (root, _) = crate::xml::read_tree(bytes)?;
+    let root = crate::xml::read_tree(bytes)?;
     let mut v = Validator {
-        diags: Vec::new(),
+        errors: Findings::by_position(),
+        warnings: Findings::by_position(),
         now,
     };
     let config = v.node_config(&root);
-    let mut diags = v.diags;
-    diags.sort_by_key(|d| (d.line, d.column));
-    let (errors, warnings): (Vec<_>, Vec<_>) = diags
-        .into_iter()
-        .partition(|d| d.severity == Severity::Error);
+    let errors = v.errors.finish();
+    let warnings = v.warnings.finish();
     match config {
         Some(config) if errors.is_empty() => Ok(Parsed {
             config,
@@ -96,8 +94,11 @@ enum Card {
     Many,
 }
 
+/// Walks the tree once, collecting findings (bounded: see [`Findings`]). Its walk follows
+/// the schema, not the input, so its depth is fixed.
 struct Validator {
-    diags: Vec<Diagnostic>,
+    errors: Findings,
+    warnings: Findings,
     now: SystemTime,
 }
 
@@ -143,7 +144,11 @@ impl Validator {
         message: String,
         help: Option<String>,
     ) {
-        self.diags.push(Diagnostic {
+        let list = match severity {
+            Severity::Error => &mut self.errors,
+            Severity::Warning => &mut self.warnings,
+        };
+        list.push(Diagnostic {
             severity,
             path: path.to_owned(),
             line: pos.line,
@@ -246,7 +251,23 @@ impl Validator {
         required: bool,
     ) -> Option<(&'e str, String, Pos)> {
         match el.attrs.iter().find(|a| a.name == name) {
-            Some(a) => Some((a.value.as_str(), format!("{path}@{name}"), a.pos)),
+            Some(a) => {
+                let apath = format!("{path}@{name}");
+                if let Some(c) = crate::xml::forbidden_char(&a.value) {
+                    self.error(
+                        &apath,
+                        a.pos,
+                        format!(
+                            "attribute {name:?} of <{}> contains the control character {}",
+                            el.name,
+                            code_point(c)
+                        ),
+                        "write the value on one line of printable text: remove the character (a reference such as &#10; counts too)",
+                    );
+                    return None;
+                }
+                Some((a.value.as_str(), apath, a.pos))
+            }
             None => {
                 if required {
                     self.error(
@@ -262,8 +283,10 @@ impl Validator {
     }
 
     /// The trimmed text of a text-only element, with the place of the text (or of the element
-    /// when it is empty). Reports attributes and child elements, which such elements never have.
-    fn text<'e>(&mut self, el: &'e Element, path: &str) -> (&'e str, Pos) {
+    /// when it is empty). Reports attributes and child elements, which such elements never have,
+    /// and refuses (`None`) a value holding a control character: one line of printable text,
+    /// or printable lines for the PEM elements `<certificate>` and `<private-key>`.
+    fn text<'e>(&mut self, el: &'e Element, path: &str) -> Option<(&'e str, Pos)> {
         self.check_attrs(el, path, &[]);
         for c in &el.children {
             self.error(
@@ -273,7 +296,32 @@ impl Validator {
                 format!("<{}> holds only text", el.name),
             );
         }
-        (el.text.trim(), el.text_pos.unwrap_or(el.pos))
+        let (value, pos) = (el.text.trim(), el.text_pos.unwrap_or(el.pos));
+        let multiline = matches!(el.name.as_str(), "certificate" | "private-key");
+        let bad = if multiline {
+            crate::text::find_unsafe(value)
+        } else {
+            crate::xml::forbidden_char(value)
+        };
+        if let Some(c) = bad {
+            let help = if multiline {
+                "paste the PEM text as it is: lines of printable characters, nothing else"
+            } else {
+                "write the value on one line of printable text: remove the character (a reference such as &#10; counts too)"
+            };
+            self.error(
+                path,
+                pos,
+                format!(
+                    "<{}> contains the control character {}",
+                    el.name,
+                    code_point(c)
+                ),
+                help,
+            );
+            return None;
+        }
+        Some((value, pos))
     }
 
     /// A required single text child; reports its absence at the parent.
@@ -288,7 +336,7 @@ impl Validator {
         match kids.get(name).and_then(|v| v.first()) {
             Some(el) => {
                 let path = format!("{ppath}/{name}");
-                let (t, pos) = self.text(el, &path);
+                let (t, pos) = self.text(el, &path)?;
                 Some((t, path, pos))
             }
             None => {
@@ -303,17 +351,22 @@ impl Validator {
         }
     }
 
+    /// An optional single text child: `Some(None)` when absent, `None` when refused.
+    #[allow(clippy::option_option)]
     fn optional_text<'e>(
         &mut self,
         kids: &HashMap<String, Vec<&'e Element>>,
         ppath: &str,
         name: &str,
-    ) -> Option<(&'e str, String, Pos)> {
-        kids.get(name).and_then(|v| v.first()).map(|el| {
-            let path = format!("{ppath}/{name}");
-            let (t, pos) = self.text(el, &path);
-            (t, path, pos)
-        })
+    ) -> Option<Option<(&'e str, String, Pos)>> {
+        match kids.get(name).and_then(|v| v.first()) {
+            None => Some(None),
+            Some(el) => {
+                let path = format!("{ppath}/{name}");
+                let (t, pos) = self.text(el, &path)?;
+                Some(Some((t, path, pos)))
+            }
+        }
     }
 
     fn free_text(
@@ -344,12 +397,17 @@ impl Validator {
             );
             return None;
         }
-        if value.chars().any(|c| c.is_control() && c != ' ') {
+        // Values reach here through `text` and `attr`, which refuse these already; kept so
+        // that no caller can make a one-line field hold a line break.
+        if let Some(c) = crate::xml::forbidden_char(value) {
             self.error(
                 path,
                 pos,
-                format!("the {what} contains a control character (tab, line break, ...)"),
-                "write it on one line, without tabs",
+                format!(
+                    "the {what} contains the control character {}",
+                    code_point(c)
+                ),
+                "write it on one line of printable text, without tabs",
             );
             return None;
         }
@@ -454,10 +512,11 @@ impl Validator {
             .required_text(&kids, root, &rpath, "name", "conf01")
             .and_then(|(v, path, pos)| self.free_text(v, &path, pos, "name", 100, false));
         let description = match self.optional_text(&kids, &rpath, "description") {
-            Some((v, path, pos)) => self
+            Some(Some((v, path, pos))) => self
                 .free_text(v, &path, pos, "description", 250, true)
                 .map(Some),
-            None => Some(None),
+            Some(None) => Some(None),
+            None => None,
         };
         let hostname_at = self.required_text(&kids, root, &rpath, "hostname", "conf01");
         let hostname = hostname_at.as_ref().and_then(|(v, path, pos)| {
@@ -801,7 +860,10 @@ impl Validator {
         let mut dns = Some(Vec::new());
         for e in kids.get("dns-server").into_iter().flatten() {
             let p = format!("{path}/dns-server");
-            let (v, pos) = self.text(e, &p);
+            let Some((v, pos)) = self.text(e, &p) else {
+                dns = None;
+                continue;
+            };
             match v.parse::<IpAddr>() {
                 Ok(a)
                     if a.is_unspecified()
@@ -843,7 +905,10 @@ impl Validator {
         let mut ntp = Some(Vec::new());
         for e in kids.get("ntp-server").into_iter().flatten() {
             let p = format!("{path}/ntp-server");
-            let (v, pos) = self.text(e, &p);
+            let Some((v, pos)) = self.text(e, &p) else {
+                ntp = None;
+                continue;
+            };
             match ServerName::parse(v) {
                 Ok(s) => {
                     if let Some(n) = ntp.as_mut() {
@@ -996,7 +1061,10 @@ impl Validator {
         let mut keys = Some(Vec::new());
         for k in kids.get("authorized-key").into_iter().flatten() {
             let p = format!("{path}/authorized-key");
-            let (v, pos) = self.text(k, &p);
+            let Some((v, pos)) = self.text(k, &p) else {
+                keys = None;
+                continue;
+            };
             match AuthorizedKey::parse(v) {
                 Ok(key) => {
                     if let Some(ks) = keys.as_mut() {
@@ -1064,8 +1132,9 @@ impl Validator {
             .required_text(kids, root, rpath, "usage-statistics", "false")
             .and_then(|(v, p, pos)| self.boolean(v, &p, pos));
         let contact = match self.optional_text(kids, rpath, "contact-email") {
-            None => Some(None),
-            Some((v, p, pos)) => EmailAddress::parse(v)
+            None => None,
+            Some(None) => Some(None),
+            Some(Some((v, p, pos))) => EmailAddress::parse(v)
                 .map_err(|e| self.invalid(At { path: &p, pos }, e))
                 .ok()
                 .map(Some),
@@ -1111,15 +1180,17 @@ impl Validator {
             }
         };
         let sip = match self.optional_text(kids, rpath, "sip-tls-fqdn") {
-            None => Some(None),
-            Some((v, p, pos)) => DomainName::parse_named(v, 253, "SIP TLS FQDN")
+            None => None,
+            Some(None) => Some(None),
+            Some(Some((v, p, pos))) => DomainName::parse_named(v, 253, "SIP TLS FQDN")
                 .map_err(|e| self.invalid(At { path: &p, pos }, e))
                 .ok()
                 .map(|d| Some((d, p, pos))),
         };
         let dd = match self.optional_text(kids, rpath, "distributed-database") {
-            None => Some(true),
-            Some((v, p, pos)) => self.boolean(v, &p, pos),
+            None => None,
+            Some(None) => Some(true),
+            Some(Some((v, p, pos))) => self.boolean(v, &p, pos),
         };
         let tls = match kids.get("tls").and_then(|v| v.first()) {
             None => Some(None),

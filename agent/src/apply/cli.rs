@@ -155,13 +155,12 @@ fn parse_for_cli(file: &Path, xml: &[u8]) -> anyhow::Result<Option<nodeboot_conf
             Ok(Some(parsed.config))
         }
         Err(diags) => {
+            // One masked view for every diagnostic: masking reads the file once.
+            let masked = nodeboot_config::MaskedSource::new(xml);
             for d in &diags {
-                eprint!("{}", render_diagnostic(file, xml, d));
+                eprint!("{}", d.render(&file.display().to_string(), &masked));
             }
-            let errors = diags
-                .iter()
-                .filter(|d| d.severity == nodeboot_config::Severity::Error)
-                .count();
+            let errors = nodeboot_config::Diagnostic::count(&diags);
             eprintln!(
                 "{}: {errors} error{} found; nothing was changed",
                 file.display(),

@@ -1,10 +1,17 @@
 //! `nodeboot validate FILE...`: checks configuration files (schema-1 XML, or metadata JSON when
 //! the name ends in `.json`) and reports like a compiler.
+//!
+//! Everything the text output shows from outside (file names, messages, quoted lines) goes
+//! through `nodeboot_config::text`, and quoted lines come from a [`MaskedSource`], so neither a
+//! terminal escape nor a secret of the file is ever printed. Lists are bounded by the
+//! configuration crate (at most 100 findings and an "and N more" entry); the summary counts
+//! what that entry stands for.
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use nodeboot_config::text::printable_line;
 use nodeboot_config::{Diagnostic, MaskedSource, Parsed, Severity};
 use serde::Serialize;
 
@@ -64,7 +71,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let (masked, result) = match std::fs::read(path) {
             Ok(bytes) => {
                 let r = check(&name, &bytes);
-                (MaskedSource::new(&bytes), r)
+                // Only a report that quotes lines needs the masked text (a second read).
+                let quotes = match &r {
+                    Ok(p) => !p.warnings.is_empty(),
+                    Err(_) => true,
+                };
+                let masked = match (quotes, name.ends_with(".json")) {
+                    (false, _) => MaskedSource::new(b""),
+                    (true, true) => MaskedSource::metadata_json(&bytes),
+                    (true, false) => MaskedSource::new(&bytes),
+                };
+                (masked, r)
             }
             Err(e) => (
                 MaskedSource::new(b""),
@@ -93,10 +110,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let valid = errors.is_empty() && (!args.strict || warnings.is_empty());
         if valid {
             text.push_str(&format!(
-                "{name}: valid {} configuration ({} warning{}), sha256 {}\n",
+                "{}: valid {} configuration ({} warning{}), sha256 {}\n",
+                printable_line(&name),
                 role.as_deref().unwrap_or("?"),
-                warnings.len(),
-                if warnings.len() == 1 { "" } else { "s" },
+                Diagnostic::count(&warnings),
+                if Diagnostic::count(&warnings) == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 digest.as_deref().unwrap_or("?"),
             ));
         }
@@ -111,8 +133,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let valid = files.iter().filter(|f| f.valid).count();
     let invalid = files.len() - valid;
-    let errors: usize = files.iter().map(|f| f.errors.len()).sum();
-    let warnings: usize = files.iter().map(|f| f.warnings.len()).sum();
+    let errors: usize = files.iter().map(|f| Diagnostic::count(&f.errors)).sum();
+    let warnings: usize = files.iter().map(|f| Diagnostic::count(&f.warnings)).sum();
     let report = Report {
         valid,
         invalid,
