@@ -394,21 +394,42 @@ async fn bearer_token_is_accepted() {
 }
 
 #[tokio::test]
-async fn allow_list_refuses_other_networks() {
+async fn refused_address_is_closed_before_tls() {
     let mut server = start(Options {
         access: Some(Access::new(None, vec!["10.0.0.0/8".parse().unwrap()])),
         ..Options::default()
     })
     .await;
-    let client = server.client();
-    let r = client.get("/", HTML).await;
-    assert_eq!(r.status, 403);
+    // Without sending a byte, the client sees the server close the connection: no TLS, no
+    // HTTP, nothing read from the client.
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut buf))
+        .await
+        .expect("the refused connection was closed");
+    assert!(buf.is_empty(), "the server sent {} bytes", buf.len());
     assert!(
-        r.body
-            .contains("clients from 127.0.0.1 may not use this endpoint")
+        r.is_ok() || r.as_ref().unwrap_err().kind() == std::io::ErrorKind::ConnectionReset,
+        "{r:?}"
     );
-    let r = client.post_xml(&valid_xml(), &[]).await;
-    assert_eq!(r.status, 403);
+    // A TLS client's handshake fails for want of a server hello (EOF or reset).
+    let client = server.client();
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(client.config.clone());
+    let hs = connector
+        .connect(
+            rustls::pki_types::ServerName::IpAddress(server.addr.ip().into()),
+            tcp,
+        )
+        .await;
+    let err = hs.expect_err("a refused client completed a TLS handshake");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+        ),
+        "{err:?}"
+    );
     assert_eq!(server.reboot.calls(), 0);
     server.stop().await;
 
