@@ -106,6 +106,22 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
         .map_err(anyhow::Error::msg)
         .context("finishing an interrupted apply")?;
 
+    // Descriptors first: one per connection, and an apply must never run out of them.
+    let max_connections = match descriptor_limit() {
+        Some(nofile) => {
+            let (n, warning) = limits::connections_within(args.max_connections, nofile);
+            if let Some(w) = warning {
+                warn!("{w}");
+            }
+            info!(
+                descriptors = nofile,
+                max_connections = n,
+                "connection limits"
+            );
+            n
+        }
+        None => args.max_connections,
+    };
     let access = access::Access::new(read_token(args.token_file.as_deref())?, args.allow.clone());
 
     let addresses = banner::local_addresses();
@@ -151,21 +167,6 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
-    let max_connections = match descriptor_limit() {
-        Some(nofile) => {
-            let (n, warning) = limits::connections_within(args.max_connections, nofile);
-            if let Some(w) = warning {
-                warn!("{w}");
-            }
-            info!(
-                descriptors = nofile,
-                max_connections = n,
-                "connection limits"
-            );
-            n
-        }
-        None => args.max_connections,
-    };
     let reboot = args.reboot.reboot();
     let agent = Agent::new(node, reboot, identity.fingerprint.clone())
         .with_reboot_delay(Duration::from_secs(args.reboot_delay))
