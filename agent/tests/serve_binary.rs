@@ -241,9 +241,14 @@ async fn the_readme_curl_commands_work() {
 #[tokio::test]
 async fn connections_are_kept_below_the_descriptor_limit() {
     let root = common::image_root();
-    // Soft 200, hard 300: the agent raises its soft limit to 300 and serves 300 - 64.
+    // Soft 200, hard 300: the agent raises its soft limit to 300 and serves 300 - 64. (The
+    // shell execs the agent, so the pid is the agent's; prlimit would fork and wait.)
     let agent = Agent::start_under(
-        &["prlimit", "--nofile=200:300"],
+        &[
+            "sh",
+            "-c",
+            "ulimit -S -n 200 && ulimit -H -n 300 && exec \"$0\" \"$@\"",
+        ],
         root.path(),
         &["--max-connections", "1024"],
     );

@@ -99,6 +99,7 @@ fn init_logging() {
 }
 
 async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
     let node = Arc::new(node::RootNode {
         root: args.root.clone(),
     });
@@ -180,7 +181,7 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
             ..limits::Limits::default()
         })
         .with_banner(args.root.clone(), urls);
-    serve(listener, tls_config, Arc::new(agent), shutdown_signal()).await;
+    serve(listener, tls_config, Arc::new(agent), shutdown).await;
     Ok(())
 }
 
@@ -220,11 +221,20 @@ fn read_token(
     Ok(Some(token))
 }
 
-/// Completes on SIGTERM (systemd stopping the service) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
+/// Completes on SIGTERM (systemd stopping the service) or SIGINT (Ctrl-C). The handlers are
+/// installed when this is called, not when the future is first polled: a SIGTERM that comes
+/// right after "listening" still stops the agent gracefully.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
+    async move { wait_for_signal(term, int).await }
+}
+
+async fn wait_for_signal(
+    term: std::io::Result<tokio::signal::unix::Signal>,
+    int: std::io::Result<tokio::signal::unix::Signal>,
+) {
     match (term, int) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
