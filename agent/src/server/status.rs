@@ -38,7 +38,9 @@ pub enum Outcome {
     /// The file is invalid: its first findings.
     Rejected {
         /// The first errors (and warnings) with their line, column and element, then one
-        /// entry counting the rest ([`bounded_diagnostics`]).
+        /// entry counting the rest ([`bounded_diagnostics`]). Serialized once, as the status
+        /// document's `errors`, not again inside `last_attempt`.
+        #[serde(skip)]
         errors: Vec<Diagnostic>,
         /// How many findings the file had in all.
         total: usize,
