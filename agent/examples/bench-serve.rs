@@ -1,7 +1,9 @@
 //! Benchmark of `nodeboot-agent serve` as a process (run by `scripts/bench-serve`): time from
 //! process start to the first completed TLS handshake (first start with key generation, later
-//! starts), idle RSS, upload-to-applied latency, and RSS growth with 500 idle TLS connections.
-//! Prints numbers; asserts nothing.
+//! starts), idle RSS, upload-to-applied latency, RSS growth with 500 idle TLS connections, a
+//! real upload while 1,000 idle, keep-alive and slow connections are held (`siege`), 400
+//! token-less 1 MiB form uploads at once (`forms`), and the answer to 1 MiB of unknown
+//! elements (`flood`). Prints numbers; asserts nothing.
 //!
 //! Usage: bench-serve AGENT_BINARY IMAGE_DIR VALID_XML
 
@@ -114,12 +116,13 @@ fn image_root(image: &Path) -> tempfile::TempDir {
     root
 }
 
-fn spawn(agent: &Path, root: &Path, port: u16) -> Child {
+fn spawn(agent: &Path, root: &Path, port: u16, extra: &[&str]) -> Child {
     Command::new(agent)
         .args(["serve", "--reboot", "none", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--root")
         .arg(root)
+        .args(extra)
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
@@ -127,9 +130,13 @@ fn spawn(agent: &Path, root: &Path, port: u16) -> Child {
 
 /// Spawns the agent and polls until a TLS handshake succeeds: (child, elapsed).
 async fn start_and_time(agent: &Path, root: &Path) -> (Child, u16, Duration) {
+    start_with(agent, root, &[]).await
+}
+
+async fn start_with(agent: &Path, root: &Path, extra: &[&str]) -> (Child, u16, Duration) {
     let port = free_port();
     let t0 = Instant::now();
-    let mut child = spawn(agent, root, port);
+    let mut child = spawn(agent, root, port, extra);
     while t0.elapsed() < Duration::from_secs(10) {
         if handshake(port).await.is_ok() {
             return (child, port, t0.elapsed());
@@ -142,10 +149,19 @@ async fn start_and_time(agent: &Path, root: &Path) -> (Child, u16, Duration) {
 }
 
 fn rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmRSS:")
+}
+
+/// Peak RSS since the process started.
+fn peak_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmHWM:")
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap()
@@ -182,7 +198,8 @@ async fn main() {
     let xml = std::fs::read(xml).unwrap();
     let runs = 10;
     // BENCH_SECTIONS=start,memory,upload (default: all) runs a part only.
-    let sections = std::env::var("BENCH_SECTIONS").unwrap_or_else(|_| "start,memory,upload".into());
+    let sections = std::env::var("BENCH_SECTIONS")
+        .unwrap_or_else(|_| "start,memory,upload,siege,forms,flood".into());
     let want = |s: &str| sections.split(',').any(|x| x == s);
 
     if want("start") {
@@ -194,6 +211,237 @@ async fn main() {
     if want("upload") {
         bench_upload(agent, image, &xml, runs).await;
     }
+    if want("siege") {
+        bench_siege(agent, image, &xml).await;
+    }
+    if want("forms") {
+        bench_forms(agent, image).await;
+    }
+    if want("flood") {
+        bench_flood(agent, image).await;
+    }
+}
+
+/// A TLS connection from the loopback address `from`.
+async fn handshake_from(from: std::net::Ipv4Addr, port: u16) -> std::io::Result<Tls> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((from, 0).into())?;
+    let tcp = socket
+        .connect((std::net::Ipv4Addr::LOCALHOST, port).into())
+        .await?;
+    connector()
+        .connect(
+            ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+            tcp,
+        )
+        .await
+}
+
+/// The i-th of the siege's source addresses: 127.0.1.x, 16 connections each (the default
+/// per-address cap).
+fn siege_source(i: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, 0, 1 + (i / 16 / 250) as u8, 1 + (i / 16 % 250) as u8)
+}
+
+async fn bench_siege(agent: &Path, image: &Path, xml: &[u8]) {
+    // 1,000 connections held with the default limits (spread over 63 loopback addresses, as
+    // many clients would be): a third idle after the handshake, a third keep-alive after one
+    // request, a third sending their headers a byte every 500 ms (slowloris). Then one real
+    // upload from another address.
+    let root = image_root(image);
+    let (child, port, _) = start_and_time(agent, root.path()).await;
+    let idle_rss = rss_kib(child.id());
+    let t0 = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut ready = Vec::new();
+    for i in 0..1000 {
+        let (tx, rx) = tokio::sync::oneshot::channel::<bool>();
+        ready.push(rx);
+        let from = siege_source(i);
+        tasks.spawn(async move {
+            let Ok(mut s) = handshake_from(from, port).await else {
+                let _ = tx.send(false);
+                return;
+            };
+            match i % 3 {
+                0 => {
+                    let _ = tx.send(true);
+                    let mut b = [0u8; 1];
+                    let _ = s.read(&mut b).await;
+                }
+                1 => {
+                    let _ = s
+                        .write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
+                        .await;
+                    let mut b = [0u8; 4096];
+                    let _ = s.read(&mut b).await;
+                    let _ = tx.send(true);
+                    let _ = s.read(&mut b).await;
+                }
+                _ => {
+                    let _ = tx.send(true);
+                    for byte in b"POST /configuration/bootstrap HTTP/1.1\r\nHost: x\r\nX-Slow: "
+                        .iter()
+                        .cycle()
+                    {
+                        if s.write_all(&[*byte]).await.is_err() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+    }
+    let mut held = 0;
+    for rx in ready {
+        if rx.await.unwrap_or(false) {
+            held += 1;
+        }
+    }
+    let established = t0.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss = rss_kib(child.id());
+    println!(
+        "siege: {held} of 1000 connections held (idle, keep-alive, slowloris) after {:.0} ms; \
+         RSS {rss} KiB ({:.1} MiB; idle agent {idle_rss} KiB)",
+        ms(established),
+        rss as f64 / 1024.0
+    );
+    let mut status_times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (code, _) = request(
+            port,
+            "GET /api/v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"",
+        )
+        .await;
+        assert_eq!(code, 200);
+        status_times.push(ms(t.elapsed()));
+    }
+    summary("siege: GET /api/v1/status answered", status_times);
+    let head = format!(
+        "POST /configuration/bootstrap HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n\
+         Content-Length: {}\r\n\r\n",
+        xml.len()
+    );
+    let t = Instant::now();
+    let (code, body) = request(port, &head, xml).await;
+    println!(
+        "siege: real upload -> {code} reply in {:.1} ms; agent RSS {} KiB, peak {} KiB ({:.1} MiB)",
+        ms(t.elapsed()),
+        rss_kib(child.id()),
+        peak_kib(child.id()),
+        peak_kib(child.id()) as f64 / 1024.0
+    );
+    assert_eq!(code, 202, "{body}");
+    tasks.abort_all();
+    stop(child);
+}
+
+async fn bench_forms(agent: &Path, image: &Path) {
+    // 400 token-less form uploads of 1 MiB each at once (the file before any token) against
+    // an agent that requires a token: each is refused after 16 KiB, a few at a time.
+    let root = image_root(image);
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "bench-token\n").unwrap();
+    let (child, port, _) = start_with(
+        agent,
+        root.path(),
+        &[
+            "--token-file",
+            token.to_str().unwrap(),
+            "--max-per-address",
+            "1000",
+        ],
+    )
+    .await;
+    let boundary = "bench-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"n.xml\"\r\n\
+         Content-Type: text/xml\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend(std::iter::repeat_n(b'x', 1024 * 1024 - 1024));
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let body = Arc::new(body);
+    let t0 = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..400 {
+        let body = body.clone();
+        tasks.spawn(async move {
+            let Ok(mut s) = handshake(port).await else {
+                return 0;
+            };
+            let head = format!(
+                "POST /configuration/bootstrap HTTP/1.1\r\nHost: x\r\n\
+                 Content-Type: multipart/form-data; boundary={boundary}\r\n\
+                 Content-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(&body).await;
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out).await;
+            String::from_utf8_lossy(&out)
+                .get(9..12)
+                .and_then(|c| c.parse::<u16>().ok())
+                .unwrap_or(0)
+        });
+    }
+    let mut codes = std::collections::BTreeMap::new();
+    while let Some(r) = tasks.join_next().await {
+        *codes.entry(r.unwrap_or(0)).or_insert(0) += 1;
+    }
+    println!(
+        "forms: 400 token-less 1 MiB form uploads answered in {:.0} ms, codes {codes:?}; \
+         agent peak RSS {} KiB ({:.1} MiB)",
+        ms(t0.elapsed()),
+        peak_kib(child.id()),
+        peak_kib(child.id()) as f64 / 1024.0
+    );
+    stop(child);
+}
+
+async fn bench_flood(agent: &Path, image: &Path) {
+    // 1 MiB of unknown elements inside the root: the answer's time and size.
+    let root = image_root(image);
+    let (child, port, _) = start_and_time(agent, root.path()).await;
+    let mut flood = b"<node-config schema=\"1\">".to_vec();
+    flood.extend_from_slice(&b"<x/>".repeat((1024 * 1024 - 64) / 4));
+    flood.extend_from_slice(b"</node-config>");
+    let head = format!(
+        "POST /configuration/bootstrap HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n\
+         Connection: close\r\nContent-Length: {}\r\n\r\n",
+        flood.len()
+    );
+    let t = Instant::now();
+    let (code, body) = request(port, &head, &flood).await;
+    let took = t.elapsed();
+    let (_, status) = request(
+        port,
+        "GET /api/v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"",
+    )
+    .await;
+    let (_, page) = request(
+        port,
+        "GET / HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
+        b"",
+    )
+    .await;
+    println!(
+        "flood: 1 MiB of <x/> -> {code} in {:.0} ms, reply {} bytes; then status {} bytes, \
+         page {} bytes; agent peak RSS {} KiB",
+        ms(took),
+        body.len(),
+        status.len(),
+        page.len(),
+        peak_kib(child.id())
+    );
+    stop(child);
 }
 
 async fn bench_start(agent: &Path, image: &Path, runs: usize) {
@@ -236,8 +484,9 @@ async fn bench_memory(agent: &Path, image: &Path) {
         idle as f64 / 1024.0
     );
     let mut conns = Vec::new();
-    for _ in 0..500 {
-        conns.push(handshake(port).await.unwrap());
+    // From 32 loopback addresses: 16 each is the default per-address cap.
+    for i in 0..500 {
+        conns.push(handshake_from(siege_source(i), port).await.unwrap());
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let held = rss_kib(child.id());

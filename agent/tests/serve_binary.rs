@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use https::{Client, valid_xml, valid_xml_path};
 
@@ -23,7 +23,21 @@ struct Agent {
 
 impl Agent {
     fn start(root: &Path, extra: &[&str]) -> Agent {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nodeboot-agent"))
+        Agent::start_under(&[], root, extra)
+    }
+
+    /// Starts the agent as the last argument of `wrapper` (e.g. `prlimit --nofile=…`).
+    fn start_under(wrapper: &[&str], root: &Path, extra: &[&str]) -> Agent {
+        let agent = env!("CARGO_BIN_EXE_nodeboot-agent");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(agent);
+                c
+            }
+            None => Command::new(agent),
+        };
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--reboot", "none"])
             .arg("--root")
             .arg(root)
@@ -66,6 +80,14 @@ impl Agent {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
         self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Agent {
+    /// A test that fails leaves no agent running (it would keep the test's output open).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -213,5 +235,114 @@ async fn the_readme_curl_commands_work() {
     ]);
     assert_eq!(code, 202, "{body}");
     assert_eq!(body["status"], "accepted");
+    assert!(agent.terminate().success());
+}
+
+#[tokio::test]
+async fn connections_are_kept_below_the_descriptor_limit() {
+    let root = common::image_root();
+    // Soft 200, hard 300: the agent raises its soft limit to 300 and serves 300 - 64. (The
+    // shell execs the agent, so the pid is the agent's; prlimit would fork and wait.)
+    let agent = Agent::start_under(
+        &[
+            "sh",
+            "-c",
+            "ulimit -S -n 200 && ulimit -H -n 300 && exec \"$0\" \"$@\"",
+        ],
+        root.path(),
+        &["--max-connections", "1024"],
+    );
+    let log = agent.log();
+    assert!(
+        log.contains("--max-connections 1024 lowered to 236: the descriptor limit is 300"),
+        "{log}"
+    );
+    assert!(log.contains("descriptors=300 max_connections=236"), "{log}");
+    let pid = agent.child.id();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["300", "300"],
+        "{line}"
+    );
+    assert!(agent.terminate().success());
+}
+
+fn warnings_of(log: &str) -> usize {
+    log.matches("accepting a connection failed").count()
+}
+
+#[tokio::test]
+async fn out_of_descriptors_the_agent_pauses_warns_once_per_interval_and_recovers() {
+    let root = common::image_root();
+    let mut agent = Agent::start(root.path(), &["--max-per-address", "1000"]);
+    let fp = fingerprint_of(&agent);
+    let pid = agent.child.id();
+    // Lower the running agent's descriptor limit to 20 above what it holds now.
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let limit = open + 20;
+    let status = Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={limit}:{limit}"))
+        .status()
+        .expect("prlimit (util-linux) is installed");
+    assert!(status.success());
+    // Plain TCP connections that never start TLS: the agent holds each accepted one for its
+    // 10 s handshake timeout, and runs out of descriptors after about 20.
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        held.push(tokio::net::TcpStream::connect(agent.addr).await.unwrap());
+    }
+    let mut first = None;
+    for _ in 0..2000 {
+        if warnings_of(&agent.log()) > 0 {
+            first = Some(Instant::now());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let first = first.unwrap_or_else(|| panic!("no warning: {}", agent.log()));
+    // Accept retries every 100 ms meanwhile; the log says so once per 5 s interval.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = agent.log();
+    let intervals = first.elapsed().as_secs() / 5 + 1;
+    assert!(
+        warnings_of(&log) as u64 <= intervals,
+        "{} warnings in {:?}: {log}",
+        warnings_of(&log),
+        first.elapsed()
+    );
+    assert!(log.contains("Too many open files"), "{log}");
+    assert!(agent.child.try_wait().unwrap().is_none(), "the agent died");
+
+    // Once the clients leave, the agent serves again.
+    drop(held);
+    let client = Client::new(agent.addr, &fp);
+    let mut served = false;
+    for _ in 0..200 {
+        let tcp = tokio::net::TcpStream::connect(agent.addr).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(client.config.clone());
+        let hs = tokio::time::timeout(
+            Duration::from_secs(1),
+            connector.connect(
+                rustls::pki_types::ServerName::IpAddress(agent.addr.ip().into()),
+                tcp,
+            ),
+        )
+        .await;
+        if matches!(hs, Ok(Ok(_))) {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "the agent did not serve again: {}", agent.log());
+    assert_eq!(client.get("/api/v1/status", "*/*").await.status, 200);
     assert!(agent.terminate().success());
 }

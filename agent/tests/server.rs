@@ -1,5 +1,8 @@
 //! The HTTPS endpoint over real TLS on loopback: pages, uploads (XML body and form), every
-//! refusal, token and allow-list, TLS versions, garbage and slow clients, shutdown.
+//! refusal, token and allow-list, TLS versions, garbage and slow clients, shutdown, and the
+//! bounds that keep a hostile network from starving the node.
+
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failure is a test failure
 
 mod common;
 mod https;
@@ -394,21 +397,42 @@ async fn bearer_token_is_accepted() {
 }
 
 #[tokio::test]
-async fn allow_list_refuses_other_networks() {
+async fn refused_address_is_closed_before_tls() {
     let mut server = start(Options {
         access: Some(Access::new(None, vec!["10.0.0.0/8".parse().unwrap()])),
         ..Options::default()
     })
     .await;
-    let client = server.client();
-    let r = client.get("/", HTML).await;
-    assert_eq!(r.status, 403);
+    // Without sending a byte, the client sees the server close the connection: no TLS, no
+    // HTTP, nothing read from the client.
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut buf))
+        .await
+        .expect("the refused connection was closed");
+    assert!(buf.is_empty(), "the server sent {} bytes", buf.len());
     assert!(
-        r.body
-            .contains("clients from 127.0.0.1 may not use this endpoint")
+        r.is_ok() || r.as_ref().unwrap_err().kind() == std::io::ErrorKind::ConnectionReset,
+        "{r:?}"
     );
-    let r = client.post_xml(&valid_xml(), &[]).await;
-    assert_eq!(r.status, 403);
+    // A TLS client's handshake fails for want of a server hello (EOF or reset).
+    let client = server.client();
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(client.config.clone());
+    let hs = connector
+        .connect(
+            rustls::pki_types::ServerName::IpAddress(server.addr.ip().into()),
+            tcp,
+        )
+        .await;
+    let err = hs.expect_err("a refused client completed a TLS handshake");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+        ),
+        "{err:?}"
+    );
     assert_eq!(server.reboot.calls(), 0);
     server.stop().await;
 
@@ -609,4 +633,362 @@ async fn shutdown_returns_with_an_idle_connection_open() {
     tokio::time::timeout(Duration::from_secs(20), server.stop())
         .await
         .expect("serve returned after shutdown");
+}
+
+/// A TCP connection to `addr` from the loopback address `from` (any of 127.0.0.0/8).
+async fn connect_from(from: &str, addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// A TLS handshake over `tcp` with the server's pinned certificate.
+async fn tls_over(
+    server: &https::Server,
+    tcp: tokio::net::TcpStream,
+) -> std::io::Result<https::TlsStream> {
+    let connector = tokio_rustls::TlsConnector::from(server.client().config.clone());
+    connector
+        .connect(
+            rustls::pki_types::ServerName::IpAddress(server.addr.ip().into()),
+            tcp,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn connections_over_the_per_address_cap_are_closed_at_once() {
+    let mut server = start(Options {
+        limits: Some(Limits {
+            max_per_address: 2,
+            ..Limits::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    let first = tls_over(&server, connect_from("127.0.0.1", server.addr).await)
+        .await
+        .unwrap();
+    let _second = tls_over(&server, connect_from("127.0.0.1", server.addr).await)
+        .await
+        .unwrap();
+    // The third from the same address is closed without a byte sent either way.
+    let mut third = connect_from("127.0.0.1", server.addr).await;
+    let (closed, sent) = read_until_closed(&mut third).await;
+    assert!(closed, "a connection over the cap was kept");
+    assert!(sent.is_empty());
+    // Another address has its own count.
+    let mut other = tls_over(&server, connect_from("127.0.0.2", server.addr).await)
+        .await
+        .expect("another address is served");
+    other
+        .write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (_, reply) = read_until_closed(&mut other).await;
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"));
+    // Once one of the two leaves, the address is served again (the server notices the
+    // close asynchronously: try until it has).
+    drop(first);
+    let mut served = false;
+    for _ in 0..200 {
+        let tcp = connect_from("127.0.0.1", server.addr).await;
+        if tls_over(&server, tcp).await.is_ok() {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        served,
+        "the address stayed refused after a connection closed"
+    );
+    server.stop().await;
+}
+
+/// A keep-alive HTTP/1.1 connection: (sender, whether the connection has ended).
+async fn keep_alive(
+    server: &https::Server,
+) -> (
+    hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let stream = server.client().connect().await;
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    let ended = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (sender, ended)
+}
+
+fn status_request() -> hyper::Request<http_body_util::Full<hyper::body::Bytes>> {
+    hyper::Request::get("/api/v1/status")
+        .header("host", "x")
+        .body(http_body_util::Full::default())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_busy_keep_alive_connection_is_closed_at_the_end_of_its_lifetime() {
+    let mut server = start(Options {
+        limits: Some(Limits {
+            max_lifetime: Duration::from_millis(800),
+            ..Limits::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    let (mut sender, ended) = keep_alive(&server).await;
+    // A request every 100 ms keeps it busy, well inside every idle timeout: it is closed
+    // anyway once its lifetime is over.
+    let mut answered = 0;
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if sender.ready().await.is_err() {
+                break;
+            }
+            match sender.send_request(status_request()).await {
+                Ok(r) if r.status() == 200 => answered += 1,
+                _ => break,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection outlived its lifetime");
+    assert!(answered >= 1, "it served requests before");
+    tokio::time::timeout(Duration::from_secs(20), ended)
+        .await
+        .expect("the connection ended")
+        .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_serves_at_most_max_requests() {
+    let mut server = start(Options {
+        limits: Some(Limits {
+            max_requests: 3,
+            ..Limits::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    let (mut sender, ended) = keep_alive(&server).await;
+    for i in 1..=3 {
+        sender.ready().await.unwrap();
+        let r = sender.send_request(status_request()).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let close = r.headers().get("connection").map(|v| v.to_str().unwrap());
+        assert_eq!(close, (i == 3).then_some("close"), "request {i}");
+    }
+    let fourth = async {
+        sender.ready().await?;
+        sender.send_request(status_request()).await
+    };
+    assert!(fourth.await.is_err(), "a fourth request was served");
+    tokio::time::timeout(Duration::from_secs(20), ended)
+        .await
+        .expect("the connection ended")
+        .unwrap();
+    server.stop().await;
+}
+
+fn token_server_options(limits: Limits) -> Options {
+    Options {
+        access: Some(Access::new(Some(Secret::new("tok-3141".into())), vec![])),
+        limits: Some(limits),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn the_token_is_checked_before_the_body_is_read() {
+    // The body timeout is far longer than the wait below: a 401 can only come without the body.
+    let mut server = start(token_server_options(Limits {
+        body_timeout: Duration::from_secs(600),
+        ..Limits::default()
+    }))
+    .await;
+    for auth in ["", "Authorization: Bearer wrong\r\n"] {
+        for ct in ["text/xml", "multipart/form-data; boundary=b"] {
+            if ct.starts_with("multipart") && auth.is_empty() {
+                continue; // a form may carry its token inside: see the next test
+            }
+            let mut stream = server.client().connect().await;
+            let head = format!(
+                "POST /configuration/bootstrap HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\n\
+                 {auth}Expect: 100-continue\r\nContent-Length: 1000000\r\n\r\n<node-config"
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let (closed, reply) = read_until_closed(&mut stream).await;
+            let text = String::from_utf8_lossy(&reply);
+            assert!(
+                text.starts_with("HTTP/1.1 401"),
+                "{ct} {auth:?}: no 401 without the body: {text}"
+            );
+            assert!(closed, "{ct} {auth:?}: connection kept open");
+            assert!(text.to_ascii_lowercase().contains("connection: close"));
+        }
+    }
+    assert_eq!(server.reboot.calls(), 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_form_without_its_token_is_refused_after_a_few_kib() {
+    let mut server = start(token_server_options(Limits {
+        body_timeout: Duration::from_secs(600),
+        ..Limits::default()
+    }))
+    .await;
+    // A 1 MiB file first and no token: only the first 16 KiB are read, then 401. The client
+    // sends 64 KiB of its 1 MiB and waits: the answer cannot wait for the rest.
+    let big = vec![b'x'; 1000 * 1024];
+    let (ct, body) = https::multipart(&[("file", Some("n.xml"), &big)]);
+    let mut stream = server.client().connect().await;
+    let head = format!(
+        "POST /configuration/bootstrap HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..64 * 1024]).await.unwrap();
+    let (closed, reply) = read_until_closed(&mut stream).await;
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(text.contains("it must come before the file"), "{text}");
+    assert!(closed);
+
+    // A wrong token in the form is refused as soon as it is read.
+    let (ct, body) = https::multipart(&[("token", None, b"wrong"), ("file", Some("n.xml"), &big)]);
+    let mut stream = server.client().connect().await;
+    let head = format!(
+        "POST /configuration/bootstrap HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..4096]).await.unwrap();
+    let (_, reply) = read_until_closed(&mut stream).await;
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 401"));
+
+    // With the token first, the file may be large (here 300 KiB of trailing white space).
+    let mut xml = valid_xml();
+    xml.resize(300 * 1024, b'\n');
+    let r = server
+        .client()
+        .post_form(
+            &[("token", None, b"tok-3141"), ("file", Some("n.xml"), &xml)],
+            "*/*",
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    server.wait_for_reboots(1).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_max_uploads_bodies_are_read_at_once_then_503() {
+    let mut server = start(Options {
+        limits: Some(Limits {
+            max_uploads: 1,
+            upload_wait: Duration::from_millis(200),
+            body_timeout: Duration::from_secs(600),
+            ..Limits::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    // The first upload takes the only slot: hyper sends "100 Continue" when the body is
+    // first read, which is after the slot was taken.
+    let mut slow = server.client().connect().await;
+    slow.write_all(
+        b"POST /configuration/bootstrap HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n\
+          Expect: 100-continue\r\nContent-Length: 10\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(20), slow.read(&mut buf))
+            .await
+            .expect("100 Continue")
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 100"));
+
+    let r = server.client().post_xml(&valid_xml(), &[]).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.header("retry-after"), "5");
+    assert!(r.json()["error"].as_str().unwrap().contains("again"));
+
+    // The slow one finishes (an invalid file: 422) and frees the slot.
+    slow.write_all(b"<x/><x/><x").await.unwrap();
+    let mut head = [0u8; 12];
+    slow.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 422");
+    let r = server.client().post_xml(&valid_xml(), &[]).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    server.wait_for_reboots(1).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_findings_gets_bounded_reply_status_and_page() {
+    let mut server = start(Options::default()).await;
+    let client = server.client();
+    // 1 MiB of unknown elements inside the root: one finding each, unless the parser stops.
+    let mut flood = b"<node-config schema=\"1\">".to_vec();
+    flood.extend_from_slice(&b"<x/>".repeat((1024 * 1024 - 64) / 4));
+    flood.extend_from_slice(b"</node-config>");
+    let r = client.post_xml(&flood, &[]).await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.len() < 64 * 1024, "422 of {} bytes", r.body.len());
+    let v = r.json();
+    let errors = v["errors"].as_array().unwrap();
+    assert!(errors.len() <= 101, "{} findings", errors.len());
+    let total = v["total"].as_u64().unwrap();
+    assert!(total >= errors.len() as u64);
+    println!("findings: {total}; reply {} bytes", r.body.len());
+
+    // The page's list is bounded the same way (a smaller flood: the parser is slow on them
+    // until it caps its own findings).
+    let mut smaller = b"<node-config schema=\"1\">".to_vec();
+    smaller.extend_from_slice(&b"<x/>".repeat(16 * 1024));
+    smaller.extend_from_slice(b"</node-config>");
+    let html = client
+        .post_form(&[("file", Some("flood.xml"), &smaller)], HTML)
+        .await;
+    assert_eq!(html.status, 422);
+    assert!(
+        html.body.len() < 64 * 1024,
+        "HTML 422 of {} bytes",
+        html.body.len()
+    );
+
+    let status = client.get("/api/v1/status", "*/*").await;
+    assert!(
+        status.body.len() < 8 * 1024,
+        "status of {} bytes",
+        status.body.len()
+    );
+    let s = status.json();
+    assert_eq!(s["last_attempt"]["outcome"], "rejected");
+    assert!(s["last_attempt"]["total"].as_u64().unwrap() > 21, "{s}");
+    assert!(s["errors"].as_array().unwrap().len() <= 21);
+    let page = client.get("/", HTML).await;
+    assert!(
+        page.body.len() < 16 * 1024,
+        "page of {} bytes",
+        page.body.len()
+    );
+    assert!(page.body.contains("Rejected"));
+    server.stop().await;
 }

@@ -1,21 +1,26 @@
-//! The endpoint itself: accept loop (connection cap, TLS handshake with a timeout, graceful
-//! shutdown), HTTP/1.1 routes, uploads (XML body or multipart form), answers in JSON or HTML,
-//! and the apply that follows a fully sent reply.
+//! The endpoint itself: accept loop (allow-list and per-address cap before any TLS work,
+//! connection cap, back-off when descriptors run out, TLS handshake with a timeout, a
+//! lifetime and a request count per connection, graceful shutdown), HTTP/1.1 routes, uploads
+//! (XML body or multipart form: token before body, a few read at once), bounded answers in
+//! JSON or HTML, and the apply that follows a fully sent reply.
 //!
 //! It writes no file: the node's files are the `apply` module's, reached through [`Node`].
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body as HttpBody, Bytes, Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use nodeboot_config::text::printable_line;
 use nodeboot_config::{Diagnostic, Secret};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -26,10 +31,10 @@ use tracing::{info, warn};
 
 use super::access::{Access, bearer_token};
 use super::banner;
-use super::limits::Limits;
+use super::limits::{Limits, PerAddress, Throttle};
 use super::node::{self, ApplyRefusal, Config, Node, Phase, Reboot, Validated};
 use super::page;
-use super::status::{Attempt, Outcome, StatusReport};
+use super::status::{Attempt, Outcome, StatusReport, bounded_diagnostics, shorten};
 
 /// The path uploads go to (the one existing client tooling for this kind of node uses).
 pub const UPLOAD_PATH: &str = "/configuration/bootstrap";
@@ -50,6 +55,8 @@ pub struct Agent {
     /// succeeded): the second upload meanwhile gets 409.
     busy: AtomicBool,
     last: Mutex<Option<Attempt>>,
+    /// Upload bodies being read or validated ([`Limits::max_uploads`]).
+    uploads: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -78,6 +85,7 @@ impl Agent {
             banner: None,
             busy: AtomicBool::new(false),
             last: Mutex::new(None),
+            uploads: Arc::new(Semaphore::new(Limits::default().max_uploads)),
         }
     }
 
@@ -96,6 +104,7 @@ impl Agent {
     /// Sets size, time and connection bounds.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self.uploads = Arc::new(Semaphore::new(limits.max_uploads.max(1)));
         self
     }
 
@@ -173,7 +182,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let permits = Arc::new(Semaphore::new(agent.limits.max_connections.max(1)));
+    let limits = agent.limits;
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_address = Arc::new(PerAddress::default());
+    let (mut exhausted, mut refused, mut over_cap) = (
+        Throttle::default(),
+        Throttle::default(),
+        Throttle::default(),
+    );
     let (closing_tx, closing_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -191,19 +207,57 @@ pub async fn serve(
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
-                    // EMFILE and friends: wait a little instead of spinning.
-                    warn!(error = %e, "accepting a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    // Out of descriptors (EMFILE, ENFILE): the client stays in the backlog;
+                    // pause instead of spinning, and say so once per interval.
+                    let pause = if out_of_descriptors(&e) {
+                        limits.accept_backoff
+                    } else {
+                        Duration::from_millis(10)
+                    };
+                    if let Some(quiet) = exhausted.hit(Instant::now(), limits.warn_interval) {
+                        warn!(
+                            error = %e,
+                            open = connections.len(),
+                            repeated = quiet,
+                            "accepting a connection failed: pausing {} ms",
+                            pause.as_millis()
+                        );
+                    }
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(pause) => continue,
+                    }
                 }
             },
         };
+        // Refused before any TLS work: the socket is closed at once.
+        if !agent.access.peer_allowed(peer.ip()) {
+            drop(tcp);
+            if let Some(quiet) = refused.hit(Instant::now(), limits.warn_interval) {
+                info!(%peer, repeated = quiet, "connection refused: address outside --allow");
+            }
+            continue;
+        }
+        let Some(address_slot) = per_address.enter(peer.ip(), limits.max_per_address) else {
+            drop(tcp);
+            if let Some(quiet) = over_cap.hit(Instant::now(), limits.warn_interval) {
+                warn!(
+                    %peer,
+                    cap = limits.max_per_address,
+                    repeated = quiet,
+                    "connection refused: too many open from this address"
+                );
+            }
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
+        let deadline = tokio::time::Instant::now() + limits.max_lifetime;
         let acceptor = acceptor.clone();
         let agent = agent.clone();
         let closing = closing_rx.clone();
         connections.spawn(async move {
-            serve_connection(tcp, peer, acceptor, agent, closing).await;
+            serve_connection(tcp, peer, acceptor, agent, closing, deadline).await;
+            drop(address_slot);
             drop(permit);
         });
     }
@@ -225,15 +279,23 @@ pub async fn serve(
     info!("stopped");
 }
 
+/// Whether `accept` failed for want of a file descriptor (the process's or the system's).
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    matches!(e.raw_os_error(), Some(c) if c == Errno::EMFILE as i32 || c == Errno::ENFILE as i32)
+}
+
 async fn serve_connection(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     agent: Arc<Agent>,
     mut closing: watch::Receiver<bool>,
+    deadline: tokio::time::Instant,
 ) {
     let handshake = tokio::time::timeout(agent.limits.handshake_timeout, acceptor.accept(tcp));
     let stream = tokio::select! {
+        () = tokio::time::sleep_until(deadline) => return,
         r = handshake => match r {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -261,10 +323,11 @@ async fn serve_connection(
                 info!(%peer, "idle connection closed (no request)");
                 return;
             }
+            () = tokio::time::sleep_until(deadline) => return,
             _ = closing.changed() => return,
         }
     }
-    Box::pin(serve_http(stream, peer, agent, closing)).await;
+    Box::pin(serve_http(stream, peer, agent, closing, deadline)).await;
 }
 
 /// HTTP/1.1 on an established TLS connection, then the apply of an upload it accepted.
@@ -273,15 +336,25 @@ async fn serve_http(
     peer: SocketAddr,
     agent: Arc<Agent>,
     mut closing: watch::Receiver<bool>,
+    deadline: tokio::time::Instant,
 ) {
     let slot: Slot = Arc::new(Mutex::new(None));
+    let served = Arc::new(AtomicUsize::new(0));
     let service = {
         let agent = agent.clone();
         let slot = slot.clone();
         hyper::service::service_fn(move |req| {
             let agent = agent.clone();
             let slot = slot.clone();
-            async move { Ok::<_, Infallible>(route(req, peer, &agent, &slot).await) }
+            let n = served.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                let mut resp = route(req, peer, &agent, &slot).await;
+                if n >= agent.limits.max_requests {
+                    // The connection's last request: hyper closes it after this reply.
+                    h_insert(&mut resp, header::CONNECTION, "close");
+                }
+                Ok::<_, Infallible>(resp)
+            }
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -296,6 +369,14 @@ async fn serve_http(
         _ = closing.changed() => {
             conn.as_mut().graceful_shutdown();
             conn.as_mut().await
+        }
+        () = tokio::time::sleep_until(deadline) => {
+            // Closed now when idle; a request in progress gets the body timeout to finish.
+            info!(%peer, "connection closed: it reached its lifetime");
+            conn.as_mut().graceful_shutdown();
+            tokio::time::timeout(agent.limits.body_timeout, conn.as_mut())
+                .await
+                .unwrap_or(Ok(()))
         }
     };
     if let Err(e) = result {
@@ -341,7 +422,7 @@ async fn run_apply(agent: &Arc<Agent>, p: PendingApply) {
             agent.record(
                 Some(digest),
                 Outcome::Failed {
-                    message: e.to_string(),
+                    message: shorten(&e.to_string(), 1000),
                 },
             );
             agent.busy.store(false, Ordering::SeqCst);
@@ -357,8 +438,14 @@ enum Answer {
         digest: String,
         warnings: Vec<Diagnostic>,
     },
-    Rejected(Vec<Diagnostic>),
+    /// The file's first findings (bounded) out of `total`.
+    Rejected {
+        errors: Vec<Diagnostic>,
+        total: usize,
+    },
     Refused(StatusCode, String),
+    /// Every upload slot stayed taken: try again shortly.
+    Unavailable,
     MethodNotAllowed(&'static str),
 }
 
@@ -371,22 +458,20 @@ async fn route(
     let html = wants_html(&req);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let answer = if !agent.access.peer_allowed(peer.ip()) {
-        Answer::Refused(
-            StatusCode::FORBIDDEN,
-            format!("clients from {} may not use this endpoint", peer.ip()),
-        )
-    } else {
-        match (&method, path.as_str()) {
-            (&Method::GET | &Method::HEAD, "/") => Answer::Home,
-            (&Method::GET | &Method::HEAD, STATUS_PATH) => Answer::Status,
-            (&Method::POST, UPLOAD_PATH) => upload(req, agent, slot).await,
-            (_, "/" | STATUS_PATH) => Answer::MethodNotAllowed("GET, HEAD"),
-            (_, UPLOAD_PATH) => Answer::MethodNotAllowed("POST"),
-            _ => Answer::Refused(StatusCode::NOT_FOUND, format!("no such page: {path}")),
-        }
+    // The allow-list was applied when the connection was accepted.
+    let answer = match (&method, path.as_str()) {
+        (&Method::GET | &Method::HEAD, "/") => Answer::Home,
+        (&Method::GET | &Method::HEAD, STATUS_PATH) => Answer::Status,
+        (&Method::POST, UPLOAD_PATH) => upload(req, agent, slot).await,
+        (_, "/" | STATUS_PATH) => Answer::MethodNotAllowed("GET, HEAD"),
+        (_, UPLOAD_PATH) => Answer::MethodNotAllowed("POST"),
+        _ => Answer::Refused(
+            StatusCode::NOT_FOUND,
+            format!("no such page: {}", shorten(&printable_line(&path), 200)),
+        ),
     };
     let response = render(agent, answer, html, &method);
+    let path = shorten(&printable_line(&path), 200);
     info!(%peer, %method, %path, status = response.status().as_u16(), "request");
     response
 }
@@ -454,25 +539,25 @@ fn too_large(limit: usize) -> Answer {
     )
 }
 
-async fn read_body(
-    req: Request<Incoming>,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes, Answer> {
-    let declared = req
-        .headers()
+/// The body's declared length, when it has one.
+fn declared_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit));
-    }
-    let body = Limited::new(req.into_body(), limit);
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+fn timed_out(timeout: Duration) -> Answer {
+    Answer::Refused(
+        StatusCode::REQUEST_TIMEOUT,
+        format!("the body did not arrive within {} s", timeout.as_secs()),
+    )
+}
+
+async fn read_body(body: Incoming, limit: usize, timeout: Duration) -> Result<Bytes, Answer> {
+    let body = Limited::new(body, limit);
     match tokio::time::timeout(timeout, body.collect()).await {
-        Err(_) => Err(Answer::Refused(
-            StatusCode::REQUEST_TIMEOUT,
-            format!("the body did not arrive within {} s", timeout.as_secs()),
-        )),
+        Err(_) => Err(timed_out(timeout)),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
         Ok(Err(e)) => Err(Answer::Refused(
             StatusCode::BAD_REQUEST,
@@ -482,43 +567,148 @@ async fn read_body(
     }
 }
 
-/// The file and token fields of a form.
+fn unauthorized(detail: &str) -> Answer {
+    Answer::Refused(
+        StatusCode::UNAUTHORIZED,
+        format!(
+            "this node requires its bootstrap token (form field \"token\" or \
+             Authorization: Bearer){detail}"
+        ),
+    )
+}
+
+/// A request body that may be read only up to a limit that can be raised while it is read:
+/// a form's bytes before its token has been checked are few, the rest up to the file size.
+struct GatedBody {
+    inner: Incoming,
+    read: usize,
+    gate: Arc<AtomicUsize>,
+}
+
+/// The body went past what [`GatedBody`] allowed so far.
+#[derive(Debug, thiserror::Error)]
+#[error("the body is larger than allowed")]
+struct OverGate;
+
+impl HttpBody for GatedBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.read = this.read.saturating_add(data.len());
+                    if this.read > this.gate.load(Ordering::SeqCst) {
+                        return Poll::Ready(Some(Err(Box::new(OverGate))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+        }
+    }
+}
+
+/// The file of a form, read as it streams in. When the token is not `known` yet (required,
+/// and not in the `Authorization` header), only [`Limits::form_before_token`] bytes are read
+/// before the `token` field must have arrived, and a wrong token is refused at once.
 async fn read_form(
-    body: Bytes,
+    body: Incoming,
     boundary: String,
-    max_file: usize,
-) -> Result<(Bytes, Option<Secret<String>>), Answer> {
-    let stream = http_body_util::BodyDataStream::new(Full::new(body));
+    limits: &Limits,
+    access: &Access,
+    known: bool,
+) -> Result<Bytes, Answer> {
+    let full = limits.max_file + limits.form_overhead;
+    let gate = Arc::new(AtomicUsize::new(if known {
+        full
+    } else {
+        limits.form_before_token
+    }));
+    let body = GatedBody {
+        inner: body,
+        read: 0,
+        gate: gate.clone(),
+    };
+    let stream = http_body_util::BodyDataStream::new(body);
     let constraints = multer::Constraints::new().size_limit(
         multer::SizeLimit::new()
-            .for_field("file", max_file as u64)
+            .for_field("file", limits.max_file as u64)
             .for_field("token", 4096),
     );
     let mut form = multer::Multipart::with_constraints(stream, boundary, constraints);
-    let mut file = None;
-    let mut token = None;
-    let bad = |e: multer::Error| match e {
+    let max_file = limits.max_file;
+    let read = async {
+        let mut token_known = known;
+        let mut file = None;
+        loop {
+            let field = form
+                .next_field()
+                .await
+                .map_err(|e| form_error(e, token_known, max_file))?;
+            let Some(field) = field else { break };
+            match field.name() {
+                Some("file") => {
+                    let bytes = field
+                        .bytes()
+                        .await
+                        .map_err(|e| form_error(e, token_known, max_file))?;
+                    file = Some(bytes);
+                }
+                Some("token") if !token_known => {
+                    let t = field
+                        .text()
+                        .await
+                        .map(Secret::new)
+                        .map_err(|e| form_error(e, token_known, max_file))?;
+                    if !access.token_ok(Some(t.expose())) {
+                        return Err(unauthorized(""));
+                    }
+                    token_known = true;
+                    gate.store(full, Ordering::SeqCst);
+                }
+                _ => {}
+            }
+        }
+        if !token_known {
+            return Err(unauthorized(""));
+        }
+        file.ok_or_else(|| {
+            Answer::Refused(
+                StatusCode::BAD_REQUEST,
+                "the form has no field named \"file\" holding the configuration".into(),
+            )
+        })
+    };
+    match tokio::time::timeout(limits.body_timeout, read).await {
+        Err(_) => Err(timed_out(limits.body_timeout)),
+        Ok(r) => r,
+    }
+}
+
+fn form_error(e: multer::Error, token_known: bool, max_file: usize) -> Answer {
+    match e {
         multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
             too_large(max_file)
         }
-        e => Answer::Refused(StatusCode::BAD_REQUEST, format!("reading the form: {e}")),
-    };
-    while let Some(field) = form.next_field().await.map_err(bad)? {
-        match field.name() {
-            Some("file") => file = Some(field.bytes().await.map_err(bad)?),
-            Some("token") => {
-                let t = field.text().await.map_err(bad)?;
-                token = Some(Secret::new(t));
+        multer::Error::StreamReadFailed(inner) if inner.is::<OverGate>() => {
+            if token_known {
+                too_large(max_file)
+            } else {
+                unauthorized(
+                    "; it must come before the file: put the token field first, or send the \
+                     Authorization header",
+                )
             }
-            _ => {}
         }
-    }
-    match file {
-        Some(f) => Ok((f, token)),
-        None => Err(Answer::Refused(
-            StatusCode::BAD_REQUEST,
-            "the form has no field named \"file\" holding the configuration".into(),
-        )),
+        e => Answer::Refused(StatusCode::BAD_REQUEST, format!("reading the form: {e}")),
     }
 }
 
@@ -527,58 +717,52 @@ async fn upload(req: Request<Incoming>, agent: &Arc<Agent>, slot: &Slot) -> Answ
         Ok(k) => k,
         Err(a) => return a,
     };
+    let limits = agent.limits;
+    // The header's token is checked before a byte of the body is read: a wrong one (and, for
+    // an XML body, a missing one) is refused at once, and the connection closed unread.
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token)
         .map(|t| Secret::new(t.to_string()));
-    let limits = agent.limits;
-    let refused_without_token = || {
-        Answer::Refused(
-            StatusCode::UNAUTHORIZED,
-            "this node requires its bootstrap token (form field \"token\" or \
-             Authorization: Bearer)"
-                .into(),
-        )
+    let token_known = agent
+        .access
+        .token_ok(bearer.as_ref().map(|t| t.expose().as_str()));
+    if !token_known && (bearer.is_some() || matches!(kind, Body::Xml)) {
+        return unauthorized("");
+    }
+    let limit = match kind {
+        Body::Xml => limits.max_file,
+        Body::Form(_) => limits.max_file + limits.form_overhead,
     };
-    let (xml, token) = match kind {
-        Body::Xml => {
-            // Refuse before reading a body nobody may send.
-            if !agent
-                .access
-                .token_ok(bearer.as_ref().map(|t| t.expose().as_str()))
-            {
-                return refused_without_token();
-            }
-            match read_body(req, limits.max_file, limits.body_timeout).await {
-                Ok(b) => (b, bearer),
-                Err(a) => return a,
-            }
-        }
+    if declared_length(&req).is_some_and(|n| n > limit as u64) {
+        return too_large(limit);
+    }
+    // A few bodies at a time: the others wait briefly, then are told to come back.
+    let permit =
+        match tokio::time::timeout(limits.upload_wait, agent.uploads.clone().acquire_owned()).await
+        {
+            Ok(Ok(p)) => p,
+            _ => return Answer::Unavailable,
+        };
+    let xml = match kind {
+        Body::Xml => read_body(req.into_body(), limit, limits.body_timeout).await,
         Body::Form(boundary) => {
-            let body = match read_body(
-                req,
-                limits.max_file + limits.form_overhead,
-                limits.body_timeout,
+            read_form(
+                req.into_body(),
+                boundary,
+                &limits,
+                &agent.access,
+                token_known,
             )
             .await
-            {
-                Ok(b) => b,
-                Err(a) => return a,
-            };
-            match read_form(body, boundary, limits.max_file).await {
-                Ok((file, field_token)) => (file, field_token.or(bearer)),
-                Err(a) => return a,
-            }
         }
     };
-    if !agent
-        .access
-        .token_ok(token.as_ref().map(|t| t.expose().as_str()))
-    {
-        return refused_without_token();
-    }
+    let xml = match xml {
+        Ok(x) => x,
+        Err(a) => return a,
+    };
     let digest = nodeboot_config::digest(&xml);
     let (phase, current_digest, _) = agent.current();
     if phase == Phase::Configured {
@@ -599,23 +783,49 @@ async fn upload(req: Request<Incoming>, agent: &Arc<Agent>, slot: &Slot) -> Answ
     if phase == Phase::Applying {
         return busy();
     }
+    let validated = validate_off_reactor(xml.clone()).await;
+    drop(permit);
     let Validated {
         config,
         warnings,
         digest,
-    } = match validate_off_reactor(xml.clone()).await {
+    } = match validated {
         Ok(v) => v,
         Err(errors) => {
-            info!(%digest, errors = errors.len(), "configuration rejected");
+            let total = errors.len();
+            info!(%digest, errors = total, "configuration rejected");
+            let kept = bounded_diagnostics(
+                &errors,
+                limits.kept_diagnostics,
+                limits.kept_text,
+                limits.message_chars,
+            );
+            let shown = bounded_diagnostics(
+                &errors,
+                limits.reply_diagnostics,
+                limits.reply_text,
+                limits.message_chars,
+            );
+            drop(errors);
             agent.record(
                 Some(digest),
                 Outcome::Rejected {
-                    errors: errors.clone(),
+                    errors: kept,
+                    total,
                 },
             );
-            return Answer::Rejected(errors);
+            return Answer::Rejected {
+                errors: shown,
+                total,
+            };
         }
     };
+    let warnings = bounded_diagnostics(
+        &warnings,
+        limits.reply_diagnostics,
+        limits.reply_text,
+        limits.message_chars,
+    );
     if agent
         .busy
         .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
@@ -683,7 +893,7 @@ fn render(agent: &Agent, answer: Answer, html: bool, method: &Method) -> Respons
             let (phase, digest, error) = agent.current();
             let last = agent.last();
             let (errors, last_failure) = match last.as_ref().map(|a| &a.outcome) {
-                Some(Outcome::Rejected { errors }) => (errors.as_slice(), None),
+                Some(Outcome::Rejected { errors, .. }) => (errors.as_slice(), None),
                 Some(Outcome::Failed { message }) => (&[][..], Some(message.as_str())),
                 _ => (&[][..], None),
             };
@@ -714,17 +924,23 @@ fn render(agent: &Agent, answer: Answer, html: bool, method: &Method) -> Respons
             // Closing the connection after this reply is what lets the apply begin.
             (StatusCode::ACCEPTED, body, html, true)
         }
-        Answer::Rejected(errors) => {
+        Answer::Rejected { errors, total } => {
             let body = if html {
-                page::render_rejected(&errors)
+                page::render_rejected(&errors, total)
             } else {
                 to_json(&json!({
                     "status": "rejected",
-                    "message": format!("the configuration has {}; nothing was changed", page::problems(errors.len())),
+                    "message": format!("the configuration has {}; nothing was changed", page::problems(total)),
+                    "total": total,
                     "errors": errors,
                 }))
             };
             (StatusCode::UNPROCESSABLE_ENTITY, body, html, false)
+        }
+        Answer::Unavailable => {
+            let message = "other uploads are being read; send the file again in a few seconds";
+            let body = refused_body(StatusCode::SERVICE_UNAVAILABLE, message, html);
+            (StatusCode::SERVICE_UNAVAILABLE, body, html, true)
         }
         Answer::MethodNotAllowed(allow) => {
             let message = format!("this path answers {allow} only");
@@ -765,6 +981,9 @@ fn render(agent: &Agent, answer: Answer, html: bool, method: &Method) -> Respons
     );
     if let Some(allow) = allow {
         h_insert(&mut resp, header::ALLOW, allow);
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        h_insert(&mut resp, header::RETRY_AFTER, "5");
     }
     if status == StatusCode::UNAUTHORIZED {
         h_insert(&mut resp, header::WWW_AUTHENTICATE, "Bearer");

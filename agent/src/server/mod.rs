@@ -60,9 +60,21 @@ pub struct ServeArgs {
     pub reboot_delay: u64,
     #[command(flatten)]
     pub reboot: RebootArgs,
-    /// Connections served at once
+    /// Connections served at once (lowered to fit the descriptor limit)
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
+    /// Connections served at once from one client address (IPv6: one /64)
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub max_per_address: usize,
+    /// Seconds a connection may stay open, however busy
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub max_lifetime: u64,
+    /// Requests served on one connection before it is closed
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_requests: usize,
+    /// Upload bodies read at once; more wait up to 2 s, then get 503
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub max_uploads: usize,
 }
 
 /// Runs `nodeboot-agent serve` until SIGTERM or SIGINT.
@@ -87,6 +99,7 @@ fn init_logging() {
 }
 
 async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
     let node = Arc::new(node::RootNode {
         root: args.root.clone(),
     });
@@ -94,6 +107,22 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
         .map_err(anyhow::Error::msg)
         .context("finishing an interrupted apply")?;
 
+    // Descriptors first: one per connection, and an apply must never run out of them.
+    let max_connections = match descriptor_limit() {
+        Some(nofile) => {
+            let (n, warning) = limits::connections_within(args.max_connections, nofile);
+            if let Some(w) = warning {
+                warn!("{w}");
+            }
+            info!(
+                descriptors = nofile,
+                max_connections = n,
+                "connection limits"
+            );
+            n
+        }
+        None => args.max_connections,
+    };
     let access = access::Access::new(read_token(args.token_file.as_deref())?, args.allow.clone());
 
     let addresses = banner::local_addresses();
@@ -144,12 +173,41 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
         .with_reboot_delay(Duration::from_secs(args.reboot_delay))
         .with_access(access)
         .with_limits(limits::Limits {
-            max_connections: args.max_connections,
+            max_connections,
+            max_per_address: args.max_per_address.max(1),
+            max_lifetime: Duration::from_secs(args.max_lifetime.max(1)),
+            max_requests: args.max_requests.max(1),
+            max_uploads: args.max_uploads.max(1),
             ..limits::Limits::default()
         })
         .with_banner(args.root.clone(), urls);
-    serve(listener, tls_config, Arc::new(agent), shutdown_signal()).await;
+    serve(listener, tls_config, Arc::new(agent), shutdown).await;
     Ok(())
+}
+
+/// The process's descriptor limit (RLIMIT_NOFILE), after raising the soft limit to the hard
+/// one; `None` when it cannot be read.
+fn descriptor_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "reading the descriptor limit (RLIMIT_NOFILE)");
+            return None;
+        }
+    };
+    // The kernel refuses more than fs.nr_open (1048576 by default), "unlimited" included.
+    let wanted = hard.min(1 << 20);
+    if soft >= wanted {
+        return Some(soft);
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, wanted, hard) {
+        Ok(()) => Some(wanted),
+        Err(e) => {
+            warn!(error = %e, soft, hard, "raising the descriptor limit to its hard limit");
+            Some(soft)
+        }
+    }
 }
 
 fn read_token(
@@ -163,11 +221,20 @@ fn read_token(
     Ok(Some(token))
 }
 
-/// Completes on SIGTERM (systemd stopping the service) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
+/// Completes on SIGTERM (systemd stopping the service) or SIGINT (Ctrl-C). The handlers are
+/// installed when this is called, not when the future is first polled: a SIGTERM that comes
+/// right after "listening" still stops the agent gracefully.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
+    async move { wait_for_signal(term, int).await }
+}
+
+async fn wait_for_signal(
+    term: std::io::Result<tokio::signal::unix::Signal>,
+    int: std::io::Result<tokio::signal::unix::Signal>,
+) {
     match (term, int) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {

@@ -112,10 +112,10 @@ fn attempt_card(a: &Attempt) -> String {
             "<div class=\"card ok\"><b>Applied</b> at {when}; rebooting in \
              {reboot_delay_secs} s.{digest}</div>"
         ),
-        Outcome::Rejected { errors } => format!(
+        Outcome::Rejected { errors, total } => format!(
             "<div class=\"card bad\"><b>Rejected</b> at {when}: {} in the file.{digest}\
              {}</div>",
-            problems(errors.len()),
+            problems(*total),
             diagnostics_list(errors)
         ),
         Outcome::Failed { message } => format!(
@@ -165,10 +165,10 @@ pub fn render_home(v: &HomeView<'_>) -> String {
             "<h2>Upload the configuration</h2><div class=\"card\">\
              <form method=\"post\" action=\"/configuration/bootstrap\" \
              enctype=\"multipart/form-data\">\
-             <label for=\"file\">Configuration file (XML, at most 1 MiB)</label>\
-             <input type=\"file\" id=\"file\" name=\"file\" accept=\".xml,text/xml,application/xml\" \
-             required>",
+",
         );
+        // The token field comes first: browsers send fields in page order, and the agent reads
+        // only a few KiB of a form before its token has arrived.
         if v.token_required {
             body.push_str(
                 "<label for=\"token\">Bootstrap token</label>\
@@ -177,7 +177,10 @@ pub fn render_home(v: &HomeView<'_>) -> String {
             );
         }
         body.push_str(
-            "<button type=\"submit\" id=\"upload\">Upload</button></form>\
+            "<label for=\"file\">Configuration file (XML, at most 1 MiB)</label>\
+             <input type=\"file\" id=\"file\" name=\"file\" accept=\".xml,text/xml,application/xml\" \
+             required>\
+             <button type=\"submit\" id=\"upload\">Upload</button></form>\
              <p class=\"help\">The node validates the file, applies it and reboots. \
              Scripts can POST the XML to <code>/configuration/bootstrap</code> with \
              <code>Content-Type: text/xml</code>.</p></div>",
@@ -209,13 +212,14 @@ pub fn render_accepted(digest: &str, reboot_delay_secs: u64, warnings: &[Diagnos
     layout("Configuration accepted", &body)
 }
 
-/// The page after a file was refused for what is in it: every finding.
-pub fn render_rejected(errors: &[Diagnostic]) -> String {
+/// The page after a file was refused for what is in it: its findings (`errors`, already
+/// bounded) out of `total`.
+pub fn render_rejected(errors: &[Diagnostic], total: usize) -> String {
     let body = format!(
         "<h1>Configuration rejected</h1><div class=\"card bad\" id=\"result\">\
          <b>The file has {}; nothing was changed on the node.</b>{}</div>\
          <p><a href=\"/\">Back to the upload form</a></p>",
-        problems(errors.len()),
+        problems(total),
         diagnostics_list(errors)
     );
     layout("Configuration rejected", &body)
@@ -257,7 +261,7 @@ mod tests {
 
     #[test]
     fn rejected_page_lists_every_error_escaped() {
-        let html = render_rejected(&[diag(), diag()]);
+        let html = render_rejected(&[diag(), diag()], 2);
         assert!(html.contains("The file has 2 problems;"));
         assert_eq!(
             html.matches("line 4, column 3 · /node-config/hostname")
@@ -282,6 +286,10 @@ mod tests {
         let html = render_home(&v);
         assert!(html.contains("enctype=\"multipart/form-data\""));
         assert!(html.contains("name=\"token\""));
+        assert!(
+            html.find("name=\"token\"") < html.find("name=\"file\""),
+            "the token is sent before the file"
+        );
         assert!(html.contains("SHA256:aa:bb"));
         assert!(html.contains("width=device-width"));
         v.phase = Phase::Configured;
