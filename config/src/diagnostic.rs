@@ -3,12 +3,12 @@
 //! A [`Diagnostic`] is data; rendering it compiler-style (file:line:col, the line, a caret) is
 //! done by [`Diagnostic::render`], which needs the source text but nothing else.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::secret::MaskedSource;
 
 /// Whether a finding makes the file invalid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The file is refused.
@@ -18,7 +18,7 @@ pub enum Severity {
 }
 
 /// One finding: severity, element path, 1-based line and column, message and fix hint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,

@@ -3,6 +3,7 @@
 //! Parse → validate → typed [`NodeConfig`]; serialize back to XML or JSON. This crate does no
 //! I/O and knows nothing of servers, terminals or a node's files.
 
+pub mod api;
 pub mod diagnostic;
 pub mod inventory;
 mod metadata;

@@ -1,0 +1,254 @@
+//! The wire contract between the agent's endpoint and its clients (`nodeboot push`,
+//! `nodeboot status`, the tests): the paths, the node's states, the status document, the reply
+//! to an upload and the refusal every route may answer.
+//!
+//! One type on both sides: the agent serializes these, the provisioner deserializes the same
+//! types, so a renamed field breaks the build or the contract test, not an operator's run.
+//! Data only; no I/O, no HTTP.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Diagnostic;
+
+/// `POST` the XML (or a `multipart/form-data` form) here to configure an unconfigured node.
+pub const BOOTSTRAP_PATH: &str = "/configuration/bootstrap";
+/// `GET` the [`StatusReport`] here.
+pub const STATUS_PATH: &str = "/api/v1/status";
+/// `GET` the HTML page with the upload form here.
+pub const PAGE_PATH: &str = "/";
+/// The port the agent listens on by default.
+pub const DEFAULT_PORT: u16 = 8443;
+
+/// Where a node stands. Transitions: `Unconfigured` → `Applying` → `Configured` or
+/// `Failed`; `Failed` → `Applying` (a new upload); `Configured` → `Unconfigured` only by
+/// `nodeboot-agent reset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    /// No configuration applied yet: uploads are accepted.
+    Unconfigured,
+    /// A configuration is being applied.
+    Applying,
+    /// A configuration has been applied: uploads are refused until `nodeboot-agent reset`.
+    Configured,
+    /// The last apply failed (nothing was changed): uploads are accepted again.
+    Failed,
+}
+
+impl NodeState {
+    /// The name on the wire and in messages (`unconfigured`, `applying`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Unconfigured => "unconfigured",
+            NodeState::Applying => "applying",
+            NodeState::Configured => "configured",
+            NodeState::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `GET /api/v1/status` document. Bounded: at most a few KiB whatever was uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Where the node stands.
+    pub state: NodeState,
+    /// SHA-256 of the configuration in place (or being applied, or that failed).
+    pub digest: Option<String>,
+    /// The first validation findings of the last attempt (empty when it had none), then one
+    /// entry counting the rest.
+    pub errors: Vec<Diagnostic>,
+    /// Why the last apply failed, if it did (a message for the client, not the logged detail).
+    pub error: Option<String>,
+    /// The last upload attempt since the agent started.
+    pub last_attempt: Option<Attempt>,
+    /// The certificate fingerprint (`SHA256:` colon-hex).
+    pub fingerprint: String,
+    /// The agent's version.
+    pub version: String,
+}
+
+/// One upload that got past the access checks, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// When it arrived (seconds since the epoch).
+    pub at_unix: u64,
+    /// The file's SHA-256, when a file was read.
+    pub digest: Option<String>,
+    /// What became of it.
+    #[serde(flatten)]
+    pub outcome: AttemptOutcome,
+}
+
+/// What became of an upload attempt. Transitions: `Accepted` → `Applied` or `Failed`; the
+/// others are final.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// Valid; the reply went out and the apply is running.
+    Accepted {
+        /// Seconds between the end of the apply and the reboot.
+        reboot_delay_secs: u64,
+    },
+    /// Applied; the reboot follows after the delay.
+    Applied {
+        /// Seconds between the end of the apply and the reboot.
+        reboot_delay_secs: u64,
+    },
+    /// The file is invalid (its findings are the status document's `errors`).
+    Rejected {
+        /// How many findings the file had in all.
+        total: usize,
+    },
+    /// The apply failed; the node keeps its previous configuration.
+    Failed {
+        /// Why, for the client.
+        message: String,
+    },
+    /// The request was refused before validation (size, type, busy, configured).
+    Refused {
+        /// The HTTP status sent.
+        code: u16,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The JSON answer to `POST /configuration/bootstrap`: accepted (202), rejected (422), or
+/// refused (any other code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum UploadReply {
+    /// 202: valid; the node applies it, then reboots.
+    Accepted(Accepted),
+    /// 422: invalid; nothing was changed.
+    Rejected(Rejected),
+    /// Refused before validation, or by the node's state.
+    Refused(Refusal),
+}
+
+/// The body of a 202.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    /// SHA-256 of the configuration accepted.
+    pub digest: String,
+    /// Seconds between the end of the apply and the reboot.
+    pub reboot_delay_seconds: u64,
+    /// Findings that do not refuse the file.
+    pub warnings: Vec<Diagnostic>,
+    /// One sentence for a person.
+    pub message: String,
+}
+
+/// The body of a 422.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    /// One sentence for a person.
+    pub message: String,
+    /// How many findings the file had in all.
+    pub total: usize,
+    /// The first findings, each with its line, column and element, then one entry counting
+    /// the rest.
+    pub errors: Vec<Diagnostic>,
+}
+
+/// The body of every other error answer of every route (400, 401, 404, 408, 409, 413, 415,
+/// 503): `{"status":"refused","code":…,"error":…}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The HTTP status code sent.
+    pub code: u16,
+    /// Why, and what to do about it, for the client.
+    pub error: String,
+}
+
+impl UploadReply {
+    /// A refusal with `code` and the client's message.
+    pub fn refused(code: u16, error: impl Into<String>) -> Self {
+        UploadReply::Refused(Refusal {
+            code,
+            error: error.into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::Severity;
+
+    fn round_trip<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+        value: &T,
+        json: &str,
+    ) {
+        assert_eq!(serde_json::to_string(value).unwrap(), json);
+        assert_eq!(&serde_json::from_str::<T>(json).unwrap(), value);
+    }
+
+    #[test]
+    fn replies_have_their_documented_shape() {
+        round_trip(
+            &UploadReply::refused(409, "busy"),
+            r#"{"status":"refused","code":409,"error":"busy"}"#,
+        );
+        round_trip(
+            &UploadReply::Accepted(Accepted {
+                digest: "ab".into(),
+                reboot_delay_seconds: 5,
+                warnings: vec![],
+                message: "ok".into(),
+            }),
+            r#"{"status":"accepted","digest":"ab","reboot_delay_seconds":5,"warnings":[],"message":"ok"}"#,
+        );
+        round_trip(
+            &UploadReply::Rejected(Rejected {
+                message: "bad".into(),
+                total: 1,
+                errors: vec![Diagnostic {
+                    severity: Severity::Error,
+                    path: "/node-config".into(),
+                    line: 1,
+                    column: 2,
+                    message: "m".into(),
+                    help: None,
+                }],
+            }),
+            r#"{"status":"rejected","message":"bad","total":1,"errors":[{"severity":"error","path":"/node-config","line":1,"column":2,"message":"m","help":null}]}"#,
+        );
+    }
+
+    #[test]
+    fn status_round_trips_with_a_flat_attempt() {
+        round_trip(
+            &StatusReport {
+                state: NodeState::Failed,
+                digest: Some("ab".into()),
+                errors: vec![],
+                error: Some("disk full".into()),
+                last_attempt: Some(Attempt {
+                    at_unix: 5,
+                    digest: Some("ab".into()),
+                    outcome: AttemptOutcome::Refused {
+                        code: 413,
+                        message: "too large".into(),
+                    },
+                }),
+                fingerprint: "SHA256:00".into(),
+                version: "0.1.0".into(),
+            },
+            r#"{"state":"failed","digest":"ab","errors":[],"error":"disk full","last_attempt":{"at_unix":5,"digest":"ab","outcome":"refused","code":413,"message":"too large"},"fingerprint":"SHA256:00","version":"0.1.0"}"#,
+        );
+    }
+
+    #[test]
+    fn an_unknown_state_is_an_error_not_a_guess() {
+        assert!(serde_json::from_str::<NodeState>(r#""applied""#).is_err());
+    }
+}
