@@ -199,6 +199,86 @@ async fn token_file_is_enforced_and_no_secret_reaches_the_log() {
     assert!(agent.terminate().success());
 }
 
+/// Polls the status until its state is `state` (20 s at most); the last status read.
+async fn wait_for_state(client: &Client, state: &str) -> https::Reply {
+    let mut reply = client.get("/api/v1/status", "*/*").await;
+    for _ in 0..2000 {
+        if reply.json()["state"] == state {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        reply = client.get("/api/v1/status", "*/*").await;
+    }
+    assert_eq!(reply.json()["state"], state, "{}", reply.body);
+    reply
+}
+
+#[tokio::test]
+async fn a_failed_apply_shows_clients_its_class_and_logs_its_detail() {
+    const HTML: &str = "text/html,*/*;q=0.8";
+    const MESSAGE: &str = "the configuration could not be applied: a path under the node's \
+                           root is a link or not a regular file; the node keeps its previous \
+                           configuration; see `journalctl -u nodeboot-agent`";
+    // A FIFO and a link planted where the apply writes: both fail on a host path.
+    for plant in ["fifo", "link"] {
+        let root = common::image_root();
+        let target = root.path().join("etc/hostname");
+        let _ = std::fs::remove_file(&target);
+        match plant {
+            "fifo" => nix::unistd::mkfifo(&target, nix::sys::stat::Mode::from_bits_truncate(0o644))
+                .unwrap(),
+            _ => std::os::unix::fs::symlink("/etc/hostname", &target).unwrap(),
+        }
+        let host_path = root.path().to_str().unwrap().to_string();
+        let agent = Agent::start(root.path(), &[]);
+        let client = Client::new(agent.addr, &fingerprint_of(&agent));
+        let r = client.post_xml(&valid_xml(), &[]).await;
+        assert_eq!(r.status, 202, "{plant}: {}", r.body);
+        assert!(!r.body.contains(&host_path));
+
+        let status = wait_for_state(&client, "failed").await;
+        let v = status.json();
+        assert_eq!(v["error"], MESSAGE, "{plant}");
+        assert_eq!(v["last_attempt"]["outcome"], "failed");
+        assert_eq!(v["last_attempt"]["message"], MESSAGE, "{plant}");
+        let page = client.get("/", HTML).await;
+        assert!(page.body.contains("Apply failed"), "{plant}");
+        for (what, body) in [("status", &status.body), ("page", &page.body)] {
+            assert!(
+                !body.contains(&host_path),
+                "{plant}: {what} shows {host_path}: {body}"
+            );
+            assert!(!body.contains("os error"), "{plant}: {what}: {body}");
+        }
+        // The journal has the detail: the host path and what was found there.
+        let log = agent.log();
+        let found = if plant == "fifo" {
+            "is a FIFO, not a regular file"
+        } else {
+            "is a symbolic link"
+        };
+        assert!(
+            log.contains(&format!("{host_path}/etc/hostname")) && log.contains(found),
+            "{plant}: {log}"
+        );
+        assert!(agent.terminate().success());
+
+        // After a restart the failure comes from the node's record: still no detail.
+        let agent = Agent::start(root.path(), &[]);
+        let client = Client::new(agent.addr, &fingerprint_of(&agent));
+        let status = wait_for_state(&client, "failed").await;
+        assert_eq!(status.json()["error"], MESSAGE, "{plant} after a restart");
+        let page = client.get("/", HTML).await;
+        for body in [&status.body, &page.body] {
+            assert!(
+                !body.contains(&host_path),
+                "{plant} after a restart: {body}"
+            );
+        }
+        assert!(agent.terminate().success());
+    }
+}
+
 fn curl(args: &[&str]) -> (u16, serde_json::Value) {
     let out = Command::new("curl")
         .args(["-sS", "-k", "-w", "\n%{http_code}"])

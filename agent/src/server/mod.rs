@@ -2,17 +2,29 @@
 //! `POST /configuration/bootstrap` for scripts, answered in HTML or JSON; a valid file is
 //! handed to the apply engine once the reply has gone out, then the node reboots.
 //!
-//! Rooms: [`tls`] (certificate and fingerprint), [`banner`] (console banner, addresses),
-//! [`access`] (token, allow-list), [`limits`], [`page`] (HTML), [`status`] (what is reported),
-//! [`node`] (the seam to validation and apply), [`http`] (accept loop and routes). This module
-//! only wires them together for the command line; tests call [`http::serve`] directly.
+//! A request goes through layers, each in its room: [`http`] (accept loop, [`limits`] and
+//! [`access`] at accept, TLS from [`tls`], HTTP/1.1) → [`route`] (pure: method, path and
+//! headers to an action) → [`effect`] (reading the body with [`body`], validating, the apply
+//! through [`node`], with the shared state in [`agent`]) → an [`answer`] value → [`render`]
+//! (pure: the answer to status, headers and body; HTML from [`page`], JSON from the wire
+//! contract `nodeboot_config::api`). [`status`] bounds what is remembered and shown,
+//! [`failure`] turns a failed apply's logged detail into the client's message, [`banner`]
+//! writes the console banner. This module only wires them together for the command line;
+//! tests call [`http::serve`] directly.
 
 pub mod access;
+pub mod agent;
+pub mod answer;
 pub mod banner;
+pub mod body;
+pub mod effect;
+pub mod failure;
 pub mod http;
 pub mod limits;
 pub mod node;
 pub mod page;
+pub mod render;
+pub mod route;
 pub mod status;
 pub mod tls;
 
@@ -147,7 +159,7 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
     let urls = banner::urls(local, &addresses);
 
     let configured = node::Node::status(node.as_ref())
-        .map(|s| s.phase == node::Phase::Configured)
+        .map(|s| s.phase == nodeboot_config::api::NodeState::Configured)
         .unwrap_or(false);
     let banner_text = banner::render_banner(&urls, &identity.fingerprint, configured);
     match banner::write_banner(&args.root, &banner_text) {

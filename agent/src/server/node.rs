@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 
 use nodeboot_config::Diagnostic;
+use nodeboot_config::api::NodeState;
 
-use crate::apply::{self, ApplyError, NodeState};
-use serde::Serialize;
+use crate::apply::{self, ApplyError};
 
 pub use crate::apply::{NoReboot, Reboot, schedule_reboot};
 
@@ -36,25 +36,11 @@ pub fn validate(bytes: &[u8]) -> Result<Validated, Vec<Diagnostic>> {
     })
 }
 
-/// Where the node stands, as `GET /api/v1/status` reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    /// No configuration applied yet: uploads are accepted.
-    Unconfigured,
-    /// A configuration is being applied.
-    Applying,
-    /// A configuration has been applied: uploads are refused until `nodeboot-agent reset`.
-    Configured,
-    /// The last apply failed (nothing was changed): uploads are accepted again.
-    Failed,
-}
-
 /// The node's state read from its root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeStatus {
     /// Unconfigured, applying, configured or failed.
-    pub phase: Phase,
+    pub phase: NodeState,
     /// The digest of the configuration applied (or being applied, or that failed).
     pub digest: Option<String>,
     /// Why the last apply failed.
@@ -99,23 +85,23 @@ impl Node for RootNode {
     fn status(&self) -> Result<NodeStatus, String> {
         let state = apply::read_state(&self.root).map_err(|e| e.to_string())?;
         Ok(match state {
-            NodeState::Unconfigured => NodeStatus {
-                phase: Phase::Unconfigured,
+            apply::NodeState::Unconfigured => NodeStatus {
+                phase: NodeState::Unconfigured,
                 digest: None,
                 error: None,
             },
-            NodeState::Applying { digest } => NodeStatus {
-                phase: Phase::Applying,
+            apply::NodeState::Applying { digest } => NodeStatus {
+                phase: NodeState::Applying,
                 digest: Some(digest),
                 error: None,
             },
-            NodeState::Configured { digest, .. } => NodeStatus {
-                phase: Phase::Configured,
+            apply::NodeState::Configured { digest, .. } => NodeStatus {
+                phase: NodeState::Configured,
                 digest: Some(digest),
                 error: None,
             },
-            NodeState::Failed { digest, error } => NodeStatus {
-                phase: Phase::Failed,
+            apply::NodeState::Failed { digest, error } => NodeStatus {
+                phase: NodeState::Failed,
                 digest: Some(digest),
                 error: Some(error),
             },

@@ -2,26 +2,26 @@
 //! result pages. Pure functions from data to strings; no JavaScript, one small stylesheet,
 //! readable on a phone.
 
+use nodeboot_config::api::{AttemptOutcome, BOOTSTRAP_PATH, NodeState};
 use nodeboot_config::{Diagnostic, Severity};
 
-use super::node::Phase;
-use super::status::{Attempt, Outcome};
+use super::status::LastAttempt;
 
 /// What the upload page shows.
-#[derive(Debug)]
-pub struct HomeView<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HomeView {
     /// The node's state.
-    pub phase: Phase,
+    pub state: NodeState,
     /// The digest of the configuration in place (or failed).
-    pub digest: Option<&'a str>,
+    pub digest: Option<String>,
     /// The certificate fingerprint.
-    pub fingerprint: &'a str,
+    pub fingerprint: String,
     /// The last upload, if any since the agent started.
-    pub last: Option<&'a Attempt>,
+    pub last: Option<LastAttempt>,
     /// Whether the form asks for the bootstrap token.
     pub token_required: bool,
     /// The agent's version.
-    pub version: &'a str,
+    pub version: &'static str,
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -64,12 +64,12 @@ fn layout(title: &str, body: &str) -> String {
     )
 }
 
-fn phase_text(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Unconfigured => "Unconfigured — waiting for its configuration",
-        Phase::Applying => "Applying a configuration",
-        Phase::Configured => "Configured",
-        Phase::Failed => "The last apply failed — the node kept its previous state",
+fn state_text(state: NodeState) -> &'static str {
+    match state {
+        NodeState::Unconfigured => "Unconfigured — waiting for its configuration",
+        NodeState::Applying => "Applying a configuration",
+        NodeState::Configured => "Configured",
+        NodeState::Failed => "The last apply failed — the node kept its previous state",
     }
 }
 
@@ -96,7 +96,8 @@ fn diagnostics_list(diags: &[Diagnostic]) -> String {
     s
 }
 
-fn attempt_card(a: &Attempt) -> String {
+fn attempt_card(last: &LastAttempt) -> String {
+    let a = &last.attempt;
     let when = nodeboot_config::format_utc(i64::try_from(a.at_unix).unwrap_or(i64::MAX));
     let digest = a
         .digest
@@ -104,25 +105,25 @@ fn attempt_card(a: &Attempt) -> String {
         .map(|d| format!("<br>sha256 <code>{}</code>", escape(d)))
         .unwrap_or_default();
     match &a.outcome {
-        Outcome::Accepted { reboot_delay_secs } => format!(
+        AttemptOutcome::Accepted { reboot_delay_secs } => format!(
             "<div class=\"card info\"><b>Accepted</b> at {when}: applying, then rebooting \
              in {reboot_delay_secs} s.{digest}</div>"
         ),
-        Outcome::Applied { reboot_delay_secs } => format!(
+        AttemptOutcome::Applied { reboot_delay_secs } => format!(
             "<div class=\"card ok\"><b>Applied</b> at {when}; rebooting in \
              {reboot_delay_secs} s.{digest}</div>"
         ),
-        Outcome::Rejected { errors, total } => format!(
+        AttemptOutcome::Rejected { total } => format!(
             "<div class=\"card bad\"><b>Rejected</b> at {when}: {} in the file.{digest}\
              {}</div>",
             problems(*total),
-            diagnostics_list(errors)
+            diagnostics_list(&last.findings)
         ),
-        Outcome::Failed { message } => format!(
+        AttemptOutcome::Failed { message } => format!(
             "<div class=\"card bad\"><b>Apply failed</b> at {when}: {}{digest}</div>",
             escape(message)
         ),
-        Outcome::Refused { code, message } => format!(
+        AttemptOutcome::Refused { code, message } => format!(
             "<div class=\"card bad\"><b>Refused ({code})</b> at {when}: {}</div>",
             escape(message)
         ),
@@ -139,13 +140,13 @@ pub fn problems(n: usize) -> String {
 }
 
 /// The upload page (`GET /`).
-pub fn render_home(v: &HomeView<'_>) -> String {
+pub fn render_home(v: &HomeView) -> String {
     let mut body = String::from("<h1>nodeboot — node configuration</h1>");
     body.push_str(&format!(
         "<div class=\"card\"><dl><dt>State</dt><dd id=\"state\">{}</dd>",
-        escape(phase_text(v.phase))
+        escape(state_text(v.state))
     ));
-    if let Some(d) = v.digest {
+    if let Some(d) = &v.digest {
         body.push_str(&format!(
             "<dt>Configuration</dt><dd><code>sha256 {}</code></dd>",
             escape(d)
@@ -153,20 +154,19 @@ pub fn render_home(v: &HomeView<'_>) -> String {
     }
     body.push_str(&format!(
         "<dt>Certificate</dt><dd class=\"fp\">{}</dd><dt>Agent</dt><dd>{}</dd></dl></div>",
-        escape(v.fingerprint),
+        escape(&v.fingerprint),
         escape(v.version)
     ));
-    if let Some(a) = v.last {
+    if let Some(a) = &v.last {
         body.push_str("<h2>Last upload</h2>");
         body.push_str(&attempt_card(a));
     }
-    if matches!(v.phase, Phase::Unconfigured | Phase::Failed) {
-        body.push_str(
+    if matches!(v.state, NodeState::Unconfigured | NodeState::Failed) {
+        body.push_str(&format!(
             "<h2>Upload the configuration</h2><div class=\"card\">\
-             <form method=\"post\" action=\"/configuration/bootstrap\" \
-             enctype=\"multipart/form-data\">\
-",
-        );
+             <form method=\"post\" action=\"{BOOTSTRAP_PATH}\" \
+             enctype=\"multipart/form-data\">"
+        ));
         // The token field comes first: browsers send fields in page order, and the agent reads
         // only a few KiB of a form before its token has arrived.
         if v.token_required {
@@ -176,16 +176,16 @@ pub fn render_home(v: &HomeView<'_>) -> String {
                  required>",
             );
         }
-        body.push_str(
+        body.push_str(&format!(
             "<label for=\"file\">Configuration file (XML, at most 1 MiB)</label>\
              <input type=\"file\" id=\"file\" name=\"file\" accept=\".xml,text/xml,application/xml\" \
              required>\
              <button type=\"submit\" id=\"upload\">Upload</button></form>\
              <p class=\"help\">The node validates the file, applies it and reboots. \
-             Scripts can POST the XML to <code>/configuration/bootstrap</code> with \
-             <code>Content-Type: text/xml</code>.</p></div>",
-        );
-    } else if v.phase == Phase::Configured {
+             Scripts can POST the XML to <code>{BOOTSTRAP_PATH}</code> with \
+             <code>Content-Type: text/xml</code>.</p></div>"
+        ));
+    } else if v.state == NodeState::Configured {
         body.push_str(
             "<div class=\"card info\">This node is configured: it accepts no further \
              configuration until <code>nodeboot-agent reset</code> is run on it.</div>",
@@ -276,9 +276,9 @@ mod tests {
     #[test]
     fn home_page_has_form_only_when_uploads_are_accepted() {
         let mut v = HomeView {
-            phase: Phase::Unconfigured,
+            state: NodeState::Unconfigured,
             digest: None,
-            fingerprint: "SHA256:aa:bb",
+            fingerprint: "SHA256:aa:bb".into(),
             last: None,
             token_required: true,
             version: "0.1.0",
@@ -292,8 +292,8 @@ mod tests {
         );
         assert!(html.contains("SHA256:aa:bb"));
         assert!(html.contains("width=device-width"));
-        v.phase = Phase::Configured;
-        v.digest = Some("abc");
+        v.state = NodeState::Configured;
+        v.digest = Some("abc".into());
         let html = render_home(&v);
         assert!(!html.contains("<form"));
         assert!(html.contains("sha256 abc"));

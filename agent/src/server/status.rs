@@ -1,81 +1,34 @@
-//! What the endpoint remembers and reports: the last upload attempt and the status document of
-//! `GET /api/v1/status`, both bounded whatever the input (a few KiB). Data, serialization and
-//! the pure functions that cut findings and messages down to size.
+//! What the endpoint remembers of the last upload attempt, and the pure functions that cut
+//! findings and messages down to size, so that the status document of `GET /api/v1/status`
+//! (an [`nodeboot_config::api::StatusReport`]) stays a few KiB whatever was uploaded.
 
+use nodeboot_config::api::{Attempt, AttemptOutcome};
 use nodeboot_config::text::{printable, printable_line};
 use nodeboot_config::{Diagnostic, Severity};
-use serde::Serialize;
 
-use super::node::Phase;
-
-/// One upload that got past the access checks, and what became of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Attempt {
-    /// When it arrived (seconds since the epoch).
-    pub at_unix: u64,
-    /// The file's SHA-256, when a file was read.
-    pub digest: Option<String>,
-    /// What became of it.
-    #[serde(flatten)]
-    pub outcome: Outcome,
+/// The last upload attempt ([`Attempt`], as the status reports it) and, beside it, the
+/// findings of a rejected file (bounded): the status lists them once, as its `errors`, and the
+/// page under the attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastAttempt {
+    /// The attempt as reported.
+    pub attempt: Attempt,
+    /// The first findings when the file was rejected (empty otherwise).
+    pub findings: Vec<Diagnostic>,
 }
 
-/// The result of an upload attempt. Transitions: `Accepted` → `Applied` or `Failed`; the others
-/// are final.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
-    /// Valid; the reply went out and the apply is running.
-    Accepted {
-        /// Seconds between the end of the apply and the reboot.
-        reboot_delay_secs: u64,
-    },
-    /// Applied; the reboot follows after the delay.
-    Applied {
-        /// Seconds between the end of the apply and the reboot.
-        reboot_delay_secs: u64,
-    },
-    /// The file is invalid: its first findings.
-    Rejected {
-        /// The first errors (and warnings) with their line, column and element, then one
-        /// entry counting the rest ([`bounded_diagnostics`]). Serialized once, as the status
-        /// document's `errors`, not again inside `last_attempt`.
-        #[serde(skip)]
-        errors: Vec<Diagnostic>,
-        /// How many findings the file had in all.
-        total: usize,
-    },
-    /// The apply failed; the node keeps its previous configuration.
-    Failed {
-        /// Why.
-        message: String,
-    },
-    /// The request was refused before validation (size, type, busy, configured).
-    Refused {
-        /// The HTTP status sent.
-        code: u16,
-        /// Why.
-        message: String,
-    },
-}
-
-/// The `GET /api/v1/status` document.
-#[derive(Debug, Serialize)]
-pub struct StatusReport<'a> {
-    /// `unconfigured`, `applying`, `configured` or `failed`.
-    pub state: Phase,
-    /// SHA-256 of the configuration in place (or being applied, or that failed).
-    pub digest: Option<&'a str>,
-    /// The validation errors of the last attempt (empty when it had none).
-    pub errors: &'a [Diagnostic],
-    /// Why the last apply failed, if it did.
-    pub error: Option<&'a str>,
-    /// The last upload attempt since the agent started.
-    pub last_attempt: Option<&'a Attempt>,
-    /// The certificate fingerprint (`SHA256:` colon-hex).
-    pub fingerprint: &'a str,
-    /// The agent's version.
-    pub version: &'a str,
+impl LastAttempt {
+    /// An attempt without findings.
+    pub fn new(at_unix: u64, digest: Option<String>, outcome: AttemptOutcome) -> Self {
+        LastAttempt {
+            attempt: Attempt {
+                at_unix,
+                digest,
+                outcome,
+            },
+            findings: Vec::new(),
+        }
+    }
 }
 
 /// What a reply, the status and the page show of a file's findings, bounded whatever the
@@ -193,16 +146,16 @@ mod tests {
 
     #[test]
     fn attempt_serializes_flat() {
-        let a = Attempt {
-            at_unix: 5,
-            digest: Some("ab".into()),
-            outcome: Outcome::Refused {
+        let a = LastAttempt::new(
+            5,
+            Some("ab".into()),
+            AttemptOutcome::Refused {
                 code: 413,
                 message: "too large".into(),
             },
-        };
+        );
         assert_eq!(
-            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&a.attempt).unwrap(),
             r#"{"at_unix":5,"digest":"ab","outcome":"refused","code":413,"message":"too large"}"#
         );
     }
