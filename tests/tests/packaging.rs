@@ -28,6 +28,17 @@ fn dpkg_dev() -> bool {
     )
 }
 
+/// `md5sum --check` of the extracted package's DEBIAN/md5sums: every file is as listed.
+fn md5sums_match(tree: &Path) {
+    stdout_of(
+        Command::new("md5sum")
+            .arg("--check")
+            .arg("--quiet")
+            .arg(tree.join("DEBIAN/md5sums"))
+            .current_dir(tree),
+    );
+}
+
 /// Runs `packaging/build-deb --package NAME` on the workspace's binaries; prints the path.
 fn build_deb(package: &str, programs: &[&str], out: &Path) -> String {
     let mut cmd = Command::new(repo().join("packaging/build-deb"));
@@ -123,13 +134,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
     // md5sums covers every regular file.
     let sums = std::fs::read_to_string(tree.join("DEBIAN/md5sums")).unwrap();
     assert!(sums.contains(" usr/bin/nodeboot-agent\n"), "{sums}");
-    stdout_of(
-        Command::new("md5sum")
-            .arg("--check")
-            .arg("--quiet")
-            .arg(tree.join("DEBIAN/md5sums"))
-            .current_dir(&tree),
-    );
+    md5sums_match(&tree);
 
     // The man page is the clap definition's: serve's --listen option is documented.
     let page = stdout_of(Command::new("sh").arg("-c").arg(format!(
@@ -246,11 +251,5 @@ fn the_operator_deb_holds_nodeboot_and_nodeboot_image_with_their_docs() {
     )));
     assert!(page.contains(".TH nodeboot-push 1"), "{page}");
     assert!(page.contains("\\-\\-fingerprint"), "{page}");
-    stdout_of(
-        Command::new("md5sum")
-            .arg("--check")
-            .arg("--quiet")
-            .arg(tree.join("DEBIAN/md5sums"))
-            .current_dir(&tree),
-    );
+    md5sums_match(&tree);
 }

@@ -23,6 +23,15 @@ pub enum ContentType {
 }
 
 impl ContentType {
+    /// HTML for a browser (`html`), JSON for everyone else.
+    pub fn of(html: bool) -> Self {
+        if html {
+            ContentType::Html
+        } else {
+            ContentType::Json
+        }
+    }
+
     /// The header's value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -101,11 +110,7 @@ pub fn render(answer: &Answer, format: Format) -> Rendered {
             };
             Rendered {
                 status,
-                content_type: if html {
-                    ContentType::Html
-                } else {
-                    ContentType::Json
-                },
+                content_type: ContentType::of(html),
                 body,
                 headers: Vec::new(),
                 close,
@@ -132,11 +137,7 @@ fn refused(r: &Refusal, html: bool) -> Rendered {
     }
     Rendered {
         status,
-        content_type: if html {
-            ContentType::Html
-        } else {
-            ContentType::Json
-        },
+        content_type: ContentType::of(html),
         body,
         headers,
         // A refused upload may leave body bytes unread: close rather than resync.
