@@ -483,35 +483,45 @@ fn management(opts: &Options) -> Fallible<()> {
 // ---------------------------------------------------------------------------------------
 // Power loss
 
-/// Where the power is cut, counted from the moment `nodeboot push` has the node's 202 (the
+/// When the power is cut, counted from the moment `nodeboot push` has the node's 202 (the
 /// agent starts applying once that reply has gone out, and reboots 5 s after the apply).
+#[derive(Clone, Copy)]
+enum KillAt {
+    /// This long after the 202.
+    Delay(Duration),
+    /// As soon as the guest has asked its disk for this many flushes since the 202 (QEMU's
+    /// `info blockstats`, polled): the apply's barriers (syncfs) are what flushes an otherwise
+    /// idle node's disk, so the first ones are the commit barrier at work.
+    Flushes(u64),
+}
+
 #[derive(Clone, Copy)]
 struct KillPoint {
     name: &'static str,
-    after_202: Duration,
+    at: KillAt,
 }
 
 const KILL_POINTS: [KillPoint; 5] = [
     KillPoint {
         name: "202 + 0 ms",
-        after_202: Duration::from_millis(0),
+        at: KillAt::Delay(Duration::from_millis(0)),
     },
     KillPoint {
-        name: "202 + 100 ms",
-        after_202: Duration::from_millis(100),
+        name: "1st disk flush",
+        at: KillAt::Flushes(1),
     },
     KillPoint {
-        name: "202 + 300 ms",
-        after_202: Duration::from_millis(300),
+        name: "3rd disk flush",
+        at: KillAt::Flushes(3),
     },
     KillPoint {
         name: "202 + 1 s",
-        after_202: Duration::from_secs(1),
+        at: KillAt::Delay(Duration::from_secs(1)),
     },
     // The agent reboots 5 s after the apply: the shutdown for the reboot is under way.
     KillPoint {
         name: "202 + 6 s (rebooting)",
-        after_202: Duration::from_secs(6),
+        at: KillAt::Delay(Duration::from_secs(6)),
     },
 ];
 
@@ -690,6 +700,7 @@ fn kill_and_reboot(
         &["-loadvm", "ready"],
     )?;
     vm.wait_https()?;
+    let before = vm.disk_stats()?;
     let out = run(Command::new(&opts.nodeboot).args([
         "push",
         &format!("127.0.0.1:{}", vm.port),
@@ -703,9 +714,30 @@ fn kill_and_reboot(
     if !out.ok {
         return Err(format!("nodeboot push failed:\n{}", out.text));
     }
-    std::thread::sleep(point.after_202.saturating_sub(accepted.elapsed()));
+    let at_kill = match point.at {
+        KillAt::Delay(delay) => {
+            std::thread::sleep(delay.saturating_sub(accepted.elapsed()));
+            None
+        }
+        KillAt::Flushes(n) => {
+            let deadline = accepted + Duration::from_secs(120);
+            loop {
+                let now = vm.disk_stats()?;
+                if now.flushes >= before.flushes + n || Instant::now() > deadline {
+                    break Some(now);
+                }
+            }
+        }
+    };
     vm.kill()?;
     let killed_ms = accepted.elapsed().as_secs_f64() * 1000.0;
+    let flushes = at_kill.map_or(String::new(), |s| {
+        format!(
+            ", {} flushes and {} writes after the 202",
+            s.flushes - before.flushes,
+            s.writes - before.writes
+        )
+    });
     drop(vm);
 
     // The same disk again: unconfigured and serving, or configured. Nothing in between.
@@ -758,8 +790,8 @@ fn kill_and_reboot(
         "configured"
     };
     println!(
-        "vm:   kill at {} (SIGKILL {killed_ms:.0} ms after the 202): next boot {outcome}, \
-         prompt after {boot_s:.1} s",
+        "vm:   kill at {} (SIGKILL {killed_ms:.0} ms after the 202{flushes}): next boot \
+         {outcome}, prompt after {boot_s:.1} s",
         point.name
     );
 
@@ -967,14 +999,17 @@ fn agent_recovery_log(root: &Path) -> String {
     let out = run(Command::new("journalctl")
         .arg("--directory")
         .arg(root.join("var/log/journal"))
-        .args(["--no-pager", "-o", "cat", "-t", "nodeboot-agent"]));
+        .args(["--no-pager", "-o", "cat", "-u", "nodeboot-agent.service"]));
     let text = out.map(|o| o.text).unwrap_or_default();
     if text.contains("rolled back an interrupted apply") {
         "rolled back".into()
     } else if text.contains("completed an interrupted apply") {
         "rolled forward".into()
-    } else {
+    } else if text.contains("listening on") {
         "none needed".into()
+    } else {
+        // A configured node's agent does not start again; its last words may be lost.
+        "agent not started".into()
     }
 }
 
@@ -1067,6 +1102,13 @@ struct Vm {
     serial_log: PathBuf,
 }
 
+/// Counters of the guest's disk requests.
+#[derive(Clone, Copy)]
+struct DiskStats {
+    flushes: u64,
+    writes: u64,
+}
+
 struct Ready {
     fingerprint: String,
     banner_s: f64,
@@ -1118,6 +1160,7 @@ impl Vm {
         };
         let monitor = dir.join("monitor.sock");
         let file = drive.split(',').next().unwrap_or(drive);
+        let file = file.strip_prefix("file=").unwrap_or(file);
         println!("vm:   booting {file} ({accel}, port 8443 on 127.0.0.1:{port})");
         let started = Instant::now();
         let child = Command::new("qemu-system-x86_64")
@@ -1248,6 +1291,26 @@ impl Vm {
             .filter(|l| !l.contains(command) && !l.starts_with("(qemu)"))
             .collect::<Vec<_>>()
             .join("\n"))
+    }
+
+    /// The guest's disk requests so far (QEMU's `info blockstats`).
+    fn disk_stats(&self) -> Fallible<DiskStats> {
+        let text = self.monitor("info blockstats", Duration::from_secs(30))?;
+        let sum = |field: &str| -> Fallible<u64> {
+            let re = Regex::new(&format!(r"\b{field}=(\d+)")).map_err(|e| e.to_string())?;
+            let values: Vec<u64> = re
+                .captures_iter(&text)
+                .filter_map(|c| c[1].parse().ok())
+                .collect();
+            if values.is_empty() {
+                return Err(format!("no {field} in `info blockstats`: {text}"));
+            }
+            Ok(values.iter().sum())
+        };
+        Ok(DiskStats {
+            flushes: sum("flush_operations")?,
+            writes: sum("wr_operations")?,
+        })
     }
 
     /// Cuts the power: SIGKILL to QEMU. The guest's page cache is lost; what it had written to
