@@ -739,6 +739,10 @@ fn kill_and_reboot(
         )
     });
     drop(vm);
+    println!(
+        "vm:   kill at {}: SIGKILL {killed_ms:.0} ms after the 202{flushes}",
+        point.name
+    );
 
     // The same disk again: unconfigured and serving, or configured. Nothing in between.
     let mut vm = Vm::start(opts, &format!("powerloss-{index}-after"), &drive, &[])?;
@@ -790,8 +794,7 @@ fn kill_and_reboot(
         "configured"
     };
     println!(
-        "vm:   kill at {} (SIGKILL {killed_ms:.0} ms after the 202{flushes}): next boot \
-         {outcome}, prompt after {boot_s:.1} s",
+        "vm:   kill at {}: next boot {outcome}, prompt after {boot_s:.1} s",
         point.name
     );
 

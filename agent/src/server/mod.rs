@@ -90,9 +90,23 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
     let node = Arc::new(node::RootNode {
         root: args.root.clone(),
     });
+    let interrupted = crate::apply::transaction::pending(&args.root)
+        .map_err(anyhow::Error::msg)
+        .context("reading the journal of an interrupted apply")?;
     node::Node::recover(node.as_ref())
         .map_err(anyhow::Error::msg)
         .context("finishing an interrupted apply")?;
+    // A power cut after the commit point: recovery completed the apply, but this boot read
+    // the old files (hostname, network). Reboot into the configuration instead of serving.
+    let configured = node::Node::status(node.as_ref()).map(|s| s.phase == node::Phase::Configured);
+    if let (Some(digest), Ok(true)) = (interrupted, configured) {
+        warn!(%digest, "completed an interrupted apply at start; rebooting into it");
+        if let Err(e) = args.reboot.reboot().reboot() {
+            warn!(error = %e, "reboot failed");
+        }
+        shutdown_signal().await;
+        return Ok(());
+    }
 
     let access = access::Access::new(read_token(args.token_file.as_deref())?, args.allow.clone());
 
