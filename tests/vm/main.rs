@@ -666,11 +666,16 @@ fn powerloss(opts: &Options) -> Fallible<()> {
             r.point, r.outcome, r.recovery, r.seconds
         );
     }
-    let _ = std::fs::remove_dir_all(&work);
     if failures.is_empty() {
+        let _ = std::fs::remove_dir_all(&work);
         Ok(())
     } else {
-        Err(failures.join("; "))
+        // The failed kill points' disks stay for a look (qemu-img convert, e2fsck, mount).
+        Err(format!(
+            "{} (disks kept in {})",
+            failures.join("; "),
+            work.display()
+        ))
     }
 }
 
