@@ -14,6 +14,11 @@
 //!    Node dialog: login, forced password change, sudo, the wizard, the reboot, up to
 //!    `vmmgr01 login:`), takes it back, logs in with the new password and checks the applied
 //!    configuration and the node identity; no secret may appear in any output or transcript.
+//! 4. powerloss: boot a writable qcow2 overlay of the image to its banner and save the machine
+//!    there; for each kill point load it, `nodeboot push` the configuration, SIGKILL QEMU at a
+//!    fixed delay after the 202 and boot the same disk again. The node must be unconfigured
+//!    and serving 8443 with the image's files, or configured as in scenario 1 with every file
+//!    of the configuration, never a mix; after a clean power-off `e2fsck -fn` must be clean.
 //!
 //! Only loopback and QEMU's user network (restricted: no traffic leaves the host) are used.
 //! Prints timings and "vm: N passed, M failed"; the serial transcripts are kept as artifacts.
@@ -118,11 +123,22 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     type Scenario = fn(&Options) -> Fallible<()>;
-    let scenarios: [(&str, Scenario); 3] = [
+    let scenarios: [(&str, Scenario); 4] = [
         ("configure", configure),
         ("reject", reject),
         ("management", management),
+        ("powerloss", powerloss),
     ];
+    if let Some(only) = opts.only.as_deref() {
+        if !scenarios.iter().any(|(name, _)| *name == only) {
+            let names: Vec<&str> = scenarios.iter().map(|(name, _)| *name).collect();
+            eprintln!(
+                "vm: unknown scenario {only:?} for --only; choose one of: {}",
+                names.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+    }
     let (mut passed, mut failed) = (0, 0);
     for (name, scenario) in scenarios {
         if opts.only.as_deref().is_some_and(|o| o != name) {
@@ -193,47 +209,7 @@ fn configure(opts: &Options) -> Fallible<()> {
     vm.console.login("admin", CONFIGURED_PASSWORD)?;
     let report = vm.console.shell(NODE_REPORT, Duration::from_secs(60))?;
     println!("vm:   inside the node:\n{}", indent(&report));
-    let expect = [
-        (format!("(?m)^{NEW_HOSTNAME}\\r?$"), "the new hostname"),
-        (
-            r"eth0\s+inet 10\.0\.2\.15/24".to_string(),
-            "10.0.2.15/24 on eth0",
-        ),
-        (
-            r"(?m)^default via 10\.0\.2\.2 dev eth0".to_string(),
-            "the default route via 10.0.2.2",
-        ),
-        (
-            r"(?m)^192\.168\.77\.0/24 via 10\.0\.2\.2 dev eth0".to_string(),
-            "the configured static route",
-        ),
-        (r"(?m)^nameserver 10\.0\.2\.3".to_string(), "the DNS server"),
-        (
-            r"(?m)^search nodeboot\.test".to_string(),
-            "the search domain",
-        ),
-        (
-            r"(?m)^server 10\.0\.2\.2\b".to_string(),
-            "the NTP server in chrony.conf",
-        ),
-        (
-            r"agent=(inactive|unknown)".to_string(),
-            "the agent not running",
-        ),
-        (r"listeners=0".to_string(), "nothing listening on 8443"),
-        // The unit was skipped at boot because the apply record exists (admin cannot read
-        // /var/lib/nodeboot itself).
-        (
-            r"condition=no".to_string(),
-            "the agent's unit skipped by its condition (apply record present)",
-        ),
-    ];
-    for (pattern, what) in expect {
-        let re = Regex::new(&pattern).map_err(|e| e.to_string())?;
-        if !re.is_match(&report) {
-            return Err(format!("inside the node: expected {what} (/{pattern}/)"));
-        }
-    }
+    check_configured(&report)?;
     // From outside: port 8443 no longer answers HTTPS.
     let probe = curl_status(vm.port)?;
     if probe.ok {
@@ -504,6 +480,584 @@ fn management(opts: &Options) -> Fallible<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------
+// Power loss
+
+/// When the power is cut, counted from the moment `nodeboot push` has the node's 202 (the
+/// agent starts applying once that reply has gone out, and reboots 5 s after the apply).
+#[derive(Clone, Copy)]
+enum KillAt {
+    /// This long after the 202.
+    Delay(Duration),
+    /// As soon as the guest has asked its disk for this many flushes since the 202 (QEMU's
+    /// `info blockstats`, polled): the apply's barriers (syncfs) are what flushes an otherwise
+    /// idle node's disk, so the first ones are the commit barrier at work.
+    Flushes(u64),
+}
+
+#[derive(Clone, Copy)]
+struct KillPoint {
+    name: &'static str,
+    at: KillAt,
+}
+
+const KILL_POINTS: [KillPoint; 5] = [
+    KillPoint {
+        name: "202 + 0 ms",
+        at: KillAt::Delay(Duration::from_millis(0)),
+    },
+    KillPoint {
+        name: "1st disk flush",
+        at: KillAt::Flushes(1),
+    },
+    KillPoint {
+        name: "3rd disk flush",
+        at: KillAt::Flushes(3),
+    },
+    KillPoint {
+        name: "202 + 1 s",
+        at: KillAt::Delay(Duration::from_secs(1)),
+    },
+    // The agent reboots 5 s after the apply: the shutdown for the reboot is under way.
+    KillPoint {
+        name: "202 + 6 s (rebooting)",
+        at: KillAt::Delay(Duration::from_secs(6)),
+    },
+];
+
+/// The files a configuration writes or removes (render.rs and state.rs), plus the journal:
+/// after a power cut each must be as the image had it (unconfigured) or as the configuration
+/// makes it (configured), all of them the same way.
+const APPLY_TARGETS: [&str; 18] = [
+    "/etc/hostname",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/chrony/chrony.conf",
+    "/etc/shadow",
+    "/etc/passwd",
+    "/etc/systemd/network/10-nodeboot-eth0.network",
+    "/etc/systemd/network/10-nodeboot-eth1.network",
+    "/etc/ssh/sshd_config.d/50-nodeboot.conf",
+    "/etc/ssh/sshd_not_to_be_run",
+    "/etc/nodeboot/node.json",
+    "/etc/nodeboot/tls/node.crt",
+    "/etc/nodeboot/tls/node.key",
+    "/home/admin/.ssh/authorized_keys",
+    "/var/lib/nodeboot/applied.xml",
+    "/var/lib/nodeboot/original.json",
+    "/var/lib/nodeboot/configured.json",
+    "/var/lib/nodeboot/journal.json",
+];
+const APPLY_RECORD: &str = "/var/lib/nodeboot/configured.json";
+
+/// Each target's bytes (None: absent).
+type Files = std::collections::BTreeMap<&'static str, Option<Vec<u8>>>;
+
+/// One kill point's result, for the summary table.
+struct PowerLoss {
+    point: &'static str,
+    outcome: &'static str,
+    recovery: String,
+    seconds: f64,
+}
+
+/// Boots the node once to its banner on a writable qcow2 overlay of the image and saves the
+/// machine there (`savevm`); then, for each kill point, starts a copy of that overlay from the
+/// saved state (`-loadvm`), pushes the configuration, cuts the power (SIGKILL to QEMU) at the
+/// kill point and boots the same disk again. The node must come back either unconfigured and
+/// serving 8443 with the image's files, or configured with every file of the configuration,
+/// never a mix; after a clean power-off `e2fsck -fn` of the root file system must be clean.
+fn powerloss(opts: &Options) -> Fallible<()> {
+    let work = opts.artifacts.join("powerloss.disks");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
+    let work = std::fs::canonicalize(&work).map_err(|e| e.to_string())?;
+    let image =
+        std::fs::canonicalize(&opts.image).map_err(|e| format!("{}: {e}", opts.image.display()))?;
+    let pristine = {
+        let offset = root_partition_offset(&image)?;
+        let mount = Mounted::read_only(&image, offset, &work.join("pristine.mnt"))?;
+        read_targets(&mount.dir)?
+    };
+    let xml = std::fs::read(opts.fixtures.join("node.xml")).map_err(|e| e.to_string())?;
+
+    // One boot to the banner, saved: every kill point starts from here.
+    let saved = work.join("saved.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        "raw",
+        "-b",
+        &image.to_string_lossy(),
+        &saved.to_string_lossy(),
+    ])?;
+    let fingerprint = {
+        let vm = Vm::start(
+            opts,
+            "powerloss-first-boot",
+            &format!("file={},format=qcow2,if=virtio", saved.display()),
+            &[],
+        )?;
+        let ready = vm.wait_ready()?;
+        let t = Instant::now();
+        let out = vm.monitor("savevm ready", Duration::from_secs(300))?;
+        if !out.trim().is_empty() {
+            return Err(format!("savevm: {out}"));
+        }
+        println!(
+            "vm:   boot to banner {:.1} s, to 8443 ready {:.1} s; machine saved in {:.1} s",
+            ready.banner_s,
+            ready.https_s,
+            t.elapsed().as_secs_f64()
+        );
+        let _ = vm.monitor("quit", Duration::from_secs(60));
+        ready.fingerprint
+    };
+
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    let mut reference: Option<Files> = None;
+    for (i, point) in KILL_POINTS.iter().enumerate() {
+        let start = Instant::now();
+        let result = kill_and_reboot(
+            opts,
+            &work,
+            &saved,
+            i,
+            *point,
+            &fingerprint,
+            &xml,
+            &pristine,
+            &mut reference,
+        );
+        let seconds = start.elapsed().as_secs_f64();
+        match result {
+            Ok((outcome, recovery)) => {
+                println!(
+                    "vm:   kill at {}: {outcome} ({recovery}), fsck clean, {seconds:.1} s",
+                    point.name
+                );
+                rows.push(PowerLoss {
+                    point: point.name,
+                    outcome,
+                    recovery,
+                    seconds,
+                });
+            }
+            Err(e) => {
+                println!("vm:   kill at {}: FAILED: {e}", point.name);
+                failures.push(format!("{}: {e}", point.name));
+                rows.push(PowerLoss {
+                    point: point.name,
+                    outcome: "FAILED",
+                    recovery: String::new(),
+                    seconds,
+                });
+            }
+        }
+    }
+    println!("vm:   kill point             | after the next boot | recovery at start | time");
+    for r in &rows {
+        println!(
+            "vm:   {:<22} | {:<19} | {:<17} | {:.0} s",
+            r.point, r.outcome, r.recovery, r.seconds
+        );
+    }
+    if failures.is_empty() {
+        let _ = std::fs::remove_dir_all(&work);
+        Ok(())
+    } else {
+        // The failed kill points' disks stay for a look (qemu-img convert, e2fsck, mount).
+        Err(format!(
+            "{} (disks kept in {})",
+            failures.join("; "),
+            work.display()
+        ))
+    }
+}
+
+/// One kill point: load the saved machine, push, kill, boot again, check; returns the outcome
+/// ("unconfigured" or "configured") and what the agent's recovery logged at the next start.
+#[allow(clippy::too_many_arguments)]
+fn kill_and_reboot(
+    opts: &Options,
+    work: &Path,
+    saved: &Path,
+    index: usize,
+    point: KillPoint,
+    fingerprint: &str,
+    xml: &[u8],
+    pristine: &Files,
+    reference: &mut Option<Files>,
+) -> Fallible<(&'static str, String)> {
+    let disk = work.join(format!("kill{index}.qcow2"));
+    std::fs::copy(saved, &disk).map_err(|e| format!("copying {}: {e}", saved.display()))?;
+    let drive = format!("file={},format=qcow2,if=virtio", disk.display());
+
+    // Power on from the saved banner, push, cut the power.
+    let mut vm = Vm::start(
+        opts,
+        &format!("powerloss-{index}-killed"),
+        &drive,
+        &["-loadvm", "ready"],
+    )?;
+    vm.wait_https()?;
+    let before = vm.disk_stats()?;
+    let out = run(Command::new(&opts.nodeboot).args([
+        "push",
+        &format!("127.0.0.1:{}", vm.port),
+        &opts.fixtures.join("node.xml").to_string_lossy(),
+        "--fingerprint",
+        fingerprint,
+        "--timeout",
+        "120",
+    ]))?;
+    let accepted = Instant::now();
+    if !out.ok {
+        return Err(format!("nodeboot push failed:\n{}", out.text));
+    }
+    let at_kill = match point.at {
+        KillAt::Delay(delay) => {
+            std::thread::sleep(delay.saturating_sub(accepted.elapsed()));
+            None
+        }
+        KillAt::Flushes(n) => {
+            let deadline = accepted + Duration::from_secs(120);
+            loop {
+                let now = vm.disk_stats()?;
+                if now.flushes >= before.flushes + n || Instant::now() > deadline {
+                    break Some(now);
+                }
+            }
+        }
+    };
+    vm.kill()?;
+    let killed_ms = accepted.elapsed().as_secs_f64() * 1000.0;
+    let flushes = at_kill.map_or(String::new(), |s| {
+        format!(
+            ", {} flushes and {} writes after the 202",
+            s.flushes - before.flushes,
+            s.writes - before.writes
+        )
+    });
+    drop(vm);
+    println!(
+        "vm:   kill at {}: SIGKILL {killed_ms:.0} ms after the 202{flushes}",
+        point.name
+    );
+
+    // The same disk again: unconfigured and serving, or configured. Nothing in between.
+    let mut vm = Vm::start(opts, &format!("powerloss-{index}-after"), &drive, &[])?;
+    let (which, caps) = vm.console.wait_for_any(
+        &[
+            &format!(r"Certificate fingerprint:\s+({FINGERPRINT_RE})"),
+            r"(?m)^(\S+) login:",
+        ],
+        Duration::from_secs(300),
+        "the banner (unconfigured) or a login prompt (configured)",
+    )?;
+    let boot_s = vm.started.elapsed().as_secs_f64();
+    let outcome = if which == 0 {
+        let seen = caps.get(1).cloned().unwrap_or_default();
+        vm.wait_https()?;
+        let status = run(Command::new(&opts.nodeboot).args([
+            "status",
+            &format!("127.0.0.1:{}", vm.port),
+            "--fingerprint",
+            &seen,
+            "--json",
+        ]))?;
+        if !status.ok || !status.text.contains("unconfigured") {
+            return Err(format!(
+                "the banner came back but the node is not unconfigured:\n{}",
+                status.text
+            ));
+        }
+        vm.console.wait_for(
+            r"(?m)^nodeboot login:",
+            Duration::from_secs(120),
+            "the unconfigured node's login prompt",
+        )?;
+        "unconfigured"
+    } else {
+        let host = caps.get(1).cloned().unwrap_or_default();
+        if host != NEW_HOSTNAME {
+            return Err(format!(
+                "`{host} login:` without the agent's banner: neither unconfigured and serving \
+                 nor configured"
+            ));
+        }
+        vm.console.login("admin", CONFIGURED_PASSWORD)?;
+        let report = vm.console.shell(NODE_REPORT, Duration::from_secs(60))?;
+        check_configured(&report).map_err(|e| format!("{e}; the node reported:\n{report}"))?;
+        if curl_status(vm.port)?.ok {
+            return Err("port 8443 still serves on the configured node".into());
+        }
+        "configured"
+    };
+    println!(
+        "vm:   kill at {}: next boot {outcome}, prompt after {boot_s:.1} s",
+        point.name
+    );
+
+    // A clean power-off (ACPI power button), then the disk from outside.
+    vm.monitor("system_powerdown", Duration::from_secs(30))?;
+    vm.wait_exit(Duration::from_secs(180), "the ACPI power button")?;
+    drop(vm);
+    let raw = work.join(format!("kill{index}.raw"));
+    qemu_img(&[
+        "convert",
+        "-O",
+        "raw",
+        &disk.to_string_lossy(),
+        &raw.to_string_lossy(),
+    ])?;
+    let _ = std::fs::remove_file(&disk);
+    let offset = root_partition_offset(&raw)?;
+    let fsck = run(Command::new("e2fsck")
+        .arg("-fn")
+        .arg(format!("{}?offset={offset}", raw.display())))?;
+    if !fsck.ok {
+        return Err(format!(
+            "e2fsck -fn of the root file system is not clean:\n{}",
+            fsck.text
+        ));
+    }
+    let (files, leftovers, recovery) = {
+        let mount = Mounted::read_only(&raw, offset, &work.join(format!("kill{index}.mnt")))?;
+        (
+            read_targets(&mount.dir)?,
+            apply_leftovers(&mount.dir),
+            agent_recovery_log(&mount.dir),
+        )
+    };
+    let _ = std::fs::remove_file(&raw);
+    if !leftovers.is_empty() {
+        return Err(format!(
+            "staged, backup or journal files left behind: {}",
+            leftovers.join(", ")
+        ));
+    }
+    match outcome {
+        "unconfigured" => {
+            let changed: Vec<&str> = APPLY_TARGETS
+                .iter()
+                .copied()
+                .filter(|t| files.get(t) != pristine.get(t))
+                .collect();
+            if !changed.is_empty() {
+                return Err(format!(
+                    "unconfigured, but not as the image had them (a mix): {}",
+                    changed.join(", ")
+                ));
+            }
+        }
+        _ => {
+            let applied = files
+                .get("/var/lib/nodeboot/applied.xml")
+                .cloned()
+                .flatten();
+            if applied.as_deref() != Some(xml) {
+                return Err("configured, but applied.xml is not the pushed file".into());
+            }
+            let record = files
+                .get(APPLY_RECORD)
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
+            if !String::from_utf8_lossy(&record).contains(&nodeboot_config::digest(xml)) {
+                return Err("configured, but the apply record names another file".into());
+            }
+            // Every configured outcome has the same files (the record holds the apply's time).
+            match reference {
+                None => *reference = Some(files),
+                Some(first) => {
+                    let differ: Vec<&str> = APPLY_TARGETS
+                        .iter()
+                        .copied()
+                        .filter(|t| *t != APPLY_RECORD && files.get(t) != first.get(t))
+                        .collect();
+                    if !differ.is_empty() {
+                        return Err(format!(
+                            "configured, but these differ from an earlier configured outcome (a \
+                             mix): {}",
+                            differ.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok((outcome, recovery))
+}
+
+/// Runs qemu-img; its errors are the error.
+fn qemu_img(args: &[&str]) -> Fallible<()> {
+    let out = run(Command::new("qemu-img").args(args))?;
+    if out.ok {
+        Ok(())
+    } else {
+        Err(format!("qemu-img {}: {}", args.join(" "), out.text.trim()))
+    }
+}
+
+/// The byte offset of the root file system: the first Linux (type 83) partition of the raw
+/// disk, as sfdisk reads the partition table.
+fn root_partition_offset(raw: &Path) -> Fallible<u64> {
+    let dump = run(Command::new("sfdisk").arg("--dump").arg(raw))?;
+    if !dump.ok {
+        return Err(format!("sfdisk --dump {}: {}", raw.display(), dump.text));
+    }
+    let sector: u64 = Regex::new(r"(?m)^sector-size:\s*(\d+)")
+        .map_err(|e| e.to_string())?
+        .captures(&dump.text)
+        .and_then(|c| c[1].parse().ok())
+        .unwrap_or(512);
+    Regex::new(r"(?m)start=\s*(\d+),.*type=83")
+        .map_err(|e| e.to_string())?
+        .captures(&dump.text)
+        .and_then(|c| c[1].parse::<u64>().ok())
+        .map(|start| start * sector)
+        .ok_or_else(|| format!("no Linux partition in {}:\n{}", raw.display(), dump.text))
+}
+
+/// A read-only mount of a disk's root file system (loop device at an offset; the ext4 journal
+/// is not replayed), unmounted on drop.
+struct Mounted {
+    dir: PathBuf,
+}
+
+impl Mounted {
+    fn read_only(raw: &Path, offset: u64, dir: &Path) -> Fallible<Mounted> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let out = run(Command::new("mount")
+            .args(["-t", "ext4", "-o"])
+            .arg(format!("ro,noload,loop,offset={offset}"))
+            .arg(raw)
+            .arg(dir))?;
+        if !out.ok {
+            return Err(format!("mounting {}: {}", raw.display(), out.text.trim()));
+        }
+        Ok(Mounted {
+            dir: dir.to_owned(),
+        })
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+fn read_targets(root: &Path) -> Fallible<Files> {
+    let mut files = Files::new();
+    for t in APPLY_TARGETS {
+        let path = root.join(t.trim_start_matches('/'));
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+        };
+        files.insert(t, bytes);
+    }
+    Ok(files)
+}
+
+/// Staged (`.NAME.nodeboot-new`) and backup (`.NAME.nodeboot-old`) files and the journal
+/// anywhere an apply writes: none may outlive the next start of the agent.
+fn apply_leftovers(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs: Vec<PathBuf> = ["etc", "home/admin", "var/lib/nodeboot"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.contains(".nodeboot-new")
+                || name.contains(".nodeboot-old")
+                || name == "journal.json"
+                || name == ".journal.json.tmp"
+            {
+                found.push(format!(
+                    "/{}",
+                    path.strip_prefix(root).unwrap_or(&path).display()
+                ));
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// What the agent logged about an interrupted apply, from the disk's persistent journal.
+fn agent_recovery_log(root: &Path) -> String {
+    let out = run(Command::new("journalctl")
+        .arg("--directory")
+        .arg(root.join("var/log/journal"))
+        .args(["--no-pager", "-o", "cat", "-u", "nodeboot-agent.service"]));
+    let text = out.map(|o| o.text).unwrap_or_default();
+    if text.contains("rolled back an interrupted apply") {
+        "rolled back".into()
+    } else if text.contains("completed an interrupted apply") {
+        "rolled forward".into()
+    } else if text.contains("listening on") {
+        "none needed".into()
+    } else {
+        // A configured node's agent does not start again; its last words may be lost.
+        "agent not started".into()
+    }
+}
+
+/// What the configure scenario's node reports of itself (`NODE_REPORT`) once configured from
+/// `fixtures/node.xml`: hostname, address, routes, resolver, time servers, the agent stopped.
+fn check_configured(report: &str) -> Fallible<()> {
+    check_all(
+        report,
+        &[
+            (format!("^{NEW_HOSTNAME}\\r?$"), "the new hostname"),
+            (
+                r"eth0\s+inet 10\.0\.2\.15/24".into(),
+                "10.0.2.15/24 on eth0",
+            ),
+            (
+                r"^default via 10\.0\.2\.2 dev eth0".into(),
+                "the default route via 10.0.2.2",
+            ),
+            (
+                r"^192\.168\.77\.0/24 via 10\.0\.2\.2 dev eth0".into(),
+                "the configured static route",
+            ),
+            (r"^nameserver 10\.0\.2\.3".into(), "the DNS server"),
+            (r"^search nodeboot\.test".into(), "the search domain"),
+            (
+                r"^server 10\.0\.2\.2\b".into(),
+                "the NTP server in chrony.conf",
+            ),
+            (r"agent=(inactive|unknown)".into(), "the agent not running"),
+            (r"listeners=0".into(), "nothing listening on 8443"),
+            // The unit was skipped at boot because the apply record exists (admin cannot read
+            // /var/lib/nodeboot itself).
+            (
+                r"condition=no".into(),
+                "the agent's unit skipped by its condition (apply record present)",
+            ),
+        ],
+    )
+}
+
 /// Fails when one of the management scenario's passwords appears in `text`.
 fn no_secret(text: &str, what: &str) -> Fallible<()> {
     if [MGMT_OS_PASSWORD, MGMT_WEB_PASSWORD]
@@ -550,8 +1104,17 @@ struct Vm {
     started: Instant,
     dir: PathBuf,
     socket: PathBuf,
+    /// QEMU's human monitor (HMP) socket.
+    monitor: PathBuf,
     /// The raw serial log (`<scenario>.serial.log`), appended to after a handover.
     serial_log: PathBuf,
+}
+
+/// Counters of the guest's disk requests.
+#[derive(Clone, Copy)]
+struct DiskStats {
+    flushes: u64,
+    writes: u64,
 }
 
 struct Ready {
@@ -579,7 +1142,20 @@ impl Vm {
         Vm::boot_image(opts, &opts.image, name)
     }
 
+    /// Boots a throw-away snapshot of `image` (`snapshot=on`: the image itself never changes).
     fn boot_image(opts: &Options, image: &Path, name: &str) -> Fallible<Vm> {
+        Vm::start(
+            opts,
+            name,
+            &format!("file={},format=raw,if=virtio,snapshot=on", image.display()),
+            &[],
+        )
+    }
+
+    /// Starts QEMU with `drive` as its `-drive` option and `extra` arguments (such as
+    /// `-loadvm`), its serial console drained into `<name>.serial.log` and its human monitor on
+    /// a Unix socket (see [`Vm::monitor`]).
+    fn start(opts: &Options, name: &str, drive: &str, extra: &[&str]) -> Fallible<Vm> {
         let dir = opts.artifacts.join(format!("{name}.run"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -590,10 +1166,10 @@ impl Vm {
         } else {
             "tcg,thread=multi"
         };
-        println!(
-            "vm:   booting {} ({accel}, port 8443 on 127.0.0.1:{port})",
-            image.display()
-        );
+        let monitor = dir.join("monitor.sock");
+        let file = drive.split(',').next().unwrap_or(drive);
+        let file = file.strip_prefix("file=").unwrap_or(file);
+        println!("vm:   booting {file} ({accel}, port 8443 on 127.0.0.1:{port})");
         let started = Instant::now();
         let child = Command::new("qemu-system-x86_64")
             .args([
@@ -610,7 +1186,7 @@ impl Vm {
                 "-display",
                 "none",
                 "-monitor",
-                "none",
+                &format!("unix:{},server=on,wait=off", monitor.display()),
                 "-no-user-config",
                 "-nodefaults",
             ])
@@ -622,10 +1198,8 @@ impl Vm {
                 ),
             ])
             .args(["-serial", "chardev:ser0"])
-            .args([
-                "-drive",
-                &format!("file={},format=raw,if=virtio,snapshot=on", image.display()),
-            ])
+            .args(["-drive", drive])
+            .args(extra)
             .args([
                 "-netdev",
                 &format!("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:8443"),
@@ -646,6 +1220,7 @@ impl Vm {
             started,
             dir,
             socket,
+            monitor,
             serial_log: transcript,
         })
     }
@@ -668,21 +1243,112 @@ impl Vm {
         )?;
         let banner_s = self.started.elapsed().as_secs_f64();
         let fingerprint = caps.into_iter().nth(1).ok_or("no fingerprint captured")?;
+        self.wait_https()?;
+        Ok(Ready {
+            fingerprint,
+            banner_s,
+            https_s: self.started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Waits until the forwarded port answers HTTPS (any certificate).
+    fn wait_https(&self) -> Fallible<()> {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if curl_status(self.port)?.ok {
-                break;
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err("port 8443 did not answer HTTPS within 120 s of the banner".into());
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-        Ok(Ready {
-            fingerprint,
-            banner_s,
-            https_s: self.started.elapsed().as_secs_f64(),
+    }
+
+    /// Runs one command on QEMU's human monitor and returns what it printed before the next
+    /// `(qemu)` prompt (or before QEMU closed the socket, for `quit`).
+    fn monitor(&self, command: &str, timeout: Duration) -> Fallible<String> {
+        let what = |e: std::io::Error| format!("QEMU monitor ({command}): {e}");
+        let mut stream = UnixStream::connect(&self.monitor).map_err(what)?;
+        stream.set_read_timeout(Some(timeout)).map_err(what)?;
+        let mut seen = Vec::new();
+        let mut prompts = 0;
+        let mut buf = [0u8; 4096];
+        while prompts < 2 {
+            let n = match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => return Err(what(e)),
+            };
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen);
+            let count = text.matches("(qemu) ").count();
+            if prompts == 0 && count >= 1 {
+                prompts = 1;
+                seen.clear();
+                stream
+                    .write_all(format!("{command}\n").as_bytes())
+                    .map_err(what)?;
+            } else if prompts == 1 && count >= 1 {
+                prompts = 2;
+            }
+        }
+        let text = strip_ansi(&String::from_utf8_lossy(&seen));
+        Ok(text
+            .lines()
+            .filter(|l| !l.contains(command) && !l.starts_with("(qemu)"))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
+    /// The guest's disk requests so far (QEMU's `info blockstats`).
+    fn disk_stats(&self) -> Fallible<DiskStats> {
+        let text = self.monitor("info blockstats", Duration::from_secs(30))?;
+        let sum = |field: &str| -> Fallible<u64> {
+            let re = Regex::new(&format!(r"\b{field}=(\d+)")).map_err(|e| e.to_string())?;
+            let values: Vec<u64> = re
+                .captures_iter(&text)
+                .filter_map(|c| c[1].parse().ok())
+                .collect();
+            if values.is_empty() {
+                return Err(format!("no {field} in `info blockstats`: {text}"));
+            }
+            Ok(values.iter().sum())
+        };
+        Ok(DiskStats {
+            flushes: sum("flush_operations")?,
+            writes: sum("wr_operations")?,
         })
+    }
+
+    /// Cuts the power: SIGKILL to QEMU. The guest's page cache is lost; what it had written to
+    /// the virtual disk stays (QEMU wrote it to the image file).
+    fn kill(&mut self) -> Fallible<()> {
+        self.child
+            .kill()
+            .map_err(|e| format!("killing QEMU: {e}"))?;
+        let _ = self.child.wait();
+        Ok(())
+    }
+
+    /// Waits for QEMU to exit by itself (the guest powered off).
+    fn wait_exit(&mut self, timeout: Duration, what: &str) -> Fallible<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Ok(None) => {
+                    return Err(format!(
+                        "QEMU still running {} s after {what}",
+                        timeout.as_secs()
+                    ));
+                }
+                Err(e) => return Err(format!("waiting for QEMU: {e}")),
+            }
+        }
     }
 
     /// Ends the run: the disk is a throw-away snapshot, so QEMU is simply stopped (Drop).

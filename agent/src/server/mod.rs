@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ipnet::IpNet;
+use nodeboot_config::api::NodeState;
 use tracing::{info, warn};
 
 pub use http::{Agent, serve};
@@ -115,9 +116,24 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
     let node = Arc::new(node::RootNode {
         root: args.root.clone(),
     });
+    let interrupted = crate::rootfs::Root::open(&args.root)
+        .map_err(anyhow::Error::msg)
+        .and_then(|root| crate::apply::transaction::pending(&root).map_err(anyhow::Error::msg))
+        .context("reading the journal of an interrupted apply")?;
     node::Node::recover(node.as_ref())
         .map_err(anyhow::Error::msg)
         .context("finishing an interrupted apply")?;
+    // A power cut after the commit point: recovery completed the apply, but this boot read
+    // the old files (hostname, network). Reboot into the configuration instead of serving.
+    let configured = node::Node::status(node.as_ref()).map(|s| s.phase == NodeState::Configured);
+    if let (Some(digest), Ok(true)) = (interrupted, configured) {
+        warn!(%digest, "completed an interrupted apply at start; rebooting into it");
+        if let Err(e) = args.reboot.reboot().reboot() {
+            warn!(error = %e, "reboot failed");
+        }
+        shutdown_signal().await;
+        return Ok(());
+    }
 
     // Descriptors first: one per connection, and an apply must never run out of them.
     let max_connections = match descriptor_limit() {
