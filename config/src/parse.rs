@@ -4,38 +4,29 @@
 //! Pure: the current time is an input (certificate expiry), nothing is read or written.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::SystemTime;
 
 use ipnet::Ipv4Net;
 
 use crate::diagnostic::{Diagnostic, Findings, Severity};
+use crate::document::Document;
 use crate::model::*;
+use crate::rules;
 use crate::secret::Secret;
 use crate::tls;
 use crate::xml::{Element, Pos, code_point};
 
-/// A file that passed validation: the typed configuration, any warnings, and its digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parsed {
-    /// The validated configuration.
-    pub config: NodeConfig,
-    /// Findings that do not make the file invalid (e.g. a certificate expiring within 30 days).
-    pub warnings: Vec<Diagnostic>,
-    /// The lowercase hex SHA-256 of the input bytes (see [`crate::digest`]).
-    pub digest: String,
-}
-
 /// Parses and validates a schema-1 configuration file, taking the current time from the clock.
 ///
 /// Returns every error found (sorted by line and column), never only the first.
-pub fn parse(bytes: &[u8]) -> Result<Parsed, Vec<Diagnostic>> {
+pub fn parse(bytes: &[u8]) -> Result<Document, Vec<Diagnostic>> {
     parse_at(bytes, SystemTime::now())
 }
 
 /// Like [`parse`], with the time certificates are checked against given as an input, so tests
 /// (and a caller with its own clock) get the same answer every time.
-pub fn parse_at(bytes: &[u8], now: SystemTime) -> Result<Parsed, Vec<Diagnostic>> {
+pub fn parse_at(bytes: &[u8], now: SystemTime) -> Result<Document, Vec<Diagnostic>> {
     if bytes.len() > crate::MAX_FILE_SIZE {
         return Err(vec![Diagnostic {
             severity: Severity::Error,
@@ -62,11 +53,7 @@ pub fn parse_at(bytes: &[u8], now: SystemTime) -> Result<Parsed, Vec<Diagnostic>
     let errors = v.errors.finish();
     let warnings = v.warnings.finish();
     match config {
-        Some(config) if errors.is_empty() => Ok(Parsed {
-            config,
-            warnings,
-            digest: crate::digest(bytes),
-        }),
+        Some(config) if errors.is_empty() => Ok(Document::new(bytes.to_vec(), config, warnings)),
         _ => {
             let mut all = errors;
             if all.is_empty() {
@@ -378,71 +365,21 @@ impl Validator {
         max: usize,
         allow_empty: bool,
     ) -> Option<String> {
-        if value.is_empty() && !allow_empty {
-            self.error(
-                path,
-                pos,
-                format!("the {what} is empty"),
-                format!("give a {what} of 1 to {max} characters"),
-            );
-            return None;
-        }
-        let n = value.chars().count();
-        if n > max {
-            self.error(
-                path,
-                pos,
-                format!("the {what} is {n} characters long, over the limit of {max}"),
-                format!("shorten it to at most {max} characters"),
-            );
-            return None;
-        }
-        // Values reach here through `text` and `attr`, which refuse these already; kept so
-        // that no caller can make a one-line field hold a line break.
-        if let Some(c) = crate::xml::forbidden_char(value) {
-            self.error(
-                path,
-                pos,
-                format!(
-                    "the {what} contains the control character {}",
-                    code_point(c)
-                ),
-                "write it on one line of printable text, without tabs",
-            );
-            return None;
-        }
-        Some(value.to_owned())
+        rules::free_text(value, what, max, allow_empty)
+            .map_err(|e| self.invalid(At { path, pos }, e))
+            .ok()
     }
 
     fn boolean(&mut self, value: &str, path: &str, pos: Pos) -> Option<bool> {
-        match value {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => {
-                self.error(
-                    path,
-                    pos,
-                    format!("{value:?} is not a boolean"),
-                    "write true or false",
-                );
-                None
-            }
-        }
+        rules::boolean(value)
+            .map_err(|e| self.invalid(At { path, pos }, e))
+            .ok()
     }
 
     fn ipv4(&mut self, value: &str, path: &str, pos: Pos, what: &str) -> Option<Ipv4Addr> {
-        match value.parse::<Ipv4Addr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                self.error(
-                    path,
-                    pos,
-                    format!("{what} {value:?} is not a valid IPv4 address"),
-                    "write four numbers from 0 to 255 separated by dots, e.g. 10.0.0.31",
-                );
-                None
-            }
-        }
+        rules::ipv4(value, what)
+            .map_err(|e| self.invalid(At { path, pos }, e))
+            .ok()
     }
 
     fn node_config(&mut self, root: &Element) -> Option<NodeConfig> {
@@ -531,16 +468,10 @@ impl Validator {
                     .map_err(|e| self.invalid(At { path: &path, pos }, e))
                     .ok()
             });
-        if let (Some(h), Some(d), Some((_, path, pos))) = (&hostname, &domain, &hostname_at) {
-            let len = h.as_str().len() + 1 + d.as_str().len();
-            if len > 253 {
-                self.error(
-                    path,
-                    *pos,
-                    format!("the FQDN {h}.{d} is {len} characters long, over the limit of 253"),
-                    "shorten the hostname or the domain",
-                );
-            }
+        if let (Some(h), Some(d), Some((_, path, pos))) = (&hostname, &domain, &hostname_at)
+            && let Err(e) = rules::fqdn(h, d)
+        {
+            self.invalid(At { path, pos: *pos }, e);
         }
 
         let network = match kids.get("network").and_then(|v| v.first()) {
@@ -864,32 +795,14 @@ impl Validator {
                 dns = None;
                 continue;
             };
-            match v.parse::<IpAddr>() {
-                Ok(a)
-                    if a.is_unspecified()
-                        || a.is_multicast()
-                        || a == IpAddr::V4(Ipv4Addr::BROADCAST) =>
-                {
-                    self.error(
-                        &p,
-                        pos,
-                        format!("DNS server {a} is not a unicast address"),
-                        "give the address of a DNS server, e.g. 10.0.0.2",
-                    );
-                    dns = None;
-                }
+            match rules::dns_server(v) {
                 Ok(a) => {
                     if let Some(d) = dns.as_mut() {
                         d.push(a);
                     }
                 }
-                Err(_) => {
-                    self.error(
-                        &p,
-                        pos,
-                        format!("DNS server {v:?} is not an IP address"),
-                        "give the DNS server's IPv4 or IPv6 address: a host name cannot be used, because the node would need a DNS server to look it up",
-                    );
+                Err(err) => {
+                    self.invalid(At { path: &p, pos }, err);
                     dns = None;
                 }
             }
@@ -953,14 +866,9 @@ impl Validator {
                 .map(|a| (a, ap, pos))
         });
         let mask = self.attr(e, p, "netmask", true).and_then(|(v, ap, pos)| {
-            let m = self.ipv4(v.trim(), &ap, pos, "netmask")?;
-            match netmask_prefix(m) {
-                Ok(prefix) => Some(prefix),
-                Err(err) => {
-                    self.invalid(At { path: &ap, pos }, err);
-                    None
-                }
-            }
+            rules::netmask(v.trim())
+                .map_err(|err| self.invalid(At { path: &ap, pos }, err))
+                .ok()
         });
         let (a, ap, apos) = addr?;
         let prefix = mask?;
@@ -987,42 +895,8 @@ impl Validator {
         pos: Pos,
         what: &str,
     ) {
-        if attached.iter().any(|i| i.address() == g) {
-            self.error(
-                path,
-                pos,
-                format!("{what} {g} is the node's own address"),
-                "give the router's address",
-            );
-            return;
-        }
-        let inside = attached.iter().find(|i| i.subnet().contains(&g));
-        match inside {
-            Some(i)
-                if i.prefix_len() <= 30
-                    && (g == i.subnet().network() || g == i.subnet().broadcast()) =>
-            {
-                self.error(
-                    path,
-                    pos,
-                    format!(
-                        "{what} {g} is the network or broadcast address of {}",
-                        i.subnet()
-                    ),
-                    "give the router's host address",
-                );
-            }
-            Some(_) => {}
-            None => {
-                let subnets: Vec<String> =
-                    attached.iter().map(|i| i.subnet().to_string()).collect();
-                self.error(
-                    path,
-                    pos,
-                    format!("{what} {g} is not in an attached subnet ({})", subnets.join(" or ")),
-                    "give a gateway inside the eth0 subnet (<ipv4>) or the eth1 subnet (<secondary-ipv4>)",
-                );
-            }
+        if let Err(fault) = rules::gateway(g, attached) {
+            self.invalid(At { path, pos }, fault.describe(what, g));
         }
     }
 

@@ -32,9 +32,10 @@ use tracing::{info, warn};
 use super::access::{Access, bearer_token};
 use super::banner;
 use super::limits::{Limits, PerAddress, Throttle};
-use super::node::{self, ApplyRefusal, Config, Node, Phase, Reboot, Validated};
+use super::node::{self, ApplyRefusal, Node, Phase, Reboot};
 use super::page;
 use super::status::{Attempt, Outcome, StatusReport, bounded_diagnostics, shorten};
+use nodeboot_config::Document;
 
 /// The path uploads go to (the one existing client tooling for this kind of node uses).
 pub const UPLOAD_PATH: &str = "/configuration/bootstrap";
@@ -164,9 +165,7 @@ fn now_unix() -> u64 {
 
 /// An accepted upload waiting for its connection to finish sending the reply.
 struct PendingApply {
-    xml: Bytes,
-    config: Config,
-    digest: String,
+    doc: Document,
 }
 
 type Slot = Arc<Mutex<Option<PendingApply>>>;
@@ -392,13 +391,10 @@ async fn serve_http(
 
 async fn run_apply(agent: &Arc<Agent>, p: PendingApply) {
     let node = agent.node.clone();
-    let PendingApply {
-        xml,
-        config,
-        digest,
-    } = p;
+    let PendingApply { doc } = p;
+    let digest = doc.digest().to_owned();
     let delay = agent.reboot_delay;
-    let result = tokio::task::spawn_blocking(move || node.apply(&xml, &config)).await;
+    let result = tokio::task::spawn_blocking(move || node.apply(&doc)).await;
     let result = result.unwrap_or_else(|e| Err(ApplyRefusal::Failed(format!("apply task: {e}"))));
     match result {
         Ok(()) => {
@@ -763,7 +759,6 @@ async fn upload(req: Request<Incoming>, agent: &Arc<Agent>, slot: &Slot) -> Answ
         Ok(x) => x,
         Err(a) => return a,
     };
-    let digest = nodeboot_config::digest(&xml);
     let (phase, current_digest, _) = agent.current();
     if phase == Phase::Configured {
         let message = format!(
@@ -772,7 +767,7 @@ async fn upload(req: Request<Incoming>, agent: &Arc<Agent>, slot: &Slot) -> Answ
             current_digest.as_deref().unwrap_or("unknown")
         );
         agent.record(
-            Some(digest),
+            Some(nodeboot_config::digest(&xml)),
             Outcome::Refused {
                 code: 409,
                 message: message.clone(),
@@ -785,13 +780,11 @@ async fn upload(req: Request<Incoming>, agent: &Arc<Agent>, slot: &Slot) -> Answ
     }
     let validated = validate_off_reactor(xml.clone()).await;
     drop(permit);
-    let Validated {
-        config,
-        warnings,
-        digest,
-    } = match validated {
-        Ok(v) => v,
+    let doc = match validated {
+        Ok(doc) => doc,
         Err(errors) => {
+            // A refused file has no document: its digest is taken here, once, for the record.
+            let digest = nodeboot_config::digest(&xml);
             let total = errors.len();
             info!(%digest, errors = total, "configuration rejected");
             let kept = bounded_diagnostics(
@@ -821,7 +814,7 @@ async fn upload(req: Request<Incoming>, agent: &Arc<Agent>, slot: &Slot) -> Answ
         }
     };
     let warnings = bounded_diagnostics(
-        &warnings,
+        doc.warnings(),
         limits.reply_diagnostics,
         limits.reply_text,
         limits.message_chars,
@@ -833,6 +826,7 @@ async fn upload(req: Request<Incoming>, agent: &Arc<Agent>, slot: &Slot) -> Answ
     {
         return busy();
     }
+    let digest = doc.digest().to_owned();
     info!(%digest, warnings = warnings.len(), "configuration accepted");
     agent.record(
         Some(digest.clone()),
@@ -840,17 +834,13 @@ async fn upload(req: Request<Incoming>, agent: &Arc<Agent>, slot: &Slot) -> Answ
             reboot_delay_secs: agent.reboot_delay.as_secs(),
         },
     );
-    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(PendingApply {
-        xml,
-        config,
-        digest: digest.clone(),
-    });
+    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(PendingApply { doc });
     Answer::Accepted { digest, warnings }
 }
 
 /// Parsing up to 1 MiB of XML takes milliseconds: keep it off the thread serving connections.
-async fn validate_off_reactor(xml: Bytes) -> Result<Validated, Vec<Diagnostic>> {
-    match tokio::task::spawn_blocking(move || node::validate(&xml)).await {
+async fn validate_off_reactor(xml: Bytes) -> Result<Document, Vec<Diagnostic>> {
+    match tokio::task::spawn_blocking(move || nodeboot_config::parse(&xml)).await {
         Ok(r) => r,
         Err(e) => Err(vec![Diagnostic {
             severity: nodeboot_config::Severity::Error,

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
+use nodeboot_config::rules::{self, GatewayFault};
 use nodeboot_config::{
     DomainName, Hostname, InvalidValue, Ipv4Interface, Secret, ServerName, Username,
 };
@@ -340,13 +341,24 @@ impl Dialog {
                 p.gateway = Some(g);
             }
             Question::Hostname => p.hostname = Some(Hostname::parse(value)?),
-            Question::Domain => p.domain = Some(DomainName::parse(value)?),
+            Question::Domain => {
+                let d = DomainName::parse(value)?;
+                if let Some(h) = &p.hostname {
+                    rules::fqdn(h, &d)?;
+                }
+                p.domain = Some(d);
+            }
             Question::DnsServers => {
                 let mut list = Vec::new();
                 for item in split_list(value) {
-                    list.push(item.parse::<IpAddr>().map_err(|_| InvalidValue {
-                        message: format!("DNS server {item:?} is not an IP address"),
-                        help: "give addresses separated by spaces, e.g. 10.0.0.2 10.0.0.3 (a resolver cannot look up its own server's name)".to_owned(),
+                    // the file's DNS-server rule; only the hint speaks of the answer's form
+                    list.push(rules::dns_server(item).map_err(|e| InvalidValue {
+                        help: if item.parse::<IpAddr>().is_ok() {
+                            e.help
+                        } else {
+                            "give addresses separated by spaces, e.g. 10.0.0.2 10.0.0.3 (a resolver cannot look up its own server's name)".to_owned()
+                        },
+                        message: e.message,
                     })?);
                 }
                 if list.is_empty() {
@@ -538,6 +550,8 @@ fn parse_ipv4(s: &str, what: &str) -> Result<Ipv4Addr, InvalidValue> {
     })
 }
 
+/// The configuration crate's gateway rule ([`rules::gateway`]), worded for the one interface
+/// the wizard asks about.
 fn check_gateway(i: &Ipv4Interface, g: Ipv4Addr) -> Result<(), InvalidValue> {
     let net = i.subnet();
     let range = || {
@@ -549,25 +563,21 @@ fn check_gateway(i: &Ipv4Interface, g: Ipv4Addr) -> Result<(), InvalidValue> {
             Ipv4Addr::from(hi)
         )
     };
-    if !net.contains(&g) {
-        return Err(InvalidValue {
+    match rules::gateway(g, &[*i]) {
+        Ok(()) => Ok(()),
+        Err(GatewayFault::Outside(_)) => Err(InvalidValue {
             message: format!("gateway {g} is not in the subnet {net} of the IP address"),
             help: range(),
-        });
-    }
-    if g == i.address() {
-        return Err(InvalidValue {
+        }),
+        Err(GatewayFault::OwnAddress) => Err(InvalidValue {
             message: format!("gateway {g} is the node's own IP address"),
             help: "type the address of the router".to_owned(),
-        });
-    }
-    if i.prefix_len() <= 30 && (g == net.network() || g == net.broadcast()) {
-        return Err(InvalidValue {
+        }),
+        Err(GatewayFault::NetworkOrBroadcast(_)) => Err(InvalidValue {
             message: format!("gateway {g} is the network or broadcast address of {net}"),
             help: range(),
-        });
+        }),
     }
-    Ok(())
 }
 
 fn split_list(s: &str) -> impl Iterator<Item = &str> {
