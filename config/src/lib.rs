@@ -8,6 +8,7 @@
 
 pub mod diagnostic;
 mod document;
+mod draft;
 pub mod inventory;
 mod metadata;
 pub mod model;

@@ -90,7 +90,9 @@ pub fn from_metadata_json_at(bytes: &[u8], now: SystemTime) -> Result<Document, 
             format!("\"{CONF}\" is not a string"),
             "give the schema-1 XML document as one JSON string",
         )]),
-        (None, Some(Value::Object(m))) => crate::rules::management(&management_draft(m)?),
+        (None, Some(Value::Object(m))) => {
+            crate::rules::management_at(&management_draft(m)?, MGMT, now)
+        }
         (None, Some(_)) => Err(vec![field_error(
             MGMT,
             format!("\"{MGMT}\" is not an object"),

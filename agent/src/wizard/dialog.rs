@@ -635,6 +635,25 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// The file's FQDN rule joins the host name and the domain at the domain's answer.
+    #[test]
+    fn a_domain_that_makes_the_fqdn_too_long_is_refused_at_once() {
+        let (mut d, _) = run(&GOOD[..3]);
+        assert_eq!(d.answer(&"h".repeat(63)), Reply::Next);
+        let label = "d".repeat(59);
+        let Reply::Invalid(lines) = d.answer(&format!("{label}.{label}.{label}.example.com"))
+        else {
+            panic!("a 255-character FQDN was accepted")
+        };
+        assert_eq!(lines[0], "Invalid: the FQDN", "{lines:?}");
+        assert!(
+            lines.join(" ").contains("over the limit of 253"),
+            "{lines:?}"
+        );
+        assert_eq!(d.question(), Question::Domain);
+        assert_eq!(d.answer("example.com"), Reply::Next);
+    }
+
     fn defaults() -> Defaults {
         Defaults::current(
             Some(Ipv4Addr::new(10, 0, 2, 15)),
@@ -859,6 +878,13 @@ mod tests {
                 "mgr\u{7f}01",
                 "Invalid: the answer contains the control character ^?",
                 "  type it again without it",
+            ),
+            // the file's DNS-server rule: an address, and a unicast one
+            (
+                5,
+                "0.0.0.0",
+                "Invalid: DNS server 0.0.0.0 is not a unicast address",
+                "  give the address of a DNS server, e.g. 10.0.0.2",
             ),
         ];
         for (at, bad, first, second) in cases {

@@ -253,7 +253,7 @@ pub fn to_document(
         enable_analytics: Named::new(Question::UsageStatistics.label(), a.usage_statistics),
         contact_email: None,
     };
-    nodeboot_config::rules::management(&draft)
+    nodeboot_config::rules::management(&draft, "answers")
 }
 
 /// The lines describing a configured node, from its identity file (`/etc/nodeboot/node.json`,
