@@ -9,12 +9,24 @@ use crate::diagnostic::Diagnostic;
 use crate::model::NodeConfig;
 
 /// A validated configuration: bytes, digest, model and warnings, made only by the rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` shows the bytes' length only: they hold password hashes and private keys.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Document {
     bytes: Vec<u8>,
     digest: String,
     config: NodeConfig,
     warnings: Vec<Diagnostic>,
+}
+
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Document")
+            .field("bytes", &format_args!("{} bytes", self.bytes.len()))
+            .field("digest", &self.digest)
+            .field("config", &self.config)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
 }
 
 impl Document {

@@ -149,3 +149,15 @@ fn a_document_is_hashed_once_from_the_bytes_it_records() {
         assert_eq!(again.digest(), doc.digest());
     }
 }
+
+#[test]
+fn a_document_debug_shows_no_secret() {
+    let doc = rules::management(&answers("10.0.0.1", "mgr01", "example.com"), "answers").unwrap();
+    let debug = format!("{doc:?}");
+    assert!(!debug.contains("$6$"), "{debug}");
+    assert!(
+        debug.contains(&format!("{} bytes", doc.bytes().len())),
+        "{debug}"
+    );
+    assert!(debug.contains(doc.digest()), "{debug}");
+}
