@@ -57,7 +57,7 @@ fn main() -> anyhow::Result<()> {
         let dir = tempfile::tempdir_in(&base)?;
         populate(&repo, dir.path())?;
         let start = Instant::now();
-        let outcome = nodeboot_agent::apply::apply_config(dir.path(), &xml, &parsed.config)?;
+        let outcome = nodeboot_agent::apply::apply_config(dir.path(), &parsed)?;
         times.push(start.elapsed().as_secs_f64() * 1000.0);
         if let nodeboot_agent::apply::Outcome::Applied { changed, .. } = outcome {
             files = changed.len();

@@ -28,9 +28,9 @@ fn apply_writes_every_file_with_its_mode_and_owner() {
     let root = image_root();
     let r = root.path();
     let config = proxying_dual();
-    let xml = xml_for(&config);
-    let outcome = apply_config_with(r, &xml, &config, NOW, &mut |_| {}).unwrap();
-    let digest = nodeboot_config::digest(&xml);
+    let doc = doc_for(&config);
+    let outcome = apply_config_with(r, &doc, NOW, &mut |_| {}).unwrap();
+    let digest = doc.digest().to_owned();
     let Outcome::Applied { digest: d, changed } = outcome else {
         panic!("expected Applied")
     };
@@ -55,7 +55,7 @@ fn apply_writes_every_file_with_its_mode_and_owner() {
     assert_eq!(meta(r, "var/lib/nodeboot/applied.xml"), (0o600, 0, 0));
     assert_eq!(
         fs::read(r.join("var/lib/nodeboot/applied.xml")).unwrap(),
-        xml
+        doc.bytes()
     );
     assert!(read(r, "etc/shadow").contains(&format!("admin:{HASH_ADMIN}:20787:0:99999:7:::\n")));
     assert!(read(r, "home/admin/.ssh/authorized_keys").contains(SSH_KEY));
@@ -84,17 +84,17 @@ fn the_same_file_again_writes_nothing_and_a_different_one_is_refused() {
     let root = image_root();
     let r = root.path();
     let config = transcoding();
-    let xml = xml_for(&config);
-    apply_config(r, &xml, &config).unwrap();
+    let doc = doc_for(&config);
+    apply_config(r, &doc).unwrap();
     let before = tree(r);
     let inode = fs::metadata(r.join("etc/hosts")).unwrap().ino();
     let mtime = fs::metadata(r.join("etc/hosts")).unwrap().mtime_nsec();
 
-    let again = apply_config(r, &xml, &config).unwrap();
+    let again = apply_config(r, &doc).unwrap();
     assert_eq!(
         again,
         Outcome::Unchanged {
-            digest: nodeboot_config::digest(&xml)
+            digest: doc.digest().to_owned()
         }
     );
     assert_eq!(tree_diff(&before, &tree(r)), Vec::<String>::new());
@@ -105,9 +105,9 @@ fn the_same_file_again_writes_nothing_and_a_different_one_is_refused() {
     );
 
     let other = management();
-    let err = apply_config(r, &xml_for(&other), &other).unwrap_err();
+    let err = apply_config(r, &doc_for(&other)).unwrap_err();
     assert!(
-        matches!(&err, ApplyError::AlreadyConfigured { digest } if *digest == nodeboot_config::digest(&xml)),
+        matches!(&err, ApplyError::AlreadyConfigured { digest } if *digest == doc.digest()),
         "{err:?}"
     );
     assert!(err.to_string().contains("run `nodeboot-agent reset`"));
@@ -121,7 +121,7 @@ fn foreign_lines_of_shadow_and_hosts_survive_byte_for_byte() {
     let old_shadow = fs::read(r.join("etc/shadow")).unwrap();
     let old_hosts = fs::read(r.join("etc/hosts")).unwrap();
     let config = proxying_dual();
-    apply_config(r, &xml_for(&config), &config).unwrap();
+    apply_config(r, &doc_for(&config)).unwrap();
 
     let new_shadow = fs::read(r.join("etc/shadow")).unwrap();
     let foreign = |b: &[u8]| -> Vec<Vec<u8>> {
@@ -171,7 +171,7 @@ fn reset_returns_the_exact_image() {
     std::os::unix::fs::symlink("../run/resolvconf/resolv.conf", r.join("etc/resolv.conf")).unwrap();
     let image = tree(r);
     for config in [proxying_dual(), management(), transcoding()] {
-        apply_config(r, &xml_for(&config), &config).unwrap();
+        apply_config(r, &doc_for(&config)).unwrap();
         assert!(matches!(
             read_state(r).unwrap(),
             NodeState::Configured { .. }
@@ -195,7 +195,7 @@ fn reset_keeps_changes_made_to_other_accounts_and_hosts_lines() {
     let root = image_root();
     let r = root.path();
     let config = transcoding();
-    apply_config(r, &xml_for(&config), &config).unwrap();
+    apply_config(r, &doc_for(&config)).unwrap();
     // after configuration, someone changes ops's password and adds a hosts line
     let shadow = read(r, "etc/shadow").replace("ops:$y$j9T$kFOREIGN", "ops:$y$j9T$kCHANGED");
     fs::write(r.join("etc/shadow"), &shadow).unwrap();
@@ -223,7 +223,7 @@ fn a_second_apply_while_one_runs_is_busy() {
     let r2 = r.clone();
     let first = std::thread::spawn(move || {
         let config = transcoding();
-        apply_config_with(&r2, &xml_for(&config), &config, NOW, &mut |step| {
+        apply_config_with(&r2, &doc_for(&config), NOW, &mut |step| {
             if step == Step::JournalCommitted {
                 reached.send(()).unwrap();
                 wait_release.recv().unwrap();
@@ -232,7 +232,7 @@ fn a_second_apply_while_one_runs_is_busy() {
     });
     wait_reached.recv().unwrap();
     let config = management();
-    let err = apply_config(&r, &xml_for(&config), &config).unwrap_err();
+    let err = apply_config(&r, &doc_for(&config)).unwrap_err();
     assert!(matches!(err, ApplyError::Busy), "{err:?}");
     assert!(matches!(apply::recover(&r).unwrap_err(), ApplyError::Busy));
     assert!(matches!(apply::reset(&r).unwrap_err(), ApplyError::Busy));
@@ -259,7 +259,7 @@ fn a_root_without_an_admin_account_is_refused_and_left_alone() {
     fs::write(r.join("etc/passwd"), passwd).unwrap();
     let before = tree(r);
     let config = transcoding();
-    let err = apply_config(r, &xml_for(&config), &config).unwrap_err();
+    let err = apply_config(r, &doc_for(&config)).unwrap_err();
     assert_eq!(
         err.to_string(),
         "the node image is not ready: /etc/passwd: no \"admin\" account; the image must have one (useradd -m admin)"
@@ -270,7 +270,7 @@ fn a_root_without_an_admin_account_is_refused_and_left_alone() {
     assert_eq!(
         read_state(r).unwrap(),
         NodeState::Failed {
-            digest: nodeboot_config::digest(&xml_for(&config)),
+            digest: doc_for(&config).digest().to_owned(),
             error: err.to_string()
         }
     );
@@ -280,7 +280,7 @@ fn a_root_without_an_admin_account_is_refused_and_left_alone() {
         read(r, "etc/passwd").replace("adm1n:x:1000", "admin:x:1000"),
     )
     .unwrap();
-    apply_config(r, &xml_for(&config), &config).unwrap();
+    apply_config(r, &doc_for(&config)).unwrap();
     assert!(!r.join("var/lib/nodeboot/failed.json").exists());
 }
 
@@ -288,7 +288,7 @@ fn a_root_without_an_admin_account_is_refused_and_left_alone() {
 fn secrets_never_reach_debug_output_of_plans_or_errors() {
     let root = image_root();
     let config = proxying_dual();
-    let plan = apply::plan_config(root.path(), &xml_for(&config), &config).unwrap();
+    let plan = apply::plan_config(root.path(), &doc_for(&config)).unwrap();
     let debug = format!("{plan:?}");
     assert!(!debug.contains(HASH_ADMIN));
     assert!(!debug.contains("PRIVATE KEY"));
@@ -303,7 +303,7 @@ fn secrets_never_reach_debug_output_of_plans_or_errors() {
     assert!(diff.contains("-admin:***:0:0:99999:7:::"), "{diff}");
     assert!(diff.contains("+admin:***:"), "{diff}");
     let mgmt = management();
-    let plan = apply::plan_config(root.path(), &xml_for(&mgmt), &mgmt).unwrap();
+    let plan = apply::plan_config(root.path(), &doc_for(&mgmt)).unwrap();
     let diff = apply::cli::render_diff(root.path(), &plan);
     assert!(!diff.contains(HASH_WEB), "{diff}");
     assert!(

@@ -272,13 +272,13 @@ fn the_next_start_finishes_an_interrupted_apply_before_anything_else() {
     let r = root.path();
     let xml_path = fixture("tests/fixtures/valid/transcoding.xml");
     let xml = std::fs::read(&xml_path).unwrap();
-    let config = nodeboot_config::parse(&xml).unwrap().config;
-    let digest = nodeboot_config::digest(&xml);
+    let doc = nodeboot_config::parse(&xml).unwrap();
+    let digest = doc.digest().to_owned();
     // the process "dies" right after the commit point
     let quiet = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        nodeboot_agent::apply::apply_config_with(r, &xml, &config, NOW, &mut |s| {
+        nodeboot_agent::apply::apply_config_with(r, &doc, NOW, &mut |s| {
             if s == nodeboot_agent::apply::Step::Replaced(2) {
                 panic!("killed");
             }

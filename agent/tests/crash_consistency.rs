@@ -14,12 +14,12 @@ use nodeboot_agent::apply::{NodeState, Step, apply_config_with, read_state, reco
 #[test]
 fn a_crash_after_any_step_leaves_the_old_or_the_new_configuration() {
     let config = proxying_dual();
-    let xml = xml_for(&config);
+    let doc = doc_for(&config);
 
     let old = tree(image_root().path());
     let new_root = image_root();
     let mut steps = Vec::new();
-    apply_config_with(new_root.path(), &xml, &config, NOW, &mut |s| steps.push(s)).unwrap();
+    apply_config_with(new_root.path(), &doc, NOW, &mut |s| steps.push(s)).unwrap();
     let new = tree(new_root.path());
     let commit = steps
         .iter()
@@ -35,7 +35,7 @@ fn a_crash_after_any_step_leaves_the_old_or_the_new_configuration() {
         let r = root.path();
         let mut seen = 0;
         let crashed = catch_unwind(AssertUnwindSafe(|| {
-            apply_config_with(r, &xml, &config, NOW, &mut |s| {
+            apply_config_with(r, &doc, NOW, &mut |s| {
                 if seen == n {
                     panic!("simulated crash after {s:?}");
                 }
@@ -50,7 +50,7 @@ fn a_crash_after_any_step_leaves_the_old_or_the_new_configuration() {
             assert_eq!(
                 read_state(r).unwrap(),
                 NodeState::Applying {
-                    digest: nodeboot_config::digest(&xml)
+                    digest: doc.digest().to_owned()
                 },
                 "after {step:?}"
             );
@@ -89,9 +89,9 @@ fn a_crash_after_any_step_leaves_the_old_or_the_new_configuration() {
 #[test]
 fn a_crash_during_reset_leaves_the_configured_node_or_the_image() {
     let config = management();
-    let xml = xml_for(&config);
+    let doc = doc_for(&config);
     let configure = |r: &std::path::Path| {
-        apply_config_with(r, &xml, &config, NOW, &mut |_| {}).unwrap();
+        apply_config_with(r, &doc, NOW, &mut |_| {}).unwrap();
     };
     let image = tree(image_root().path());
     let configured_root = image_root();
@@ -153,7 +153,7 @@ fn a_commit_cut_short_inside_its_barrier_is_rolled_back() {
     // file did not (missing) or only partly (truncated). No target was touched yet, so
     // recovery must notice and return to the old image rather than roll forward.
     let config = proxying_dual();
-    let xml = xml_for(&config);
+    let doc = doc_for(&config);
     let old = tree(image_root().path());
     let quiet = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
@@ -161,7 +161,7 @@ fn a_commit_cut_short_inside_its_barrier_is_rolled_back() {
         let root = image_root();
         let r = root.path();
         let crashed = catch_unwind(AssertUnwindSafe(|| {
-            apply_config_with(r, &xml, &config, NOW, &mut |s| {
+            apply_config_with(r, &doc, NOW, &mut |s| {
                 if s == Step::JournalCommitted {
                     panic!("power cut");
                 }

@@ -39,9 +39,9 @@ fn a_full_disk_fails_cleanly_and_keeps_the_old_configuration() {
         return;
     }
     let config = proxying_dual();
-    let xml = xml_for(&config);
+    let doc = doc_for(&config);
     let new_root = image_root();
-    apply_config_with(new_root.path(), &xml, &config, NOW, &mut |_| {}).unwrap();
+    apply_config_with(new_root.path(), &doc, NOW, &mut |_| {}).unwrap();
     let new = tree(new_root.path());
 
     let (mut failed, mut succeeded) = (Vec::new(), Vec::new());
@@ -54,7 +54,7 @@ fn a_full_disk_fails_cleanly_and_keeps_the_old_configuration() {
             continue; // the image itself does not fit
         }
         let old = tree(r);
-        match apply_config_with(r, &xml, &config, NOW, &mut |_| {}) {
+        match apply_config_with(r, &doc, NOW, &mut |_| {}) {
             Ok(_) => {
                 assert_eq!(
                     tree_diff(&new, &tree(r)),

@@ -83,7 +83,7 @@ fn each_authorized_key_renders_as_one_canonical_line() {
         &format!("\n   <![CDATA[{KEY}]]>   ops  team@host \n  "),
     );
     let parsed = nodeboot_config::parse(xml.as_bytes()).unwrap();
-    let rendered = nodeboot_agent::apply::render::render_authorized_keys(&parsed.config);
+    let rendered = nodeboot_agent::apply::render::render_authorized_keys(parsed.config());
     let keys: Vec<&str> = rendered
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())

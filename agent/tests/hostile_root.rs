@@ -69,7 +69,7 @@ impl Scene {
 
     fn apply(&self) -> Result<apply::Outcome, apply::ApplyError> {
         let config = transcoding();
-        apply_config_with(&self.root(), &xml_for(&config), &config, NOW, &mut |_| {})
+        apply_config_with(&self.root(), &doc_for(&config), NOW, &mut |_| {})
     }
 }
 
@@ -96,7 +96,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 fn targets() -> Vec<PathBuf> {
     let root = image_root();
     let config = transcoding();
-    let plan = plan_config(root.path(), &xml_for(&config), &config).unwrap();
+    let plan = plan_config(root.path(), &doc_for(&config)).unwrap();
     plan.entries.iter().map(|e| e.path.clone()).collect()
 }
 
@@ -246,7 +246,7 @@ fn a_fifo_at_a_target_fails_at_once_and_never_hangs() {
             std::thread::spawn(move || {
                 let config = transcoding();
                 let r = with_resolver(resolver, || {
-                    apply_config_with(&root, &xml_for(&config), &config, NOW, &mut |_| {})
+                    apply_config_with(&root, &doc_for(&config), NOW, &mut |_| {})
                 });
                 let _ = tx.send(r.map(|_| ()).map_err(|e| e.to_string()));
             });
@@ -371,7 +371,7 @@ fn crash_after(scene: &Scene, at: Step) {
     std::panic::set_hook(Box::new(|_| {}));
     let config = transcoding();
     let crashed = catch_unwind(AssertUnwindSafe(|| {
-        apply_config_with(&scene.root(), &xml_for(&config), &config, NOW, &mut |s| {
+        apply_config_with(&scene.root(), &doc_for(&config), NOW, &mut |s| {
             if s == at {
                 panic!("killed");
             }

@@ -39,7 +39,7 @@ fn configured_root() -> (tempfile::TempDir, String) {
     )
     .unwrap();
     let config = transcoding();
-    apply::apply_config(root.path(), &xml_for(&config), &config).unwrap();
+    apply::apply_config(root.path(), &doc_for(&config)).unwrap();
     let id = tls::load_or_generate(root.path(), &names()).unwrap();
     assert_eq!(id.origin, Origin::Generated);
     (root, id.fingerprint)

@@ -25,11 +25,11 @@ pub const CASES: &[(&str, &str)] = &[
     ("edge-tls", "tests/fixtures/rendered/inputs/edge-tls.xml"),
 ];
 
-fn parse(xml_path: &str) -> nodeboot_config::NodeConfig {
+fn parse(xml_path: &str) -> nodeboot_config::Document {
     let xml = fs::read(repo_dir().join(xml_path)).unwrap();
     let now = UNIX_EPOCH + Duration::from_secs(NOW);
     match nodeboot_config::parse_at(&xml, now) {
-        Ok(p) => p.config,
+        Ok(doc) => doc,
         Err(d) => panic!("{xml_path} does not parse: {d:#?}"),
     }
 }
@@ -41,7 +41,7 @@ fn render_case(xml_path: &str) -> Plan {
         NOW,
     )
     .unwrap();
-    render::render(&parse(xml_path), &inputs).unwrap()
+    render::render(parse(xml_path).config(), &inputs).unwrap()
 }
 
 fn manifest(plan: &Plan) -> String {
@@ -136,11 +136,9 @@ fn rendered_files_match_the_reviewed_snapshots() {
 fn every_case_is_applied_for_real_and_matches_its_snapshot() {
     // The same files, this time through the whole apply path onto a temporary root.
     for (case, xml_path) in CASES {
-        let xml = fs::read(repo_dir().join(xml_path)).unwrap();
-        let config = parse(xml_path);
+        let doc = parse(xml_path);
         let root = image_root();
-        nodeboot_agent::apply::apply_config_with(root.path(), &xml, &config, NOW, &mut |_| {})
-            .unwrap();
+        nodeboot_agent::apply::apply_config_with(root.path(), &doc, NOW, &mut |_| {}).unwrap();
         let dir = fixtures().join(case);
         let mut snap = Vec::new();
         files(&dir, &dir, &mut snap);
@@ -154,7 +152,7 @@ fn every_case_is_applied_for_real_and_matches_its_snapshot() {
         }
         assert_eq!(
             fs::read(root.path().join("var/lib/nodeboot/applied.xml")).unwrap(),
-            xml
+            fs::read(repo_dir().join(xml_path)).unwrap()
         );
     }
 }

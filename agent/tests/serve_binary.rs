@@ -436,11 +436,11 @@ fn an_apply_completed_at_start_reboots_instead_of_serving() {
     use nodeboot_agent::apply::{NodeState, Step, apply_config_with, read_state};
     let root = common::image_root();
     let config = common::proxying_dual();
-    let xml = common::xml_for(&config);
+    let doc = common::doc_for(&config);
     let quiet = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let cut = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        apply_config_with(root.path(), &xml, &config, common::NOW, &mut |s| {
+        apply_config_with(root.path(), &doc, common::NOW, &mut |s| {
             if s == Step::JournalCommitted {
                 panic!("power cut after the commit point");
             }

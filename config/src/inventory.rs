@@ -27,8 +27,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::Diagnostic;
+use crate::document::Document;
 use crate::model::PasswordHash;
-use crate::parse::{Parsed, parse_at};
+use crate::parse::parse_at;
 use crate::serialize::XmlBuilder;
 
 /// The port the agent listens on unless an inventory says otherwise.
@@ -408,7 +409,7 @@ impl NodeParams {
         &self,
         inputs: &GenerateInputs,
         now: SystemTime,
-    ) -> Result<Parsed, Vec<ParamError>> {
+    ) -> Result<Document, Vec<ParamError>> {
         let missing = self.missing(inputs);
         if !missing.is_empty() {
             return Err(missing);

@@ -1,15 +1,21 @@
 //! The nodeboot configuration model (schema 1), shared by the agent and the provisioner.
 //!
-//! Parse → validate → typed [`NodeConfig`]; serialize back to XML or JSON. This crate does no
-//! I/O and knows nothing of servers, terminals or a node's files.
+//! Readers (the XML file with line:column, JSON metadata and the wizard's answers with field
+//! names) hand their values to one set of rules ([`rules`]), which makes a [`Document`] — the
+//! bytes a node records, their digest (computed once), the typed [`NodeConfig`] and the
+//! warnings — or findings. This crate does no I/O and knows nothing of servers, terminals or a
+//! node's files.
 
 pub mod api;
 pub mod diagnostic;
+mod document;
+mod draft;
 pub mod inventory;
 mod metadata;
 pub mod model;
 mod parse;
 mod password;
+pub mod rules;
 pub mod secret;
 mod serialize;
 pub mod text;
@@ -17,10 +23,12 @@ mod tls;
 mod xml;
 
 pub use diagnostic::{Diagnostic, Severity};
+pub use document::Document;
 pub use metadata::{MANAGEMENT_FIELDS, from_metadata_json, from_metadata_json_at};
 pub use model::*;
-pub use parse::{Parsed, parse, parse_at};
+pub use parse::{parse, parse_at};
 pub use password::{hash_password, verify_password};
+pub use rules::{ManagementDraft, Named};
 pub use secret::{MaskedSource, Secret};
 pub use serialize::to_xml;
 

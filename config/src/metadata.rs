@@ -5,17 +5,21 @@
 //!   file would be (positions are those inside the string).
 //! - `{"management_node_config": {hostname, domain, ip, mask, gw, dns, ntp, user, pass,
 //!   admin_password, error_reports, enable_analytics, contact_email_address}}`: the install
-//!   wizard's answers. The mapping is documented in docs/config-format.md; every error names
+//!   wizard's answers. This reader checks the JSON types and makes a named draft
+//!   ([`ManagementDraft`]); the rules of `crate::rules` check the values, so every error names
 //!   the JSON field (`management_node_config.gw`) and carries no line (line and column 0).
+//!   The document's bytes (and digest) are the schema-1 XML serialized from the result.
 //!
-//! Pure: bytes in, a validated configuration or diagnostics out.
+//! Pure: bytes in, a [`Document`] or diagnostics out.
 
 use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::parse::{Parsed, parse_at};
+use crate::document::Document;
+use crate::parse::parse_at;
+use crate::rules::{ManagementDraft, Named};
 
 const MGMT: &str = "management_node_config";
 const CONF: &str = "conferencing_node_config";
@@ -38,12 +42,12 @@ pub const MANAGEMENT_FIELDS: &[&str] = &[
 ];
 
 /// Parses metadata JSON (see the module documentation), checking certificates against the clock.
-pub fn from_metadata_json(bytes: &[u8]) -> Result<Parsed, Vec<Diagnostic>> {
+pub fn from_metadata_json(bytes: &[u8]) -> Result<Document, Vec<Diagnostic>> {
     from_metadata_json_at(bytes, SystemTime::now())
 }
 
 /// [`from_metadata_json`] with the time as an input.
-pub fn from_metadata_json_at(bytes: &[u8], now: SystemTime) -> Result<Parsed, Vec<Diagnostic>> {
+pub fn from_metadata_json_at(bytes: &[u8], now: SystemTime) -> Result<Document, Vec<Diagnostic>> {
     if bytes.len() > crate::MAX_FILE_SIZE {
         return Err(vec![field_error(
             "",
@@ -80,22 +84,14 @@ pub fn from_metadata_json_at(bytes: &[u8], now: SystemTime) -> Result<Parsed, Ve
             format!("the metadata has both \"{CONF}\" and \"{MGMT}\""),
             "give one of the two",
         )]),
-        (Some(Value::String(xml)), None) => {
-            let mut parsed = parse_at(xml.as_bytes(), now)?;
-            parsed.digest = crate::digest(bytes);
-            Ok(parsed)
-        }
+        (Some(Value::String(xml)), None) => parse_at(xml.as_bytes(), now),
         (Some(_), None) => Err(vec![field_error(
             CONF,
             format!("\"{CONF}\" is not a string"),
             "give the schema-1 XML document as one JSON string",
         )]),
         (None, Some(Value::Object(m))) => {
-            let xml = management_xml(m)?;
-            let mut parsed = parse_at(xml.as_bytes(), now)
-                .map_err(|ds| ds.into_iter().map(to_field_diagnostic).collect::<Vec<_>>())?;
-            parsed.digest = crate::digest(bytes);
-            Ok(parsed)
+            crate::rules::management_at(&management_draft(m)?, MGMT, now)
         }
         (None, Some(_)) => Err(vec![field_error(
             MGMT,
@@ -121,42 +117,10 @@ fn field_error(path: &str, message: impl Into<String>, help: impl Into<String>) 
     }
 }
 
-/// Which JSON field an element path of the generated document came from.
-fn json_field(xml_path: &str) -> Option<&'static str> {
-    Some(match xml_path {
-        "/node-config/hostname" => "hostname",
-        "/node-config/domain" => "domain",
-        "/node-config/network/ipv4@address" => "ip",
-        "/node-config/network/ipv4@netmask" => "mask",
-        "/node-config/network/ipv4@gateway" => "gw",
-        "/node-config/network/dns-server" => "dns",
-        "/node-config/network/ntp-server" => "ntp",
-        "/node-config/web-admin@username" => "user",
-        "/node-config/web-admin@password-hash" => "pass",
-        "/node-config/ssh/password-hash" => "admin_password",
-        "/node-config/incident-reporting" => "error_reports",
-        "/node-config/usage-statistics" => "enable_analytics",
-        "/node-config/contact-email" => "contact_email_address",
-        _ => return None,
-    })
-}
-
-fn to_field_diagnostic(mut d: Diagnostic) -> Diagnostic {
-    if d.omitted().is_some() {
-        return d;
-    }
-    d.path = match json_field(&d.path) {
-        Some(f) => format!("{MGMT}.{f}"),
-        None => MGMT.to_owned(),
-    };
-    d.line = 0;
-    d.column = 0;
-    d
-}
-
-/// Builds the schema-1 document the management answers stand for; type errors (a number where
-/// a string belongs, a missing field) are reported here with the field's name.
-fn management_xml(m: &Map<String, Value>) -> Result<String, Vec<Diagnostic>> {
+/// Reads the management answers into a named draft; type errors (a number where a string
+/// belongs, a missing field) are reported here with the field's name, the values' rules are
+/// those of `crate::rules`.
+fn management_draft(m: &Map<String, Value>) -> Result<ManagementDraft, Vec<Diagnostic>> {
     let mut errors = crate::diagnostic::Findings::in_order();
     for k in m.keys() {
         if !MANAGEMENT_FIELDS.contains(&k.as_str()) {
@@ -272,35 +236,28 @@ fn management_xml(m: &Map<String, Value>) -> Result<String, Vec<Diagnostic>> {
     else {
         return Err(errors.finish());
     };
-    let mut b = crate::serialize::XmlBuilder::new("management");
-    b.text("name", &hostname);
-    b.text("hostname", &hostname);
-    b.text("domain", &domain);
-    b.open("network", &[]);
-    b.empty(
-        "ipv4",
-        &[("address", &ip), ("netmask", &mask), ("gateway", &gw)],
-    );
-    for d in dns.split_whitespace() {
-        b.text("dns-server", d);
-    }
-    for n in ntp.split_whitespace() {
-        b.text("ntp-server", n);
-    }
-    b.close("network");
-    b.open("ssh", &[("enabled", "global")]);
-    b.text("password-hash", &admin);
-    b.close("ssh");
-    b.empty(
-        "web-admin",
-        &[("username", &user), ("password-hash", &pass)],
-    );
-    b.text("incident-reporting", if reports { "true" } else { "false" });
-    b.text("usage-statistics", if analytics { "true" } else { "false" });
-    if let Some(e) = email {
-        b.text("contact-email", &e);
-    }
-    Ok(b.finish())
+    let named = |field: &str, value: String| Named::new(format!("{MGMT}.{field}"), value);
+    let list = |field: &str, value: &str| -> Vec<Named> {
+        value
+            .split_whitespace()
+            .map(|v| named(field, v.to_owned()))
+            .collect()
+    };
+    Ok(ManagementDraft {
+        dns: list("dns", &dns),
+        ntp: list("ntp", &ntp),
+        hostname: named("hostname", hostname),
+        domain: named("domain", domain),
+        ip: named("ip", ip),
+        mask: named("mask", mask),
+        gw: named("gw", gw),
+        user: named("user", user),
+        pass: named("pass", pass),
+        admin_password: named("admin_password", admin),
+        error_reports: Named::new(format!("{MGMT}.error_reports"), reports),
+        enable_analytics: Named::new(format!("{MGMT}.enable_analytics"), analytics),
+        contact_email: email.map(|e| named("contact_email_address", e)),
+    })
 }
 
 fn kind(v: &Value) -> &'static str {

@@ -1,8 +1,8 @@
 //! The validated node configuration (schema 1): a tree of newtypes that cannot hold a bad value.
 //!
 //! Each newtype checks its own value in its constructor (`parse`); rules that involve several
-//! values (the gateway lies in an attached subnet, role-specific elements) are checked by the
-//! parser in `crate::parse` before a [`NodeConfig`] is built. Nothing here does I/O.
+//! values (the gateway lies in an attached subnet, role-specific elements) are checked by
+//! `crate::rules` before a [`NodeConfig`] is built. Nothing here does I/O.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -12,7 +12,7 @@
 //!
 //! While reading it records the byte ranges of secret content (see [`is_secret_name`]) so that
 //! [`crate::MaskedSource`] hides exactly those. It does not know the schema: that is
-//! `crate::parse`'s job.
+//! `crate::parse`'s (its shape) and `crate::rules`' (its rules) job.
 
 use std::ops::Range;
 

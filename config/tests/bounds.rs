@@ -255,7 +255,7 @@ fn an_authorized_key_is_one_canonical_line() {
         nodeboot_config::parse(with(&format!("\n  <![CDATA[{key}]]>  me@host  \n")).as_bytes())
             .unwrap();
     let keys: Vec<&str> = parsed
-        .config
+        .config()
         .ssh
         .authorized_keys
         .iter()

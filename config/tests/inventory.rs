@@ -63,8 +63,8 @@ fn nodes_carry_push_fields_and_merged_parameters() {
         .params
         .generate(&GenerateInputs::default(), SystemTime::now())
         .unwrap();
-    assert_eq!(parsed.config.fqdn(), "conf01.example.com");
-    assert_eq!(parsed.config.network.routes.len(), 1);
+    assert_eq!(parsed.config().fqdn(), "conf01.example.com");
+    assert_eq!(parsed.config().network.routes.len(), 1);
 }
 
 #[test]

@@ -29,7 +29,7 @@ fn management(overrides: &[(&str, serde_json::Value)]) -> Vec<u8> {
 #[test]
 fn management_answers_map_onto_the_model() {
     let p = from_metadata_json(&management(&[])).unwrap();
-    let c = &p.config;
+    let c = p.config();
     assert_eq!(c.fqdn(), "mgr01.example.com");
     assert_eq!(c.name, "mgr01");
     assert_eq!(c.network.dns_servers.len(), 2);
@@ -45,7 +45,12 @@ fn management_answers_map_onto_the_model() {
         m.contact_email.as_ref().unwrap().as_str(),
         "ops@example.com"
     );
-    assert_eq!(p.digest, nodeboot_config::digest(&management(&[])));
+    // What the node records (and hashes) is the XML serialized from the answers, which reads
+    // back as the same configuration.
+    let xml = nodeboot_config::to_xml(c);
+    assert_eq!(p.bytes(), xml.as_bytes());
+    assert_eq!(p.digest(), nodeboot_config::digest(xml.as_bytes()));
+    assert_eq!(nodeboot_config::parse(xml.as_bytes()).unwrap().config(), c);
 }
 
 #[test]
@@ -129,7 +134,7 @@ fn conferencing_xml_string_is_parsed_as_a_file() {
     let json = serde_json::to_vec(&serde_json::json!({ "conferencing_node_config": xml })).unwrap();
     let from_json = from_metadata_json(&json).unwrap();
     let from_file = nodeboot_config::parse(xml.as_bytes()).unwrap();
-    assert_eq!(from_json.config, from_file.config);
+    assert_eq!(from_json.config(), from_file.config());
 
     let bad = xml.replace("gateway=\"10.0.0.1\"", "gateway=\"10.9.0.1\"");
     let json = serde_json::to_vec(&serde_json::json!({ "conferencing_node_config": bad })).unwrap();

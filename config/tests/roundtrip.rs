@@ -109,12 +109,12 @@ proptest! {
     fn generate_serialize_parse_is_identity(p in params()) {
         let parsed = p.generate(&GenerateInputs::default(), SystemTime::now())
             .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
-        let xml = nodeboot_config::to_xml(&parsed.config);
+        let xml = nodeboot_config::to_xml(parsed.config());
         let again = nodeboot_config::parse(xml.as_bytes())
             .map_err(|e| TestCaseError::fail(format!("{e:?}\n{xml}")))?;
-        prop_assert_eq!(&again.config, &parsed.config);
+        prop_assert_eq!(&again.config(), &parsed.config());
         // and serializing is stable
-        prop_assert_eq!(nodeboot_config::to_xml(&again.config), xml);
+        prop_assert_eq!(nodeboot_config::to_xml(again.config()), xml);
     }
 
     #[test]

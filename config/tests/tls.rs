@@ -55,19 +55,25 @@ fn matching_key_and_name_are_accepted_and_round_trip() {
     let m = material(&["conf01.example.com"]);
     let doc = document("conf01.example.com", &m.cert, &m.key);
     let parsed = parse_at(doc.as_bytes(), at(2026, 6, 1)).unwrap();
-    assert!(parsed.warnings.is_empty());
-    let tls = parsed.config.conferencing().unwrap().tls.as_ref().unwrap();
+    assert!(parsed.warnings().is_empty());
+    let tls = parsed
+        .config()
+        .conferencing()
+        .unwrap()
+        .tls
+        .as_ref()
+        .unwrap();
     assert!(
         tls.certificate_chain_pem
             .starts_with("-----BEGIN CERTIFICATE-----")
     );
     assert_eq!(format!("{:?}", tls.private_key_pem), "***");
     let again = parse_at(
-        nodeboot_config::to_xml(&parsed.config).as_bytes(),
+        nodeboot_config::to_xml(parsed.config()).as_bytes(),
         at(2026, 6, 1),
     )
     .unwrap();
-    assert_eq!(again.config, parsed.config);
+    assert_eq!(again.config(), parsed.config());
 }
 
 #[test]
@@ -124,8 +130,8 @@ fn a_certificate_expiring_within_30_days_is_a_warning() {
     let m = material(&["conf01.example.com"]);
     let doc = document("conf01.example.com", &m.cert, &m.key);
     let parsed = parse_at(doc.as_bytes(), at(2029, 12, 22)).unwrap();
-    assert_eq!(parsed.warnings.len(), 1);
-    let w = &parsed.warnings[0];
+    assert_eq!(parsed.warnings().len(), 1);
+    let w = &parsed.warnings()[0];
     assert_eq!(w.severity, Severity::Warning);
     assert_eq!(w.path, "/node-config/tls/certificate");
     assert_eq!(
@@ -136,7 +142,7 @@ fn a_certificate_expiring_within_30_days_is_a_warning() {
     assert!(
         parse_at(doc.as_bytes(), at(2029, 12, 1))
             .unwrap()
-            .warnings
+            .warnings()
             .is_empty()
     );
 }

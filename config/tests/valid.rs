@@ -22,13 +22,17 @@ fn valid_fixtures_parse_and_round_trip() {
             Ok(p) => p,
             Err(e) => panic!("{file}: {e:#?}"),
         };
-        assert_eq!(parsed.config.role(), role, "{file}");
-        assert!(parsed.warnings.is_empty(), "{file}: {:?}", parsed.warnings);
-        assert_eq!(parsed.digest, nodeboot_config::digest(&bytes));
-        let xml = nodeboot_config::to_xml(&parsed.config);
+        assert_eq!(parsed.config().role(), role, "{file}");
+        assert!(
+            parsed.warnings().is_empty(),
+            "{file}: {:?}",
+            parsed.warnings()
+        );
+        assert_eq!(parsed.digest(), nodeboot_config::digest(&bytes));
+        let xml = nodeboot_config::to_xml(parsed.config());
         let again = nodeboot_config::parse(xml.as_bytes())
             .unwrap_or_else(|e| panic!("{file} re-serialized: {e:#?}\n{xml}"));
-        assert_eq!(again.config, parsed.config, "{file}");
+        assert_eq!(again.config(), parsed.config(), "{file}");
     }
 }
 
@@ -41,7 +45,7 @@ fn serialization_is_canonical_the_fixtures_are_written_in_it() {
     ] {
         let bytes = fixture(file);
         let parsed = nodeboot_config::parse(&bytes).unwrap();
-        let xml = nodeboot_config::to_xml(&parsed.config);
+        let xml = nodeboot_config::to_xml(parsed.config());
         assert_eq!(xml, String::from_utf8(bytes).unwrap(), "{file}");
     }
 }

@@ -12,15 +12,15 @@ use nodeboot_config::{MAX_DIAGNOSTICS, diagnostic::MAX_FIELD_CHARS};
 fuzz_target!(|data: &[u8]| {
     match nodeboot_config::parse(data) {
         Ok(parsed) => {
-            assert!(parsed.warnings.len() <= MAX_DIAGNOSTICS + 1);
-            for k in &parsed.config.ssh.authorized_keys {
+            assert!(parsed.warnings().len() <= MAX_DIAGNOSTICS + 1);
+            for k in &parsed.config().ssh.authorized_keys {
                 assert!(!k.as_str().chars().any(is_forbidden_in_value));
             }
-            assert!(!parsed.config.name.chars().any(is_forbidden_in_value));
-            let xml = nodeboot_config::to_xml(&parsed.config);
+            assert!(!parsed.config().name.chars().any(is_forbidden_in_value));
+            let xml = nodeboot_config::to_xml(parsed.config());
             let again =
                 nodeboot_config::parse(xml.as_bytes()).expect("serialized config re-parses");
-            assert_eq!(again.config, parsed.config);
+            assert_eq!(again.config(), parsed.config());
         }
         Err(diags) => {
             assert!(!diags.is_empty());

@@ -255,7 +255,7 @@ fn generate_writes_a_valid_file_named_after_the_fqdn() {
     );
     let bytes = std::fs::read(&file).unwrap();
     let parsed = nodeboot_config::parse(&bytes).unwrap();
-    let c = &parsed.config;
+    let c = parsed.config();
     assert_eq!(c.fqdn(), "conf01.example.com");
     assert_eq!(c.network.dns_servers.len(), 2);
     assert_eq!(c.network.routes[0].name, "media");
@@ -293,7 +293,7 @@ fn generate_writes_a_valid_file_named_after_the_fqdn() {
     assert!(out.status.success());
     let c = nodeboot_config::parse(&std::fs::read(&file).unwrap())
         .unwrap()
-        .config;
+        .into_config();
     assert!(nodeboot_config::verify_password(
         "other",
         &c.ssh.password_hash
@@ -416,7 +416,7 @@ usage_statistics = true
     assert!(out.status.success(), "{}", text(&out.stderr));
     let c = nodeboot_config::parse(&std::fs::read(dir.path().join("out.xml")).unwrap())
         .unwrap()
-        .config;
+        .into_config();
     let m = c.management().unwrap();
     assert!(m.usage_statistics && !m.incident_reporting);
     assert!(nodeboot_config::verify_password(
@@ -468,7 +468,7 @@ fn generate_to_stdout_writes_no_file() {
     let out = run_with_stdin(cmd, "pw\n");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let parsed = nodeboot_config::parse(&out.stdout).unwrap();
-    assert_eq!(parsed.config.fqdn(), "conf01.example.com");
+    assert_eq!(parsed.config().fqdn(), "conf01.example.com");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 

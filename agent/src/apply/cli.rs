@@ -15,6 +15,7 @@ use super::reboot::RebootArgs;
 pub use super::reboot::RebootMethod;
 use super::{NodeState, Outcome};
 use crate::rootfs::Root;
+use nodeboot_config::Document;
 
 /// Arguments of `nodeboot-agent apply`.
 #[derive(Debug, clap::Args)]
@@ -72,53 +73,23 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             nodeboot_config::MAX_FILE_SIZE
         );
     }
-    let Some(config) = parse_for_cli(&args.file, &xml)? else {
+    let Some(doc) = parse_for_cli(&args.file, &xml) else {
         return Ok(ExitCode::from(2));
     };
+    drop(xml);
     let mut out = std::io::stdout().lock();
     if args.dry_run {
-        if let Some(d) = super::pending(&args.root)? {
-            writeln!(
-                out,
-                "note: an interrupted apply of sha256 {d} is pending; it is finished or rolled back before the next apply"
-            )?;
-        }
-        let digest = nodeboot_config::digest(&xml);
-        if let NodeState::Configured {
-            digest: current, ..
-        } = super::read_state(&args.root)?
-        {
-            if current == digest {
-                writeln!(
-                    out,
-                    "note: sha256 {digest} is already applied; apply would change nothing"
-                )?;
-            } else {
-                writeln!(
-                    out,
-                    "note: the node is configured with sha256 {current}; apply would refuse this file until `nodeboot-agent reset`"
-                )?;
-            }
-        }
-        let plan = super::plan_config(&args.root, &xml, &config)?;
-        write!(
-            out,
-            "{}",
-            render_plan(&plan, &nodeboot_config::digest(&xml), &args.root)
-        )?;
-        write!(out, "{}", render_diff(&args.root, &plan))?;
-        writeln!(out, "dry run: nothing was written")?;
-        return Ok(ExitCode::SUCCESS);
+        return dry_run(&args.root, &doc, &mut out);
     }
-    super::recover(&args.root)?;
-    let digest = nodeboot_config::digest(&xml);
-    // Print the plan first, unless apply is going to change nothing or refuse.
-    if !matches!(super::read_state(&args.root)?, NodeState::Configured { .. }) {
-        let plan = super::plan_config(&args.root, &xml, &config)?;
-        write!(out, "{}", render_plan(&plan, &digest, &args.root))?;
-        out.flush()?;
-    }
-    match super::apply_config(&args.root, &xml, &config)? {
+    // The plan is printed from inside the apply, which renders it once and reads the node's
+    // state once, under its lock.
+    let mut shown = Ok(());
+    let outcome = super::apply_config_showing(&args.root, &doc, &mut |plan| {
+        shown = write!(out, "{}", render_plan(plan, doc.digest(), &args.root))
+            .and_then(|()| out.flush());
+    })?;
+    shown?;
+    match outcome {
         Outcome::Unchanged { digest } => {
             writeln!(
                 out,
@@ -145,14 +116,46 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `apply --dry-run`: notes on the node's state, the plan and a diff; nothing is written.
+fn dry_run(root: &Path, doc: &Document, out: &mut impl std::io::Write) -> anyhow::Result<ExitCode> {
+    if let Some(d) = super::pending(root)? {
+        writeln!(
+            out,
+            "note: an interrupted apply of sha256 {d} is pending; it is finished or rolled back before the next apply"
+        )?;
+    }
+    let digest = doc.digest();
+    if let NodeState::Configured {
+        digest: current, ..
+    } = super::read_state(root)?
+    {
+        if current == digest {
+            writeln!(
+                out,
+                "note: sha256 {digest} is already applied; apply would change nothing"
+            )?;
+        } else {
+            writeln!(
+                out,
+                "note: the node is configured with sha256 {current}; apply would refuse this file until `nodeboot-agent reset`"
+            )?;
+        }
+    }
+    let plan = super::plan_config(root, doc)?;
+    write!(out, "{}", render_plan(&plan, digest, root))?;
+    write!(out, "{}", render_diff(root, &plan))?;
+    writeln!(out, "dry run: nothing was written")?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Parses and validates the file; prints diagnostics compiler-style. `None` when invalid.
-fn parse_for_cli(file: &Path, xml: &[u8]) -> anyhow::Result<Option<nodeboot_config::NodeConfig>> {
+fn parse_for_cli(file: &Path, xml: &[u8]) -> Option<Document> {
     match nodeboot_config::parse(xml) {
-        Ok(parsed) => {
-            for w in &parsed.warnings {
+        Ok(doc) => {
+            for w in doc.warnings() {
                 eprint!("{}", render_diagnostic(file, xml, w));
             }
-            Ok(Some(parsed.config))
+            Some(doc)
         }
         Err(diags) => {
             // One masked view for every diagnostic: masking reads the file once.
@@ -166,7 +169,7 @@ fn parse_for_cli(file: &Path, xml: &[u8]) -> anyhow::Result<Option<nodeboot_conf
                 file.display(),
                 if errors == 1 { "" } else { "s" }
             );
-            Ok(None)
+            None
         }
     }
 }

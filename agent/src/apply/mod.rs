@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::rootfs::Root;
-use nodeboot_config::NodeConfig;
+use nodeboot_config::Document;
 use serde::Serialize;
 
 pub use cli::{ApplyArgs, ResetArgs, StatusArgs, run, run_reset, run_status};
@@ -144,52 +144,61 @@ fn open_root(root: &Path) -> Result<Root, ApplyError> {
 
 /// Renders the full plan for a configuration (node files and the agent's records) without
 /// writing anything: what `apply --dry-run` shows.
-pub fn plan_config(root: &Path, xml: &[u8], config: &NodeConfig) -> Result<Plan, ApplyError> {
-    plan_at(&open_root(root)?, xml, config, now_unix())
+pub fn plan_config(root: &Path, doc: &Document) -> Result<Plan, ApplyError> {
+    plan_at(&open_root(root)?, doc, now_unix())
 }
 
-fn plan_at(
-    root: &Root,
-    xml: &[u8],
-    config: &NodeConfig,
-    now_unix: u64,
-) -> Result<Plan, ApplyError> {
+fn plan_at(root: &Root, doc: &Document, now_unix: u64) -> Result<Plan, ApplyError> {
     let inputs = state::read_inputs(root, now_unix)?;
-    let mut plan = render::render(config, &inputs)?;
-    state::add_records(
-        root,
-        &mut plan,
-        xml,
-        &nodeboot_config::digest(xml),
-        now_unix,
-    )?;
+    let mut plan = render::render(doc.config(), &inputs)?;
+    state::add_records(root, &mut plan, doc, now_unix)?;
     plan.actions.push(plan::Action::Reboot);
     Ok(plan)
 }
 
 /// Applies a validated configuration under `root`, all or nothing, durably (it returns once the
-/// new files are on disk; see the transaction module for the barriers). The same XML again
-/// (same sha256) is [`Outcome::Unchanged`] and writes nothing; a different one on a configured
+/// new files are on disk; see the transaction module for the barriers). The same document
+/// again (same digest) is [`Outcome::Unchanged`] and writes nothing; a different one on a configured
 /// node is [`ApplyError::AlreadyConfigured`]. Blocking file I/O: call it from
 /// `spawn_blocking` in async code. Does not reboot: the caller decides (see
 /// [`schedule_reboot`]).
-pub fn apply_config(root: &Path, xml: &[u8], config: &NodeConfig) -> Result<Outcome, ApplyError> {
-    apply_config_with(root, xml, config, now_unix(), &mut |_| {})
+pub fn apply_config(root: &Path, doc: &Document) -> Result<Outcome, ApplyError> {
+    apply_config_with(root, doc, now_unix(), &mut |_| {})
 }
 
 /// [`apply_config`] with the clock and an observer of the protocol's steps given: for tests
 /// (crash points, fixed time) and benchmarks.
 pub fn apply_config_with(
     root: &Path,
-    xml: &[u8],
-    config: &NodeConfig,
+    doc: &Document,
     now_unix: u64,
+    observer: &mut dyn FnMut(Step),
+) -> Result<Outcome, ApplyError> {
+    apply_locked(root, doc, now_unix, &mut |_| {}, observer)
+}
+
+/// [`apply_config`] that hands the plan to `show` before carrying it out (what `nodeboot-agent
+/// apply` prints). The plan is rendered once and the node's state read once, under the lock:
+/// `show` is not called when the node already has this document, or another one.
+pub fn apply_config_showing(
+    root: &Path,
+    doc: &Document,
+    show: &mut dyn FnMut(&Plan),
+) -> Result<Outcome, ApplyError> {
+    apply_locked(root, doc, now_unix(), show, &mut |_| {})
+}
+
+fn apply_locked(
+    root: &Path,
+    doc: &Document,
+    now_unix: u64,
+    show: &mut dyn FnMut(&Plan),
     observer: &mut dyn FnMut(Step),
 ) -> Result<Outcome, ApplyError> {
     let root = &open_root(root)?;
     let _lock = lock(root)?;
     recover_locked(root)?;
-    let digest = nodeboot_config::digest(xml);
+    let digest = doc.digest().to_owned();
     match state::read_state(root)? {
         NodeState::Configured {
             digest: current, ..
@@ -203,8 +212,10 @@ pub fn apply_config_with(
         }
         _ => {}
     }
-    let result = plan_at(root, xml, config, now_unix)
-        .and_then(|plan| transaction::execute(root, &plan, &digest, observer));
+    let result = plan_at(root, doc, now_unix).and_then(|plan| {
+        show(&plan);
+        transaction::execute(root, &plan, &digest, observer)
+    });
     match result {
         Ok(changed) => {
             tracing::info!(%digest, files = changed.len(), "configuration applied");

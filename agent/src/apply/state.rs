@@ -237,8 +237,7 @@ fn capture(root: &Root, path: &Path) -> Result<OriginalFile, ApplyError> {
 pub fn add_records(
     root: &Root,
     plan: &mut Plan,
-    xml: &[u8],
-    digest: &str,
+    doc: &nodeboot_config::Document,
     now_unix: u64,
 ) -> Result<(), ApplyError> {
     let files: Vec<PathBuf> = plan.entries.iter().map(|e| e.path.clone()).collect();
@@ -260,9 +259,15 @@ pub fn add_records(
         })?;
         plan.write(ORIGINAL, json, 0o600, Owner::ROOT, Mask::Whole);
     }
-    plan.write(APPLIED_XML, xml.to_vec(), 0o600, Owner::ROOT, Mask::Whole);
+    plan.write(
+        APPLIED_XML,
+        doc.bytes().to_vec(),
+        0o600,
+        Owner::ROOT,
+        Mask::Whole,
+    );
     let record = ApplyRecord {
-        digest: digest.to_owned(),
+        digest: doc.digest().to_owned(),
         applied_at_unix: now_unix,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         files,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use hyper::body::{Bytes, Incoming};
 use nodeboot_config::api::{Accepted, AttemptOutcome, NodeState, Rejected, UploadReply};
-use nodeboot_config::{Diagnostic, Severity};
+use nodeboot_config::{Diagnostic, Document, Severity};
 use tracing::{info, warn};
 
 use super::agent::Agent;
@@ -17,23 +17,21 @@ use super::answer::{self, Answer, busy, too_large, unauthorized};
 use super::banner;
 use super::body::{BodyKind, read_body, read_form};
 use super::failure;
-use super::node::{self, ApplyRefusal, Config, Validated};
+use super::node::{self, ApplyRefusal};
 use super::page;
 use super::route::{Action, Upload};
 use super::status::bounded_diagnostics;
 
 /// An accepted upload waiting for its connection to finish sending the reply.
 pub struct PendingApply {
-    xml: Bytes,
-    config: Config,
-    digest: String,
+    doc: Document,
 }
 
 impl std::fmt::Debug for PendingApply {
     /// The digest only: the file holds password hashes and keys.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingApply")
-            .field("digest", &self.digest)
+            .field("digest", &self.doc.digest())
             .finish_non_exhaustive()
     }
 }
@@ -85,12 +83,12 @@ async fn accept_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>, slot:
         Ok(x) => x,
         Err(a) => return a,
     };
-    let digest = nodeboot_config::digest(&xml);
     let view = agent.view();
     if view.state == NodeState::Configured {
         let message = answer::already_configured_message(view.digest.as_deref());
         agent.record(
-            Some(digest),
+            // A refused file has no document: its digest is taken here, once, for the record.
+            Some(nodeboot_config::digest(&xml)),
             AttemptOutcome::Refused {
                 code: 409,
                 message: message.clone(),
@@ -104,13 +102,10 @@ async fn accept_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>, slot:
     }
     let validated = validate_off_reactor(xml.clone()).await;
     drop(permit);
-    let Validated {
-        config,
-        warnings,
-        digest,
-    } = match validated {
-        Ok(v) => v,
+    let doc = match validated {
+        Ok(doc) => doc,
         Err(errors) => {
+            let digest = nodeboot_config::digest(&xml);
             let total = errors.len();
             info!(%digest, errors = total, "configuration rejected");
             let kept = bounded_diagnostics(
@@ -138,7 +133,7 @@ async fn accept_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>, slot:
         }
     };
     let warnings = bounded_diagnostics(
-        &warnings,
+        doc.warnings(),
         limits.reply_diagnostics,
         limits.reply_text,
         limits.message_chars,
@@ -151,6 +146,7 @@ async fn accept_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>, slot:
         return busy();
     }
     let delay = agent.reboot_delay.as_secs();
+    let digest = doc.digest().to_owned();
     info!(%digest, warnings = warnings.len(), "configuration accepted");
     agent.record(
         Some(digest.clone()),
@@ -159,11 +155,7 @@ async fn accept_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>, slot:
         },
         Vec::new(),
     );
-    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(PendingApply {
-        xml,
-        config,
-        digest: digest.clone(),
-    });
+    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(PendingApply { doc });
     Answer::Reply(UploadReply::Accepted(Accepted {
         digest,
         reboot_delay_seconds: delay,
@@ -173,8 +165,8 @@ async fn accept_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>, slot:
 }
 
 /// Parsing up to 1 MiB of XML takes milliseconds: keep it off the thread serving connections.
-async fn validate_off_reactor(xml: Bytes) -> Result<Validated, Vec<Diagnostic>> {
-    match tokio::task::spawn_blocking(move || node::validate(&xml)).await {
+async fn validate_off_reactor(xml: Bytes) -> Result<Document, Vec<Diagnostic>> {
+    match tokio::task::spawn_blocking(move || nodeboot_config::parse(&xml)).await {
         Ok(r) => r,
         Err(e) => {
             warn!(error = %e, "the validator stopped unexpectedly");
@@ -195,13 +187,10 @@ async fn validate_off_reactor(xml: Bytes) -> Result<Validated, Vec<Diagnostic>> 
 /// logged, the client's message recorded, and the busy flag released.
 pub async fn run_apply(agent: &Arc<Agent>, p: PendingApply) {
     let node = agent.node.clone();
-    let PendingApply {
-        xml,
-        config,
-        digest,
-    } = p;
+    let PendingApply { doc } = p;
+    let digest = doc.digest().to_owned();
     let delay = agent.reboot_delay;
-    let result = tokio::task::spawn_blocking(move || node.apply(&xml, &config)).await;
+    let result = tokio::task::spawn_blocking(move || node.apply(&doc)).await;
     let result = result.unwrap_or_else(|e| Err(ApplyRefusal::Failed(format!("apply task: {e}"))));
     match result {
         Ok(()) => {

@@ -1,40 +1,17 @@
-//! The server's seam to the rest of the agent: validating a file (the configuration crate),
-//! reading the node's state, applying a configuration and rebooting (the `apply` module).
+//! The server's seam to the rest of the agent: reading the node's state, applying a validated
+//! [`Document`] (made by the configuration crate's rules) and rebooting (the `apply` module).
 //!
 //! The HTTP code only talks to the [`Node`] trait, so tests can wrap the real node (e.g. to
 //! hold an apply back until the test has read the reply). This module writes no file itself.
 
 use std::path::PathBuf;
 
-use nodeboot_config::Diagnostic;
+use nodeboot_config::Document;
 use nodeboot_config::api::NodeState;
 
 use crate::apply::{self, ApplyError};
 
 pub use crate::apply::{NoReboot, Reboot, schedule_reboot};
-
-/// The validated configuration handed from the parser to apply.
-pub type Config = nodeboot_config::NodeConfig;
-
-/// A configuration file that passed validation.
-#[derive(Debug)]
-pub struct Validated {
-    /// The typed configuration handed to apply.
-    pub config: Config,
-    /// Findings that do not refuse the file.
-    pub warnings: Vec<Diagnostic>,
-    /// The lowercase hex SHA-256 of the file.
-    pub digest: String,
-}
-
-/// Parses and validates a configuration file; every finding when it is refused.
-pub fn validate(bytes: &[u8]) -> Result<Validated, Vec<Diagnostic>> {
-    nodeboot_config::parse(bytes).map(|p| Validated {
-        config: p.config,
-        warnings: p.warnings,
-        digest: p.digest,
-    })
-}
 
 /// The node's state read from its root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,8 +45,8 @@ pub enum ApplyRefusal {
 pub trait Node: Send + Sync + 'static {
     /// The node's current state.
     fn status(&self) -> Result<NodeStatus, String>;
-    /// Applies a validated configuration (all-or-nothing). Blocking: run off the reactor.
-    fn apply(&self, xml: &[u8], config: &Config) -> Result<(), ApplyRefusal>;
+    /// Applies a validated document (all-or-nothing). Blocking: run off the reactor.
+    fn apply(&self, doc: &Document) -> Result<(), ApplyRefusal>;
     /// Finishes or rolls back an apply interrupted by a crash (called once at start).
     fn recover(&self) -> Result<(), String>;
 }
@@ -108,8 +85,8 @@ impl Node for RootNode {
         })
     }
 
-    fn apply(&self, xml: &[u8], config: &Config) -> Result<(), ApplyRefusal> {
-        match apply::apply_config(&self.root, xml, config) {
+    fn apply(&self, doc: &Document) -> Result<(), ApplyRefusal> {
+        match apply::apply_config(&self.root, doc) {
             Ok(_) => Ok(()),
             Err(ApplyError::AlreadyConfigured { digest }) => {
                 Err(ApplyRefusal::AlreadyConfigured { digest })

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
+use nodeboot_config::rules::{self, GatewayFault};
 use nodeboot_config::{
     DomainName, Hostname, InvalidValue, Ipv4Interface, Secret, ServerName, Username,
 };
@@ -340,13 +341,24 @@ impl Dialog {
                 p.gateway = Some(g);
             }
             Question::Hostname => p.hostname = Some(Hostname::parse(value)?),
-            Question::Domain => p.domain = Some(DomainName::parse(value)?),
+            Question::Domain => {
+                let d = DomainName::parse(value)?;
+                if let Some(h) = &p.hostname {
+                    rules::fqdn(h, &d)?;
+                }
+                p.domain = Some(d);
+            }
             Question::DnsServers => {
                 let mut list = Vec::new();
                 for item in split_list(value) {
-                    list.push(item.parse::<IpAddr>().map_err(|_| InvalidValue {
-                        message: format!("DNS server {item:?} is not an IP address"),
-                        help: "give addresses separated by spaces, e.g. 10.0.0.2 10.0.0.3 (a resolver cannot look up its own server's name)".to_owned(),
+                    // the file's DNS-server rule; only the hint speaks of the answer's form
+                    list.push(rules::dns_server(item).map_err(|e| InvalidValue {
+                        help: if item.parse::<IpAddr>().is_ok() {
+                            e.help
+                        } else {
+                            "give addresses separated by spaces, e.g. 10.0.0.2 10.0.0.3 (a resolver cannot look up its own server's name)".to_owned()
+                        },
+                        message: e.message,
                     })?);
                 }
                 if list.is_empty() {
@@ -538,6 +550,8 @@ fn parse_ipv4(s: &str, what: &str) -> Result<Ipv4Addr, InvalidValue> {
     })
 }
 
+/// The configuration crate's gateway rule ([`rules::gateway`]), worded for the one interface
+/// the wizard asks about.
 fn check_gateway(i: &Ipv4Interface, g: Ipv4Addr) -> Result<(), InvalidValue> {
     let net = i.subnet();
     let range = || {
@@ -549,25 +563,21 @@ fn check_gateway(i: &Ipv4Interface, g: Ipv4Addr) -> Result<(), InvalidValue> {
             Ipv4Addr::from(hi)
         )
     };
-    if !net.contains(&g) {
-        return Err(InvalidValue {
+    match rules::gateway(g, &[*i]) {
+        Ok(()) => Ok(()),
+        Err(GatewayFault::Outside(_)) => Err(InvalidValue {
             message: format!("gateway {g} is not in the subnet {net} of the IP address"),
             help: range(),
-        });
-    }
-    if g == i.address() {
-        return Err(InvalidValue {
+        }),
+        Err(GatewayFault::OwnAddress) => Err(InvalidValue {
             message: format!("gateway {g} is the node's own IP address"),
             help: "type the address of the router".to_owned(),
-        });
-    }
-    if i.prefix_len() <= 30 && (g == net.network() || g == net.broadcast()) {
-        return Err(InvalidValue {
+        }),
+        Err(GatewayFault::NetworkOrBroadcast(_)) => Err(InvalidValue {
             message: format!("gateway {g} is the network or broadcast address of {net}"),
             help: range(),
-        });
+        }),
     }
-    Ok(())
 }
 
 fn split_list(s: &str) -> impl Iterator<Item = &str> {
@@ -624,6 +634,25 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The file's FQDN rule joins the host name and the domain at the domain's answer.
+    #[test]
+    fn a_domain_that_makes_the_fqdn_too_long_is_refused_at_once() {
+        let (mut d, _) = run(&GOOD[..3]);
+        assert_eq!(d.answer(&"h".repeat(63)), Reply::Next);
+        let label = "d".repeat(59);
+        let Reply::Invalid(lines) = d.answer(&format!("{label}.{label}.{label}.example.com"))
+        else {
+            panic!("a 255-character FQDN was accepted")
+        };
+        assert_eq!(lines[0], "Invalid: the FQDN", "{lines:?}");
+        assert!(
+            lines.join(" ").contains("over the limit of 253"),
+            "{lines:?}"
+        );
+        assert_eq!(d.question(), Question::Domain);
+        assert_eq!(d.answer("example.com"), Reply::Next);
+    }
 
     fn defaults() -> Defaults {
         Defaults::current(
@@ -849,6 +878,13 @@ mod tests {
                 "mgr\u{7f}01",
                 "Invalid: the answer contains the control character ^?",
                 "  type it again without it",
+            ),
+            // the file's DNS-server rule: an address, and a unicast one
+            (
+                5,
+                "0.0.0.0",
+                "Invalid: DNS server 0.0.0.0 is not a unicast address",
+                "  give the address of a DNS server, e.g. 10.0.0.2",
             ),
         ];
         for (at, bad, first, second) in cases {

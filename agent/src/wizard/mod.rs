@@ -17,13 +17,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use nodeboot_config::{
-    ManagementSettings, Network, NodeConfig, PasswordHash, RoleSettings, Ssh, SshMode, WebAdmin,
-};
+use nodeboot_config::{Diagnostic, Document, ManagementDraft, Named, PasswordHash};
 
 use crate::apply::{self, RebootArgs};
 use crate::rootfs;
-use dialog::{Answers, Defaults, Dialog, Reply};
+use dialog::{Answers, Defaults, Dialog, Question, Reply};
 use term::{ReadError, Terminal};
 
 /// Arguments of `nodeboot-agent wizard`.
@@ -227,56 +225,35 @@ pub fn admin_password_hash(root: &Path) -> anyhow::Result<PasswordHash> {
     })
 }
 
-/// The Management Node configuration the answers describe. Pure.
-pub fn build_config(a: &Answers, admin_hash: PasswordHash, web_hash: PasswordHash) -> NodeConfig {
-    NodeConfig {
-        role: RoleSettings::Management(ManagementSettings {
-            web_admin: WebAdmin {
-                username: a.web_username.clone(),
-                password_hash: web_hash,
-            },
-            incident_reporting: a.incident_reporting,
-            usage_statistics: a.usage_statistics,
-            contact_email: None,
-        }),
-        name: a.hostname.to_string(),
-        description: None,
-        hostname: a.hostname.clone(),
-        domain: a.domain.clone(),
-        network: Network {
-            ipv4: nodeboot_config::Ipv4Settings {
-                interface: a.interface,
-                gateway: a.gateway,
-            },
-            secondary_ipv4: None,
-            ipv6: None,
-            static_nat: None,
-            routes: Vec::new(),
-            dns_servers: a.dns_servers.clone(),
-            ntp_servers: a.ntp_servers.clone(),
-        },
-        ssh: Ssh {
-            mode: SshMode::Global,
-            password_hash: admin_hash,
-            authorized_keys: Vec::new(),
-        },
-    }
-}
-
-/// Serializes a configuration and reads it back through the file parser, so that what is
-/// applied passed exactly the checks an uploaded file passes.
-pub fn to_checked_xml(config: &NodeConfig) -> anyhow::Result<(Vec<u8>, NodeConfig)> {
-    let xml = nodeboot_config::to_xml(config).into_bytes();
-    match nodeboot_config::parse(&xml) {
-        Ok(parsed) => Ok((xml, parsed.config)),
-        Err(diags) => {
-            let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
-            bail!(
-                "the answers do not make a valid configuration:\n{}",
-                lines.join("\n")
-            )
-        }
-    }
+/// The answers as a named draft (each value named by its question) through the
+/// configuration crate's rules: the same rules JSON metadata goes through, so what is applied
+/// passed every check a file passes. The document's bytes are the XML serialized from it. Pure.
+pub fn to_document(
+    a: &Answers,
+    admin_hash: &PasswordHash,
+    web_hash: &PasswordHash,
+) -> Result<Document, Vec<Diagnostic>> {
+    let named = |q: Question, value: String| Named::new(q.label(), value);
+    let draft = ManagementDraft {
+        hostname: named(Question::Hostname, a.hostname.to_string()),
+        domain: named(Question::Domain, a.domain.to_string()),
+        ip: named(Question::Address, a.interface.address().to_string()),
+        mask: named(Question::Netmask, a.interface.netmask().to_string()),
+        gw: named(Question::Gateway, a.gateway.to_string()),
+        dns: (a.dns_servers.iter())
+            .map(|d| named(Question::DnsServers, d.to_string()))
+            .collect(),
+        ntp: (a.ntp_servers.iter())
+            .map(|n| named(Question::NtpServers, n.to_string()))
+            .collect(),
+        user: named(Question::WebUsername, a.web_username.as_str().to_owned()),
+        pass: named(Question::WebPassword, web_hash.expose().to_owned()),
+        admin_password: Named::new("admin password", admin_hash.expose().to_owned()),
+        error_reports: Named::new(Question::IncidentReporting.label(), a.incident_reporting),
+        enable_analytics: Named::new(Question::UsageStatistics.label(), a.usage_statistics),
+        contact_email: None,
+    };
+    nodeboot_config::rules::management(&draft, "answers")
 }
 
 /// The lines describing a configured node, from its identity file (`/etc/nodeboot/node.json`,
@@ -353,10 +330,16 @@ pub fn run(args: WizardArgs) -> anyhow::Result<ExitCode> {
     terminal.write("\nApplying the configuration...\n")?;
     let result = nodeboot_config::hash_password(answers.web_password.expose())
         .map_err(|e| anyhow::anyhow!("{e}"))
-        .and_then(|web_hash| to_checked_xml(&build_config(&answers, admin_hash, web_hash)))
-        .and_then(|(xml, config)| {
-            apply::apply_config(&args.root, &xml, &config).map_err(anyhow::Error::from)
-        });
+        .and_then(|web_hash| {
+            to_document(&answers, &admin_hash, &web_hash).map_err(|diags| {
+                let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
+                anyhow::anyhow!(
+                    "the answers do not make a valid configuration:\n{}",
+                    lines.join("\n")
+                )
+            })
+        })
+        .and_then(|doc| apply::apply_config(&args.root, &doc).map_err(anyhow::Error::from));
     match result {
         Ok(_) => {
             terminal.write("The configuration is applied. The node restarts now.\n")?;
@@ -420,8 +403,8 @@ fn ask(terminal: &mut Terminal, mut dialog: Dialog) -> anyhow::Result<Option<Ans
 
 fn run_unattended(args: &WizardArgs, path: &Path) -> anyhow::Result<ExitCode> {
     let xml = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let parsed = match nodeboot_config::parse(&xml) {
-        Ok(p) => p,
+    let doc = match nodeboot_config::parse(&xml) {
+        Ok(doc) => doc,
         Err(diags) => {
             for d in diags {
                 eprintln!("{}:{d}", path.display());
@@ -429,14 +412,14 @@ fn run_unattended(args: &WizardArgs, path: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    if parsed.config.management().is_none() {
+    if doc.config().management().is_none() {
         bail!(
             "{}: the role is {}, but the wizard configures a Management Node (help: use `nodeboot-agent apply` for other roles)",
             path.display(),
-            parsed.config.role()
+            doc.config().role()
         );
     }
-    let outcome = apply::apply_config(&args.root, &xml, &parsed.config)?;
+    let outcome = apply::apply_config(&args.root, &doc)?;
     match outcome {
         apply::Outcome::Applied { digest, changed } => {
             println!(
@@ -459,7 +442,7 @@ mod tests {
     #[test]
     fn configured_summary_shows_the_identity_without_the_hash() {
         let xml = include_bytes!("../../../tests/fixtures/valid/management.xml");
-        let config = nodeboot_config::parse(xml).unwrap().config;
+        let config = nodeboot_config::parse(xml).unwrap().into_config();
         let (json, _) = apply::render::render_identity(&config, false);
         let lines = configured_summary(&json);
         let expected = [
@@ -591,10 +574,12 @@ mod tests {
         };
         let admin = nodeboot_config::hash_password("os").unwrap();
         let web = nodeboot_config::hash_password("pw").unwrap();
-        let (xml, config) = to_checked_xml(&build_config(&a, admin, web.clone())).unwrap();
-        let text = String::from_utf8(xml).unwrap();
+        let doc = to_document(&a, &admin, &web).unwrap();
+        let text = std::str::from_utf8(doc.bytes()).unwrap();
         assert!(text.contains("<role>management</role>"), "{text}");
         assert!(!text.contains(">pw<"));
+        assert_eq!(doc.digest(), nodeboot_config::digest(doc.bytes()));
+        let config = doc.config();
         let m = config.management().unwrap();
         assert_eq!(m.web_admin.password_hash, web);
         assert!(m.incident_reporting && !m.usage_statistics);

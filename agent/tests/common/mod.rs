@@ -247,12 +247,13 @@ pub fn management() -> NodeConfig {
     }
 }
 
-/// Stand-in XML bytes for a configuration (apply keeps the bytes and hashes them; the tests
-/// that go through the parser use real files).
-pub fn xml_for(config: &NodeConfig) -> Vec<u8> {
-    format!(
-        "<node-config schema=\"1\"><!-- {} --></node-config>\n",
-        config.name
-    )
-    .into_bytes()
+/// The validated document of a configuration built in code: its XML, through the rules as a
+/// file would go (certificates checked at [`NOW`]). A document is the only thing apply takes.
+pub fn doc_for(config: &NodeConfig) -> nodeboot_config::Document {
+    let xml = nodeboot_config::to_xml(config);
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(NOW);
+    match nodeboot_config::parse_at(xml.as_bytes(), now) {
+        Ok(doc) => doc,
+        Err(e) => panic!("the sample configuration is invalid: {e:?}"),
+    }
 }

@@ -11,8 +11,9 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use nodeboot_agent::server::limits::Limits;
-use nodeboot_agent::server::node::{ApplyRefusal, Config, NoReboot, Node, NodeStatus, RootNode};
+use nodeboot_agent::server::node::{ApplyRefusal, NoReboot, Node, NodeStatus, RootNode};
 use nodeboot_agent::server::{access::Access, http::Agent, serve, tls};
+use nodeboot_config::Document;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -50,9 +51,9 @@ impl Node for GatedNode {
     fn status(&self) -> Result<NodeStatus, String> {
         self.inner.status()
     }
-    fn apply(&self, xml: &[u8], config: &Config) -> Result<(), ApplyRefusal> {
+    fn apply(&self, doc: &Document) -> Result<(), ApplyRefusal> {
         self.gate.lock().unwrap().recv().unwrap();
-        self.inner.apply(xml, config)
+        self.inner.apply(doc)
     }
     fn recover(&self) -> Result<(), String> {
         self.inner.recover()

@@ -170,14 +170,14 @@ pub fn load_answers(path: &Path) -> anyhow::Result<NodeConfig> {
             lines.join("\n")
         )
     })?;
-    if parsed.config.management().is_none() {
+    if parsed.config().management().is_none() {
         bail!(
             "{}: the role is {}, but the console wizard configures a Management Node (help: use `nodeboot push` for conferencing nodes)",
             path.display(),
-            parsed.config.role()
+            parsed.config().role()
         );
     }
-    Ok(parsed.config)
+    Ok(parsed.into_config())
 }
 
 /// Parses `os_password=…` / `web_password=…` lines (blank lines and `#` comments ignored).

@@ -323,20 +323,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let xml = nodeboot_config::to_xml(&parsed.config);
+    let xml = nodeboot_config::to_xml(parsed.config());
     // Belt and braces: what is written must read back as the same configuration.
     match nodeboot_config::parse(xml.as_bytes()) {
-        Ok(again) if again.config == parsed.config => {}
+        Ok(again) if again.config() == parsed.config() => {}
         _ => bail!("internal error: the generated document does not read back the same"),
     }
-    for w in &parsed.warnings {
+    for w in parsed.warnings() {
         eprintln!("warning: {}", w.message);
     }
 
     let out = args
         .output
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.xml", parsed.config.fqdn())));
+        .unwrap_or_else(|| PathBuf::from(format!("{}.xml", parsed.config().fqdn())));
     if out.as_os_str() == "-" {
         let mut so = std::io::stdout().lock();
         so.write_all(xml.as_bytes())?;
@@ -347,8 +347,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     eprintln!(
         "wrote {} ({} configuration for {})",
         out.display(),
-        parsed.config.role(),
-        parsed.config.fqdn()
+        parsed.config().role(),
+        parsed.config().fqdn()
     );
     Ok(ExitCode::SUCCESS)
 }

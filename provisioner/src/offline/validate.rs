@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use nodeboot_config::text::printable_line;
-use nodeboot_config::{Diagnostic, MaskedSource, Parsed, Severity};
+use nodeboot_config::{Diagnostic, Document, MaskedSource, Severity};
 use serde::Serialize;
 
 /// Arguments of `nodeboot validate`.
@@ -53,7 +53,7 @@ struct Report {
 }
 
 /// Checks one file's bytes. Pure apart from the clock: the effect (reading) is in [`run`].
-fn check(name: &str, bytes: &[u8]) -> Result<Parsed, Vec<Diagnostic>> {
+fn check(name: &str, bytes: &[u8]) -> Result<Document, Vec<Diagnostic>> {
     if name.ends_with(".json") {
         nodeboot_config::from_metadata_json(bytes)
     } else {
@@ -73,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let r = check(&name, &bytes);
                 // Only a report that quotes lines needs the masked text (a second read).
                 let quotes = match &r {
-                    Ok(p) => !p.warnings.is_empty(),
+                    Ok(p) => !p.warnings().is_empty(),
                     Err(_) => true,
                 };
                 let masked = match (quotes, name.ends_with(".json")) {
@@ -98,9 +98,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let (errors, warnings, digest, role) = match result {
             Ok(p) => (
                 Vec::new(),
-                p.warnings,
-                Some(p.digest),
-                Some(p.config.role().to_string()),
+                p.warnings().to_vec(),
+                Some(p.digest().to_owned()),
+                Some(p.config().role().to_string()),
             ),
             Err(e) => (e, Vec::new(), None, None),
         };

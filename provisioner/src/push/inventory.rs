@@ -212,7 +212,7 @@ pub fn generate(params: &NodeParams, base: &Path) -> Result<Vec<u8>, Vec<String>
         inputs.tls = Some((read(c)?, Secret::new(read(k)?)));
     }
     match params.generate(&inputs, SystemTime::now()) {
-        Ok(parsed) => Ok(nodeboot_config::to_xml(&parsed.config).into_bytes()),
+        Ok(parsed) => Ok(nodeboot_config::to_xml(parsed.config()).into_bytes()),
         Err(errors) => Err(errors
             .iter()
             .map(|e| match e.field.as_str() {
@@ -371,7 +371,7 @@ mod tests {
         };
         let xml = generate(params, base).unwrap();
         let parsed = nodeboot_config::parse(&xml).unwrap();
-        assert_eq!(parsed.config.hostname.as_str(), "conf01");
+        assert_eq!(parsed.config().hostname.as_str(), "conf01");
         let Source::Generated { params, base } = &targets[1].source else {
             panic!()
         };

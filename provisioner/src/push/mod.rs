@@ -491,7 +491,7 @@ fn prepare(
         let digest = nodeboot_config::digest(&bytes);
         let configured = nodeboot_config::parse(&bytes)
             .ok()
-            .map(|p| configured_address(&p.config));
+            .map(|p| configured_address(p.config()));
         return Ok(Ok(Prepared {
             body: Bytes::from(bytes),
             digest,
@@ -500,16 +500,16 @@ fn prepare(
     }
     match nodeboot_config::parse(&bytes) {
         Ok(parsed) => {
-            if !parsed.warnings.is_empty() {
+            if !parsed.warnings().is_empty() {
                 let text = nodeboot_config::MaskedSource::new(&bytes);
-                for w in &parsed.warnings {
+                for w in parsed.warnings() {
                     eprint!("{}", w.render(&what, &text));
                 }
             }
             Ok(Ok(Prepared {
                 body: Bytes::from(bytes),
-                digest: parsed.digest,
-                configured: Some(configured_address(&parsed.config)),
+                digest: parsed.digest().to_owned(),
+                configured: Some(configured_address(parsed.config())),
             }))
         }
         Err(diagnostics) => {
@@ -1316,7 +1316,7 @@ mod tests {
     fn a_node_is_looked_for_at_its_nat_address_else_at_eth0() {
         let at = |xml: &str| {
             let parsed = nodeboot_config::parse(xml.as_bytes()).unwrap();
-            configured_address(&parsed.config).to_string()
+            configured_address(parsed.config()).to_string()
         };
         let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/valid/");
         let read = |name: &str| std::fs::read_to_string(format!("{fixtures}{name}")).unwrap();
