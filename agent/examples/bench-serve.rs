@@ -113,6 +113,8 @@ fn image_root(image: &Path) -> tempfile::TempDir {
     assert!(ok);
     std::fs::create_dir_all(root.path().join("home/admin")).unwrap();
     std::fs::create_dir_all(root.path().join("var/lib/nodeboot")).unwrap();
+    // admin owns its home, as on a node: the agent refuses one it does not own.
+    std::os::unix::fs::chown(root.path().join("home/admin"), Some(1000), Some(1000)).unwrap();
     root
 }
 

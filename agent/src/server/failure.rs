@@ -15,9 +15,9 @@ pub enum FailureClass {
     PermissionDenied,
     /// The storage failed (EIO).
     Storage,
-    /// A path under the node's root is a link, a FIFO or another non-regular file, or a
-    /// directory on the way is not a directory (ELOOP, ENOTDIR, EISDIR, and the agent's own
-    /// refusals of such paths).
+    /// A path under the node's root is a link, a FIFO or another non-regular file, a
+    /// directory on the way is not a directory (ELOOP, ENOTDIR, EISDIR), or a user's directory
+    /// is not owned by that user (the agent's own refusals of such paths).
     UnexpectedFile,
     /// The node image lacks something the configuration needs (an `admin` account, …).
     Image,
@@ -43,7 +43,10 @@ impl FailureClass {
                 _ => FailureClass::Other,
             };
         }
-        if detail.contains("is a symbolic link") || detail.contains("not a regular file") {
+        if detail.contains("is a symbolic link")
+            || detail.contains("not a regular file")
+            || detail.contains("is owned by uid")
+        {
             FailureClass::UnexpectedFile
         } else if detail.starts_with("the node image is not ready") {
             FailureClass::Image
@@ -60,7 +63,7 @@ impl FailureClass {
             FailureClass::PermissionDenied => "the system refused a file operation",
             FailureClass::Storage => "the storage reported an input/output error",
             FailureClass::UnexpectedFile => {
-                "a path under the node's root is a link or not a regular file"
+                "a path under the node's root is a link, not a regular file, or not owned as it must be"
             }
             FailureClass::Image => "the node image lacks something the configuration needs",
             FailureClass::Other => "an unexpected error",
@@ -117,6 +120,10 @@ mod tests {
             ),
             (
                 "/r/etc/hostname: is a FIFO, not a regular file; nodeboot reads …",
+                FailureClass::UnexpectedFile,
+            ),
+            (
+                "/r/home/admin: is owned by uid 0, but the files written into it belong to uid 1000 …",
                 FailureClass::UnexpectedFile,
             ),
             (
