@@ -450,12 +450,18 @@ fn every_answer_of_a_real_agent_is_read_as_the_contract_types() {
     // 401 with a refusal
     let (n, text) = push(&good, &wrong, &[]);
     assert_eq!(n["result"], "rejected", "{text}");
-    assert!(n["errors"][0]["message"].as_str().unwrap().len() > 3, "{text}");
+    assert!(
+        n["errors"][0]["message"].as_str().unwrap().len() > 3,
+        "{text}"
+    );
     // 422 with the findings, each with its line and element
     let (n, text) = push(&bad, &token, &["--no-validate"]);
     assert_eq!(n["result"], "rejected", "{text}");
     assert!(
-        n["error"].as_str().unwrap().starts_with("the node refused the file (422 Unprocessable Entity, "),
+        n["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the node refused the file (422 Unprocessable Entity, "),
         "{text}"
     );
     assert_eq!(n["errors"][0]["path"], "/node-config/hostname", "{text}");
@@ -474,7 +480,10 @@ fn every_answer_of_a_real_agent_is_read_as_the_contract_types() {
     let (n, text) = push(&bad, &token, &["--no-validate"]);
     assert_eq!(n["result"], "failed", "{text}");
     assert!(
-        n["error"].as_str().unwrap().starts_with("the node refused (409 configured): "),
+        n["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the node refused (409 configured): "),
         "{text}"
     );
     let s = status_of_with_token(&agent, &token);
@@ -494,6 +503,10 @@ fn status_of_with_token(agent: &Agent, token: &str) -> serde_json::Value {
         token,
         "--json",
     ]);
-    assert!(!shown(&out).contains("not as a nodeboot agent does"), "{}", shown(&out));
+    assert!(
+        !shown(&out).contains("not as a nodeboot agent does"),
+        "{}",
+        shown(&out)
+    );
     json(&out)["nodes"][0].clone()
 }

@@ -188,7 +188,10 @@ mod tests {
     fn a_node_is_looked_for_where_it_was_pushed_then_where_it_comes_back() {
         let pushed = ep("10.0.0.31");
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        assert_eq!(places(&pushed, &WaitAt::Same, Some(ip)), [pushed.clone()]);
+        assert_eq!(
+            places(&pushed, &WaitAt::Same, Some(ip)),
+            vec![pushed.clone()]
+        );
         assert_eq!(
             places(&pushed, &WaitAt::Configured, Some(ip)),
             [pushed.clone(), ep("192.0.2.7")]
@@ -199,7 +202,7 @@ mod tests {
                 &WaitAt::Configured,
                 Some("10.0.0.31".parse().unwrap())
             ),
-            [pushed.clone()]
+            vec![pushed.clone()]
         );
         let mut f = Follow::new(places(&pushed, &WaitAt::Given(ep("n2:9")), None));
         let asked: Vec<String> = (0..3).map(|_| f.next_place().to_string()).collect();
