@@ -8,13 +8,16 @@ use nodeboot_config::pin::{Accept, Fingerprint, PinningVerifier};
 
 /// A client configuration that accepts only the certificate with `fingerprint` (any form
 /// `nodeboot push --fingerprint` takes), limited to `versions`; the handshake signature is
-/// checked for real.
+/// checked for real. Text that is no fingerprint (`SHA256:00`) matches no certificate.
 pub fn pinned(
     fingerprint: &str,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Arc<rustls::ClientConfig> {
-    let fp = Fingerprint::parse(fingerprint).unwrap();
-    let verifier = PinningVerifier::new(Accept::Only(fp));
+    let accept = match Fingerprint::parse(fingerprint) {
+        Ok(fp) => Accept::Only(fp),
+        Err(_) => Accept::Nothing,
+    };
+    let verifier = PinningVerifier::new(accept);
     Arc::new(PinningVerifier::client_config_with(verifier, versions).unwrap())
 }
 
