@@ -15,6 +15,7 @@ mod metadata;
 pub mod model;
 mod parse;
 mod password;
+pub mod pin;
 pub mod rules;
 pub mod secret;
 mod serialize;
@@ -76,10 +77,20 @@ pub fn format_utc(unix: i64) -> String {
 /// The lowercase hex SHA-256 of a configuration file's bytes: its identity everywhere
 /// (status, journal, "same file, nothing to do").
 pub fn digest(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in hash {
-        out.push_str(&format!("{b:02x}"));
+    hex(&Sha256::digest(bytes), "")
+}
+
+/// `bytes` as lowercase hex pairs joined by `separator`: the one hex writer behind
+/// [`digest`] and the certificate fingerprints (`pin::Fingerprint`, `SHA256:ab:12:…`).
+pub fn hex(bytes: &[u8], separator: &str) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * (2 + separator.len()));
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push_str(separator);
+        }
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     out
 }

@@ -12,7 +12,6 @@ use std::process::{Command, Output};
 use fake_agent::{Behaviour, FakeAgent};
 use nodeboot_tests::fixtures::{config_xml, write};
 use nodeboot_tests::run::shown as text;
-use sha2::Digest as _;
 
 /// Writes a file of mode 0600 (a token file must be).
 fn private(dir: &std::path::Path, name: &str, content: &str) -> String {
@@ -320,12 +319,7 @@ fn wait_finds_the_node_at_its_new_address_after_the_reboot() {
     // The same node (same certificate) after its reboot, at another address, configured.
     let after = FakeAgent::start_as(any_port(), Behaviour::Accept, before.identity());
     let xml = config_xml(13);
-    after.seen.lock().unwrap().applied = Some(
-        sha2::Sha256::digest(xml.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    );
+    after.seen.lock().unwrap().applied = Some(nodeboot_config::digest(xml.as_bytes()));
     let file = write(dir.path(), "c.xml", &xml);
     let out = nodeboot(&[
         "push",

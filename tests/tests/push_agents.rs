@@ -414,3 +414,99 @@ ip = "10.0.0.41"
     let hostname = std::fs::read_to_string(agent.root.path().join("etc/hostname")).unwrap();
     assert_eq!(hostname.trim(), "gen01");
 }
+
+/// The contract test: every kind of answer a real agent gives `nodeboot` (accepted, rejected,
+/// refused by token, refused when configured, the status in each state) is read as the wire
+/// contract's types; none is reported as off the contract.
+#[test]
+fn every_answer_of_a_real_agent_is_read_as_the_contract_types() {
+    const OFF: &str = "not as a nodeboot agent does";
+    let dir = tempfile::tempdir().unwrap();
+    let token = private(dir.path(), "t.token", "right-token\n");
+    let wrong = private(dir.path(), "w.token", "wrong-token\n");
+    let agent = Agent::start_with(&["--token-file", &token], true);
+    let node = agent.addr.to_string();
+    let fp = agent.fingerprint();
+    let push = |file: &str, token: &str, extra: &[&str]| {
+        let mut args = vec![
+            "push",
+            node.as_str(),
+            file,
+            "--fingerprint",
+            fp.as_str(),
+            "--token-file",
+            token,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = nodeboot(&args);
+        assert!(!shown(&out).contains(OFF), "{}", shown(&out));
+        (json(&out)["nodes"][0].clone(), shown(&out))
+    };
+    let good = write(dir.path(), "good.xml", &config_xml(70));
+    let bad = config_xml(71).replace("<hostname>conf071</hostname>", "<hostname>-bad-</hostname>");
+    let bad = write(dir.path(), "bad.xml", &bad);
+
+    // 401 with a refusal
+    let (n, text) = push(&good, &wrong, &[]);
+    assert_eq!(n["result"], "rejected", "{text}");
+    assert!(
+        n["errors"][0]["message"].as_str().unwrap().len() > 3,
+        "{text}"
+    );
+    // 422 with the findings, each with its line and element
+    let (n, text) = push(&bad, &token, &["--no-validate"]);
+    assert_eq!(n["result"], "rejected", "{text}");
+    assert!(
+        n["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the node refused the file (422 Unprocessable Entity, "),
+        "{text}"
+    );
+    assert_eq!(n["errors"][0]["path"], "/node-config/hostname", "{text}");
+    assert!(n["errors"][0]["line"].as_u64().unwrap() > 0, "{text}");
+    // the status after a rejection: unconfigured, the findings listed
+    let s = status_of_with_token(&agent, &token);
+    assert_eq!(s["state"], "unconfigured", "{s}");
+    assert!(!s["errors"].as_array().unwrap().is_empty(), "{s}");
+    // 202, followed until the status says configured with our digest
+    let (n, text) = push(&good, &token, &["--wait", "--wait-timeout", "30"]);
+    assert_eq!(n["result"], "applied", "{text}");
+    assert_eq!(n["state"], "configured", "{text}");
+    // 409 with a refusal, then the status: the same file is unchanged, another is refused
+    let (n, text) = push(&good, &token, &[]);
+    assert_eq!(n["result"], "unchanged", "{text}");
+    let (n, text) = push(&bad, &token, &["--no-validate"]);
+    assert_eq!(n["result"], "failed", "{text}");
+    assert!(
+        n["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the node refused (409 configured): "),
+        "{text}"
+    );
+    let s = status_of_with_token(&agent, &token);
+    assert_eq!(s["result"], "answered", "{s}");
+    assert_eq!(s["state"], "configured", "{s}");
+    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"), "{s}");
+}
+
+/// `nodeboot status --json` of one node with a token file.
+fn status_of_with_token(agent: &Agent, token: &str) -> serde_json::Value {
+    let out = nodeboot(&[
+        "status",
+        &agent.addr.to_string(),
+        "--fingerprint",
+        &agent.fingerprint(),
+        "--token-file",
+        token,
+        "--json",
+    ]);
+    assert!(
+        !shown(&out).contains("not as a nodeboot agent does"),
+        "{}",
+        shown(&out)
+    );
+    json(&out)["nodes"][0].clone()
+}

@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use sha2::{Digest, Sha256};
 
 use crate::rootfs::{Root, RootError, name};
 
@@ -106,9 +105,7 @@ impl std::fmt::Debug for Identity {
 /// pairs joined by colons — the form Firefox and `openssl x509 -fingerprint -sha256` print,
 /// in lowercase.
 pub fn fingerprint(der: &[u8]) -> String {
-    let hash = Sha256::digest(der);
-    let hex: Vec<String> = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("SHA256:{}", hex.join(":"))
+    nodeboot_config::pin::Fingerprint::of_der(der).to_string()
 }
 
 /// The names the generated certificate covers: the host name and every local address.

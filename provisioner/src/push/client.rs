@@ -1,4 +1,5 @@
-//! One HTTPS exchange with a node's endpoint: TCP connect, TLS with a [`PinningVerifier`],
+//! One HTTPS exchange with a node's endpoint: TCP connect, TLS with the shared
+//! [`PinningVerifier`],
 //! an HTTP/1.1 request, the whole reply. No retries and no policy: the caller decides what a
 //! failure means ([`ClientError::is_retryable`]).
 //!
@@ -16,7 +17,9 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::trust::{Fingerprint, PinningVerifier, Policy};
+use nodeboot_config::pin::PinningVerifier;
+
+use super::trust::{Fingerprint, Policy};
 
 /// The largest reply we read from a node (status and error lists are small).
 const MAX_REPLY: usize = 1024 * 1024;
@@ -30,8 +33,7 @@ pub struct Endpoint {
     pub port: u16,
 }
 
-/// The agent's port when nobody names another.
-pub const DEFAULT_PORT: u16 = 8443;
+pub use nodeboot_config::api::DEFAULT_PORT;
 
 impl Endpoint {
     /// Parses `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address.
@@ -94,8 +96,8 @@ impl fmt::Display for Endpoint {
 pub struct Request<'a> {
     /// `GET` or `POST`.
     pub method: hyper::Method,
-    /// Path and query, e.g. `/api/v1/status`.
-    pub path: &'a str,
+    /// The path: one of `nodeboot_config::api`'s.
+    pub path: &'static str,
     /// The bootstrap token, sent as `Authorization: Bearer`.
     pub token: Option<&'a nodeboot_config::Secret<String>>,
     /// The configuration file, sent as `text/xml`.
@@ -172,15 +174,9 @@ impl ClientError {
 fn tls_config(
     policy: Policy,
 ) -> Result<(Arc<rustls::ClientConfig>, Arc<PinningVerifier>), ClientError> {
-    let verifier = PinningVerifier::new(policy);
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| ClientError::Request(e.to_string()))?
-    .dangerous()
-    .with_custom_certificate_verifier(verifier.clone())
-    .with_no_client_auth();
+    let verifier = PinningVerifier::new(policy.accept());
+    let config = PinningVerifier::client_config(verifier.clone())
+        .map_err(|e| ClientError::Request(e.to_string()))?;
     Ok((Arc::new(config), verifier))
 }
 

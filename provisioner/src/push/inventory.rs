@@ -11,6 +11,7 @@ use nodeboot_config::Secret;
 use nodeboot_config::inventory::{GenerateInputs, Inventory, NodeParams};
 
 use super::client::Endpoint;
+use super::prepare::Material;
 use super::trust::Fingerprint;
 
 /// What a node is sent.
@@ -58,6 +59,36 @@ pub fn read_token(path: &Path) -> anyhow::Result<Secret<String>> {
         );
     }
     Ok(Secret::new(token))
+}
+
+/// Reads what a node is sent: its file, or the file its parameters generate (as
+/// `nodeboot generate` would). The only effect before [`super::prepare::prepare`].
+pub fn material(target: &Target) -> Material {
+    match &target.source {
+        Source::File(path) => match std::fs::read(path) {
+            Ok(bytes) => Material::Bytes {
+                what: path.display().to_string(),
+                bytes,
+            },
+            Err(e) => Material::Unreadable(
+                anyhow::Error::new(e).context(format!("reading {}", path.display())),
+            ),
+        },
+        Source::Generated { params, base } => match generate(params, base) {
+            Ok(bytes) => Material::Bytes {
+                what: format!("node `{}` (generated)", target.name),
+                bytes,
+            },
+            Err(errors) => Material::Unusable {
+                what: format!("node `{}` parameters", target.name),
+                errors,
+            },
+        },
+        Source::None => Material::Unreadable(anyhow::anyhow!(
+            "node `{}` has no configuration (inventory: file = \"….xml\" or generate parameters)",
+            target.name
+        )),
+    }
 }
 
 /// The file that maps node names to addresses in a folder inventory.

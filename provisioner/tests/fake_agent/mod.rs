@@ -1,6 +1,8 @@
 //! A small HTTPS server speaking the agent's bootstrap contract, for driving `nodeboot push`
 //! through behaviours a real agent shows only rarely (503 while starting, a reboot that takes
 //! the endpoint away). Real HTTPS on loopback, a certificate made at run time with rcgen.
+//! It answers with the wire contract's types (`nodeboot_config::api`), as the agent does;
+//! only `Hostile` writes off the contract on purpose.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -13,7 +15,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use sha2::{Digest, Sha256};
+use nodeboot_config::api::{
+    Accepted, BOOTSTRAP_PATH, NodeState, Rejected, STATUS_PATH, StatusReport, UploadReply,
+};
+use nodeboot_config::pin::Fingerprint;
+use nodeboot_config::{Diagnostic, Severity};
 use tokio::net::TcpListener;
 
 /// How the fake answers uploads.
@@ -29,8 +35,8 @@ pub enum Behaviour {
     Reboot,
     /// 202, then the endpoint goes away for good (the node comes back elsewhere).
     Vanish,
-    /// 422 whose error texts, and a status whose state, carry ESC, BEL, C1 controls and
-    /// bidi overrides (a hostile node writing to the operator's terminal).
+    /// 422 whose error texts, and a status (off the contract) whose state, carry ESC, BEL,
+    /// C1 controls and bidi overrides (a hostile node writing to the operator's terminal).
     Hostile,
 }
 
@@ -60,10 +66,6 @@ pub struct FakeAgent {
     _runtime: std::thread::JoinHandle<()>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl FakeAgent {
     /// Starts a fake on `addr` (port 0 for any) in its own thread.
     pub fn start(addr: SocketAddr, behaviour: Behaviour) -> FakeAgent {
@@ -88,14 +90,7 @@ impl FakeAgent {
         identity: (Vec<u8>, Vec<u8>),
     ) -> FakeAgent {
         let (der, key_der) = identity.clone();
-        let fingerprint = format!(
-            "SHA256:{}",
-            Sha256::digest(&der)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":")
-        );
+        let fingerprint = Fingerprint::of_der(&der).to_string();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -155,12 +150,39 @@ impl FakeAgent {
     }
 }
 
-fn reply(status: StatusCode, json: serde_json::Value) -> Response<Full<Bytes>> {
+fn reply(status: StatusCode, body: &impl serde::Serialize) -> Response<Full<Bytes>> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(json.to_string())))
+        .body(Full::new(Bytes::from(serde_json::to_string(body).unwrap())))
         .unwrap()
+}
+
+fn refused(status: StatusCode, error: &str) -> Response<Full<Bytes>> {
+    reply(status, &UploadReply::refused(status.as_u16(), error))
+}
+
+fn error(line: u32, column: u32, path: &str, message: &str) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        path: path.into(),
+        line,
+        column,
+        message: message.into(),
+        help: None,
+    }
+}
+
+fn rejected(errors: Vec<Diagnostic>) -> Response<Full<Bytes>> {
+    let body = UploadReply::Rejected(Rejected {
+        message: format!(
+            "the configuration has {} problems; nothing was changed",
+            errors.len()
+        ),
+        total: errors.len(),
+        errors,
+    });
+    reply(StatusCode::UNPROCESSABLE_ENTITY, &body)
 }
 
 async fn handle(
@@ -168,68 +190,78 @@ async fn handle(
     behaviour: Behaviour,
     seen: Arc<Mutex<Seen>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let line = format!("{} {}", req.method(), req.uri().path());
+    let path = req.uri().path().to_string();
+    let line = format!("{} {path}", req.method());
     seen.lock().unwrap().requests.push(line.clone());
+    let post = req.method() == hyper::Method::POST;
     let auth = req
         .headers()
         .get("authorization")
         .map(|v| v.to_str().unwrap().to_string());
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let mut s = seen.lock().unwrap();
-    Ok(match line.as_str() {
-        "GET /api/v1/status" if behaviour == Behaviour::Hostile => reply(
-            StatusCode::OK,
-            serde_json::json!({"state": "unconfigured\u{1b}[1m\u{9b}2J", "digest": null,
-                "errors": [{"message": "last\u{7}\u{202e}fdp.exe\u{85}"}], "version": "fake\u{1b}]0;x\u{7}"}),
-        ),
-        "GET /api/v1/status" => {
-            let state = if s.applied.is_some() {
-                "configured"
-            } else {
-                "unconfigured"
-            };
-            reply(
-                StatusCode::OK,
-                serde_json::json!({"state": state, "digest": s.applied, "errors": [], "version": "fake"}),
-            )
+    Ok(match (post, path.as_str()) {
+        (false, STATUS_PATH) if behaviour == Behaviour::Hostile => {
+            // Off the contract on purpose: a state no agent has (the rest fits).
+            let body = serde_json::json!({"state": "unconfigured\u{1b}[1m\u{9b}2J", "digest": null,
+                "errors": [error(1, 1, "/", "last\u{7}\u{202e}fdp.exe\u{85}")], "error": null,
+                "last_attempt": null, "fingerprint": "", "version": "fake\u{1b}]0;x\u{7}"});
+            reply(StatusCode::OK, &body)
         }
-        "POST /configuration/bootstrap" => {
+        (false, STATUS_PATH) => {
+            let state = if s.applied.is_some() {
+                NodeState::Configured
+            } else {
+                NodeState::Unconfigured
+            };
+            let report = StatusReport {
+                state,
+                digest: s.applied.clone(),
+                errors: vec![],
+                error: None,
+                last_attempt: None,
+                fingerprint: String::new(),
+                version: "fake".into(),
+            };
+            reply(StatusCode::OK, &report)
+        }
+        (true, BOOTSTRAP_PATH) => {
             if let Behaviour::Unavailable(n) = behaviour {
                 if s.unavailable < n {
                     s.unavailable += 1;
-                    return Ok(reply(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        serde_json::json!({"error": "starting"}),
-                    ));
+                    return Ok(refused(StatusCode::SERVICE_UNAVAILABLE, "starting"));
                 }
             }
             s.uploads.push(body.to_vec());
             s.authorization.push(auth);
             if behaviour == Behaviour::Hostile {
-                return Ok(reply(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    serde_json::json!({"errors": [
-                        {"line": 4, "column": 3, "element": "/node-config/hostname\u{1b}[31m",
-                         "message": "bad\u{1b}]0;pwned\u{7}name\u{9b}2J\u{202e}\u{2066} txt.exe\r\n"}
-                    ]}),
-                ));
+                return Ok(rejected(vec![error(
+                    4,
+                    3,
+                    "/node-config/hostname\u{1b}[31m",
+                    "bad\u{1b}]0;pwned\u{7}name\u{9b}2J\u{202e}\u{2066} txt.exe\r\n",
+                )]));
             }
             if behaviour == Behaviour::Reject {
-                return Ok(reply(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    serde_json::json!({"errors": [
-                        {"line": 4, "column": 3, "element": "/node-config/hostname", "message": "`-bad` is not a valid hostname"},
-                        {"line": 9, "column": 5, "element": "/node-config/network/ipv4", "message": "gateway outside the subnet"}
-                    ]}),
-                ));
+                return Ok(rejected(vec![
+                    error(
+                        4,
+                        3,
+                        "/node-config/hostname",
+                        "`-bad` is not a valid hostname",
+                    ),
+                    error(
+                        9,
+                        5,
+                        "/node-config/network/ipv4",
+                        "gateway outside the subnet",
+                    ),
+                ]));
             }
             if s.applied.is_some() {
-                return Ok(reply(
-                    StatusCode::CONFLICT,
-                    serde_json::json!({"error": "already configured"}),
-                ));
+                return Ok(refused(StatusCode::CONFLICT, "already configured"));
             }
-            let digest = hex(&Sha256::digest(&body));
+            let digest = nodeboot_config::digest(&body);
             s.applied = Some(digest.clone());
             if behaviour == Behaviour::Reboot {
                 s.down_until = Some(std::time::Instant::now() + Duration::from_millis(800));
@@ -237,14 +269,14 @@ async fn handle(
             if behaviour == Behaviour::Vanish {
                 s.down_until = Some(std::time::Instant::now() + Duration::from_secs(3600));
             }
-            reply(
-                StatusCode::ACCEPTED,
-                serde_json::json!({"digest": digest, "reboot_in_seconds": 1}),
-            )
+            let accepted = UploadReply::Accepted(Accepted {
+                digest,
+                reboot_delay_seconds: 1,
+                warnings: vec![],
+                message: "configuration accepted: applying it, then rebooting in 1 s".into(),
+            });
+            reply(StatusCode::ACCEPTED, &accepted)
         }
-        _ => reply(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"error": "not found"}),
-        ),
+        _ => refused(StatusCode::NOT_FOUND, "not found"),
     })
 }
