@@ -65,11 +65,56 @@ const NODE_REPORT: &str = "hostname; ip -4 -o addr show dev eth0; ip -4 route; c
 
 type Fallible<T> = Result<T, String>;
 
+/// The end-to-end VM suite: boots the node image in QEMU and drives the seed's flow from
+/// outside (run it with tests/vm/run, which builds the image).
+#[derive(Debug, clap::Parser)]
+#[command(name = "nodeboot-vm-suite", max_term_width = 80)]
+struct Cli {
+    /// The node image (raw) to boot
+    #[arg(long, value_name = "RAW")]
+    image: PathBuf,
+    /// The image the reject scenario boots [default: --image]; tests/vm/run passes the
+    /// output of `nodeboot-image bake` here, so a baked image is booted too
+    #[arg(long, value_name = "RAW")]
+    reject_image: Option<PathBuf>,
+    /// The `nodeboot` binary that pushes and bootstraps
+    #[arg(long, value_name = "PATH")]
+    nodeboot: PathBuf,
+    /// Where serial transcripts and timings go
+    #[arg(long, value_name = "DIR", default_value = "artifacts/vm")]
+    artifacts: PathBuf,
+    /// Guest memory in MiB
+    #[arg(long = "memory", value_name = "MIB", default_value_t = 1024)]
+    memory_mib: u32,
+    /// Run this scenario only
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+}
+
+/// The scenarios, by the name `--only` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    Configure,
+    Reject,
+    Management,
+    Powerloss,
+}
+
+impl Only {
+    fn name(self) -> &'static str {
+        match self {
+            Only::Configure => "configure",
+            Only::Reject => "reject",
+            Only::Management => "management",
+            Only::Powerloss => "powerloss",
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Options {
     image: PathBuf,
-    /// The image the reject scenario boots (default: `image`); tests/vm/run passes the output
-    /// of `nodeboot-image bake` here, so a baked image is booted too.
+    /// The image the reject scenario boots (default: `image`).
     reject_image: Option<PathBuf>,
     nodeboot: PathBuf,
     artifacts: PathBuf,
@@ -78,46 +123,22 @@ struct Options {
     only: Option<String>,
 }
 
-fn parse_options() -> Fallible<Options> {
-    let mut args = std::env::args().skip(1);
-    let mut image = None;
-    let mut reject_image = None;
-    let mut nodeboot = None;
-    let mut artifacts = PathBuf::from("artifacts/vm");
-    let mut only = None;
-    let mut memory_mib = 1024;
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--image" => image = Some(PathBuf::from(value()?)),
-            "--reject-image" => reject_image = Some(PathBuf::from(value()?)),
-            "--nodeboot" => nodeboot = Some(PathBuf::from(value()?)),
-            "--artifacts" => artifacts = PathBuf::from(value()?),
-            "--only" => only = Some(value()?),
-            "--memory" => memory_mib = value()?.parse().map_err(|e| format!("--memory: {e}"))?,
-            other => return Err(format!("unknown argument {other}")),
-        }
+/// The command line (clap: an unknown scenario or argument exits 2 with the valid names).
+fn parse_options() -> Options {
+    let cli = <Cli as clap::Parser>::parse();
+    Options {
+        image: cli.image,
+        reject_image: cli.reject_image,
+        nodeboot: cli.nodeboot,
+        artifacts: cli.artifacts,
+        fixtures: Path::new(env!("CARGO_MANIFEST_DIR")).join("vm/fixtures"),
+        memory_mib: cli.memory_mib,
+        only: cli.only.map(|o| o.name().to_string()),
     }
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("vm/fixtures");
-    Ok(Options {
-        image: image.ok_or("--image RAW is required")?,
-        reject_image,
-        nodeboot: nodeboot.ok_or("--nodeboot PATH is required")?,
-        artifacts,
-        fixtures,
-        memory_mib,
-        only,
-    })
 }
 
 fn main() -> ExitCode {
-    let opts = match parse_options() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("vm: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let opts = parse_options();
     if let Err(e) = std::fs::create_dir_all(&opts.artifacts) {
         eprintln!("vm: creating {}: {e}", opts.artifacts.display());
         return ExitCode::FAILURE;
@@ -1762,6 +1783,22 @@ fn first_lines(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_refuses_an_unknown_scenario() {
+        use clap::{CommandFactory, Parser};
+        Cli::command().debug_assert();
+        let base = ["vm", "--image", "i.raw", "--nodeboot", "nb"];
+        let ok = Cli::try_parse_from(base.iter().chain(&["--only", "powerloss"])).unwrap();
+        assert_eq!(ok.only, Some(Only::Powerloss));
+        let err = Cli::try_parse_from(base.iter().chain(&["--only", "powerlos"])).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(
+            text.contains("configure, reject, management, powerloss"),
+            "{text}"
+        );
+    }
 
     /// The prompts match the seed's dialog as a Debian 12 console prints it.
     #[test]
