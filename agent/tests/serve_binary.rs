@@ -217,8 +217,8 @@ async fn wait_for_state(client: &Client, state: &str) -> https::Reply {
 async fn a_failed_apply_shows_clients_its_class_and_logs_its_detail() {
     const HTML: &str = "text/html,*/*;q=0.8";
     const MESSAGE: &str = "the configuration could not be applied: a path under the node's \
-                           root is a link or not a regular file; the node keeps its previous \
-                           configuration; see `journalctl -u nodeboot-agent`";
+                           root is a link, not a regular file, or not owned as it must be; the \
+                           node keeps its previous configuration; see `journalctl -u nodeboot-agent`";
     // A FIFO and a link planted where the apply writes: both fail on a host path.
     for plant in ["fifo", "link"] {
         let root = common::image_root();

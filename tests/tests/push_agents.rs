@@ -325,7 +325,10 @@ fn a_node_whose_apply_fails_is_reported_with_its_reason() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("failed"), "{text}");
     assert!(
-        text.contains("the node reports failed: the node image is not ready"),
+        text.contains(
+            "the node reports failed: the configuration could not be applied: \
+             the node image lacks something the configuration needs"
+        ),
         "{text}"
     );
 }
