@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod diagnostic;
+#[cfg(feature = "inventory")]
 pub mod inventory;
 mod metadata;
 pub mod model;
