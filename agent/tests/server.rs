@@ -376,6 +376,17 @@ async fn token_is_required_when_configured() {
         .await;
     assert_eq!(r.status, 401);
     assert!(!r.body.contains("tok-3141"));
+    // A token field that is not UTF-8 is a wrong token (its bytes are not decoded).
+    let r = client
+        .post_form(
+            &[
+                ("file", Some("n.xml"), &xml),
+                ("token", None, b"tok-3141\xff"),
+            ],
+            "*/*",
+        )
+        .await;
+    assert_eq!(r.status, 401);
     assert_eq!(server.reboot.calls(), 0);
 
     // The form field works (token after the file, as field order is the browser's choice).

@@ -10,6 +10,7 @@ pub mod api;
 pub mod diagnostic;
 mod document;
 mod draft;
+#[cfg(feature = "inventory")]
 pub mod inventory;
 mod metadata;
 pub mod model;

@@ -162,11 +162,15 @@ pub async fn read_form(
                     file = Some(bytes);
                 }
                 Some("token") if !token_known => {
+                    // Bytes, not `text()`: charset decoding would link encoding_rs's
+                    // tables (~150 KB of the agent) for one ASCII field. A token that is not
+                    // UTF-8 is a wrong token.
                     let t = field
-                        .text()
+                        .bytes()
                         .await
-                        .map(Secret::new)
                         .map_err(|e| form_error(e, token_known, max_file))?;
+                    let t =
+                        Secret::new(String::from_utf8(t.to_vec()).map_err(|_| unauthorized(""))?);
                     if !access.token_ok(Some(t.expose())) {
                         return Err(unauthorized(""));
                     }
