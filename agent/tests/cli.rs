@@ -12,15 +12,6 @@ use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nodeboot-agent");
 
-fn agent(args: &[&str], root: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--root")
-        .arg(root)
-        .output()
-        .unwrap()
-}
-
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),

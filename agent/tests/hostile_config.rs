@@ -5,22 +5,10 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
 use common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_nodeboot-agent");
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEJveDDZPaLWieLA4qD7Aak3Vrs39NCNlSx891qrtIGg";
-
-fn agent(args: &[&str], root: &std::path::Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .arg("--root")
-        .arg(root)
-        .output()
-        .unwrap()
-}
 
 /// The typical transcoding file with the content of `<element>` replaced.
 fn with_content(element: &str, content: &str) -> String {

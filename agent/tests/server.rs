@@ -538,16 +538,22 @@ async fn handshake_garbage_and_plain_http_do_not_stop_the_server() {
     server.stop().await;
 }
 
+/// A server with `limits` and otherwise default options.
+async fn start_with(limits: Limits) -> https::Server {
+    start(Options {
+        limits: Some(limits),
+        ..Options::default()
+    })
+    .await
+}
+
 /// A server whose handshake, header and body timeouts are 300 ms.
 async fn start_with_short_limits() -> https::Server {
-    start(Options {
-        limits: Some(Limits {
-            handshake_timeout: Duration::from_millis(300),
-            header_timeout: Duration::from_millis(300),
-            body_timeout: Duration::from_millis(300),
-            ..Limits::default()
-        }),
-        ..Options::default()
+    start_with(Limits {
+        handshake_timeout: Duration::from_millis(300),
+        header_timeout: Duration::from_millis(300),
+        body_timeout: Duration::from_millis(300),
+        ..Limits::default()
     })
     .await
 }
@@ -611,12 +617,9 @@ async fn silent_tcp_clients_are_dropped_after_the_handshake_timeout() {
 
 #[tokio::test]
 async fn connection_cap_queues_further_clients_until_one_leaves() {
-    let mut server = start(Options {
-        limits: Some(Limits {
-            max_connections: 2,
-            ..Limits::default()
-        }),
-        ..Options::default()
+    let mut server = start_with(Limits {
+        max_connections: 2,
+        ..Limits::default()
     })
     .await;
     let client = server.client();
@@ -680,12 +683,9 @@ async fn tls_over(
 
 #[tokio::test]
 async fn connections_over_the_per_address_cap_are_closed_at_once() {
-    let mut server = start(Options {
-        limits: Some(Limits {
-            max_per_address: 2,
-            ..Limits::default()
-        }),
-        ..Options::default()
+    let mut server = start_with(Limits {
+        max_per_address: 2,
+        ..Limits::default()
     })
     .await;
     let first = tls_over(&server, connect_from("127.0.0.1", server.addr).await)
@@ -755,12 +755,9 @@ fn status_request() -> hyper::Request<http_body_util::Full<hyper::body::Bytes>> 
 
 #[tokio::test]
 async fn a_busy_keep_alive_connection_is_closed_at_the_end_of_its_lifetime() {
-    let mut server = start(Options {
-        limits: Some(Limits {
-            max_lifetime: Duration::from_millis(800),
-            ..Limits::default()
-        }),
-        ..Options::default()
+    let mut server = start_with(Limits {
+        max_lifetime: Duration::from_millis(800),
+        ..Limits::default()
     })
     .await;
     let (mut sender, ended) = keep_alive(&server).await;
@@ -791,12 +788,9 @@ async fn a_busy_keep_alive_connection_is_closed_at_the_end_of_its_lifetime() {
 
 #[tokio::test]
 async fn a_keep_alive_connection_serves_at_most_max_requests() {
-    let mut server = start(Options {
-        limits: Some(Limits {
-            max_requests: 3,
-            ..Limits::default()
-        }),
-        ..Options::default()
+    let mut server = start_with(Limits {
+        max_requests: 3,
+        ..Limits::default()
     })
     .await;
     let (mut sender, ended) = keep_alive(&server).await;
@@ -915,14 +909,11 @@ async fn a_form_without_its_token_is_refused_after_a_few_kib() {
 
 #[tokio::test]
 async fn only_max_uploads_bodies_are_read_at_once_then_503() {
-    let mut server = start(Options {
-        limits: Some(Limits {
-            max_uploads: 1,
-            upload_wait: Duration::from_millis(200),
-            body_timeout: Duration::from_secs(600),
-            ..Limits::default()
-        }),
-        ..Options::default()
+    let mut server = start_with(Limits {
+        max_uploads: 1,
+        upload_wait: Duration::from_millis(200),
+        body_timeout: Duration::from_secs(600),
+        ..Limits::default()
     })
     .await;
     // The first upload takes the only slot: hyper sends "100 Continue" when the body is

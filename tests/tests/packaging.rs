@@ -28,6 +28,17 @@ fn dpkg_dev() -> bool {
     )
 }
 
+/// The package's control fields, and its `Depends: ` line.
+fn control_of(deb: &Path) -> (String, String) {
+    let control = stdout_of(Command::new("dpkg-deb").arg("--field").arg(deb));
+    let depends = control
+        .lines()
+        .find(|l| l.starts_with("Depends: "))
+        .unwrap()
+        .to_owned();
+    (control, depends)
+}
+
 /// `md5sum --check` of the extracted package's DEBIAN/md5sums: every file is as listed.
 fn md5sums_match(tree: &Path) {
     stdout_of(
@@ -69,12 +80,9 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
             .starts_with("nodeboot-agent_0.1.0_")
     );
 
-    let control = stdout_of(Command::new("dpkg-deb").arg("--field").arg(&deb));
+    let (control, depends) = control_of(&deb);
     assert!(control.contains("Package: nodeboot-agent\n"), "{control}");
-    let depends = control
-        .lines()
-        .find(|l| l.starts_with("Depends: "))
-        .unwrap();
+    let depends = depends.as_str();
     assert!(
         depends.contains("libc6 (>= ") && depends.ends_with(", systemd"),
         "{depends}"
@@ -197,12 +205,9 @@ fn the_operator_deb_holds_nodeboot_and_nodeboot_image_with_their_docs() {
             stdout_of(Command::new("dpkg").arg("--print-architecture")).trim()
         )
     );
-    let control = stdout_of(Command::new("dpkg-deb").arg("--field").arg(&deb));
+    let (control, depends) = control_of(&deb);
     assert!(control.contains("Package: nodeboot\n"), "{control}");
-    let depends = control
-        .lines()
-        .find(|l| l.starts_with("Depends: "))
-        .unwrap();
+    let depends = depends.as_str();
     assert!(depends.contains("libc6 (>= "), "{depends}");
     assert!(!depends.contains("systemd"), "{depends}");
 

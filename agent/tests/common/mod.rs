@@ -14,6 +14,16 @@ use nodeboot_config::{
     RoleSettings, Route, ServerName, Ssh, SshMode, TlsMaterial, Username, WebAdmin,
 };
 
+/// Runs the real `nodeboot-agent` with `args` and `--root root`.
+pub fn agent(args: &[&str], root: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_nodeboot-agent"))
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .output()
+        .unwrap()
+}
+
 /// A fixed "now" for reproducible renders: 2026-11-29 22:13:20 UTC.
 pub const NOW: u64 = 1_796_000_000;
 
