@@ -8,4 +8,5 @@ pub mod apply;
 pub mod cmdline;
 pub mod rootfs;
 pub mod server;
+pub mod source;
 pub mod wizard;
