@@ -4,10 +4,12 @@
 
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
-use x509_parser::extensions::GeneralName;
-use x509_parser::pem::Pem;
-use x509_parser::prelude::FromDer;
-use x509_parser::x509::SubjectPublicKeyInfo;
+use x509_cert::Certificate;
+use x509_cert::der::oid::AssociatedOid;
+use x509_cert::der::{Decode, pem};
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::spki::SubjectPublicKeyInfoRef;
 
 use crate::model::InvalidValue;
 
@@ -44,42 +46,72 @@ const KEY_HELP: &str = "paste the PEM private key (PKCS#8 \"BEGIN PRIVATE KEY\",
 /// Parses every certificate of a PEM chain; the first is the node's own.
 pub(crate) fn parse_chain(pem: &str) -> Result<Vec<CertInfo>, InvalidValue> {
     let mut out = Vec::new();
-    for (i, item) in Pem::iter_from_buffer(pem.as_bytes()).enumerate() {
+    for (i, block) in pem_blocks(pem).enumerate() {
         let n = i + 1;
-        let item = item.map_err(|e| {
+        let (label, der) = pem::decode_vec(block.as_bytes()).map_err(|e| {
             InvalidValue::new(format!("PEM block {n} cannot be read: {e}"), CERT_HELP)
         })?;
-        if item.label != "CERTIFICATE" {
+        if label != "CERTIFICATE" {
             return Err(InvalidValue::new(
-                format!("PEM block {n} is a {:?}, not a CERTIFICATE", item.label),
+                format!("PEM block {n} is a {label:?}, not a CERTIFICATE"),
                 CERT_HELP,
             ));
         }
-        let cert = item.parse_x509().map_err(|e| {
+        let invalid = |e: x509_cert::der::Error| {
             InvalidValue::new(
                 format!("certificate {n} is not a valid X.509 certificate: {e}"),
                 CERT_HELP,
             )
-        })?;
+        };
+        let cert = Certificate::from_der(&der).map_err(invalid)?;
+        let tbs = &cert.tbs_certificate;
         let mut dns_names = Vec::new();
-        if let Ok(Some(san)) = cert.subject_alternative_name() {
-            for g in &san.value.general_names {
-                if let GeneralName::DNSName(d) = g {
-                    dns_names.push(d.to_ascii_lowercase());
+        for ext in tbs.extensions.iter().flatten() {
+            if ext.extn_id == SubjectAltName::OID {
+                let san = SubjectAltName::from_der(ext.extn_value.as_bytes()).map_err(invalid)?;
+                for name in &san.0 {
+                    if let GeneralName::DnsName(d) = name {
+                        dns_names.push(d.as_str().to_ascii_lowercase());
+                    }
                 }
             }
         }
         out.push(CertInfo {
-            spki: cert.public_key().subject_public_key.data.to_vec(),
+            spki: tbs
+                .subject_public_key_info
+                .subject_public_key
+                .raw_bytes()
+                .to_vec(),
             dns_names,
-            not_before: cert.validity().not_before.timestamp(),
-            not_after: cert.validity().not_after.timestamp(),
+            not_before: unix_seconds(tbs.validity.not_before),
+            not_after: unix_seconds(tbs.validity.not_after),
         });
     }
     if out.is_empty() {
         return Err(InvalidValue::new("no PEM certificate found", CERT_HELP));
     }
     Ok(out)
+}
+
+/// The PEM blocks of a text, each from its `-----BEGIN` line to its `-----END` line; text
+/// between blocks is ignored, as openssl does.
+fn pem_blocks(pem: &str) -> impl Iterator<Item = &str> {
+    let mut rest = pem;
+    std::iter::from_fn(move || {
+        let start = rest.find("-----BEGIN ")?;
+        let from_end = rest[start..].find("-----END ").map(|e| start + e);
+        let stop = from_end
+            .and_then(|e| rest[e + 9..].find("-----").map(|t| e + 9 + t + 5))
+            .unwrap_or(rest.len());
+        let block = &rest[start..stop];
+        rest = &rest[stop..];
+        Some(block)
+    })
+}
+
+/// Seconds since the Unix epoch (the DER reader refuses times before 1970).
+fn unix_seconds(t: x509_cert::time::Time) -> i64 {
+    i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Loads a PEM private key and returns its public key bits, to compare with a certificate's.
@@ -93,13 +125,13 @@ pub(crate) fn key_public_der(pem: &str) -> Result<Vec<u8>, InvalidValue> {
     let spki = key
         .public_key()
         .ok_or_else(|| InvalidValue::new("the private key's type is not supported", KEY_HELP))?;
-    let (_, info) = SubjectPublicKeyInfo::from_der(spki.as_ref()).map_err(|e| {
+    let info = SubjectPublicKeyInfoRef::from_der(spki.as_ref()).map_err(|e| {
         InvalidValue::new(
             format!("the private key's public part cannot be read: {e}"),
             KEY_HELP,
         )
     })?;
-    Ok(info.subject_public_key.data.to_vec())
+    Ok(info.subject_public_key.raw_bytes().to_vec())
 }
 
 /// One PEM text in a canonical form: lines trimmed, blank lines dropped, ending in a newline.
@@ -129,5 +161,30 @@ mod tests {
         assert!(c.names("CONF01.example.org"));
         assert!(!c.names("a.b.example.com"));
         assert!(!c.names("example.com"));
+    }
+
+    #[test]
+    fn pem_blocks_are_cut_at_their_markers() {
+        let text =
+            "junk\n-----BEGIN A-----\nQQ==\n-----END A-----\nmore\n-----BEGIN B-----\nQg==\n";
+        let blocks: Vec<&str> = pem_blocks(text).collect();
+        assert_eq!(
+            blocks,
+            [
+                "-----BEGIN A-----\nQQ==\n-----END A-----",
+                "-----BEGIN B-----\nQg==\n"
+            ]
+        );
+        let err = parse_chain(text).unwrap_err();
+        assert_eq!(err.message, "PEM block 1 is a \"A\", not a CERTIFICATE");
+        let err =
+            parse_chain("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
+                .unwrap_err();
+        assert!(
+            err.message.starts_with("PEM block 1 cannot be read"),
+            "{}",
+            err.message
+        );
+        assert_eq!(pem_blocks("no markers at all").count(), 0);
     }
 }
