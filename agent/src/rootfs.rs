@@ -376,6 +376,14 @@ impl Root {
         Ok(cur)
     }
 
+    /// Replaces the small file `path` atomically and durably, mode 0600 (a record of the
+    /// agent's): [`Dir::write_replace`] with an fsync, then an fsync of its directory.
+    pub fn write_atomic(&self, path: &Path, content: &[u8]) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        dir.write_replace(&name, content, 0o600, None, true)?;
+        dir.sync()
+    }
+
     /// Removes the file at `path` (a link is removed, never followed); absent is fine.
     pub fn remove_file(&self, path: &Path) -> Result<()> {
         match self.parent_if_exists(path)? {
@@ -510,18 +518,20 @@ impl Dir {
         Ok(File::from(fd))
     }
 
-    /// Writes a small file by way of a fresh temporary name: remove a stale `tmp`, create it
-    /// new (mode 0600 and the owner first), write, set `mode`, fsync when `sync`, rename over
-    /// `name`. Does not sync the directory (see [`Dir::sync`]).
+    /// The agent's one atomic write of a small file, by way of a fresh temporary name
+    /// (`.NAME.tmp` beside it): remove a stale temporary, create it new (mode 0600 and the
+    /// owner first, never through a link), write, set `mode`, fsync when `sync`, rename over
+    /// `name`. Does not sync the directory (see [`Dir::sync`]; [`Root::write_atomic`] does).
     pub fn write_replace(
         &self,
         name: &OsStr,
-        tmp: &OsStr,
         content: &[u8],
         mode: u32,
         owner: Option<(u32, u32)>,
         sync: bool,
     ) -> Result<()> {
+        let tmp = temporary_name(name);
+        let tmp = tmp.as_os_str();
         self.unlink(tmp)?;
         let result = (|| {
             let mut f = self.create_new(tmp, owner)?;
@@ -639,6 +649,14 @@ pub fn read_text_or_none(root: &Path, path: &Path) -> Option<String> {
             None
         }
     }
+}
+
+/// The temporary name [`Dir::write_replace`] writes `name` under first: `.NAME.tmp`.
+pub fn temporary_name(name: &OsStr) -> OsString {
+    let mut tmp = OsString::from(".");
+    tmp.push(name);
+    tmp.push(".tmp");
+    tmp
 }
 
 /// A name as an `OsStr` (for the `*at` calls), from a string.

@@ -22,7 +22,6 @@ pub const RECORD: &str = "/var/lib/nodeboot/configured.json";
 pub const ORIGINAL: &str = "/var/lib/nodeboot/original.json";
 /// The last failed attempt (digest and error), until an apply succeeds or a reset.
 pub const FAILED: &str = "/var/lib/nodeboot/failed.json";
-const FAILED_TMP: &str = "/var/lib/nodeboot/.failed.json.tmp";
 
 /// The node's own identity kept by the agent: the endpoint's TLS key, its certificate and the
 /// machine-id they were made for (`server::tls`). `reset` removes them so that every node
@@ -164,7 +163,7 @@ pub fn record_failure(root: &Root, digest: &str, error: &str) {
         error: error.to_owned(),
     };
     if let Ok(json) = serde_json::to_vec_pretty(&record) {
-        if let Err(e) = transaction::write_atomic(root, FAILED, FAILED_TMP, &json) {
+        if let Err(e) = root.write_atomic(Path::new(FAILED), &json) {
             tracing::warn!(error = %e, "could not record the failed apply");
         }
     }
