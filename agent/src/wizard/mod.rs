@@ -199,18 +199,16 @@ pub fn parse_resolv_conf(text: &str) -> (Vec<IpAddr>, Option<String>) {
 /// at the forced password change just before the wizard started.
 pub fn admin_password_hash(root: &Path) -> anyhow::Result<PasswordHash> {
     let path = root.join("etc/shadow");
-    let text = match rootfs::read_under(root, Path::new("etc/shadow")) {
-        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+    let shadow = match rootfs::read_under(root, Path::new("etc/shadow")) {
+        Ok(Some(bytes)) => bytes,
         Ok(None) => bail!("reading {}: not found", path.display()),
         Err(e) => bail!("reading {e}"),
     };
-    let Some(field) = text
-        .lines()
-        .find_map(|l| l.strip_prefix("admin:"))
-        .and_then(|rest| rest.split(':').next())
-    else {
+    let Some(fields) = apply::render::shadow_fields(&shadow, "admin") else {
         bail!("{}: there is no admin account", path.display());
     };
+    let field = String::from_utf8_lossy(fields[1]);
+    let field = field.trim_end_matches('\r');
     if field.is_empty() || field.starts_with('!') || field.starts_with('*') {
         bail!(
             "{}: the admin account has no password yet (help: log in as admin on the console; the forced password change comes before the wizard)",
