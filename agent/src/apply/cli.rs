@@ -1,9 +1,10 @@
-//! The `apply`, `status` and `reset` subcommands: arguments, output, exit codes. The work is
+//! The `apply`, `status` and `reset` subcommands: output and exit codes (their arguments are
+//! [`crate::cmdline`]'s). The work is
 //! done by the functions of the parent module; this file only talks to the operator.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,55 +12,10 @@ use anyhow::Context as _;
 use similar::TextDiff;
 
 use super::plan::{Action, Change, Mask, Plan, masked_text};
-use super::reboot::RebootArgs;
-pub use super::reboot::RebootMethod;
 use super::{NodeState, Outcome};
+use crate::cmdline::{ApplyArgs, ResetArgs, StatusArgs};
 use crate::rootfs::Root;
 use nodeboot_config::Document;
-
-/// Arguments of `nodeboot-agent apply`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  \
-    nodeboot-agent apply node.xml\n  \
-    nodeboot-agent apply --dry-run node.xml\n  \
-    nodeboot-agent apply --root /mnt/image --reboot=none node.xml")]
-pub struct ApplyArgs {
-    /// The node's XML configuration file.
-    pub file: PathBuf,
-    /// The node's root directory (an image mounted elsewhere, or a test directory).
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// Show the plan and a diff of every file against the disk (secrets masked); write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    #[command(flatten)]
-    pub reboot: RebootArgs,
-    /// Seconds to wait before rebooting.
-    #[arg(long, value_name = "SECS", default_value_t = 0)]
-    pub reboot_delay: u64,
-}
-
-/// Arguments of `nodeboot-agent status`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  nodeboot-agent status\n  nodeboot-agent status --json")]
-pub struct StatusArgs {
-    /// The node's root directory.
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// Print JSON: {"state": ..., "digest": ..., ...}.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Arguments of `nodeboot-agent reset`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Example (image builder, before sealing an image):\n  \
-    nodeboot-agent reset --root /mnt/image")]
-pub struct ResetArgs {
-    /// The node's root directory.
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-}
 
 /// Runs `nodeboot-agent apply`.
 pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
@@ -108,8 +64,8 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             } else {
                 writeln!(out, "rebooting in {} s", args.reboot_delay)?;
                 out.flush()?;
-                std::thread::sleep(Duration::from_secs(args.reboot_delay));
-                reboot.reboot().context("rebooting")?;
+                super::reboot::after(Duration::from_secs(args.reboot_delay), reboot.as_ref())
+                    .context("rebooting")?;
             }
         }
     }

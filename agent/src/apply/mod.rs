@@ -21,11 +21,11 @@ use crate::rootfs::Root;
 use nodeboot_config::Document;
 use serde::Serialize;
 
-pub use cli::{ApplyArgs, ResetArgs, StatusArgs, run, run_reset, run_status};
+pub use cli::{run, run_reset, run_status};
 pub use plan::Plan;
 pub use reboot::{
-    CommandReboot, NoReboot, Reboot, RebootArgs, RebootError, RebootMethod, SyscallReboot,
-    SystemdReboot, default_reboot, schedule_reboot,
+    CommandReboot, NoReboot, Reboot, RebootError, RebootMethod, SyscallReboot, SystemdReboot,
+    default_reboot, schedule_reboot,
 };
 pub use render::RenderError;
 pub use transaction::Step;

@@ -19,33 +19,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use nodeboot_config::{Diagnostic, Document, ManagementDraft, Named, PasswordHash};
 
-use crate::apply::{self, RebootArgs};
+use crate::apply;
+use crate::cmdline::WizardArgs;
 use crate::rootfs;
 use dialog::{Answers, Defaults, Dialog, Question, Reply};
 use term::{ReadError, Terminal};
-
-/// Arguments of `nodeboot-agent wizard`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  \
-    sudo nodeboot-agent wizard\n  \
-    nodeboot-agent wizard --answers mgr01.xml\n  \
-    nodeboot-agent wizard --root /tmp/node --reboot=none")]
-pub struct WizardArgs {
-    /// Take every answer from this schema-1 Management Node file; ask nothing.
-    #[arg(long, value_name = "FILE")]
-    pub answers: Option<PathBuf>,
-    /// The node's root directory (an image mounted elsewhere, or a test directory).
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// The interface whose current settings are offered as defaults.
-    #[arg(long, default_value = "eth0")]
-    pub interface: String,
-    #[command(flatten)]
-    pub reboot: RebootArgs,
-    /// Seconds to wait before rebooting.
-    #[arg(long, value_name = "SECS", default_value_t = 0)]
-    pub reboot_delay: u64,
-}
 
 /// The node's current network settings: the wizard's defaults.
 pub trait NetworkProbe {
@@ -361,11 +339,12 @@ pub fn run(args: WizardArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Reboots the way every applying command does (a failure is logged: the operator's
+/// terminal has been handed back).
 fn reboot_now(args: &WizardArgs) {
-    let handle =
-        apply::schedule_reboot(args.reboot.reboot(), Duration::from_secs(args.reboot_delay));
-    if handle.join().is_err() {
-        tracing::error!("the reboot thread panicked");
+    let delay = Duration::from_secs(args.reboot_delay);
+    if let Err(e) = apply::reboot::after(delay, args.reboot.reboot().as_ref()) {
+        tracing::error!(error = %e, "reboot failed");
     }
 }
 
