@@ -81,8 +81,28 @@ impl RootError {
 
 type Result<T> = std::result::Result<T, RootError>;
 
-fn refusal(kind: io::ErrorKind, text: impl Into<String>) -> io::Error {
-    io::Error::new(kind, text.into())
+/// One of the agent's own refusals of what it found under the root (a link, a FIFO, a name
+/// it did not create, a directory of the wrong owner): the text says what and how to fix it.
+/// Its type, not its text, tells a failed apply's class (see [`is_refusal`]).
+#[derive(Debug)]
+pub struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// A refusal as an `io::Error` of `kind`, carrying a [`Refused`].
+pub fn refusal(kind: io::ErrorKind, text: impl Into<String>) -> io::Error {
+    io::Error::new(kind, Refused(text.into()))
+}
+
+/// Whether `e` is one of the agent's refusals rather than a system error.
+pub fn is_refusal(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Refused>())
 }
 
 fn link_refused() -> io::Error {

@@ -271,7 +271,7 @@ pub fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             "state: configured\nsha256: {digest}\napplied: {} ({applied_at_unix})",
             nodeboot_config::format_utc(i64::try_from(applied_at_unix).unwrap_or(i64::MAX))
         )?,
-        NodeState::Failed { digest, error } => writeln!(
+        NodeState::Failed { digest, error, .. } => writeln!(
             out,
             "state: failed (the node is still unconfigured)\nsha256: {digest}\nerror: {error}"
         )?,

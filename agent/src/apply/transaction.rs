@@ -336,7 +336,7 @@ pub(crate) fn missing_dirs(
 fn refused(root: &Root, path: &Path, text: String) -> ApplyError {
     ApplyError::Io {
         path: root.host_path(path),
-        source: io::Error::new(io::ErrorKind::InvalidInput, text),
+        source: crate::rootfs::refusal(io::ErrorKind::InvalidInput, text),
     }
 }
 
