@@ -15,24 +15,13 @@ use super::plan::{Action, Change, Mask, Plan, masked_text};
 use super::{NodeState, Outcome};
 use crate::cmdline::{ApplyArgs, ResetArgs, StatusArgs};
 use crate::rootfs::Root;
-use nodeboot_config::Document;
+use nodeboot_config::{Diagnostic, Document, MaskedSource};
 
 /// Runs `nodeboot-agent apply`.
 pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let xml =
-        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    if xml.len() > nodeboot_config::MAX_FILE_SIZE {
-        anyhow::bail!(
-            "{}: the file is {} bytes, over the limit of {} bytes",
-            args.file.display(),
-            xml.len(),
-            nodeboot_config::MAX_FILE_SIZE
-        );
-    }
-    let Some(doc) = parse_for_cli(&args.file, &xml) else {
+    let Some(doc) = read_document(&args.file)? else {
         return Ok(ExitCode::from(2));
     };
-    drop(xml);
     let mut out = std::io::stdout().lock();
     if args.dry_run {
         return dry_run(&args.root, &doc, &mut out);
@@ -104,38 +93,45 @@ fn dry_run(root: &Path, doc: &Document, out: &mut impl std::io::Write) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
-/// Parses and validates the file; prints diagnostics compiler-style. `None` when invalid.
-fn parse_for_cli(file: &Path, xml: &[u8]) -> Option<Document> {
-    match nodeboot_config::parse(xml) {
-        Ok(doc) => {
-            for w in doc.warnings() {
-                eprint!("{}", render_diagnostic(file, xml, w));
-            }
-            Some(doc)
+/// Reads and validates a configuration file given on the command line (`apply FILE`,
+/// `wizard --answers FILE`), printing its warnings or errors on stderr the one way findings
+/// are printed: compiler-style by [`Diagnostic::render`], secrets in quoted lines masked, then
+/// a count. `None` when the file is invalid (nothing was changed).
+pub fn read_document(file: &Path) -> anyhow::Result<Option<Document>> {
+    let xml = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if xml.len() > nodeboot_config::MAX_FILE_SIZE {
+        anyhow::bail!(
+            "{}: the file is {} bytes, over the limit of {} bytes",
+            file.display(),
+            xml.len(),
+            nodeboot_config::MAX_FILE_SIZE
+        );
+    }
+    let result = nodeboot_config::parse(&xml);
+    let findings = match &result {
+        Ok(doc) => doc.warnings(),
+        Err(diags) => diags.as_slice(),
+    };
+    if !findings.is_empty() {
+        // One masked view for every finding: masking reads the file once.
+        let masked = MaskedSource::new(&xml);
+        let name = file.display().to_string();
+        for d in findings {
+            eprint!("{}", d.render(&name, &masked));
         }
+    }
+    match result {
+        Ok(doc) => Ok(Some(doc)),
         Err(diags) => {
-            // One masked view for every diagnostic: masking reads the file once.
-            let masked = nodeboot_config::MaskedSource::new(xml);
-            for d in &diags {
-                eprint!("{}", d.render(&file.display().to_string(), &masked));
-            }
-            let errors = nodeboot_config::Diagnostic::count(&diags);
+            let errors = Diagnostic::count(&diags);
             eprintln!(
                 "{}: {errors} error{} found; nothing was changed",
                 file.display(),
                 if errors == 1 { "" } else { "s" }
             );
-            None
+            Ok(None)
         }
     }
-}
-
-/// A diagnostic the way a compiler shows it, secrets in the quoted line masked.
-pub fn render_diagnostic(file: &Path, source: &[u8], d: &nodeboot_config::Diagnostic) -> String {
-    d.render(
-        &file.display().to_string(),
-        &nodeboot_config::MaskedSource::new(source),
-    )
 }
 
 /// The printed plan: one line per file (removals only of files that exist under `root`), then

@@ -379,15 +379,8 @@ fn ask(terminal: &mut Terminal, mut dialog: Dialog) -> anyhow::Result<Option<Ans
 }
 
 fn run_unattended(args: &WizardArgs, path: &Path) -> anyhow::Result<ExitCode> {
-    let xml = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let doc = match nodeboot_config::parse(&xml) {
-        Ok(doc) => doc,
-        Err(diags) => {
-            for d in diags {
-                eprintln!("{}:{d}", path.display());
-            }
-            return Ok(ExitCode::from(2));
-        }
+    let Some(doc) = apply::cli::read_document(path)? else {
+        return Ok(ExitCode::from(2));
     };
     if doc.config().management().is_none() {
         bail!(
