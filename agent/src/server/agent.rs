@@ -156,7 +156,19 @@ impl Agent {
         {
             failure.get_or_insert_with(|| message.clone());
         }
-        if self.busy.load(Ordering::SeqCst) && state != NodeState::Configured {
+        // The apply ends for clients when its outcome is recorded, not when the node's
+        // records say configured (a moment before): the state and `last_attempt` agree.
+        let recorded = !matches!(
+            &last,
+            Some(LastAttempt {
+                attempt: nodeboot_config::api::Attempt {
+                    outcome: AttemptOutcome::Accepted { .. },
+                    ..
+                },
+                ..
+            })
+        );
+        if self.busy.load(Ordering::SeqCst) && (state != NodeState::Configured || !recorded) {
             state = NodeState::Applying;
             failure = None;
             if let Some(LastAttempt { attempt, .. }) = &last {
