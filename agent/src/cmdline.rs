@@ -1,9 +1,21 @@
 //! The command line of `nodeboot-agent`: the clap definitions and nothing else. `main.rs`
 //! dispatches on them; `nodeboot-docgen` renders the man pages and completions from them.
+//!
+//! Each subcommand is a variant of [`Command`] holding its own `…Args` struct below; the
+//! options every applying command shares (the reboot) are one struct flattened into each. A
+//! new subcommand is a variant, its struct, and a line in `main.rs`. The modules the entry
+//! points live in (`server`, `apply`, `wizard`) take these structs at their `run` and hand
+//! plain values further down; nothing below them knows clap.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::builder::PossibleValue;
 use clap::{Parser, Subcommand};
+use ipnet::IpNet;
 
-use crate::{apply, server, wizard};
+use crate::apply::reboot::{self, Reboot, RebootMethod};
 
 /// Turns an unconfigured node into a configured one: receive, validate, apply, reboot.
 #[derive(Debug, Parser)]
@@ -17,15 +29,176 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTPS configuration receiver (port 8443)
-    Serve(server::ServeArgs),
+    Serve(ServeArgs),
     /// Validate and apply a configuration file, then reboot
-    Apply(apply::ApplyArgs),
+    Apply(ApplyArgs),
     /// Run the console installation wizard
-    Wizard(wizard::WizardArgs),
+    Wizard(WizardArgs),
     /// Show whether the node is unconfigured, applying or configured
-    Status(apply::StatusArgs),
+    Status(StatusArgs),
     /// Return the node to its unconfigured image state (for image builders)
-    Reset(apply::ResetArgs),
+    Reset(ResetArgs),
+}
+
+/// Arguments of `nodeboot-agent serve`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    nodeboot-agent serve\n  \
+    nodeboot-agent serve --listen 127.0.0.1:8443 --root /tmp/node --reboot none\n  \
+    nodeboot-agent serve --token-file /etc/nodeboot/token --allow 10.0.0.0/24")]
+pub struct ServeArgs {
+    /// Address and port to listen on
+    #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+    /// Root of the node's file system (a temporary directory in tests and demos)
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Certificate chain (PEM) to serve instead of the generated one
+    #[arg(long, requires = "key", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert
+    #[arg(long, requires = "cert", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Accept only uploads carrying the token in this file (form field or Bearer)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Accept clients from this network only (repeatable), e.g. 10.0.0.0/24
+    #[arg(long = "allow", value_name = "CIDR")]
+    pub allow: Vec<IpNet>,
+    /// Seconds between a finished apply and the reboot
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub reboot_delay: u64,
+    #[command(flatten)]
+    pub reboot: RebootArgs,
+    /// Connections served at once (lowered to fit the descriptor limit)
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+    /// Connections served at once from one client address (IPv6: one /64)
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub max_per_address: usize,
+    /// Seconds a connection may stay open, however busy
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub max_lifetime: u64,
+    /// Requests served on one connection before it is closed
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_requests: usize,
+    /// Upload bodies read at once; more wait up to 2 s, then get 503
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub max_uploads: usize,
+}
+
+/// Arguments of `nodeboot-agent wizard`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    sudo nodeboot-agent wizard\n  \
+    nodeboot-agent wizard --answers mgr01.xml\n  \
+    nodeboot-agent wizard --root /tmp/node --reboot=none")]
+pub struct WizardArgs {
+    /// Take every answer from this schema-1 Management Node file; ask nothing.
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
+    /// The node's root directory (an image mounted elsewhere, or a test directory).
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// The interface whose current settings are offered as defaults.
+    #[arg(long, default_value = "eth0")]
+    pub interface: String,
+    #[command(flatten)]
+    pub reboot: RebootArgs,
+    /// Seconds to wait before rebooting.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub reboot_delay: u64,
+}
+
+/// Arguments of `nodeboot-agent apply`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    nodeboot-agent apply node.xml\n  \
+    nodeboot-agent apply --dry-run node.xml\n  \
+    nodeboot-agent apply --root /mnt/image --reboot=none node.xml")]
+pub struct ApplyArgs {
+    /// The node's XML configuration file.
+    pub file: PathBuf,
+    /// The node's root directory (an image mounted elsewhere, or a test directory).
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// Show the plan and a diff of every file against the disk (secrets masked); write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub reboot: RebootArgs,
+    /// Seconds to wait before rebooting.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub reboot_delay: u64,
+}
+
+/// Arguments of `nodeboot-agent status`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  nodeboot-agent status\n  nodeboot-agent status --json")]
+pub struct StatusArgs {
+    /// The node's root directory.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// Print JSON: {"state": ..., "digest": ..., ...}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `nodeboot-agent reset`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example (image builder, before sealing an image):\n  \
+    nodeboot-agent reset --root /mnt/image")]
+pub struct ResetArgs {
+    /// The node's root directory.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+}
+
+/// The reboot options every command that applies a configuration takes (`apply`, `serve`,
+/// `wizard`), flattened into its arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RebootArgs {
+    /// How to reboot after a successful apply (none: demos, tests)
+    #[arg(long, value_enum, default_value_t = RebootMethod::Auto, value_name = "METHOD")]
+    pub reboot: RebootMethod,
+    /// Reboot by running this shell command instead (overrides --reboot)
+    #[arg(long, value_name = "CMD")]
+    pub reboot_command: Option<String>,
+}
+
+impl RebootArgs {
+    /// The reboot the options ask for.
+    pub fn reboot(&self) -> Arc<dyn Reboot> {
+        reboot::chosen(self.reboot, self.reboot_command.as_deref())
+    }
+
+    /// True when the options ask for no reboot at all.
+    pub fn is_none(&self) -> bool {
+        self.reboot == RebootMethod::None && self.reboot_command.is_none()
+    }
+}
+
+/// `--reboot`'s values; the type itself is the apply module's and knows nothing of clap.
+impl clap::ValueEnum for RebootMethod {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            RebootMethod::Auto,
+            RebootMethod::Systemd,
+            RebootMethod::Syscall,
+            RebootMethod::None,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            RebootMethod::Auto => PossibleValue::new("auto")
+                .help("systemd's reboot when systemd is PID 1, else the reboot system call"),
+            RebootMethod::Systemd => PossibleValue::new("systemd").help("`systemctl reboot`"),
+            RebootMethod::Syscall => PossibleValue::new("syscall").help("sync, then reboot(2)"),
+            RebootMethod::None => PossibleValue::new("none")
+                .help("Do not reboot (the new configuration takes effect at the next boot)"),
+        })
+    }
 }
 
 #[cfg(test)]

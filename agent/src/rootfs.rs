@@ -81,8 +81,28 @@ impl RootError {
 
 type Result<T> = std::result::Result<T, RootError>;
 
-fn refusal(kind: io::ErrorKind, text: impl Into<String>) -> io::Error {
-    io::Error::new(kind, text.into())
+/// One of the agent's own refusals of what it found under the root (a link, a FIFO, a name
+/// it did not create, a directory of the wrong owner): the text says what and how to fix it.
+/// Its type, not its text, tells a failed apply's class (see [`is_refusal`]).
+#[derive(Debug)]
+pub struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// A refusal as an `io::Error` of `kind`, carrying a [`Refused`].
+pub fn refusal(kind: io::ErrorKind, text: impl Into<String>) -> io::Error {
+    io::Error::new(kind, Refused(text.into()))
+}
+
+/// Whether `e` is one of the agent's refusals rather than a system error.
+pub fn is_refusal(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Refused>())
 }
 
 fn link_refused() -> io::Error {
@@ -376,6 +396,14 @@ impl Root {
         Ok(cur)
     }
 
+    /// Replaces the small file `path` atomically and durably, mode 0600 (a record of the
+    /// agent's): [`Dir::write_replace`] with an fsync, then an fsync of its directory.
+    pub fn write_atomic(&self, path: &Path, content: &[u8]) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        dir.write_replace(&name, content, 0o600, None, true)?;
+        dir.sync()
+    }
+
     /// Removes the file at `path` (a link is removed, never followed); absent is fine.
     pub fn remove_file(&self, path: &Path) -> Result<()> {
         match self.parent_if_exists(path)? {
@@ -510,18 +538,20 @@ impl Dir {
         Ok(File::from(fd))
     }
 
-    /// Writes a small file by way of a fresh temporary name: remove a stale `tmp`, create it
-    /// new (mode 0600 and the owner first), write, set `mode`, fsync when `sync`, rename over
-    /// `name`. Does not sync the directory (see [`Dir::sync`]).
+    /// The agent's one atomic write of a small file, by way of a fresh temporary name
+    /// (`.NAME.tmp` beside it): remove a stale temporary, create it new (mode 0600 and the
+    /// owner first, never through a link), write, set `mode`, fsync when `sync`, rename over
+    /// `name`. Does not sync the directory (see [`Dir::sync`]; [`Root::write_atomic`] does).
     pub fn write_replace(
         &self,
         name: &OsStr,
-        tmp: &OsStr,
         content: &[u8],
         mode: u32,
         owner: Option<(u32, u32)>,
         sync: bool,
     ) -> Result<()> {
+        let tmp = temporary_name(name);
+        let tmp = tmp.as_os_str();
         self.unlink(tmp)?;
         let result = (|| {
             let mut f = self.create_new(tmp, owner)?;
@@ -639,6 +669,14 @@ pub fn read_text_or_none(root: &Path, path: &Path) -> Option<String> {
             None
         }
     }
+}
+
+/// The temporary name [`Dir::write_replace`] writes `name` under first: `.NAME.tmp`.
+pub fn temporary_name(name: &OsStr) -> OsString {
+    let mut tmp = OsString::from(".");
+    tmp.push(name);
+    tmp.push(".tmp");
+    tmp
 }
 
 /// A name as an `OsStr` (for the `*at` calls), from a string.

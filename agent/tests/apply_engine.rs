@@ -11,7 +11,8 @@ use std::sync::mpsc;
 
 use common::*;
 use nodeboot_agent::apply::{
-    self, ApplyError, NodeState, Outcome, Step, apply_config, apply_config_with, read_state,
+    self, ApplyError, FailureClass, NodeState, Outcome, Step, apply_config, apply_config_with,
+    read_state,
 };
 
 fn meta(root: &Path, p: &str) -> (u32, u32, u32) {
@@ -271,7 +272,8 @@ fn a_root_without_an_admin_account_is_refused_and_left_alone() {
         read_state(r).unwrap(),
         NodeState::Failed {
             digest: doc_for(&config).digest().to_owned(),
-            error: err.to_string()
+            error: err.to_string(),
+            class: FailureClass::Image,
         }
     );
     // a later good apply clears the failure

@@ -275,6 +275,12 @@ fn answers_file_runs_without_questions() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("mgr01.xml:1:"), "{stderr}");
+    // printed as `apply` prints them: compiler-style, then the count
+    assert!(stderr.contains(": error: "), "{stderr}");
+    assert!(
+        stderr.contains("mgr01.xml: ") && stderr.contains("found; nothing was changed"),
+        "{stderr}"
+    );
     assert_eq!(
         std::fs::read_to_string(root2.join("etc/hostname")).unwrap(),
         "pexipmcumgr\n"

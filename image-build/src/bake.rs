@@ -8,36 +8,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+use crate::cmdline::BakeArgs;
 use crate::disk;
 use crate::mounts::MountedImage;
 use crate::output::{self, Format};
-use crate::ova::HardwareArgs;
 use crate::progress::Steps;
 use crate::tools::{self, CHROOT, LOSETUP, MOUNT, PARTX, QEMU_IMG};
-
-/// Arguments of `nodeboot-image bake`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(after_help = "Example:\n  \
-    nodeboot-image bake vendor.ova --agent-deb nodeboot-agent_0.1.0_amd64.deb -o out\n\n\
-    The image must be a Debian-based system on an MBR disk; needs root (loop devices).")]
-pub struct BakeArgs {
-    /// The image to bake into: raw, qcow2, VMDK or OVA
-    pub image: PathBuf,
-    /// The agent's Debian package to install
-    #[arg(long)]
-    pub agent_deb: PathBuf,
-    /// Where the baked images are written
-    #[arg(long, short, default_value = "out")]
-    pub output_dir: PathBuf,
-    /// Base name of the output files [default: the input's file stem]
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Outputs to write, comma-separated
-    #[arg(long, value_delimiter = ',', default_value = "raw,qcow2,vmdk,ova")]
-    pub formats: Vec<Format>,
-    #[command(flatten)]
-    pub hardware: HardwareArgs,
-}
 
 /// The name of the first disk an OVF descriptor references (`References/File/@ovf:href`).
 pub fn first_disk_in_ovf(ovf: &str) -> Option<String> {
@@ -164,7 +140,7 @@ pub fn run(args: BakeArgs) -> anyhow::Result<std::process::ExitCode> {
         &args.output_dir,
         &name,
         &args.formats,
-        &args.hardware,
+        &args.hardware.hardware(),
         &mut steps,
     )?;
     if !args.formats.contains(&Format::Raw) {

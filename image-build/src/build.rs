@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+use crate::cmdline::BuildArgs;
 use crate::disk;
 use crate::grub;
 use crate::mounts::MountedImage;
 use crate::output::{self, Format};
-use crate::ova::HardwareArgs;
 use crate::progress::Steps;
 use crate::tools::{self, CHROOT, LOSETUP, MKFS_EXT4, MMDEBSTRAP, MOUNT, PARTX, QEMU_IMG};
 
@@ -49,42 +49,6 @@ pub const DPKG_EXCLUDES: &[&str] = &[
     "path-include=/usr/share/locale/locale.alias",
     "path-exclude=/usr/share/info/*",
 ];
-
-/// Arguments of `nodeboot-image build`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(after_help = "Example:\n  \
-    nodeboot-image build --agent-deb target/debian/nodeboot-agent_0.1.0_amd64.deb --output-dir out\n\n\
-    Needs root (mmdebstrap --mode=root, loop devices) and the Debian packages mmdebstrap,\n\
-    e2fsprogs, qemu-utils, mount and util-linux.")]
-pub struct BuildArgs {
-    /// The agent's Debian package to install (made by packaging/build-deb)
-    #[arg(long)]
-    pub agent_deb: PathBuf,
-    /// Where the images are written
-    #[arg(long, short, default_value = "out")]
-    pub output_dir: PathBuf,
-    /// Base name of the output files
-    #[arg(long, default_value = "nodeboot-node")]
-    pub name: String,
-    /// Disk size, in bytes or with a K, M or G suffix (powers of 1024)
-    #[arg(long, default_value = "2G", value_parser = parse_size)]
-    pub size: u64,
-    /// Outputs to write, comma-separated
-    #[arg(long, value_delimiter = ',', default_value = "raw,qcow2,vmdk,ova")]
-    pub formats: Vec<Format>,
-    /// apt sources (one-line or deb822 file) for mmdebstrap [default: the machine's own
-    /// /etc/apt sources that name bookworm]
-    #[arg(long)]
-    pub sources: Vec<PathBuf>,
-    /// Another package to install (repeatable)
-    #[arg(long = "package")]
-    pub packages: Vec<String>,
-    /// Working directory for the tree and the raw disk [default: OUTPUT_DIR/.work]
-    #[arg(long)]
-    pub work_dir: Option<PathBuf>,
-    #[command(flatten)]
-    pub hardware: HardwareArgs,
-}
 
 /// Parses `2G`, `512M`, `1048576`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -446,7 +410,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<std::process::ExitCode> {
         &args.output_dir,
         &args.name,
         &args.formats,
-        &args.hardware,
+        &args.hardware.hardware(),
         &mut steps,
     )?;
     if !args.formats.contains(&Format::Raw) {

@@ -3,12 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ova::{self, HardwareArgs};
+use crate::ova::{self, Hardware};
 use crate::progress::Steps;
 use crate::tools::{self, QEMU_IMG};
 
 /// An output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// The raw disk (`NAME.raw`)
     Raw,
@@ -38,7 +38,7 @@ pub fn write_outputs(
     dir: &Path,
     name: &str,
     formats: &[Format],
-    hw: &HardwareArgs,
+    hw: &Hardware,
     steps: &mut Steps,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();

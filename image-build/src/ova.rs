@@ -10,59 +10,41 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+use crate::cmdline::OvaArgs;
 use crate::ovf::{self, OvfSpec};
 use crate::progress::Steps;
 use crate::tools::{self, QEMU_IMG};
 
-/// Arguments of `nodeboot-image ova`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(
-    after_help = "Example:\n  nodeboot-image ova node.qcow2 --output node.ova --cpus 4 --memory 8192"
-)]
-pub struct OvaArgs {
-    /// The disk image to package (raw, qcow2, VMDK: anything qemu-img reads)
-    pub disk: PathBuf,
-    /// The OVA to write; the VMDK is written beside it as NAME-disk1.vmdk
-    #[arg(long, short)]
-    pub output: PathBuf,
-    #[command(flatten)]
-    pub hardware: HardwareArgs,
-}
-
-/// The virtual hardware the OVF descriptor asks for.
-#[derive(Debug, Clone, clap::Args)]
-pub struct HardwareArgs {
-    /// The virtual machine's name in the OVF [default: the output's base name]
-    #[arg(long)]
+/// The virtual hardware the OVF descriptor asks for (`--cpus`, `--memory`, … of
+/// [`crate::cmdline::HardwareArgs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hardware {
+    /// The virtual machine's name in the OVF (`None`: the output's base name).
     pub vm_name: Option<String>,
-    /// Virtual CPUs
-    #[arg(long, default_value_t = 2)]
+    /// Virtual CPUs.
     pub cpus: u32,
-    /// Memory in MiB
-    #[arg(long, default_value_t = 4096)]
+    /// Memory in MiB.
     pub memory: u32,
-    /// VMware virtual hardware version, written both as the OVF's vmx-N and into the VMDK
-    /// (13: ESXi 6.5 and later)
-    #[arg(long, default_value_t = 13, value_parser = clap::value_parser!(u32).range(4..=21))]
+    /// VMware virtual hardware version (the OVF's vmx-N and the VMDK's).
     pub hw_version: u32,
 }
 
 /// Runs `nodeboot-image ova`.
 pub fn run(args: OvaArgs) -> anyhow::Result<std::process::ExitCode> {
     tools::require(&[QEMU_IMG])?;
+    let hw = args.hardware.hardware();
     let mut steps = Steps::new(2, false);
     let vmdk = vmdk_path_for(&args.output);
     steps.step("convert to a streamOptimized VMDK (qemu-img)", || {
-        write_stream_optimized_vmdk(&args.disk, &vmdk, args.hardware.hw_version)
+        write_stream_optimized_vmdk(&args.disk, &vmdk, hw.hw_version)
     })?;
     steps.step("write the OVA (descriptor, manifest, disk)", || {
-        let name = args
-            .hardware
+        let name = hw
             .vm_name
             .clone()
             .unwrap_or_else(|| file_stem(&args.output));
         let capacity = virtual_size(&vmdk)?;
-        write_ova(&args.output, &vmdk, &name, &args.hardware, capacity)
+        write_ova(&args.output, &vmdk, &name, &hw, capacity)
     })?;
     eprintln!("wrote {} and {}", args.output.display(), vmdk.display());
     Ok(std::process::ExitCode::SUCCESS)
@@ -142,7 +124,7 @@ pub fn write_ova(
     output: &Path,
     vmdk: &Path,
     name: &str,
-    hw: &HardwareArgs,
+    hw: &Hardware,
     capacity: u64,
 ) -> anyhow::Result<()> {
     let vmdk_name = vmdk

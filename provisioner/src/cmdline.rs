@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::{console, offline};
+use nodeboot_config::inventory::RouteParam;
+
+use crate::console::transport::Transport;
 
 /// Validate, generate and push node configurations; bootstrap nodes over their console.
 #[derive(Debug, Parser)]
@@ -19,15 +21,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check configuration files offline
-    Validate(offline::validate::Args),
+    Validate(ValidateArgs),
     /// Write a valid configuration file from flags or an inventory
-    Generate(Box<offline::generate::Args>),
+    Generate(Box<GenerateArgs>),
     /// Send configurations to nodes
     Push(PushArgs),
     /// Show nodes' state (from their endpoint's /api/v1/status)
     Status(StatusArgs),
     /// Drive a node's console wizard unattended
-    Bootstrap(console::BootstrapArgs),
+    Bootstrap(BootstrapArgs),
 }
 
 /// How nodes are chosen and trusted: shared by `push` and `status`.
@@ -149,6 +151,189 @@ pub struct StatusArgs {
     /// Give up on a node after SECONDS
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub timeout: f64,
+}
+
+/// Arguments of `nodeboot validate`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  nodeboot validate conf01.example.com.xml\n  nodeboot validate --strict *.xml\n  nodeboot validate --json conf01.xml | jq .files[0].errors"
+)]
+pub struct ValidateArgs {
+    /// Configuration files (XML; metadata JSON when the name ends in .json)
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Print one JSON document instead of compiler-style text
+    #[arg(long)]
+    pub json: bool,
+    /// Treat warnings (e.g. a certificate expiring within 30 days) as failures
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Arguments of `nodeboot generate`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  nodeboot generate --role transcoding --hostname conf01 --domain example.com \\
+    --system-location London --ip 10.0.0.31 --netmask 255.255.255.0 \\
+    --gateway 10.0.0.1 --dns 10.0.0.2 --ntp pool.ntp.org \\
+    --management-node 10.0.0.10
+  nodeboot generate --from inventory.toml --node conf01 --password-stdin < pw
+
+Passwords are asked for without echo (twice), or read from stdin with
+--password-stdin (first line: the OS admin password; second line, management
+role only: the web admin password). They are never taken from a flag.")]
+pub struct GenerateArgs {
+    /// Inventory file to take the node's parameters from (flags override them)
+    #[arg(long, value_name = "INVENTORY", requires = "node")]
+    pub from: Option<PathBuf>,
+    /// The inventory node to generate
+    #[arg(long, value_name = "NAME", requires = "from")]
+    pub node: Option<String>,
+    /// Output file (default: <hostname>.<domain>.xml; "-" for stdout)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite an existing output file
+    #[arg(long)]
+    pub force: bool,
+    /// Read the password(s) from stdin instead of prompting
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    /// management, transcoding or proxying
+    #[arg(long, help_heading = "Node")]
+    pub role: Option<String>,
+    /// The name the platform shows (default: the hostname)
+    #[arg(long, help_heading = "Node")]
+    pub name: Option<String>,
+    /// Free-text description
+    #[arg(long, help_heading = "Node")]
+    pub description: Option<String>,
+    /// Host name (first label of the FQDN)
+    #[arg(long, help_heading = "Node")]
+    pub hostname: Option<String>,
+    /// Domain suffix
+    #[arg(long, help_heading = "Node")]
+    pub domain: Option<String>,
+    /// System location (conferencing roles)
+    #[arg(long, help_heading = "Node")]
+    pub system_location: Option<String>,
+    /// Management Node address (conferencing roles)
+    #[arg(long, help_heading = "Node")]
+    pub management_node: Option<String>,
+    /// true or false (conferencing roles; default true)
+    #[arg(long, value_name = "BOOL", help_heading = "Node")]
+    pub distributed_database: Option<bool>,
+
+    /// eth0 IPv4 address
+    #[arg(long, help_heading = "Network")]
+    pub ip: Option<String>,
+    /// eth0 netmask, e.g. 255.255.255.0
+    #[arg(long, help_heading = "Network")]
+    pub netmask: Option<String>,
+    /// IPv4 default gateway
+    #[arg(long, help_heading = "Network")]
+    pub gateway: Option<String>,
+    /// eth1 IPv4 address
+    #[arg(long, help_heading = "Network")]
+    pub secondary_ip: Option<String>,
+    /// eth1 netmask
+    #[arg(long, help_heading = "Network")]
+    pub secondary_netmask: Option<String>,
+    /// eth0 IPv6 address with prefix, e.g. 2001:db8::31/64
+    #[arg(long, help_heading = "Network")]
+    pub ipv6: Option<String>,
+    /// IPv6 gateway (default: router advertisements)
+    #[arg(long, help_heading = "Network")]
+    pub ipv6_gateway: Option<String>,
+    /// Public IPv4 address behind one-to-one NAT
+    #[arg(long, help_heading = "Network")]
+    pub static_nat: Option<String>,
+    /// Static route NAME:DESTINATION:GATEWAY (repeatable)
+    #[arg(long, value_name = "ROUTE", help_heading = "Network")]
+    pub route: Vec<RouteParam>,
+    /// DNS server address (repeatable, or comma-separated)
+    #[arg(long, value_delimiter = ',', help_heading = "Network")]
+    pub dns: Vec<String>,
+    /// NTP server (repeatable, or comma-separated)
+    #[arg(long, value_delimiter = ',', help_heading = "Network")]
+    pub ntp: Vec<String>,
+
+    /// SSH: global, on or off (default global)
+    #[arg(long, help_heading = "Access")]
+    pub ssh: Option<String>,
+    /// OpenSSH public key file for the admin account (repeatable)
+    #[arg(long, value_name = "FILE", help_heading = "Access")]
+    pub authorized_key_file: Vec<PathBuf>,
+    /// SIP TLS FQDN (conferencing roles)
+    #[arg(long, help_heading = "Access")]
+    pub sip_tls_fqdn: Option<String>,
+    /// PEM certificate chain file (conferencing roles)
+    #[arg(long, value_name = "FILE", help_heading = "Access")]
+    pub tls_certificate_file: Option<PathBuf>,
+    /// PEM private key file matching the certificate
+    #[arg(long, value_name = "FILE", help_heading = "Access")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// Web administration user name (management role)
+    #[arg(long, help_heading = "Management role")]
+    pub web_admin_user: Option<String>,
+    /// true or false (management role)
+    #[arg(long, value_name = "BOOL", help_heading = "Management role")]
+    pub incident_reporting: Option<bool>,
+    /// true or false (management role)
+    #[arg(long, value_name = "BOOL", help_heading = "Management role")]
+    pub usage_statistics: Option<bool>,
+    /// Contact e-mail address (management role)
+    #[arg(long, help_heading = "Management role")]
+    pub contact_email: Option<String>,
+}
+
+/// Arguments of `nodeboot bootstrap`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  nodeboot bootstrap --console unix:/run/vm/mgr.sock \\
+      --answers mgr.xml --secrets-file mgr.secrets
+  nodeboot bootstrap --console 'exec:ssh -t console@host' \\
+      --answers mgr.xml --transcript mgr.log
+  printf 'os_password=...\\nweb_password=...\\n' | nodeboot bootstrap \\
+      --console tcp:127.0.0.1:4555 --answers mgr.xml --secrets-stdin
+
+The secrets file (mode 0600) and stdin hold two lines:
+  os_password=<the new password of the OS account admin>
+  web_password=<the web administration password>
+Both must match the hashes in the answers file.")]
+pub struct BootstrapArgs {
+    /// How to reach the console: exec:CMD, tcp:HOST:PORT, unix:PATH,
+    /// serial:/dev/ttyX[@BAUD] or pty:PATH
+    #[arg(
+        long,
+        value_name = "TRANSPORT",
+        required_unless_present = "print_profile"
+    )]
+    pub console: Option<Transport>,
+    /// The Management Node's schema-1 configuration file (hashes only)
+    #[arg(long, value_name = "FILE", required_unless_present = "print_profile")]
+    pub answers: Option<PathBuf>,
+    /// A dialog profile (TOML) instead of the built-in one
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Read the passwords from this file (mode 0600, no group or other access)
+    #[arg(long, value_name = "FILE", conflicts_with = "secrets_stdin")]
+    pub secrets_file: Option<PathBuf>,
+    /// Read the passwords from standard input
+    #[arg(long)]
+    pub secrets_stdin: bool,
+    /// Write what was exchanged to this file, every secret masked (created 0600; an
+    /// existing file must be 0600 or stricter)
+    #[arg(long, value_name = "FILE")]
+    pub transcript: Option<PathBuf>,
+    /// Print the built-in profile and exit
+    #[arg(long, conflicts_with_all = ["console", "answers", "profile"])]
+    pub print_profile: bool,
+    /// No progress lines
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
-//! The `apply`, `status` and `reset` subcommands: arguments, output, exit codes. The work is
+//! The `apply`, `status` and `reset` subcommands: output and exit codes (their arguments are
+//! [`crate::cmdline`]'s). The work is
 //! done by the functions of the parent module; this file only talks to the operator.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,72 +12,16 @@ use anyhow::Context as _;
 use similar::TextDiff;
 
 use super::plan::{Action, Change, Mask, Plan, masked_text};
-use super::reboot::RebootArgs;
-pub use super::reboot::RebootMethod;
 use super::{NodeState, Outcome};
+use crate::cmdline::{ApplyArgs, ResetArgs, StatusArgs};
 use crate::rootfs::Root;
-use nodeboot_config::Document;
-
-/// Arguments of `nodeboot-agent apply`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  \
-    nodeboot-agent apply node.xml\n  \
-    nodeboot-agent apply --dry-run node.xml\n  \
-    nodeboot-agent apply --root /mnt/image --reboot=none node.xml")]
-pub struct ApplyArgs {
-    /// The node's XML configuration file.
-    pub file: PathBuf,
-    /// The node's root directory (an image mounted elsewhere, or a test directory).
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// Show the plan and a diff of every file against the disk (secrets masked); write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    #[command(flatten)]
-    pub reboot: RebootArgs,
-    /// Seconds to wait before rebooting.
-    #[arg(long, value_name = "SECS", default_value_t = 0)]
-    pub reboot_delay: u64,
-}
-
-/// Arguments of `nodeboot-agent status`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  nodeboot-agent status\n  nodeboot-agent status --json")]
-pub struct StatusArgs {
-    /// The node's root directory.
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// Print JSON: {"state": ..., "digest": ..., ...}.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Arguments of `nodeboot-agent reset`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Example (image builder, before sealing an image):\n  \
-    nodeboot-agent reset --root /mnt/image")]
-pub struct ResetArgs {
-    /// The node's root directory.
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-}
+use nodeboot_config::{Diagnostic, Document, MaskedSource};
 
 /// Runs `nodeboot-agent apply`.
 pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let xml =
-        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    if xml.len() > nodeboot_config::MAX_FILE_SIZE {
-        anyhow::bail!(
-            "{}: the file is {} bytes, over the limit of {} bytes",
-            args.file.display(),
-            xml.len(),
-            nodeboot_config::MAX_FILE_SIZE
-        );
-    }
-    let Some(doc) = parse_for_cli(&args.file, &xml) else {
+    let Some(doc) = read_document(&args.file)? else {
         return Ok(ExitCode::from(2));
     };
-    drop(xml);
     let mut out = std::io::stdout().lock();
     if args.dry_run {
         return dry_run(&args.root, &doc, &mut out);
@@ -108,8 +53,8 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             } else {
                 writeln!(out, "rebooting in {} s", args.reboot_delay)?;
                 out.flush()?;
-                std::thread::sleep(Duration::from_secs(args.reboot_delay));
-                reboot.reboot().context("rebooting")?;
+                super::reboot::after(Duration::from_secs(args.reboot_delay), reboot.as_ref())
+                    .context("rebooting")?;
             }
         }
     }
@@ -148,38 +93,45 @@ fn dry_run(root: &Path, doc: &Document, out: &mut impl std::io::Write) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
-/// Parses and validates the file; prints diagnostics compiler-style. `None` when invalid.
-fn parse_for_cli(file: &Path, xml: &[u8]) -> Option<Document> {
-    match nodeboot_config::parse(xml) {
-        Ok(doc) => {
-            for w in doc.warnings() {
-                eprint!("{}", render_diagnostic(file, xml, w));
-            }
-            Some(doc)
+/// Reads and validates a configuration file given on the command line (`apply FILE`,
+/// `wizard --answers FILE`), printing its warnings or errors on stderr the one way findings
+/// are printed: compiler-style by [`Diagnostic::render`], secrets in quoted lines masked, then
+/// a count. `None` when the file is invalid (nothing was changed).
+pub fn read_document(file: &Path) -> anyhow::Result<Option<Document>> {
+    let xml = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if xml.len() > nodeboot_config::MAX_FILE_SIZE {
+        anyhow::bail!(
+            "{}: the file is {} bytes, over the limit of {} bytes",
+            file.display(),
+            xml.len(),
+            nodeboot_config::MAX_FILE_SIZE
+        );
+    }
+    let result = nodeboot_config::parse(&xml);
+    let findings = match &result {
+        Ok(doc) => doc.warnings(),
+        Err(diags) => diags.as_slice(),
+    };
+    if !findings.is_empty() {
+        // One masked view for every finding: masking reads the file once.
+        let masked = MaskedSource::new(&xml);
+        let name = file.display().to_string();
+        for d in findings {
+            eprint!("{}", d.render(&name, &masked));
         }
+    }
+    match result {
+        Ok(doc) => Ok(Some(doc)),
         Err(diags) => {
-            // One masked view for every diagnostic: masking reads the file once.
-            let masked = nodeboot_config::MaskedSource::new(xml);
-            for d in &diags {
-                eprint!("{}", d.render(&file.display().to_string(), &masked));
-            }
-            let errors = nodeboot_config::Diagnostic::count(&diags);
+            let errors = Diagnostic::count(&diags);
             eprintln!(
                 "{}: {errors} error{} found; nothing was changed",
                 file.display(),
                 if errors == 1 { "" } else { "s" }
             );
-            None
+            Ok(None)
         }
     }
-}
-
-/// A diagnostic the way a compiler shows it, secrets in the quoted line masked.
-pub fn render_diagnostic(file: &Path, source: &[u8], d: &nodeboot_config::Diagnostic) -> String {
-    d.render(
-        &file.display().to_string(),
-        &nodeboot_config::MaskedSource::new(source),
-    )
 }
 
 /// The printed plan: one line per file (removals only of files that exist under `root`), then
@@ -315,7 +267,7 @@ pub fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             "state: configured\nsha256: {digest}\napplied: {} ({applied_at_unix})",
             nodeboot_config::format_utc(i64::try_from(applied_at_unix).unwrap_or(i64::MAX))
         )?,
-        NodeState::Failed { digest, error } => writeln!(
+        NodeState::Failed { digest, error, .. } => writeln!(
             out,
             "state: failed (the node is still unconfigured)\nsha256: {digest}\nerror: {error}"
         )?,

@@ -21,11 +21,11 @@ use crate::rootfs::Root;
 use nodeboot_config::Document;
 use serde::Serialize;
 
-pub use cli::{ApplyArgs, ResetArgs, StatusArgs, run, run_reset, run_status};
+pub use cli::{run, run_reset, run_status};
 pub use plan::Plan;
 pub use reboot::{
-    CommandReboot, NoReboot, Reboot, RebootArgs, RebootError, RebootMethod, SyscallReboot,
-    SystemdReboot, default_reboot, schedule_reboot,
+    CommandReboot, NoReboot, Reboot, RebootError, RebootMethod, SyscallReboot, SystemdReboot,
+    default_reboot, schedule_reboot,
 };
 pub use render::RenderError;
 pub use transaction::Step;
@@ -55,8 +55,12 @@ pub enum NodeState {
     Failed {
         /// sha256 of the XML that failed.
         digest: String,
-        /// Why (no secrets: errors name files and system errors only).
+        /// Why (no secrets: errors name files and system errors only). Logged detail: host
+        /// paths and system errors, for the operator on the node, never for a client.
         error: String,
+        /// What kind of failure it was: what a client may be told.
+        #[serde(skip)]
+        class: FailureClass,
     },
 }
 
@@ -113,6 +117,68 @@ pub enum ApplyError {
         /// What is wrong and what to do.
         message: String,
     },
+}
+
+/// What kind of failure an [`ApplyError`] is, decided by its variant and the system error's
+/// number, never by its text. A client is told the class (the server words it); the error's
+/// text (host paths, errno) is only logged and shown on the node. Recorded with a failure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// A different configuration is applied already.
+    Configured,
+    /// Another apply or reset holds the node.
+    Busy,
+    /// No space left (ENOSPC, EDQUOT).
+    DiskFull,
+    /// A read-only file system (EROFS).
+    ReadOnly,
+    /// The system refused an operation (EACCES, EPERM).
+    PermissionDenied,
+    /// The storage failed (EIO).
+    Storage,
+    /// A path under the node's root is a link, a FIFO or another non-regular file, a
+    /// directory on the way is not a directory (ELOOP, ENOTDIR, EISDIR, ENXIO), or one of the
+    /// agent's own refusals ([`crate::rootfs::Refused`]: a name it did not create, a user's
+    /// directory owned by someone else).
+    UnexpectedFile,
+    /// The node image lacks something the configuration needs (an `admin` account, …).
+    Image,
+    /// Anything else (and a failure recorded before classes were).
+    #[default]
+    Other,
+}
+
+impl FailureClass {
+    /// The class of a failed file operation: its errno, or the agent's own refusal.
+    pub fn of_io(e: &std::io::Error) -> Self {
+        use nix::errno::Errno;
+        match e.raw_os_error().map(Errno::from_raw) {
+            Some(Errno::ENOSPC | Errno::EDQUOT) => FailureClass::DiskFull,
+            Some(Errno::EROFS) => FailureClass::ReadOnly,
+            Some(Errno::EACCES | Errno::EPERM) => FailureClass::PermissionDenied,
+            Some(Errno::EIO) => FailureClass::Storage,
+            Some(Errno::ELOOP | Errno::ENOTDIR | Errno::EISDIR | Errno::ENXIO) => {
+                FailureClass::UnexpectedFile
+            }
+            Some(_) => FailureClass::Other,
+            None if crate::rootfs::is_refusal(e) => FailureClass::UnexpectedFile,
+            None => FailureClass::Other,
+        }
+    }
+}
+
+impl ApplyError {
+    /// What kind of failure this is, for a client (see [`FailureClass`]).
+    pub fn class(&self) -> FailureClass {
+        match self {
+            ApplyError::AlreadyConfigured { .. } => FailureClass::Configured,
+            ApplyError::Busy => FailureClass::Busy,
+            ApplyError::Io { source, .. } => FailureClass::of_io(source),
+            ApplyError::Image(_) => FailureClass::Image,
+            ApplyError::Journal { .. } => FailureClass::Other,
+        }
+    }
 }
 
 fn now_unix() -> u64 {
@@ -223,7 +289,7 @@ fn apply_locked(
         }
         Err(e) => {
             tracing::warn!(%digest, error = %e, "apply failed; the old configuration is in place");
-            state::record_failure(root, &digest, &e.to_string());
+            state::record_failure(root, &digest, &e);
             Err(e)
         }
     }
@@ -276,4 +342,66 @@ pub fn reset_with(root: &Path, observer: &mut dyn FnMut(Step)) -> Result<(), App
     transaction::execute(root, &plan, "reset", observer)?;
     state::remove_created_dirs(root, &dirs);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn the_class_comes_from_the_variant_the_errno_or_the_refusal_type() {
+        let io_err = |source: io::Error| ApplyError::Io {
+            path: "/tmp/x/root/etc/hostname".into(),
+            source,
+        };
+        let os = |code| io_err(io::Error::from_raw_os_error(code));
+        let cases = [
+            (os(28), FailureClass::DiskFull),
+            (os(122), FailureClass::DiskFull),
+            (os(30), FailureClass::ReadOnly),
+            (os(13), FailureClass::PermissionDenied),
+            (os(1), FailureClass::PermissionDenied),
+            (os(5), FailureClass::Storage),
+            (os(40), FailureClass::UnexpectedFile),
+            (os(20), FailureClass::UnexpectedFile),
+            (os(9), FailureClass::Other),
+            (
+                io_err(crate::rootfs::refusal(
+                    io::ErrorKind::InvalidInput,
+                    "is a FIFO, not a regular file",
+                )),
+                FailureClass::UnexpectedFile,
+            ),
+            // The wording of a refusal without its type decides nothing.
+            (
+                io_err(io::Error::other("is a symbolic link (os error 28)")),
+                FailureClass::Other,
+            ),
+            (
+                ApplyError::Image(RenderError {
+                    path: "/etc/passwd".into(),
+                    message: "no admin".into(),
+                }),
+                FailureClass::Image,
+            ),
+            (
+                ApplyError::Journal {
+                    path: "/r/var/lib/nodeboot/journal.json".into(),
+                    message: "unreadable".into(),
+                },
+                FailureClass::Other,
+            ),
+            (ApplyError::Busy, FailureClass::Busy),
+            (
+                ApplyError::AlreadyConfigured {
+                    digest: "ab".into(),
+                },
+                FailureClass::Configured,
+            ),
+        ];
+        for (e, class) in cases {
+            assert_eq!(e.class(), class, "{e}");
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! A small trait with one real implementation per mechanism (systemd, the reboot(2) system
 //! call, an operator-given command) and a recording fake for tests. Nothing here decides
-//! *when* to reboot; [`schedule_reboot`] only waits a delay first so that a reply can leave.
+//! *when* to reboot; [`after`] only waits a delay first so that a reply can leave.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -26,7 +26,7 @@ pub enum RebootError {
 }
 
 /// How a command restarts the node after a successful apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RebootMethod {
     /// systemd's reboot when systemd is PID 1, else the reboot system call.
     Auto,
@@ -38,35 +38,16 @@ pub enum RebootMethod {
     None,
 }
 
-/// The reboot options every command that applies a configuration takes (`apply`, `serve`,
-/// `wizard`), flattened into its arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RebootArgs {
-    /// How to reboot after a successful apply (none: demos, tests)
-    #[arg(long, value_enum, default_value_t = RebootMethod::Auto, value_name = "METHOD")]
-    pub reboot: RebootMethod,
-    /// Reboot by running this shell command instead (overrides --reboot)
-    #[arg(long, value_name = "CMD")]
-    pub reboot_command: Option<String>,
-}
-
-impl RebootArgs {
-    /// The reboot the options ask for.
-    pub fn reboot(&self) -> Arc<dyn Reboot> {
-        if let Some(cmd) = &self.reboot_command {
-            return Arc::new(CommandReboot(cmd.clone()));
-        }
-        match self.reboot {
-            RebootMethod::Auto => default_reboot(),
-            RebootMethod::Systemd => Arc::new(SystemdReboot),
-            RebootMethod::Syscall => Arc::new(SyscallReboot),
-            RebootMethod::None => Arc::new(NoReboot::new()),
-        }
+/// The reboot a method (or an operator's command, which overrides it) stands for.
+pub fn chosen(method: RebootMethod, command: Option<&str>) -> Arc<dyn Reboot> {
+    if let Some(cmd) = command {
+        return Arc::new(CommandReboot(cmd.to_owned()));
     }
-
-    /// True when the options ask for no reboot at all.
-    pub fn is_none(&self) -> bool {
-        self.reboot == RebootMethod::None && self.reboot_command.is_none()
+    match method {
+        RebootMethod::Auto => default_reboot(),
+        RebootMethod::Systemd => Arc::new(SystemdReboot),
+        RebootMethod::Syscall => Arc::new(SyscallReboot),
+        RebootMethod::None => Arc::new(NoReboot::new()),
     }
 }
 
@@ -152,13 +133,20 @@ pub fn default_reboot() -> Arc<dyn Reboot> {
     }
 }
 
-/// Reboots after `delay` on a separate thread, so that the caller can first send its reply
-/// (HTTP answer, wizard message). A failure is logged; there is nobody left to tell.
+/// The one way a command reboots after an apply: wait `delay` (so that a reply or a message
+/// can leave first), then request the reboot. Blocking: the apply CLI and the wizard call it
+/// where they are; the server through [`schedule_reboot`].
+pub fn after(delay: Duration, reboot: &dyn Reboot) -> Result<(), RebootError> {
+    std::thread::sleep(delay);
+    tracing::info!(delay_ms = delay.as_millis() as u64, "rebooting");
+    reboot.reboot()
+}
+
+/// [`after`] on a separate thread, for the server, which must go on answering meanwhile. A
+/// failure is logged; there is nobody left to tell.
 pub fn schedule_reboot(reboot: Arc<dyn Reboot>, delay: Duration) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        std::thread::sleep(delay);
-        tracing::info!(delay_ms = delay.as_millis() as u64, "rebooting");
-        if let Err(e) = reboot.reboot() {
+        if let Err(e) = after(delay, reboot.as_ref()) {
             tracing::error!(error = %e, "reboot failed");
         }
     })

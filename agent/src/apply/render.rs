@@ -437,16 +437,25 @@ pub fn replace_account_line(content: &[u8], user: &str, new_line: &[u8]) -> Opti
     found.then_some(out)
 }
 
+/// The `:`-separated fields of `user`'s line in a shadow file, padded with empty fields to
+/// the nine of shadow(5); `None` when the file has no such line. The one reader of
+/// `/etc/shadow` lines: the apply edits through it, the wizard reads the admin hash with it.
+pub fn shadow_fields<'a>(content: &'a [u8], user: &str) -> Option<Vec<&'a [u8]>> {
+    let line = account_line(content, user)?;
+    let mut fields: Vec<&[u8]> = line.split(|b| *b == b':').collect();
+    if fields.len() < 9 {
+        fields.resize(9, b"");
+    }
+    Some(fields)
+}
+
 /// Sets `user`'s password hash and "last changed" day (which also lifts an expired-password
 /// state the image may have set) in a shadow file; other fields and lines are kept.
 pub fn set_shadow_password(content: &[u8], user: &str, hash: &str, days: u64) -> Option<Vec<u8>> {
-    let line = account_line(content, user)?;
-    let mut fields: Vec<Vec<u8>> = line.split(|b| *b == b':').map(<[u8]>::to_vec).collect();
-    while fields.len() < 9 {
-        fields.push(Vec::new());
-    }
-    fields[1] = hash.as_bytes().to_vec();
-    fields[2] = days.to_string().into_bytes();
+    let mut fields = shadow_fields(content, user)?;
+    let days = days.to_string();
+    fields[1] = hash.as_bytes();
+    fields[2] = days.as_bytes();
     replace_account_line(content, user, &fields.join(&b':'))
 }
 

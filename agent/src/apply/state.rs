@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::{Change, Mask, Owner, Plan};
 use super::render::{self, HOSTS, SHADOW};
 use super::transaction::{self, STATE_DIR};
-use super::{ApplyError, NodeState};
+use super::{ApplyError, FailureClass, NodeState};
 use crate::rootfs::{self, Root};
 
 /// The configuration file as applied (0600: it holds password hashes and maybe a key).
@@ -22,7 +22,6 @@ pub const RECORD: &str = "/var/lib/nodeboot/configured.json";
 pub const ORIGINAL: &str = "/var/lib/nodeboot/original.json";
 /// The last failed attempt (digest and error), until an apply succeeds or a reset.
 pub const FAILED: &str = "/var/lib/nodeboot/failed.json";
-const FAILED_TMP: &str = "/var/lib/nodeboot/.failed.json.tmp";
 
 /// The node's own identity kept by the agent: the endpoint's TLS key, its certificate and the
 /// machine-id they were made for (`server::tls`). `reset` removes them so that every node
@@ -52,6 +51,9 @@ pub struct ApplyRecord {
 struct FailureRecord {
     digest: String,
     error: String,
+    /// Absent in a record written before classes were: `other`.
+    #[serde(default)]
+    class: FailureClass,
 }
 
 /// One file as the image had it.
@@ -147,6 +149,7 @@ pub fn read_state(root: &Root) -> Result<NodeState, ApplyError> {
         return Ok(NodeState::Failed {
             digest: f.digest,
             error: f.error,
+            class: f.class,
         });
     }
     Ok(NodeState::Unconfigured)
@@ -158,13 +161,14 @@ pub fn read_record(root: &Root) -> Result<Option<ApplyRecord>, ApplyError> {
 }
 
 /// Notes a failed attempt, best effort (on a full disk there may be no room for it).
-pub fn record_failure(root: &Root, digest: &str, error: &str) {
+pub fn record_failure(root: &Root, digest: &str, error: &ApplyError) {
     let record = FailureRecord {
         digest: digest.to_owned(),
-        error: error.to_owned(),
+        error: error.to_string(),
+        class: error.class(),
     };
     if let Ok(json) = serde_json::to_vec_pretty(&record) {
-        if let Err(e) = transaction::write_atomic(root, FAILED, FAILED_TMP, &json) {
+        if let Err(e) = root.write_atomic(Path::new(FAILED), &json) {
             tracing::warn!(error = %e, "could not record the failed apply");
         }
     }
@@ -373,4 +377,35 @@ pub fn remove_created_dirs(root: &Root, dirs: &[PathBuf]) {
 /// The state directory inside `root` (its host path).
 pub fn state_dir(root: &Path) -> PathBuf {
     super::plan::under(root, Path::new(STATE_DIR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_keeps_its_class_and_an_older_record_reads_as_other() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("var/lib/nodeboot")).unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        let e = ApplyError::Io {
+            path: dir.path().join("etc/hostname"),
+            source: std::io::Error::from_raw_os_error(28),
+        };
+        record_failure(&root, "ab", &e);
+        assert_eq!(
+            read_state(&root).unwrap(),
+            NodeState::Failed {
+                digest: "ab".into(),
+                error: e.to_string(),
+                class: FailureClass::DiskFull,
+            }
+        );
+        let failed = dir.path().join(FAILED.trim_start_matches('/'));
+        std::fs::write(&failed, r#"{"digest":"ab","error":"x"}"#).unwrap();
+        let NodeState::Failed { class, .. } = read_state(&root).unwrap() else {
+            panic!("not failed")
+        };
+        assert_eq!(class, FailureClass::Other);
+    }
 }

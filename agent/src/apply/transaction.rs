@@ -245,26 +245,6 @@ fn is_same(
     })
 }
 
-/// Writes a small file of the agent's atomically and durably (temp, fsync, rename, fsync dir).
-pub(crate) fn write_atomic(
-    root: &Root,
-    path: &str,
-    tmp: &str,
-    content: &[u8],
-) -> Result<(), ApplyError> {
-    let (dir, name) = root.parent(Path::new(path))?;
-    dir.write_replace(
-        &name,
-        &file_name(Path::new(tmp)),
-        content,
-        0o600,
-        None,
-        true,
-    )?;
-    dir.sync()?;
-    Ok(())
-}
-
 /// Replaces the journal atomically (temp + rename). Not synced here: the caller's next
 /// [`barrier`] makes it durable together with what it describes.
 fn write_journal(root: &Root, journal: &Journal) -> Result<(), ApplyError> {
@@ -274,14 +254,7 @@ fn write_journal(root: &Root, journal: &Journal) -> Result<(), ApplyError> {
         message: e.to_string(),
     })?;
     let (dir, name) = root.parent(Path::new(JOURNAL))?;
-    dir.write_replace(
-        &name,
-        &file_name(Path::new(JOURNAL_TMP)),
-        &json,
-        0o600,
-        None,
-        false,
-    )?;
+    dir.write_replace(&name, &json, 0o600, None, false)?;
     Ok(())
 }
 
@@ -363,7 +336,7 @@ pub(crate) fn missing_dirs(
 fn refused(root: &Root, path: &Path, text: String) -> ApplyError {
     ApplyError::Io {
         path: root.host_path(path),
-        source: io::Error::new(io::ErrorKind::InvalidInput, text),
+        source: crate::rootfs::refusal(io::ErrorKind::InvalidInput, text),
     }
 }
 

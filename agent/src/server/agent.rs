@@ -137,14 +137,14 @@ impl Agent {
     /// this run's or one recorded on the node before.
     pub fn view(&self) -> NodeView {
         let last = self.last();
-        let (mut state, mut digest, detail) = match self.node.status() {
-            Ok(s) => (s.phase, s.digest, s.error),
+        let (mut state, mut digest, class) = match self.node.status() {
+            Ok(s) => (s.phase, s.digest, s.failure),
             Err(e) => {
                 warn!(error = %e, "reading the node state");
                 (NodeState::Unconfigured, None, None)
             }
         };
-        let mut failure = detail.as_deref().map(failure::client_message);
+        let mut failure = class.map(failure::client_message);
         if let Some(LastAttempt {
             attempt:
                 nodeboot_config::api::Attempt {
@@ -156,7 +156,19 @@ impl Agent {
         {
             failure.get_or_insert_with(|| message.clone());
         }
-        if self.busy.load(Ordering::SeqCst) && state != NodeState::Configured {
+        // The apply ends for clients when its outcome is recorded, not when the node's
+        // records say configured (a moment before): the state and `last_attempt` agree.
+        let recorded = !matches!(
+            &last,
+            Some(LastAttempt {
+                attempt: nodeboot_config::api::Attempt {
+                    outcome: AttemptOutcome::Accepted { .. },
+                    ..
+                },
+                ..
+            })
+        );
+        if self.busy.load(Ordering::SeqCst) && (state != NodeState::Configured || !recorded) {
             state = NodeState::Applying;
             failure = None;
             if let Some(LastAttempt { attempt, .. }) = &last {

@@ -109,14 +109,7 @@ pub fn write_banner(root: &Path, text: &str) -> Result<PathBuf, RootError> {
     let root = Root::open(root)?;
     let (dir, file) = (Path::new(BANNER_DIR), name(BANNER_FILE));
     let dir = root.create_dir_all(dir, 0o755)?;
-    dir.write_replace(
-        file,
-        name(".nodeboot.issue.tmp"),
-        text.as_bytes(),
-        0o644,
-        None,
-        false,
-    )?;
+    dir.write_replace(file, text.as_bytes(), 0o644, None, false)?;
     Ok(dir.host_of(file))
 }
 

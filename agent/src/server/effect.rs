@@ -21,6 +21,7 @@ use super::node::{self, ApplyRefusal};
 use super::page;
 use super::route::{Action, Upload};
 use super::status::bounded_diagnostics;
+use crate::apply::FailureClass;
 
 /// An accepted upload waiting for its connection to finish sending the reply.
 pub struct PendingApply {
@@ -191,7 +192,12 @@ pub async fn run_apply(agent: &Arc<Agent>, p: PendingApply) {
     let digest = doc.digest().to_owned();
     let delay = agent.reboot_delay;
     let result = tokio::task::spawn_blocking(move || node.apply(&doc)).await;
-    let result = result.unwrap_or_else(|e| Err(ApplyRefusal::Failed(format!("apply task: {e}"))));
+    let result = result.unwrap_or_else(|e| {
+        Err(ApplyRefusal::Failed {
+            class: FailureClass::Other,
+            detail: format!("apply task: {e}"),
+        })
+    });
     match result {
         Ok(()) => {
             info!(%digest, reboot_in_secs = delay.as_secs(), "configuration applied");
@@ -215,7 +221,7 @@ pub async fn run_apply(agent: &Arc<Agent>, p: PendingApply) {
             // class of failure and where to look.
             warn!(%digest, error = %e, "applying the configuration failed");
             let message = match &e {
-                ApplyRefusal::Failed(detail) => failure::client_message(detail),
+                ApplyRefusal::Failed { class, .. } => failure::client_message(*class),
                 ApplyRefusal::AlreadyConfigured { .. } | ApplyRefusal::Busy => e.to_string(),
             };
             agent.record(Some(digest), AttemptOutcome::Failed { message }, Vec::new());

@@ -28,67 +28,17 @@ pub mod route;
 pub mod status;
 pub mod tls;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ipnet::IpNet;
 use nodeboot_config::api::NodeState;
 use tracing::{info, warn};
 
 pub use http::{Agent, serve};
 
-use crate::apply::RebootArgs;
-
-/// Arguments of `nodeboot-agent serve`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  \
-    nodeboot-agent serve\n  \
-    nodeboot-agent serve --listen 127.0.0.1:8443 --root /tmp/node --reboot none\n  \
-    nodeboot-agent serve --token-file /etc/nodeboot/token --allow 10.0.0.0/24")]
-pub struct ServeArgs {
-    /// Address and port to listen on
-    #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR:PORT")]
-    pub listen: SocketAddr,
-    /// Root of the node's file system (a temporary directory in tests and demos)
-    #[arg(long, default_value = "/", value_name = "DIR")]
-    pub root: PathBuf,
-    /// Certificate chain (PEM) to serve instead of the generated one
-    #[arg(long, requires = "key", value_name = "FILE")]
-    pub cert: Option<PathBuf>,
-    /// Private key (PEM) of --cert
-    #[arg(long, requires = "cert", value_name = "FILE")]
-    pub key: Option<PathBuf>,
-    /// Accept only uploads carrying the token in this file (form field or Bearer)
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// Accept clients from this network only (repeatable), e.g. 10.0.0.0/24
-    #[arg(long = "allow", value_name = "CIDR")]
-    pub allow: Vec<IpNet>,
-    /// Seconds between a finished apply and the reboot
-    #[arg(long, default_value_t = 5, value_name = "SECS")]
-    pub reboot_delay: u64,
-    #[command(flatten)]
-    pub reboot: RebootArgs,
-    /// Connections served at once (lowered to fit the descriptor limit)
-    #[arg(long, default_value_t = 1024, value_name = "N")]
-    pub max_connections: usize,
-    /// Connections served at once from one client address (IPv6: one /64)
-    #[arg(long, default_value_t = 16, value_name = "N")]
-    pub max_per_address: usize,
-    /// Seconds a connection may stay open, however busy
-    #[arg(long, default_value_t = 60, value_name = "SECS")]
-    pub max_lifetime: u64,
-    /// Requests served on one connection before it is closed
-    #[arg(long, default_value_t = 100, value_name = "N")]
-    pub max_requests: usize,
-    /// Upload bodies read at once; more wait up to 2 s, then get 503
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub max_uploads: usize,
-}
+use crate::cmdline::ServeArgs;
 
 /// Runs `nodeboot-agent serve` until SIGTERM or SIGINT.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -128,7 +78,7 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
     let configured = node::Node::status(node.as_ref()).map(|s| s.phase == NodeState::Configured);
     if let (Some(digest), Ok(true)) = (interrupted, configured) {
         warn!(%digest, "completed an interrupted apply at start; rebooting into it");
-        if let Err(e) = args.reboot.reboot().reboot() {
+        if let Err(e) = crate::apply::reboot::after(Duration::ZERO, args.reboot.reboot().as_ref()) {
             warn!(error = %e, "reboot failed");
         }
         shutdown_signal().await;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use nodeboot_config::Document;
 use nodeboot_config::api::NodeState;
 
-use crate::apply::{self, ApplyError};
+use crate::apply::{self, ApplyError, FailureClass};
 
 pub use crate::apply::{NoReboot, Reboot, schedule_reboot};
 
@@ -20,8 +20,8 @@ pub struct NodeStatus {
     pub phase: NodeState,
     /// The digest of the configuration applied (or being applied, or that failed).
     pub digest: Option<String>,
-    /// Why the last apply failed.
-    pub error: Option<String>,
+    /// What kind of failure the last apply was (its detail is in the journal only).
+    pub failure: Option<FailureClass>,
 }
 
 /// Why an apply did not happen or did not finish.
@@ -37,8 +37,13 @@ pub enum ApplyRefusal {
     #[error("another configuration is being applied")]
     Busy,
     /// The apply failed; the node keeps its previous configuration.
-    #[error("{0}")]
-    Failed(String),
+    #[error("{detail}")]
+    Failed {
+        /// What a client may be told.
+        class: FailureClass,
+        /// What is logged (host paths, system errors): never for a client.
+        detail: String,
+    },
 }
 
 /// What the server needs from the node. Implemented for real by [`RootNode`].
@@ -65,22 +70,22 @@ impl Node for RootNode {
             apply::NodeState::Unconfigured => NodeStatus {
                 phase: NodeState::Unconfigured,
                 digest: None,
-                error: None,
+                failure: None,
             },
             apply::NodeState::Applying { digest } => NodeStatus {
                 phase: NodeState::Applying,
                 digest: Some(digest),
-                error: None,
+                failure: None,
             },
             apply::NodeState::Configured { digest, .. } => NodeStatus {
                 phase: NodeState::Configured,
                 digest: Some(digest),
-                error: None,
+                failure: None,
             },
-            apply::NodeState::Failed { digest, error } => NodeStatus {
+            apply::NodeState::Failed { digest, class, .. } => NodeStatus {
                 phase: NodeState::Failed,
                 digest: Some(digest),
-                error: Some(error),
+                failure: Some(class),
             },
         })
     }
@@ -92,7 +97,10 @@ impl Node for RootNode {
                 Err(ApplyRefusal::AlreadyConfigured { digest })
             }
             Err(ApplyError::Busy) => Err(ApplyRefusal::Busy),
-            Err(e) => Err(ApplyRefusal::Failed(e.to_string())),
+            Err(e) => Err(ApplyRefusal::Failed {
+                class: e.class(),
+                detail: e.to_string(),
+            }),
         }
     }
 

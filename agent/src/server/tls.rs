@@ -194,15 +194,8 @@ pub fn load_or_generate(root: &Path, names: &SubjectNames) -> Result<Identity, T
     }
     let (cert_pem, key_pem) = generate(names)?;
     let write = |file: &str, bytes: &[u8], mode: u32| {
-        dir.write_replace(
-            name(file),
-            name(&format!(".{file}.tmp")),
-            bytes,
-            mode,
-            None,
-            true,
-        )
-        .map_err(root_err("writing"))
+        dir.write_replace(name(file), bytes, mode, None, true)
+            .map_err(root_err("writing"))
     };
     // The old record goes first (and durably), the new one last: a key kept with a stale
     // record is never left behind by a crash, and a missing record only makes the next start

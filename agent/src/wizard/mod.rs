@@ -19,33 +19,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use nodeboot_config::{Diagnostic, Document, ManagementDraft, Named, PasswordHash};
 
-use crate::apply::{self, RebootArgs};
+use crate::apply;
+use crate::cmdline::WizardArgs;
 use crate::rootfs;
 use dialog::{Answers, Defaults, Dialog, Question, Reply};
 use term::{ReadError, Terminal};
-
-/// Arguments of `nodeboot-agent wizard`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  \
-    sudo nodeboot-agent wizard\n  \
-    nodeboot-agent wizard --answers mgr01.xml\n  \
-    nodeboot-agent wizard --root /tmp/node --reboot=none")]
-pub struct WizardArgs {
-    /// Take every answer from this schema-1 Management Node file; ask nothing.
-    #[arg(long, value_name = "FILE")]
-    pub answers: Option<PathBuf>,
-    /// The node's root directory (an image mounted elsewhere, or a test directory).
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// The interface whose current settings are offered as defaults.
-    #[arg(long, default_value = "eth0")]
-    pub interface: String,
-    #[command(flatten)]
-    pub reboot: RebootArgs,
-    /// Seconds to wait before rebooting.
-    #[arg(long, value_name = "SECS", default_value_t = 0)]
-    pub reboot_delay: u64,
-}
 
 /// The node's current network settings: the wizard's defaults.
 pub trait NetworkProbe {
@@ -199,18 +177,16 @@ pub fn parse_resolv_conf(text: &str) -> (Vec<IpAddr>, Option<String>) {
 /// at the forced password change just before the wizard started.
 pub fn admin_password_hash(root: &Path) -> anyhow::Result<PasswordHash> {
     let path = root.join("etc/shadow");
-    let text = match rootfs::read_under(root, Path::new("etc/shadow")) {
-        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+    let shadow = match rootfs::read_under(root, Path::new("etc/shadow")) {
+        Ok(Some(bytes)) => bytes,
         Ok(None) => bail!("reading {}: not found", path.display()),
         Err(e) => bail!("reading {e}"),
     };
-    let Some(field) = text
-        .lines()
-        .find_map(|l| l.strip_prefix("admin:"))
-        .and_then(|rest| rest.split(':').next())
-    else {
+    let Some(fields) = apply::render::shadow_fields(&shadow, "admin") else {
         bail!("{}: there is no admin account", path.display());
     };
+    let field = String::from_utf8_lossy(fields[1]);
+    let field = field.trim_end_matches('\r');
     if field.is_empty() || field.starts_with('!') || field.starts_with('*') {
         bail!(
             "{}: the admin account has no password yet (help: log in as admin on the console; the forced password change comes before the wizard)",
@@ -363,11 +339,12 @@ pub fn run(args: WizardArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Reboots the way every applying command does (a failure is logged: the operator's
+/// terminal has been handed back).
 fn reboot_now(args: &WizardArgs) {
-    let handle =
-        apply::schedule_reboot(args.reboot.reboot(), Duration::from_secs(args.reboot_delay));
-    if handle.join().is_err() {
-        tracing::error!("the reboot thread panicked");
+    let delay = Duration::from_secs(args.reboot_delay);
+    if let Err(e) = apply::reboot::after(delay, args.reboot.reboot().as_ref()) {
+        tracing::error!(error = %e, "reboot failed");
     }
 }
 
@@ -402,15 +379,8 @@ fn ask(terminal: &mut Terminal, mut dialog: Dialog) -> anyhow::Result<Option<Ans
 }
 
 fn run_unattended(args: &WizardArgs, path: &Path) -> anyhow::Result<ExitCode> {
-    let xml = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let doc = match nodeboot_config::parse(&xml) {
-        Ok(doc) => doc,
-        Err(diags) => {
-            for d in diags {
-                eprintln!("{}:{d}", path.display());
-            }
-            return Ok(ExitCode::from(2));
-        }
+    let Some(doc) = apply::cli::read_document(path)? else {
+        return Ok(ExitCode::from(2));
     };
     if doc.config().management().is_none() {
         bail!(

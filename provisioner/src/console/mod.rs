@@ -12,62 +12,15 @@ pub mod text;
 pub mod transport;
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use nodeboot_config::{NodeConfig, Secret};
 
+use crate::cmdline::BootstrapArgs;
 use profile::{Profile, Var, Vars};
 use transport::Transport;
-
-/// Arguments of `nodeboot bootstrap`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "\
-Examples:
-  nodeboot bootstrap --console unix:/run/vm/mgr.sock \\
-      --answers mgr.xml --secrets-file mgr.secrets
-  nodeboot bootstrap --console 'exec:ssh -t console@host' \\
-      --answers mgr.xml --transcript mgr.log
-  printf 'os_password=...\\nweb_password=...\\n' | nodeboot bootstrap \\
-      --console tcp:127.0.0.1:4555 --answers mgr.xml --secrets-stdin
-
-The secrets file (mode 0600) and stdin hold two lines:
-  os_password=<the new password of the OS account admin>
-  web_password=<the web administration password>
-Both must match the hashes in the answers file.")]
-pub struct BootstrapArgs {
-    /// How to reach the console: exec:CMD, tcp:HOST:PORT, unix:PATH,
-    /// serial:/dev/ttyX[@BAUD] or pty:PATH
-    #[arg(
-        long,
-        value_name = "TRANSPORT",
-        required_unless_present = "print_profile"
-    )]
-    pub console: Option<Transport>,
-    /// The Management Node's schema-1 configuration file (hashes only)
-    #[arg(long, value_name = "FILE", required_unless_present = "print_profile")]
-    pub answers: Option<PathBuf>,
-    /// A dialog profile (TOML) instead of the built-in one
-    #[arg(long, value_name = "FILE")]
-    pub profile: Option<PathBuf>,
-    /// Read the passwords from this file (mode 0600, no group or other access)
-    #[arg(long, value_name = "FILE", conflicts_with = "secrets_stdin")]
-    pub secrets_file: Option<PathBuf>,
-    /// Read the passwords from standard input
-    #[arg(long)]
-    pub secrets_stdin: bool,
-    /// Write what was exchanged to this file, every secret masked (created 0600; an
-    /// existing file must be 0600 or stricter)
-    #[arg(long, value_name = "FILE")]
-    pub transcript: Option<PathBuf>,
-    /// Print the built-in profile and exit
-    #[arg(long, conflicts_with_all = ["console", "answers", "profile"])]
-    pub print_profile: bool,
-    /// No progress lines
-    #[arg(long, short)]
-    pub quiet: bool,
-}
 
 /// The two plain-text passwords the dialog types.
 #[derive(Debug, Clone)]

@@ -8,128 +8,13 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
-use nodeboot_config::inventory::{GenerateInputs, Inventory, NodeParams, ParamError, RouteParam};
+use nodeboot_config::inventory::{GenerateInputs, Inventory, NodeParams, ParamError};
 use nodeboot_config::{PasswordHash, Secret, hash_password};
 
-/// Arguments of `nodeboot generate`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
-  nodeboot generate --role transcoding --hostname conf01 --domain example.com \\
-    --system-location London --ip 10.0.0.31 --netmask 255.255.255.0 \\
-    --gateway 10.0.0.1 --dns 10.0.0.2 --ntp pool.ntp.org \\
-    --management-node 10.0.0.10
-  nodeboot generate --from inventory.toml --node conf01 --password-stdin < pw
+use crate::cmdline::GenerateArgs;
 
-Passwords are asked for without echo (twice), or read from stdin with
---password-stdin (first line: the OS admin password; second line, management
-role only: the web admin password). They are never taken from a flag.")]
-pub struct Args {
-    /// Inventory file to take the node's parameters from (flags override them)
-    #[arg(long, value_name = "INVENTORY", requires = "node")]
-    pub from: Option<PathBuf>,
-    /// The inventory node to generate
-    #[arg(long, value_name = "NAME", requires = "from")]
-    pub node: Option<String>,
-    /// Output file (default: <hostname>.<domain>.xml; "-" for stdout)
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Overwrite an existing output file
-    #[arg(long)]
-    pub force: bool,
-    /// Read the password(s) from stdin instead of prompting
-    #[arg(long)]
-    pub password_stdin: bool,
-
-    /// management, transcoding or proxying
-    #[arg(long, help_heading = "Node")]
-    pub role: Option<String>,
-    /// The name the platform shows (default: the hostname)
-    #[arg(long, help_heading = "Node")]
-    pub name: Option<String>,
-    /// Free-text description
-    #[arg(long, help_heading = "Node")]
-    pub description: Option<String>,
-    /// Host name (first label of the FQDN)
-    #[arg(long, help_heading = "Node")]
-    pub hostname: Option<String>,
-    /// Domain suffix
-    #[arg(long, help_heading = "Node")]
-    pub domain: Option<String>,
-    /// System location (conferencing roles)
-    #[arg(long, help_heading = "Node")]
-    pub system_location: Option<String>,
-    /// Management Node address (conferencing roles)
-    #[arg(long, help_heading = "Node")]
-    pub management_node: Option<String>,
-    /// true or false (conferencing roles; default true)
-    #[arg(long, value_name = "BOOL", help_heading = "Node")]
-    pub distributed_database: Option<bool>,
-
-    /// eth0 IPv4 address
-    #[arg(long, help_heading = "Network")]
-    pub ip: Option<String>,
-    /// eth0 netmask, e.g. 255.255.255.0
-    #[arg(long, help_heading = "Network")]
-    pub netmask: Option<String>,
-    /// IPv4 default gateway
-    #[arg(long, help_heading = "Network")]
-    pub gateway: Option<String>,
-    /// eth1 IPv4 address
-    #[arg(long, help_heading = "Network")]
-    pub secondary_ip: Option<String>,
-    /// eth1 netmask
-    #[arg(long, help_heading = "Network")]
-    pub secondary_netmask: Option<String>,
-    /// eth0 IPv6 address with prefix, e.g. 2001:db8::31/64
-    #[arg(long, help_heading = "Network")]
-    pub ipv6: Option<String>,
-    /// IPv6 gateway (default: router advertisements)
-    #[arg(long, help_heading = "Network")]
-    pub ipv6_gateway: Option<String>,
-    /// Public IPv4 address behind one-to-one NAT
-    #[arg(long, help_heading = "Network")]
-    pub static_nat: Option<String>,
-    /// Static route NAME:DESTINATION:GATEWAY (repeatable)
-    #[arg(long, value_name = "ROUTE", help_heading = "Network")]
-    pub route: Vec<RouteParam>,
-    /// DNS server address (repeatable, or comma-separated)
-    #[arg(long, value_delimiter = ',', help_heading = "Network")]
-    pub dns: Vec<String>,
-    /// NTP server (repeatable, or comma-separated)
-    #[arg(long, value_delimiter = ',', help_heading = "Network")]
-    pub ntp: Vec<String>,
-
-    /// SSH: global, on or off (default global)
-    #[arg(long, help_heading = "Access")]
-    pub ssh: Option<String>,
-    /// OpenSSH public key file for the admin account (repeatable)
-    #[arg(long, value_name = "FILE", help_heading = "Access")]
-    pub authorized_key_file: Vec<PathBuf>,
-    /// SIP TLS FQDN (conferencing roles)
-    #[arg(long, help_heading = "Access")]
-    pub sip_tls_fqdn: Option<String>,
-    /// PEM certificate chain file (conferencing roles)
-    #[arg(long, value_name = "FILE", help_heading = "Access")]
-    pub tls_certificate_file: Option<PathBuf>,
-    /// PEM private key file matching the certificate
-    #[arg(long, value_name = "FILE", help_heading = "Access")]
-    pub tls_key_file: Option<PathBuf>,
-
-    /// Web administration user name (management role)
-    #[arg(long, help_heading = "Management role")]
-    pub web_admin_user: Option<String>,
-    /// true or false (management role)
-    #[arg(long, value_name = "BOOL", help_heading = "Management role")]
-    pub incident_reporting: Option<bool>,
-    /// true or false (management role)
-    #[arg(long, value_name = "BOOL", help_heading = "Management role")]
-    pub usage_statistics: Option<bool>,
-    /// Contact e-mail address (management role)
-    #[arg(long, help_heading = "Management role")]
-    pub contact_email: Option<String>,
-}
-
-impl Args {
+/// The flags as the inventory's parameters.
+impl GenerateArgs {
     /// The parameters the flags give, with unset flags left to the inventory.
     fn params(&self) -> anyhow::Result<NodeParams> {
         let mut keys = Vec::new();
@@ -246,7 +131,7 @@ fn show_errors(errors: &[ParamError], from_flags: bool, origin: &str) -> String 
 }
 
 /// Runs `nodeboot generate`.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let flags = args.params()?;
     let (params, base, origin) = match (&args.from, &args.node) {
         (Some(inv_path), Some(node)) => {

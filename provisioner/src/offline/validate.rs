@@ -8,29 +8,13 @@
 //! what that entry stands for.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use nodeboot_config::text::printable_line;
 use nodeboot_config::{Diagnostic, Document, MaskedSource, Severity};
 use serde::Serialize;
 
-/// Arguments of `nodeboot validate`.
-#[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Examples:\n  nodeboot validate conf01.example.com.xml\n  nodeboot validate --strict *.xml\n  nodeboot validate --json conf01.xml | jq .files[0].errors"
-)]
-pub struct Args {
-    /// Configuration files (XML; metadata JSON when the name ends in .json)
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<PathBuf>,
-    /// Print one JSON document instead of compiler-style text
-    #[arg(long)]
-    pub json: bool,
-    /// Treat warnings (e.g. a certificate expiring within 30 days) as failures
-    #[arg(long)]
-    pub strict: bool,
-}
+use crate::cmdline::ValidateArgs;
 
 /// The outcome for one file.
 #[derive(Debug, Serialize)]
@@ -63,7 +47,7 @@ fn check(name: &str, bytes: &[u8]) -> Result<Document, Vec<Diagnostic>> {
 
 /// Runs `nodeboot validate`: exit 0 only when every file is valid (and, with `--strict`, has
 /// no warning).
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let mut files = Vec::new();
     let mut text = String::new();
     for path in &args.files {
