@@ -68,6 +68,7 @@ pub(super) async fn send(
 ) -> Result<Answer, FetchError> {
     let mut pause = env.budgets.backoff_first;
     let mut attempts = 0u32;
+    let started = Instant::now();
     loop {
         attempts += 1;
         let now = Instant::now();
@@ -84,12 +85,12 @@ pub(super) async fn send(
         let sleep = jitter(pause, attempts);
         if Instant::now() + sleep >= deadline {
             return Err(FetchError::unavailable(format!(
-                "{}: {} {}: {last} ({attempts} attempt{} within the {} s budget)",
+                "{}: {} {}: {last} ({attempts} attempt{} in {:.1} s, the time budget is used)",
                 req.who,
                 req.method,
                 req.path,
                 if attempts == 1 { "" } else { "s" },
-                env.budgets.source.as_secs_f32()
+                started.elapsed().as_secs_f32()
             )));
         }
         tracing::info!(who = req.who, path = req.path, attempt = attempts, why = %last, "retrying");
