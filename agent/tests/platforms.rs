@@ -585,6 +585,20 @@ fn gce_shapes_token_only_and_absent() {
             ud
         );
 
+        // An empty key is no key: the next one is read.
+        let fake = start(
+            "127.0.0.1:0".parse().expect("addr"),
+            gce_script(vec![
+                ("management_node_config", "\n".into()),
+                ("user-data", XML.into()),
+            ]),
+        )
+        .await;
+        assert_eq!(
+            text(&found(fetch(&Platform::Gce, &env(fake.addr)).await)),
+            XML
+        );
+
         let fake = start(
             "127.0.0.1:0".parse().expect("addr"),
             gce_script(vec![("nodeboot_token", "only".into())]),
@@ -1030,6 +1044,8 @@ fn azure_custom_data_from_the_provisioning_disc() {
             azure_ovf_env: Some(ovf.into_bytes()),
             ..env(fake.addr)
         };
+        // The customData is not in the environment's Debug form.
+        assert!(!format!("{e:?}").contains(&b64(MGMT)));
         let f = found(fetch(&Platform::Azure, &e).await);
         assert_eq!(text(&f), MGMT);
         assert_eq!(f.origin, "Azure provisioning disc (ovf-env.xml CustomData)");

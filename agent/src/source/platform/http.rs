@@ -17,8 +17,7 @@ use tokio::time::{Instant, timeout};
 
 use super::{Env, FetchError};
 
-/// One request.
-#[derive(Debug)]
+/// One request. No Debug: its headers may hold a session token.
 pub(super) struct Req<'a> {
     /// "Oracle Cloud metadata": the start of every error message.
     pub who: &'a str,
@@ -35,8 +34,7 @@ pub(super) struct Req<'a> {
     pub retry: fn(StatusCode) -> bool,
 }
 
-/// An answer with a status that is not retried (or the last retryable one, see `send`).
-#[derive(Debug)]
+/// An answer with a status that is not retried. No Debug: its body is a payload.
 pub(super) struct Answer {
     pub status: StatusCode,
     pub body: Vec<u8>,
@@ -69,19 +67,18 @@ pub(super) async fn send(
     let mut pause = env.budgets.backoff_first;
     let mut attempts = 0u32;
     let started = Instant::now();
+    let mut last = String::from("no attempt fit in the time budget");
     loop {
-        attempts += 1;
         let now = Instant::now();
-        let last = if now >= deadline {
-            "the source's time budget was used up".to_owned()
-        } else {
-            match attempt(env, req, deadline - now).await {
+        if now < deadline {
+            attempts += 1;
+            last = match attempt(env, req, deadline - now).await {
                 Ok(a) if (req.retry)(a.status) => format!("answered {}", a.status),
                 Ok(a) => return Ok(a),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Retry(why)) => why,
-            }
-        };
+            };
+        }
         let sleep = jitter(pause, attempts);
         if Instant::now() + sleep >= deadline {
             return Err(FetchError::unavailable(format!(

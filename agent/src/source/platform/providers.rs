@@ -176,6 +176,8 @@ async fn gce_attribute(
     };
     let a = http::send(env, &req, deadline).await?;
     match a.status {
+        // An empty value is no value.
+        StatusCode::OK if a.body.trim_ascii().is_empty() => Ok(None),
         StatusCode::OK => Ok(Some(a.body)),
         StatusCode::NOT_FOUND => Ok(None),
         _ => Err(unexpected(GCE, &path, &a)),
