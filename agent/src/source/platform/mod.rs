@@ -351,7 +351,7 @@ pub fn forget(platform: &Platform, env: &Env) -> Result<(), FetchError> {
     }
 }
 
-/// Whether `ifname` has an IPv4 address (pure over the interface list).
+/// Whether `ifname` has an IPv4 address now (getifaddrs).
 fn has_ipv4(ifname: &str) -> bool {
     nix::ifaddrs::getifaddrs().is_ok_and(|mut addrs| {
         addrs.any(|a| {
