@@ -608,8 +608,10 @@ fn a_session_expects_captures_and_consumes_over_a_socket() {
             ),
             "{e}"
         );
+        s.finish().unwrap();
     });
     let transcript = String::from_utf8(transcript).unwrap();
     assert!(transcript.contains("node login: [>***]\n"), "{transcript}");
+    assert!(transcript.ends_with("==END==\nbye\n"), "{transcript:?}");
     assert_no_secret("the transcript", &transcript);
 }

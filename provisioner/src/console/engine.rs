@@ -259,6 +259,16 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         }
     }
 
+    /// Writes the end of the output held back for masking (a secret may straddle two reads)
+    /// to the transcript, and flushes it: call it when done with the console.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        let rest = self.masker.finish();
+        match self.transcript.as_mut() {
+            Some(t) => t.write_all(&rest).and_then(|()| t.flush()),
+            None => Ok(()),
+        }
+    }
+
     /// Reads once, until `deadline`. Returns false on timeout.
     async fn read_until(&mut self, deadline: TokioInstant) -> std::io::Result<bool> {
         let mut buf = [0u8; 4096];
@@ -447,15 +457,12 @@ pub async fn run_dialog<S: AsyncRead + AsyncWrite + Unpin>(
     let mut s = Session::new(io, secrets, transcript);
     let result = drive(&mut s, profile, progress).await;
     // whatever happened, the transcript gets the end of the output (masked)
-    if let Some(t) = s.transcript.as_mut() {
-        let rest = s.masker.finish();
-        let written = t.write_all(&rest).and_then(|()| t.flush());
-        if let (Err(source), Ok(_)) = (written, &result) {
-            return Err(DialogError::Io {
-                step: "end".into(),
-                source,
-            });
-        }
+    let written = s.finish();
+    if let (Err(source), Ok(_)) = (written, &result) {
+        return Err(DialogError::Io {
+            step: "end".into(),
+            source,
+        });
     }
     let steps_run = result?;
     Ok(Report {
