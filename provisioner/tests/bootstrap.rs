@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 
 use common::fake_console::{self, Script, Typed};
 use common::{OS_PASSWORD, WEB_PASSWORD};
-use nodeboot::console::engine::{DialogError, run_dialog};
+use nodeboot::console::engine::{DialogError, ExpectError, Match, Session, run_dialog};
 use nodeboot::console::profile::{BUILTIN, Profile};
 use nodeboot::console::{Passwords, dialog_vars, load_answers};
 use nodeboot_config::Secret;
@@ -525,4 +525,93 @@ fn a_transcript_open_to_others_or_behind_a_link_is_refused_before_the_console_is
     assert!(stderr.contains("is a symbolic link: refused"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
     assert!(listener.accept().is_err(), "the console was contacted");
+}
+
+/// The engine scripted step by step (`Session::expect` / `send`, what the VM suite uses) over
+/// a real Unix socket pair: the pattern whose match ends first wins, groups are captured from
+/// the cleaned text with system lines cut out, a match uses the output up to its end, a send
+/// starts a new window, and every secret is masked in captures, errors and the transcript.
+#[test]
+fn a_session_expects_captures_and_consumes_over_a_socket() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let re = |p: &str| regex::bytes::Regex::new(p).unwrap();
+    let wait = std::time::Duration::from_secs(10);
+    let mut transcript = Vec::new();
+    runtime().block_on(async {
+        let (ours, mut theirs) = tokio::net::UnixStream::pair().unwrap();
+        let secrets = vec![OS_PASSWORD.as_bytes().to_vec()];
+        let mut s = Session::new(
+            ours,
+            secrets,
+            Some(&mut transcript as &mut dyn std::io::Write),
+        );
+        theirs
+            .write_all(
+                b"\x1b[1mCertificate fingerprint:\x1b[0m\r\n  SHA256:ab:cd\r\n\r\nnode login: ",
+            )
+            .await
+            .unwrap();
+        let banner = [re(r"(?m)^(\S+) login:"), re(r"fingerprint:\s+(SHA256:\S+)")];
+        let m = s.expect(&banner, wait).await.unwrap();
+        assert_eq!(
+            m,
+            Match {
+                index: 1,
+                groups: vec![
+                    Some("fingerprint:\n  SHA256:ab:cd".into()),
+                    Some("SHA256:ab:cd".into())
+                ]
+            }
+        );
+        // the login prompt after the banner is still there, and only once
+        let m = s.expect(&banner, wait).await.unwrap();
+        assert_eq!((m.index, m.groups[1].as_deref()), (0, Some("node")));
+        let e = s
+            .expect(&banner, std::time::Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        let ExpectError::Timeout { .. } = &e else {
+            panic!("{e}")
+        };
+        assert!(
+            e.to_string().starts_with(
+                "timed out after 50ms waiting for /(?m)^(\\S+) login:/ or /fingerprint:\\s+(SHA256:\\S+)/\nlast lines received:\n"
+            ),
+            "{e}"
+        );
+
+        // a send is the text and CR; what came before it is not matched again
+        s.send(OS_PASSWORD, true).await.unwrap();
+        let mut typed = vec![0u8; OS_PASSWORD.len() + 1];
+        theirs.read_exact(&mut typed).await.unwrap();
+        assert_eq!(typed, format!("{OS_PASSWORD}\r").as_bytes());
+        // an echoed secret, and a kernel line inside the output
+        theirs
+            .write_all(
+                format!("{OS_PASSWORD}\r\nok 1\r\n[   42.1] random: crng init done\r\nok 2\r\n==END==\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let m = s.expect(&[re(r"(?s)^(.*?)==END==")], wait).await.unwrap();
+        assert_eq!(m.groups[1].as_deref(), Some("***\nok 1\nok 2\n"));
+        // the console goes away
+        theirs.write_all(b"bye\r\n").await.unwrap();
+        drop(theirs);
+        let e = s.expect(&banner, wait).await.unwrap_err();
+        let ExpectError::Closed { last_lines, .. } = &e else {
+            panic!("{e}")
+        };
+        assert!(
+            last_lines.ends_with(
+                "  | node login: ***\n  | ok 1\n  | [   42.1] random: crng init done\n  | ok 2\n  | ==END==\n  | bye"
+            ),
+            "{e}"
+        );
+        s.finish().unwrap();
+    });
+    let transcript = String::from_utf8(transcript).unwrap();
+    assert!(transcript.contains("node login: [>***]\n"), "{transcript}");
+    assert!(transcript.ends_with("==END==\nbye\n"), "{transcript:?}");
+    assert_no_secret("the transcript", &transcript);
 }

@@ -27,10 +27,11 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use nodeboot::console::engine::{ExpectError, Session};
 use regex::Regex;
+use regex::bytes::Regex as BytesRegex;
 
 /// The admin password whose SHA-512 crypt hash is in `fixtures/node.xml` (test-only).
 const CONFIGURED_PASSWORD: &str = "vm-suite-Passw0rd";
@@ -71,15 +72,15 @@ type Fallible<T> = Result<T, String>;
 #[command(name = "nodeboot-vm-suite", max_term_width = 80)]
 struct Cli {
     /// The node image (raw) to boot
-    #[arg(long, value_name = "RAW")]
-    image: PathBuf,
+    #[arg(long, value_name = "RAW", required_unless_present = "list")]
+    image: Option<PathBuf>,
     /// The image the reject scenario boots [default: --image]; tests/vm/run passes the
     /// output of `nodeboot-image bake` here, so a baked image is booted too
     #[arg(long, value_name = "RAW")]
     reject_image: Option<PathBuf>,
     /// The `nodeboot` binary that pushes and bootstraps
-    #[arg(long, value_name = "PATH")]
-    nodeboot: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "list")]
+    nodeboot: Option<PathBuf>,
     /// Where serial transcripts and timings go
     #[arg(long, value_name = "DIR", default_value = "artifacts/vm")]
     artifacts: PathBuf,
@@ -89,9 +90,13 @@ struct Cli {
     /// Run this scenario only
     #[arg(long, value_enum)]
     only: Option<Only>,
+    /// Print the names of the scenarios that would run and exit (tests/vm/run checks
+    /// --only this way before it builds anything)
+    #[arg(long)]
+    list: bool,
 }
 
-/// The scenarios, by the name `--only` takes.
+/// The scenarios, in the order they run, by the name `--only` takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Only {
     Configure,
@@ -100,14 +105,31 @@ enum Only {
     Powerloss,
 }
 
+type Scenario = fn(&Options) -> Fallible<()>;
+
 impl Only {
-    fn name(self) -> &'static str {
+    fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
+    fn scenario(self) -> Scenario {
         match self {
-            Only::Configure => "configure",
-            Only::Reject => "reject",
-            Only::Management => "management",
-            Only::Powerloss => "powerloss",
+            Only::Configure => configure,
+            Only::Reject => reject,
+            Only::Management => management,
+            Only::Powerloss => powerloss,
         }
+    }
+
+    /// The scenarios to run: all of them, or the one `--only` names.
+    fn selected(only: Option<Only>) -> Vec<Only> {
+        <Only as clap::ValueEnum>::value_variants()
+            .iter()
+            .copied()
+            .filter(|s| only.is_none_or(|o| o == *s))
+            .collect()
     }
 }
 
@@ -120,54 +142,40 @@ struct Options {
     artifacts: PathBuf,
     fixtures: PathBuf,
     memory_mib: u32,
-    only: Option<String>,
-}
-
-/// The command line (clap: an unknown scenario or argument exits 2 with the valid names).
-fn parse_options() -> Options {
-    let cli = <Cli as clap::Parser>::parse();
-    Options {
-        image: cli.image,
-        reject_image: cli.reject_image,
-        nodeboot: cli.nodeboot,
-        artifacts: cli.artifacts,
-        fixtures: Path::new(env!("CARGO_MANIFEST_DIR")).join("vm/fixtures"),
-        memory_mib: cli.memory_mib,
-        only: cli.only.map(|o| o.name().to_string()),
-    }
 }
 
 fn main() -> ExitCode {
-    let opts = parse_options();
+    // clap refuses an unknown scenario or argument (exit 2, the valid names listed)
+    let cli = <Cli as clap::Parser>::parse();
+    let selected = Only::selected(cli.only);
+    if cli.list {
+        for s in selected {
+            println!("{}", s.name());
+        }
+        return ExitCode::SUCCESS;
+    }
+    let (Some(image), Some(nodeboot)) = (cli.image, cli.nodeboot) else {
+        eprintln!("vm: --image and --nodeboot are required");
+        return ExitCode::from(2);
+    };
+    let opts = Options {
+        image,
+        reject_image: cli.reject_image,
+        nodeboot,
+        artifacts: cli.artifacts,
+        fixtures: Path::new(env!("CARGO_MANIFEST_DIR")).join("vm/fixtures"),
+        memory_mib: cli.memory_mib,
+    };
     if let Err(e) = std::fs::create_dir_all(&opts.artifacts) {
         eprintln!("vm: creating {}: {e}", opts.artifacts.display());
         return ExitCode::FAILURE;
     }
-    type Scenario = fn(&Options) -> Fallible<()>;
-    let scenarios: [(&str, Scenario); 4] = [
-        ("configure", configure),
-        ("reject", reject),
-        ("management", management),
-        ("powerloss", powerloss),
-    ];
-    if let Some(only) = opts.only.as_deref() {
-        if !scenarios.iter().any(|(name, _)| *name == only) {
-            let names: Vec<&str> = scenarios.iter().map(|(name, _)| *name).collect();
-            eprintln!(
-                "vm: unknown scenario {only:?} for --only; choose one of: {}",
-                names.join(", ")
-            );
-            return ExitCode::from(2);
-        }
-    }
     let (mut passed, mut failed) = (0, 0);
-    for (name, scenario) in scenarios {
-        if opts.only.as_deref().is_some_and(|o| o != name) {
-            continue;
-        }
+    for which in selected {
+        let name = which.name();
         println!("vm: scenario {name}");
         let start = Instant::now();
-        match scenario(&opts) {
+        match which.scenario()(&opts) {
             Ok(()) => {
                 passed += 1;
                 println!(
@@ -185,7 +193,7 @@ fn main() -> ExitCode {
         }
     }
     println!("vm: {passed} passed, {failed} failed");
-    if failed == 0 {
+    if failed == 0 && passed > 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -196,7 +204,7 @@ fn main() -> ExitCode {
 // Scenarios
 
 fn configure(opts: &Options) -> Fallible<()> {
-    let vm = Vm::boot(opts, "configure")?;
+    let mut vm = Vm::boot(opts, "configure")?;
     let ready = vm.wait_ready()?;
     println!(
         "vm:   boot to banner {:.1} s, to 8443 ready {:.1} s",
@@ -243,7 +251,7 @@ fn configure(opts: &Options) -> Fallible<()> {
 }
 
 fn reject(opts: &Options) -> Fallible<()> {
-    let vm = Vm::boot_image(
+    let mut vm = Vm::boot_image(
         opts,
         opts.reject_image.as_deref().unwrap_or(&opts.image),
         "reject",
@@ -396,7 +404,7 @@ fn management(opts: &Options) -> Fallible<()> {
         dialog_s - confirm
     );
 
-    vm.console.send("\r")?;
+    vm.console.send_line("")?;
     vm.console.wait_for(
         &format!(r"(?m)^{MGMT_HOSTNAME} login:"),
         Duration::from_secs(60),
@@ -616,7 +624,7 @@ fn powerloss(opts: &Options) -> Fallible<()> {
         &saved.to_string_lossy(),
     ])?;
     let fingerprint = {
-        let vm = Vm::start(
+        let mut vm = Vm::start(
             opts,
             "powerloss-first-boot",
             &format!("file={},format=qcow2,if=virtio", saved.display()),
@@ -1256,7 +1264,7 @@ impl Vm {
     }
 
     /// Waits for the banner's fingerprint on the console and for HTTPS on the forwarded port.
-    fn wait_ready(&self) -> Fallible<Ready> {
+    fn wait_ready(&mut self) -> Fallible<Ready> {
         let caps = self.console.wait_for(
             &format!(r"Certificate fingerprint:\s+({FINGERPRINT_RE})"),
             Duration::from_secs(300),
@@ -1286,40 +1294,9 @@ impl Vm {
         }
     }
 
-    /// Runs one command on QEMU's human monitor and returns what it printed before the next
-    /// `(qemu)` prompt (or before QEMU closed the socket, for `quit`).
+    /// Runs one command on QEMU's human monitor (see [`monitor`]).
     fn monitor(&self, command: &str, timeout: Duration) -> Fallible<String> {
-        let what = |e: std::io::Error| format!("QEMU monitor ({command}): {e}");
-        let mut stream = UnixStream::connect(&self.monitor).map_err(what)?;
-        stream.set_read_timeout(Some(timeout)).map_err(what)?;
-        let mut seen = Vec::new();
-        let mut prompts = 0;
-        let mut buf = [0u8; 4096];
-        while prompts < 2 {
-            let n = match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => return Err(what(e)),
-            };
-            seen.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&seen);
-            let count = text.matches("(qemu) ").count();
-            if prompts == 0 && count >= 1 {
-                prompts = 1;
-                seen.clear();
-                stream
-                    .write_all(format!("{command}\n").as_bytes())
-                    .map_err(what)?;
-            } else if prompts == 1 && count >= 1 {
-                prompts = 2;
-            }
-        }
-        let text = strip_ansi(&String::from_utf8_lossy(&seen));
-        Ok(text
-            .lines()
-            .filter(|l| !l.contains(command) && !l.starts_with("(qemu)"))
-            .collect::<Vec<_>>()
-            .join("\n"))
+        monitor(&self.monitor, command, timeout)
     }
 
     /// The guest's disk requests so far (QEMU's `info blockstats`).
@@ -1388,27 +1365,110 @@ impl Drop for Vm {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// The serial console: drained continuously (a guest blocks on console writes otherwise)
-
-struct Console {
-    stream: UnixStream,
-    /// Everything received so far, escape sequences removed.
-    shared: Arc<(Mutex<String>, Condvar)>,
-    cursor: Mutex<usize>,
-    reader: Option<std::thread::JoinHandle<()>>,
+/// Runs one command on the QEMU human monitor (HMP) at `socket`, through the console engine,
+/// and returns what it printed before the next `(qemu)` prompt, its echo left out (nothing
+/// for `quit`: QEMU closes the monitor).
+fn monitor(socket: &Path, command: &str, timeout: Duration) -> Fallible<String> {
+    let what = |e: String| format!("QEMU monitor ({command}): {e}");
+    let prompt = BytesRegex::new(r"(?s)(.*?)\(qemu\) ").map_err(|e| what(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| what(e.to_string()))?;
+    let output = runtime.block_on(async {
+        let stream = tokio::net::UnixStream::connect(socket).await?;
+        let mut session = Session::new(stream, Vec::new(), None);
+        session
+            .expect(std::slice::from_ref(&prompt), timeout)
+            .await?;
+        session.send(command, false).await?;
+        match session.expect(std::slice::from_ref(&prompt), timeout).await {
+            Ok(m) => Ok(m.groups.into_iter().nth(1).flatten().unwrap_or_default()),
+            Err(ExpectError::Closed { .. }) if command == "quit" => Ok(String::new()),
+            Err(e) => Err(e),
+        }
+    });
+    let output = output.map_err(|e: ExpectError| what(e.to_string()))?;
+    Ok(output
+        .lines()
+        .filter(|l| !l.contains(command))
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
-/// CSI sequences, OSC sequences, and other two-byte escapes (carriage returns are kept).
-const ESCAPES: &str = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_]";
-/// A whole escape sequence at the start of the text.
-const ESCAPE_AT_START: &str =
-    r"^(\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_])";
+// ---------------------------------------------------------------------------------------
+// The serial console: drained continuously (a guest blocks on console writes otherwise),
+// driven by the provisioner's expect engine (`nodeboot bootstrap`'s)
 
-fn strip_ansi(text: &str) -> String {
-    Regex::new(ESCAPES)
-        .map(|re| re.replace_all(text, "").into_owned())
-        .unwrap_or_else(|_| text.to_string())
+/// QEMU's serial socket as the engine's stream. A thread drains the socket for the whole run,
+/// writes the raw bytes to the serial log and hands them on through an unbounded channel, so
+/// the guest never waits for the suite; what the suite sends goes straight to the socket.
+struct Drained {
+    received: tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    /// The chunk being read, and how much of it has been.
+    chunk: Vec<u8>,
+    taken: usize,
+    socket: UnixStream,
+}
+
+impl tokio::io::AsyncRead for Drained {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.taken == this.chunk.len() {
+            match this.received.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                // the draining thread has ended: the end of the stream
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(chunk)) => {
+                    this.chunk = chunk;
+                    this.taken = 0;
+                }
+            }
+        }
+        let n = buf.remaining().min(this.chunk.len() - this.taken);
+        buf.put_slice(&this.chunk[this.taken..this.taken + n]);
+        this.taken += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for Drained {
+    /// A blocking write: a few bytes of typing to a socket QEMU always reads.
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready((&self.socket).write(data))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready((&self.socket).flush())
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+struct Console {
+    runtime: tokio::runtime::Runtime,
+    /// The engine's session. It is given no secrets to mask: the suite looks for leaked
+    /// passwords in what it captures, so it must see them.
+    session: Session<'static, Drained>,
+    stream: UnixStream,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Console {
@@ -1433,43 +1493,34 @@ impl Console {
             .truncate(!append)
             .open(transcript)
             .map_err(|e| format!("creating {}: {e}", transcript.display()))?;
-        let shared = Arc::new((Mutex::new(String::new()), Condvar::new()));
-        let sink = Arc::clone(&shared);
+        let (sender, received) = tokio::sync::mpsc::unbounded_channel();
         let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
-            let mut carry: Vec<u8> = Vec::new();
-            let complete = Regex::new(ESCAPE_AT_START).ok();
             loop {
                 match reader.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         let _ = log.write_all(&buf[..n]);
-                        carry.extend_from_slice(&buf[..n]);
-                        // Hold back an escape sequence cut by the read, to strip it whole.
-                        let keep_from = carry
-                            .iter()
-                            .rposition(|&b| b == 0x1b)
-                            .filter(|&i| {
-                                let tail = String::from_utf8_lossy(&carry[i..]);
-                                carry.len() - i < 256
-                                    && complete.as_ref().is_some_and(|re| !re.is_match(&tail))
-                            })
-                            .unwrap_or(carry.len());
-                        let ready: Vec<u8> = carry.drain(..keep_from).collect();
-                        let text = strip_ansi(&String::from_utf8_lossy(&ready));
-                        let (lock, cvar) = &*sink;
-                        if let Ok(mut data) = lock.lock() {
-                            data.push_str(&text);
-                        }
-                        cvar.notify_all();
+                        // the suite may have stopped listening (a failed scenario): keep draining
+                        let _ = sender.send(buf[..n].to_vec());
                     }
                 }
             }
         });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| format!("starting the async runtime: {e}"))?;
+        let drained = Drained {
+            received,
+            chunk: Vec::new(),
+            taken: 0,
+            socket: stream.try_clone().map_err(|e| e.to_string())?,
+        };
         Ok(Console {
+            runtime,
+            session: Session::new(drained, Vec::new(), None),
             stream,
-            shared,
-            cursor: Mutex::new(0),
             reader: Some(reader),
         })
     }
@@ -1483,76 +1534,53 @@ impl Console {
         }
     }
 
-    fn send(&self, text: &str) -> Fallible<()> {
-        (&self.stream)
-            .write_all(text.as_bytes())
+    /// Types `text` and Enter.
+    fn send_line(&mut self, text: &str) -> Fallible<()> {
+        self.runtime
+            .block_on(self.session.send(text, false))
             .map_err(|e| format!("writing to the console: {e}"))
     }
 
-    /// Waits until `pattern` matches the console output after the last match; returns the
-    /// capture groups (group 0 first). The error shows the last lines received.
-    fn wait_for(&self, pattern: &str, timeout: Duration, what: &str) -> Fallible<Vec<String>> {
+    /// Waits until `pattern` matches the console output after the last match or send;
+    /// returns the capture groups (group 0 first). The error shows the last lines received.
+    fn wait_for(&mut self, pattern: &str, timeout: Duration, what: &str) -> Fallible<Vec<String>> {
         self.wait_for_any(&[pattern], timeout, what)
             .map(|(_, caps)| caps)
     }
 
+    /// The same for several patterns: which matched first, and its groups.
     fn wait_for_any(
-        &self,
+        &mut self,
         patterns: &[&str],
         timeout: Duration,
         what: &str,
     ) -> Fallible<(usize, Vec<String>)> {
-        let res: Vec<Regex> = patterns
+        let res: Vec<BytesRegex> = patterns
             .iter()
-            .map(|p| Regex::new(p))
+            .map(|p| BytesRegex::new(p))
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + timeout;
-        let (lock, cvar) = &*self.shared;
-        let mut cursor = self.cursor.lock().map_err(|_| "console cursor poisoned")?;
-        let mut data = lock.lock().map_err(|_| "console buffer poisoned")?;
-        loop {
-            let text = &data[*cursor..];
-            let best = res
-                .iter()
-                .enumerate()
-                .filter_map(|(i, re)| re.captures(text).map(|c| (i, c)))
-                .min_by_key(|(_, c)| c.get(0).map_or(usize::MAX, |m| m.end()));
-            if let Some((i, caps)) = best {
-                let groups = caps
-                    .iter()
-                    .map(|m| m.map_or(String::new(), |m| m.as_str().to_string()))
-                    .collect();
-                *cursor += caps.get(0).map_or(0, |m| m.end());
-                return Ok((i, groups));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                return Err(format!(
-                    "timed out after {} s waiting for {what} (/{}/); last console lines:\n{}",
-                    timeout.as_secs(),
-                    patterns.join("/ or /"),
-                    indent(&tail.join("\n"))
-                ));
-            }
-            let (guard, _) = cvar
-                .wait_timeout(data, deadline - now)
-                .map_err(|_| "console buffer poisoned")?;
-            data = guard;
-        }
+        let found = self
+            .runtime
+            .block_on(self.session.expect(&res, timeout))
+            .map_err(|e| format!("waiting for {what}: {e}"))?;
+        let groups = found
+            .groups
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect();
+        Ok((found.index, groups))
     }
 
     /// Logs in with a known password and waits for a shell prompt.
-    fn login(&self, user: &str, password: &str) -> Fallible<()> {
-        self.send(&format!("{user}\r"))?;
+    fn login(&mut self, user: &str, password: &str) -> Fallible<()> {
+        self.send_line(user)?;
         self.wait_for(
             PASSWORD_PROMPT,
             Duration::from_secs(60),
             "the password prompt",
         )?;
-        self.send(&format!("{password}\r"))?;
+        self.send_line(password)?;
         self.wait_for(
             SHELL_PROMPT,
             Duration::from_secs(60),
@@ -1564,57 +1592,45 @@ impl Console {
     /// The seed's first login: the expired password must be changed; the profile hook then
     /// runs the wizard through sudo (which asks for the new password); the wizard's first
     /// question must come, then the wizard is interrupted to get a shell.
-    fn first_login(&self, user: &str, new_password: &str) -> Fallible<()> {
+    fn first_login(&mut self, user: &str, new_password: &str) -> Fallible<()> {
         // An empty name makes getty print a fresh prompt, whatever came after the last one.
-        self.send("\r")?;
+        self.send_line("")?;
         self.wait_for(LOGIN_PROMPT, Duration::from_secs(60), "a login prompt")?;
-        self.send(&format!("{user}\r"))?;
+        self.send_line(user)?;
         let t = Duration::from_secs(60);
         self.wait_for(NEW_PASSWORD_PROMPT, t, "the forced password change")?;
-        self.send(&format!("{new_password}\r"))?;
+        self.send_line(new_password)?;
         self.wait_for(RETYPE_PROMPT, t, "the password confirmation")?;
-        self.send(&format!("{new_password}\r"))?;
+        self.send_line(new_password)?;
         self.wait_for(SUDO_PROMPT, t, "the wizard's sudo prompt")?;
-        self.send(&format!("{new_password}\r"))?;
+        self.send_line(new_password)?;
         self.wait_for(WIZARD_FIRST_QUESTION, t, "the wizard's first question")?;
-        // Leave the wizard (Ctrl-C) for a shell.
-        self.send("\x03")?;
-        self.send("\r")?;
+        // Leave the wizard (Ctrl-C, then Enter) for a shell.
+        self.send_line("\x03")?;
         self.wait_for(SHELL_PROMPT, t, "a shell prompt after leaving the wizard")?;
         Ok(())
     }
 
     /// Runs `command` in the logged-in shell, answering sudo's password prompt (which must
-    /// come) with `password`; returns what it printed.
-    fn sudo_shell(&self, command: &str, password: &str, timeout: Duration) -> Fallible<String> {
-        let before = *self.cursor.lock().map_err(|_| "console cursor poisoned")?;
-        self.send(&format!(
-            "echo ==BEGIN==; {command}; echo ==END==$((6*7))\r"
-        ))?;
+    /// come) with `password`; returns what it printed after the password.
+    fn sudo_shell(&mut self, command: &str, password: &str, timeout: Duration) -> Fallible<String> {
+        self.send_line(&format!("{command}; echo ==END==$((6*7))"))?;
         self.wait_for(SUDO_PROMPT, timeout, "sudo's password prompt")?;
-        // The output starts before the prompt: look for it from where the command was sent.
-        *self.cursor.lock().map_err(|_| "console cursor poisoned")? = before;
-        self.send(&format!("{password}\r"))?;
-        let caps = self.wait_for(
-            r"(?s)==BEGIN==\r?\n(.*?)==END==42",
-            timeout,
-            "the command's output",
-        )?;
-        Ok(caps.get(1).cloned().unwrap_or_default().replace('\r', ""))
+        self.send_line(password)?;
+        let caps = self.wait_for(r"(?s)^(.*?)==END==42", timeout, "the command's output")?;
+        Ok(caps.get(1).cloned().unwrap_or_default())
     }
 
     /// Runs `command` in the logged-in shell and returns what it printed.
-    fn shell(&self, command: &str, timeout: Duration) -> Fallible<String> {
+    fn shell(&mut self, command: &str, timeout: Duration) -> Fallible<String> {
         // The end marker is computed by the shell, so the echoed command line never matches.
-        self.send(&format!(
-            "echo ==BEGIN==; {command}; echo ==END==$((6*7))\r"
-        ))?;
+        self.send_line(&format!("echo ==BEGIN==; {command}; echo ==END==$((6*7))"))?;
         let caps = self.wait_for(
-            r"(?s)==BEGIN==\r?\n(.*?)==END==42",
+            r"(?s)==BEGIN==\n(.*?)==END==42",
             timeout,
             "the command's output",
         )?;
-        Ok(caps.get(1).cloned().unwrap_or_default().replace('\r', ""))
+        Ok(caps.get(1).cloned().unwrap_or_default())
     }
 }
 
@@ -1798,15 +1814,38 @@ mod tests {
             text.contains("configure, reject, management, powerloss"),
             "{text}"
         );
+        // --list needs no image: tests/vm/run checks --only with it before building anything
+        let list = Cli::try_parse_from(["vm", "--list", "--only", "reject"]).unwrap();
+        assert_eq!(Only::selected(list.only), [Only::Reject]);
+        assert_eq!(Only::selected(None).len(), 4);
+        assert_eq!(Only::Management.name(), "management");
+        let err = Cli::try_parse_from(["vm", "--list", "--only", "typo"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(Cli::try_parse_from(["vm"]).unwrap_err().exit_code(), 2);
     }
 
-    /// The prompts match the seed's dialog as a Debian 12 console prints it.
+    /// A peer on the other end of a real Unix socket, as QEMU's serial chardev is: the suite's
+    /// [`Console`] connects to it.
+    fn console_pair(dir: &Path) -> (Console, UnixStream) {
+        let socket = dir.join("serial.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let console = Console::connect(&socket, &dir.join("serial.log"), false).unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        (console, peer)
+    }
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// The prompts match the seed's dialog as a Debian 12 console prints it (colours, CRLF),
+    /// through the provisioner's engine over a real socket; the raw bytes go to the log.
     #[test]
-    fn prompts_match_the_console_dialog() {
+    fn prompts_match_the_console_dialog_through_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut console, mut peer) = console_pair(dir.path());
         let cases = [
             (
                 LOGIN_PROMPT,
-                "Debian GNU/Linux 12 vmnode01 ttyS0\r\n\r\nvmnode01 login: ",
+                "\x1b[0;1mDebian GNU/Linux 12 vmnode01 ttyS0\x1b[0m\r\n\r\nvmnode01 login: ",
             ),
             (PASSWORD_PROMPT, "vmnode01 login: admin\r\nPassword: "),
             (
@@ -1815,7 +1854,10 @@ mod tests {
             ),
             (NEW_PASSWORD_PROMPT, "Enter new UNIX password: "),
             (RETYPE_PROMPT, "Retype new password: "),
-            (SUDO_PROMPT, "\r\n[sudo] password for admin: "),
+            (
+                SUDO_PROMPT,
+                "\r\n[sudo] password for ad\r\n[   42.1] random: crng init done\r\nmin: ",
+            ),
             (SHELL_PROMPT, "admin@vmnode01:~$ "),
             (
                 WIZARD_FIRST_QUESTION,
@@ -1823,30 +1865,124 @@ mod tests {
             ),
         ];
         for (pattern, text) in cases {
-            assert!(
-                Regex::new(pattern).unwrap().is_match(text),
-                "/{pattern}/ on {text:?}"
-            );
+            peer.write_all(text.as_bytes()).unwrap();
+            console.wait_for(pattern, WAIT, pattern).unwrap();
         }
+        // a shell prompt must be at the end: output after it is not a prompt
+        peer.write_all(b"admin@vmnode01:~$ ls\r\n").unwrap();
+        let err = console
+            .wait_for(SHELL_PROMPT, Duration::from_millis(200), "a shell prompt")
+            .unwrap_err();
         assert!(
-            !Regex::new(SHELL_PROMPT)
-                .unwrap()
-                .is_match("admin@vmnode01:~$ ls\r\n")
+            err.starts_with("waiting for a shell prompt: timed out after 200ms waiting for /\\$ $/\nlast lines received:\n"),
+            "{err}"
         );
-        let banner = format!(r"Certificate fingerprint:\s+({FINGERPRINT_RE})");
-        let caps = Regex::new(&banner)
-            .unwrap()
-            .captures("Certificate fingerprint:\r\n    SHA256:01:68:cb:67:90:48:2b:3f:e1:d5:1f:ed:59:89:f7:96:e9:57:6b:5d:8a:78:9e:b2:d0:13:5c:d4:bb:25:1b:97\r\n")
+        assert!(err.ends_with("admin@vmnode01:~$ ls"), "{err}");
+        // the banner's fingerprint is captured; the login prompt that follows it in the same
+        // write is still there for the next wait
+        peer.write_all(b"Certificate fingerprint:\r\n    SHA256:01:68:cb:67:90:48:2b:3f:e1:d5:1f:ed:59:89:f7:96:e9:57:6b:5d:8a:78:9e:b2:d0:13:5c:d4:bb:25:1b:97\r\n\r\nnodeboot login: ").unwrap();
+        let (which, caps) = console
+            .wait_for_any(
+                &[
+                    &format!(r"Certificate fingerprint:\s+({FINGERPRINT_RE})"),
+                    r"(?m)^(\S+) login:",
+                ],
+                WAIT,
+                "the banner or a login prompt",
+            )
             .unwrap();
-        assert!(caps[1].ends_with(":1b:97"));
+        assert_eq!(which, 0);
+        assert!(caps[1].starts_with("SHA256:01:68:") && caps[1].ends_with(":1b:97"));
+        let caps = console
+            .wait_for(r"(?m)^(\S+) login:", WAIT, "the login prompt")
+            .unwrap();
+        assert_eq!(caps[1], "nodeboot");
+        console.close();
+        let log = std::fs::read(dir.path().join("serial.log")).unwrap();
+        assert!(log.starts_with(b"\x1b[0;1mDebian GNU/Linux 12"));
+        assert!(log.ends_with(b"nodeboot login: "));
     }
 
+    /// `shell` types the command and returns its output between the markers, system lines cut
+    /// out and line breaks made `\n`; `sudo_shell` answers sudo with the password.
     #[test]
-    fn ansi_sequences_are_stripped() {
-        let raw = "\x1b[0;1mvmnode01\x1b[0m login: \x1b]0;title\x07rest";
-        assert_eq!(strip_ansi(raw), "vmnode01 login: rest");
-        let re = Regex::new(ESCAPE_AT_START).unwrap();
-        assert!(re.is_match("\x1b[0m login"));
-        assert!(!re.is_match("\x1b[0;1"));
+    fn shell_commands_return_their_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut console, peer) = console_pair(dir.path());
+        let answer = std::thread::spawn(move || {
+            let mut out = peer.try_clone().unwrap();
+            let mut peer = peer;
+            let mut typed = Vec::new();
+            let mut line = || {
+                let mut got = Vec::new();
+                let mut b = [0u8; 1];
+                while peer.read(&mut b).unwrap() == 1 && b[0] != b'\r' {
+                    got.push(b[0]);
+                }
+                String::from_utf8(got).unwrap()
+            };
+            let cmd = line();
+            typed.push(cmd.clone());
+            // the terminal echoes the command, then the shell runs it
+            write!(
+                out,
+                "{cmd}\r\n==BEGIN==\r\nvmnode01\r\n[   42.100000] random: crng init done\r\nnameserver 10.0.2.3\r\n==END==42\r\nadmin@vmnode01:~$ "
+            )
+            .unwrap();
+            let cmd = line();
+            typed.push(cmd);
+            out.write_all(b"\r\n[sudo] password for admin: ").unwrap();
+            typed.push(line());
+            out.write_all(
+                b"\r\nThis node is already configured\r\nRole  management\r\n==END==42\r\n$ ",
+            )
+            .unwrap();
+            typed
+        });
+        let report = console
+            .shell("hostname; cat /etc/resolv.conf", WAIT)
+            .unwrap();
+        assert_eq!(report, "vmnode01\nnameserver 10.0.2.3\n");
+        let out = console.sudo_shell("sudo wizard", "pw", WAIT).unwrap();
+        assert_eq!(out, "\nThis node is already configured\nRole  management\n");
+        assert_eq!(
+            answer.join().unwrap(),
+            [
+                "echo ==BEGIN==; hostname; cat /etc/resolv.conf; echo ==END==$((6*7))",
+                "sudo wizard; echo ==END==$((6*7))",
+                "pw"
+            ]
+        );
+    }
+
+    /// The monitor helper against a real QEMU (a paused machine with nothing in it).
+    #[test]
+    fn the_qemu_monitor_answers_through_the_engine() {
+        use nodeboot_tests::require::{require, tool};
+        if !require(
+            tool("qemu-system-x86_64"),
+            "qemu-system-x86_64 (Debian qemu-system-x86; tests/vm/setup installs it)",
+        ) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("monitor.sock");
+        let mut qemu = Command::new("qemu-system-x86_64")
+            .args(["-machine", "none", "-S", "-display", "none", "-nodefaults"])
+            .args(["-no-user-config", "-monitor"])
+            .arg(format!("unix:{},server=on,wait=off", socket.display()))
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        while !socket.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = monitor(&socket, "info status", WAIT);
+        let quit = monitor(&socket, "quit", WAIT);
+        let exited = qemu.wait().unwrap();
+        assert_eq!(status.unwrap().trim(), "VM status: paused (prelaunch)");
+        assert_eq!(quit.unwrap(), "");
+        assert!(exited.success(), "{exited}");
     }
 }

@@ -1,15 +1,22 @@
-//! The expect engine: runs a [`Profile`] over any byte stream.
+//! The expect engine: one console session over any byte stream, and a [`Profile`] played
+//! over it.
 //!
-//! Event-driven on tokio, no fixed sleeps: each step waits for its prompt (a regular expression
-//! matched against the end of the cleaned output) until the step's deadline; a secret is sent
-//! once the console has been quiet for the profile's settle time after its prompt. Output is
-//! cleaned by [`Cleaner`] (escape sequences, C0/C1 controls and bidi overrides removed, line
-//! breaks made `\n`), so what reaches the transcript and the operator's terminal is inert
-//! text; system lines (kernel, systemd) are cut out before matching, and a prompt split by
-//! them is matched too; every piece of text that leaves this module (transcript, errors)
-//! goes through a [`Masker`].
+//! Event-driven on tokio, no fixed sleeps. Output is cleaned by [`Cleaner`] as it arrives
+//! (escape sequences, C0/C1 controls and bidi overrides removed, line breaks made `\n`), so
+//! what reaches the transcript and the operator's terminal is inert text; system lines
+//! (kernel, systemd) are cut out before matching, and a prompt split by them is matched too;
+//! every piece of text that leaves this module (transcript, errors, captured text) goes
+//! through a [`Masker`].
+//!
+//! Two ways in: [`run_dialog`] plays a profile (each step waits for its prompt, a regular
+//! expression matched against the end of the output since the last send, until the step's
+//! deadline; a secret is sent once the console has been quiet for the profile's settle time
+//! after its prompt) — `nodeboot bootstrap`; and [`Session::expect`] / [`Session::send`]
+//! script a console step by step, with capture groups — the VM suite. Opening the stream is
+//! the caller's (see `transport`).
 
 use std::io::Write;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -17,6 +24,8 @@ use tokio::time::Instant as TokioInstant;
 
 use super::profile::{Profile, Step};
 use super::text::{Cleaner, Masker, join_around_system_lines, strip_kernel_lines};
+
+use regex::bytes::Regex;
 
 /// The matching window: only the end of the output since the last send is searched.
 const WINDOW: usize = 16 * 1024;
@@ -103,10 +112,15 @@ pub struct Report {
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, &Step);
 
 /// One console session: the stream, the cleaned output, the masker and the transcript.
-struct Session<'a, S> {
+///
+/// Script it with [`Session::expect`] and [`Session::send`]; it reads only while `expect`
+/// waits, so a console that must be drained all the time (QEMU's serial socket: the guest
+/// blocks on console writes otherwise) needs a stream that buffers what comes in between.
+pub struct Session<'a, S> {
     io: S,
     cleaner: Cleaner,
-    /// Cleaned output since the last send (the matching window).
+    /// Cleaned output since the last send or the end of the last [`Session::expect`] match
+    /// (the matching window).
     window: Vec<u8>,
     /// Masked cleaned output, for error messages.
     history: Vec<u8>,
@@ -120,12 +134,141 @@ struct Session<'a, S> {
     answered: bool,
 }
 
+impl<S> std::fmt::Debug for Session<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("received", &self.received)
+            .field("sent", &self.sent)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Session::expect`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    /// Which of the patterns matched (the one whose match ends first; the first given on a tie).
+    pub index: usize,
+    /// The capture groups, group 0 (the whole match) first, as cleaned text with the secrets
+    /// masked; `None` for a group that did not take part.
+    pub groups: Vec<Option<String>>,
+}
+
+/// Why [`Session::expect`] stopped without a match.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpectError {
+    /// Nothing matched in time.
+    #[error(
+        "timed out after {timeout:?} waiting for {expected}\nlast lines received:\n{last_lines}"
+    )]
+    Timeout {
+        /// How long it waited.
+        timeout: Duration,
+        /// The patterns, `/a/ or /b/`.
+        expected: String,
+        /// The end of the output, masked.
+        last_lines: String,
+    },
+    /// The console closed the connection.
+    #[error(
+        "the console closed the connection while waiting for {expected}\nlast lines received:\n{last_lines}"
+    )]
+    Closed {
+        /// The patterns, `/a/ or /b/`.
+        expected: String,
+        /// The end of the output, masked.
+        last_lines: String,
+    },
+    /// Reading, writing or recording failed.
+    #[error("console i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 enum Found {
     Step(usize),
     Rejected(usize),
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
+    /// A session over `io`. Every occurrence of one of `secrets` is masked (`***`) in the
+    /// transcript, in errors and in captured text; the transcript (if any) receives the cleaned
+    /// output and each send as `[>text]` (`[>***]` for a secret).
+    pub fn new(io: S, secrets: Vec<Vec<u8>>, transcript: Option<&'a mut dyn Write>) -> Self {
+        Session {
+            io,
+            cleaner: Cleaner::new(),
+            window: Vec::new(),
+            history: Vec::new(),
+            masker: Masker::new(secrets),
+            transcript,
+            received: 0,
+            sent: 0,
+            closed: false,
+            answered: false,
+        }
+    }
+
+    /// Waits up to `timeout` until one of `patterns` matches the cleaned output received since
+    /// the last send or the last match, anywhere in it (anchor a pattern with `\z` to want it
+    /// at the end), system lines cut out as for a dialog's prompts. The output up to the end of
+    /// the match is used up: the next `expect` looks after it.
+    pub async fn expect(
+        &mut self,
+        patterns: &[Regex],
+        timeout: Duration,
+    ) -> Result<Match, ExpectError> {
+        let deadline = TokioInstant::now() + timeout;
+        let expected = || {
+            patterns
+                .iter()
+                .map(|p| format!("/{}/", p.as_str()))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        loop {
+            if let Some(found) = find_in_views(&self.window, patterns) {
+                let groups = found
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        g.clone().map(|r| {
+                            String::from_utf8_lossy(&self.masker.mask(&found.view[r])).into_owned()
+                        })
+                    })
+                    .collect();
+                let end = found.groups.first().cloned().flatten().map_or(0, |r| r.end);
+                self.window = found.view[end..].to_vec();
+                return Ok(Match {
+                    index: found.index,
+                    groups,
+                });
+            }
+            if self.closed {
+                return Err(ExpectError::Closed {
+                    expected: expected(),
+                    last_lines: self.last_lines(),
+                });
+            }
+            if !self.read_until(deadline).await? {
+                return Err(ExpectError::Timeout {
+                    timeout,
+                    expected: expected(),
+                    last_lines: self.last_lines(),
+                });
+            }
+        }
+    }
+
+    /// Writes the end of the output held back for masking (a secret may straddle two reads)
+    /// to the transcript, and flushes it: call it when done with the console.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        let rest = self.masker.finish();
+        match self.transcript.as_mut() {
+            Some(t) => t.write_all(&rest).and_then(|()| t.flush()),
+            None => Ok(()),
+        }
+    }
+
     /// Reads once, until `deadline`. Returns false on timeout.
     async fn read_until(&mut self, deadline: TokioInstant) -> std::io::Result<bool> {
         let mut buf = [0u8; 4096];
@@ -164,7 +307,9 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         Ok(())
     }
 
-    async fn send(&mut self, text: &str, secret: bool) -> std::io::Result<()> {
+    /// Sends `text` and a CR (Enter), and starts a new matching window. A `secret` text is
+    /// written to the transcript as `[>***]`.
+    pub async fn send(&mut self, text: &str, secret: bool) -> std::io::Result<()> {
         let mut bytes = Vec::with_capacity(text.len() + 1);
         bytes.extend_from_slice(text.as_bytes());
         bytes.push(b'\r');
@@ -192,7 +337,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         strip_kernel_lines(&self.window).into_owned()
     }
 
-    fn find(&self, candidates: &[(usize, &Step)], reject: &[regex::bytes::Regex]) -> Option<Found> {
+    fn find(&self, candidates: &[(usize, &Step)], reject: &[Regex]) -> Option<Found> {
         for (i, step) in candidates {
             if prompt_at_end(&self.window, &step.expect) {
                 return Some(Found::Step(*i));
@@ -245,16 +390,38 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
 }
 
 /// Whether one of `expect` (patterns anchored at the end) matches the cleaned `window`, with
-/// system lines (kernel, systemd) cut out: either keeping the lines around them apart, or —
-/// for a prompt the kernel split by printing on lines of its own (`[sudo] password for ad`
-/// CRLF `[ 42.1] …` CRLF `min: `) — joining them back.
-fn prompt_at_end(window: &[u8], expect: &[regex::bytes::Regex]) -> bool {
-    let view = strip_kernel_lines(window);
-    if expect.iter().any(|re| re.is_match(&view)) {
-        return true;
-    }
-    let joined = join_around_system_lines(window);
-    expect.iter().any(|re| re.is_match(&joined))
+/// system lines cut out (see [`find_in_views`]).
+fn prompt_at_end(window: &[u8], expect: &[Regex]) -> bool {
+    find_in_views(window, expect).is_some()
+}
+
+/// A match of one of several patterns in one view of the window.
+struct ViewMatch {
+    index: usize,
+    /// The view it was found in.
+    view: Vec<u8>,
+    /// Where each capture group is in `view` (group 0 first).
+    groups: Vec<Option<Range<usize>>>,
+}
+
+/// The first match of `patterns` (the one that ends first) in the cleaned `window` with system
+/// lines (kernel, systemd) cut out: either keeping the lines around them apart, or — for a
+/// prompt the kernel split by printing on lines of its own (`[sudo] password for ad` CRLF
+/// `[ 42.1] …` CRLF `min: `) — joining them back, when the first view has no match.
+fn find_in_views(window: &[u8], patterns: &[Regex]) -> Option<ViewMatch> {
+    let first = |view: &[u8]| {
+        patterns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, re)| re.captures(view).map(|c| (i, c)))
+            .min_by_key(|(_, c)| c.get(0).map_or(usize::MAX, |m| m.end()))
+            .map(|(index, c)| ViewMatch {
+                index,
+                view: view.to_vec(),
+                groups: c.iter().map(|g| g.map(|m| m.range())).collect(),
+            })
+    };
+    first(&strip_kernel_lines(window)).or_else(|| first(&join_around_system_lines(window)))
 }
 
 fn strip_trailing_blank(text: &[u8]) -> &[u8] {
@@ -287,29 +454,15 @@ pub async fn run_dialog<S: AsyncRead + AsyncWrite + Unpin>(
     progress: Progress<'_>,
 ) -> Result<Report, DialogError> {
     let started = Instant::now();
-    let mut s = Session {
-        io,
-        cleaner: Cleaner::new(),
-        window: Vec::new(),
-        history: Vec::new(),
-        masker: Masker::new(secrets),
-        transcript,
-        received: 0,
-        sent: 0,
-        closed: false,
-        answered: false,
-    };
+    let mut s = Session::new(io, secrets, transcript);
     let result = drive(&mut s, profile, progress).await;
     // whatever happened, the transcript gets the end of the output (masked)
-    if let Some(t) = s.transcript.as_mut() {
-        let rest = s.masker.finish();
-        let written = t.write_all(&rest).and_then(|()| t.flush());
-        if let (Err(source), Ok(_)) = (written, &result) {
-            return Err(DialogError::Io {
-                step: "end".into(),
-                source,
-            });
-        }
+    let written = s.finish();
+    if let (Err(source), Ok(_)) = (written, &result) {
+        return Err(DialogError::Io {
+            step: "end".into(),
+            source,
+        });
     }
     let steps_run = result?;
     Ok(Report {
@@ -349,7 +502,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         let deadline = TokioInstant::now() + step.timeout;
         let mut nudge_at = step.nudge.map(|n| TokioInstant::now() + n);
         let matched = loop {
-            let reject: &[regex::bytes::Regex] = if s.answered { &profile.reject } else { &[] };
+            let reject: &[Regex] = if s.answered { &profile.reject } else { &[] };
             match s.find(&candidates, reject) {
                 Some(Found::Step(j)) => break j,
                 Some(Found::Rejected(_)) => {
@@ -438,8 +591,8 @@ mod tests {
     use super::*;
 
     /// A pattern as a profile compiles it: anchored at the end, trailing blanks allowed.
-    fn at_end(p: &str) -> regex::bytes::Regex {
-        regex::bytes::Regex::new(&format!(r"(?:{p})[ \t\n]*\z")).unwrap()
+    fn at_end(p: &str) -> Regex {
+        Regex::new(&format!(r"(?:{p})[ \t\n]*\z")).unwrap()
     }
 
     fn matches(raw: &[u8], pattern: &str) -> bool {
