@@ -308,6 +308,7 @@ mod tests {
             last_attempt: None,
             fingerprint: "SHA256:aa".into(),
             version: "0.1.0".into(),
+            source: None,
         };
         let r = render(&Answer::Status(Box::new(report.clone())), Format::Html);
         assert_eq!(
