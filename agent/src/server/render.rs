@@ -326,6 +326,7 @@ mod tests {
             last: None,
             token_required: false,
             version: "0.1.0",
+            source: None,
         };
         let r = render(&Answer::Page(Box::new(home)), Format::Json);
         assert_eq!(

@@ -1,0 +1,144 @@
+//! `nodeboot-agent acquire`: at boot of an unconfigured node, run the chain of sources and act
+//! on its outcome — apply a valid configuration and reboot; record an unusable one for
+//! `serve` (and exit 0: the boot goes on to 8443 and the wizard); record a bootstrap token.
+//! The clap definitions are in `crate::cmdline`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use nodeboot_config::api::SourceOutcome;
+
+use super::{Chain, Outcome, PlatformSource, media, record};
+use crate::apply::{NodeState, Outcome as Applied, Reboot};
+use crate::rootfs::Root;
+
+/// What `acquire` is asked to do.
+#[derive(Debug)]
+pub struct Options {
+    /// The node's root.
+    pub root: PathBuf,
+    /// The DMI directory platform detection reads.
+    pub dmi: PathBuf,
+    /// The kernel command line file.
+    pub cmdline: PathBuf,
+    /// Where the media are.
+    pub devices: media::Devices,
+    /// How to reboot after an apply (`None`: do not).
+    pub reboot: Option<Arc<dyn Reboot>>,
+    /// Seconds before the reboot.
+    pub reboot_delay: u64,
+}
+
+/// Source 3 for this node: `None` until the platform module is wired in at the merge of
+/// the two branches (then: `platform::detect(dmi, cmdline)` and its `fetch`).
+fn detect_platform(_opts: &Options) -> Option<Box<dyn PlatformSource>> {
+    None
+}
+
+/// Runs `nodeboot-agent acquire`. Exit 0 whatever the sources held (a boot must go on); an
+/// error only when the node's root itself cannot be used.
+pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
+    let mut out = std::io::stdout().lock();
+    crate::apply::recover(&opts.root).context("finishing an interrupted apply")?;
+    if let NodeState::Configured { digest, .. } = crate::apply::read_state(&opts.root)? {
+        writeln!(out, "configured (sha256 {digest}); no source read")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let root = Root::open(&opts.root).map_err(anyhow::Error::msg)?;
+    record::clear(&root).map_err(anyhow::Error::msg)?;
+    let platform = detect_platform(&opts);
+    let chain = Chain {
+        root: &opts.root,
+        devices: opts.devices.clone(),
+        ovf: super::ovf_env::ovf_properties,
+        platform: platform.as_deref(),
+    };
+    match chain.run() {
+        Outcome::Nothing { token } => {
+            writeln!(
+                out,
+                "no configuration source; waiting for a person (8443, wizard)"
+            )?;
+            if let Some(t) = token {
+                record::write_token(&root, &t).map_err(anyhow::Error::msg)?;
+                writeln!(out, "a bootstrap token was supplied; uploads must carry it")?;
+            }
+        }
+        Outcome::Failed(report) => {
+            record::write_report(&root, &report).map_err(anyhow::Error::msg)?;
+            match &report.outcome {
+                SourceOutcome::Invalid { findings } => {
+                    writeln!(
+                        out,
+                        "configuration from {} is invalid; nothing applied:",
+                        report.origin
+                    )?;
+                    for f in findings {
+                        writeln!(out, "  {}: {}", f.path, f.message)?;
+                    }
+                }
+                SourceOutcome::Unreadable { message } => {
+                    writeln!(
+                        out,
+                        "configuration from {} cannot be read; nothing applied: {message}",
+                        report.origin
+                    )?;
+                }
+            }
+        }
+        Outcome::Valid {
+            origin,
+            document,
+            token,
+        } => {
+            writeln!(
+                out,
+                "configuration from {origin} (sha256 {})",
+                document.digest()
+            )?;
+            match crate::apply::apply_config(&opts.root, &document) {
+                Ok(Applied::Applied { digest, changed }) => {
+                    writeln!(
+                        out,
+                        "applied sha256 {digest}: {} files changed",
+                        changed.len()
+                    )?;
+                    if let Some(p) = &platform {
+                        p.forget();
+                    }
+                    match &opts.reboot {
+                        None => writeln!(out, "not rebooting (--no-reboot)")?,
+                        Some(r) => {
+                            writeln!(out, "rebooting in {} s", opts.reboot_delay)?;
+                            out.flush()?;
+                            std::thread::sleep(Duration::from_secs(opts.reboot_delay));
+                            r.reboot().context("rebooting")?;
+                        }
+                    }
+                }
+                Ok(Applied::Unchanged { digest }) => {
+                    writeln!(out, "sha256 {digest} is already applied")?;
+                }
+                Err(e) => {
+                    // The apply engine recorded the failure (the status shows it); a person
+                    // can still configure the node, with the token if there was one.
+                    tracing::warn!(error = %e, "applying the configuration from {origin}");
+                    writeln!(out, "applying the configuration from {origin} failed: {e}")?;
+                    if let Some(t) = token {
+                        record::write_token(&root, &t).map_err(anyhow::Error::msg)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
