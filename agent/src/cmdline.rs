@@ -59,6 +59,10 @@ pub struct AcquireArgs {
     /// A file system to try on a medium, in order (repeatable; default iso9660, vfat, udf)
     #[arg(long = "fs-type", value_name = "TYPE")]
     pub file_systems: Vec<String>,
+    /// Only check the baked file (/etc/nodeboot/node.xml or .json) and print its findings;
+    /// read no other source, apply nothing (exit 0 valid, 1 absent, 2 invalid)
+    #[arg(long)]
+    pub check: bool,
     /// Apply but do not reboot (tests, demos)
     #[arg(long)]
     pub no_reboot: bool,
@@ -85,6 +89,7 @@ impl AcquireArgs {
             devices,
             reboot: (!self.no_reboot).then(crate::apply::default_reboot),
             reboot_delay: self.reboot_delay,
+            check: self.check,
         }
     }
 }

@@ -561,3 +561,39 @@ async fn a_token_only_source_makes_uploads_require_it() {
     assert_eq!(r.status, 202, "{}", r.body);
     assert!(!serve.log.lock().unwrap().contains("tok-77c1"));
 }
+
+#[test]
+fn check_reads_only_the_baked_file_and_applies_nothing() {
+    let root = common::image_root();
+    let check = |root: &Path| {
+        let out = common::agent(&["acquire", "--check"], root);
+        (
+            out.status.code(),
+            stdout(&out),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = check(root.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        err,
+        "no baked file: none of /etc/nodeboot/node.xml, /etc/nodeboot/node.json is present\n"
+    );
+    std::fs::create_dir_all(root.path().join("etc/nodeboot")).unwrap();
+    std::fs::write(root.path().join("etc/nodeboot/node.xml"), invalid_xml()).unwrap();
+    let (code, _, err) = check(root.path());
+    assert_eq!(code, Some(2));
+    assert!(
+        err.ends_with("/etc/nodeboot/node.xml: invalid; it would not be applied\n"),
+        "{err}"
+    );
+    std::fs::write(root.path().join("etc/nodeboot/node.xml"), valid_xml()).unwrap();
+    let (code, out, _) = check(root.path());
+    assert_eq!(code, Some(0));
+    assert!(
+        out.starts_with("/etc/nodeboot/node.xml: valid (sha256 "),
+        "{out}"
+    );
+    assert_eq!(state(root.path())["state"], "unconfigured");
+    assert!(!root.path().join("run/nodeboot/source.json").exists());
+}

@@ -31,6 +31,8 @@ pub struct Options {
     pub reboot: Option<Arc<dyn Reboot>>,
     /// Seconds before the reboot.
     pub reboot_delay: u64,
+    /// Only check the baked file (`nodeboot-image bake --config` runs this in the image).
+    pub check: bool,
 }
 
 /// Source 3 for this node: `None` until the platform module is wired in at the merge of
@@ -47,6 +49,9 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         .with_target(false)
         .with_ansi(false)
         .try_init();
+    if opts.check {
+        return check(&opts);
+    }
     let mut out = std::io::stdout().lock();
     crate::apply::recover(&opts.root).context("finishing an interrupted apply")?;
     if let NodeState::Configured { digest, .. } = crate::apply::read_state(&opts.root)? {
@@ -141,4 +146,61 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `acquire --check`: the baked file read as at boot; findings on stderr.
+fn check(opts: &Options) -> anyhow::Result<ExitCode> {
+    let root = Root::open(&opts.root).map_err(anyhow::Error::msg)?;
+    let found = match super::baked::read(&root) {
+        super::Read::Absent => {
+            eprintln!(
+                "no baked file: none of /{} is present",
+                super::baked::BAKED.join(", /")
+            );
+            return Ok(ExitCode::from(1));
+        }
+        super::Read::Unreadable { origin, message } => {
+            eprintln!(
+                "{}: cannot be read: {}",
+                super::clean(&origin),
+                super::clean(&message)
+            );
+            return Ok(ExitCode::from(2));
+        }
+        super::Read::Found(f) => f,
+    };
+    let mut token = None;
+    match super::judge(found, &mut token) {
+        Some(Outcome::Valid {
+            origin, document, ..
+        }) => {
+            println!("{origin}: valid (sha256 {})", document.digest());
+            for w in document.warnings() {
+                eprintln!(
+                    "{origin}: warning: {}: {}",
+                    super::clean(&w.path),
+                    super::clean(&w.message)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Outcome::Failed(report)) => {
+            if let SourceOutcome::Invalid { findings } = &report.outcome {
+                for f in findings {
+                    let at = if f.line > 0 {
+                        format!("{}:{}: ", f.line, f.column)
+                    } else {
+                        String::new()
+                    };
+                    eprintln!("{}: {at}{}: {}", report.origin, f.path, f.message);
+                }
+            }
+            eprintln!("{}: invalid; it would not be applied", report.origin);
+            Ok(ExitCode::from(2))
+        }
+        Some(Outcome::Nothing { .. }) | None => {
+            println!("/etc/nodeboot: a bootstrap token only, no configuration");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
