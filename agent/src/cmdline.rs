@@ -74,11 +74,15 @@ pub struct AcquireArgs {
 impl AcquireArgs {
     /// The options of the domain code.
     pub fn options(self) -> crate::source::acquire::Options {
-        let mut devices = crate::source::media::Devices::system();
+        let mut devices = if self.discs.is_empty() {
+            crate::source::media::Devices::system()
+        } else {
+            crate::source::media::Devices {
+                discs: self.discs,
+                ..crate::source::media::Devices::none()
+            }
+        };
         devices.by_label = self.devices;
-        if !self.discs.is_empty() {
-            devices.discs = self.discs;
-        }
         if !self.file_systems.is_empty() {
             devices.file_systems = self.file_systems;
         }

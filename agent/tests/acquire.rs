@@ -502,9 +502,10 @@ async fn serve_shows_the_invalid_source_in_status_page_and_banner() {
     assert_eq!(status["source"]["outcome"], "invalid");
     let findings = status["source"]["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 2);
-    // The provisioner's reader (the same type) reads it.
+    // The contract, strictly: the provisioner's type reads it and writes back the same JSON.
     let typed: nodeboot_config::api::StatusReport = serde_json::from_value(status.clone()).unwrap();
     assert!(typed.source.is_some());
+    assert_eq!(serde_json::to_value(&typed).unwrap(), status);
     let page = client.get("/", "text/html").await;
     assert!(
         page.body

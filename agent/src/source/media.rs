@@ -36,6 +36,15 @@ pub struct Devices {
 }
 
 impl Devices {
+    /// `/dev/disk/by-label`, no optical drive, the production file systems.
+    pub fn none() -> Self {
+        Devices {
+            by_label: PathBuf::from("/dev/disk/by-label"),
+            discs: Vec::new(),
+            file_systems: FILE_SYSTEMS.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
     /// `/dev/disk/by-label` and every `/dev/sr*`.
     pub fn system() -> Self {
         let mut discs: Vec<PathBuf> = std::fs::read_dir("/dev")
@@ -104,6 +113,9 @@ pub fn read(devices: &Devices, mount_base: &Path, ovf: OvfReader) -> Read {
         }
     }
     for disc in &devices.discs {
+        if std::fs::symlink_metadata(disc).is_err() {
+            continue;
+        }
         // An empty drive or a disc that mounts as none of the file systems is no source.
         let Ok(result) = with_mounted(disc, devices, mount_base, |root| {
             read_bounded(root, Path::new("ovf-env.xml"), MAX_OVF_ENV)
