@@ -317,6 +317,29 @@ fn an_ovf_environment_disc_carries_base64_and_a_token() {
 }
 
 #[test]
+fn an_invalid_configuration_beside_a_token_still_records_the_token() {
+    let root = common::image_root();
+    let mut media = Media::new();
+    let env = ovf_env(&[
+        ("nodeboot.config", &b64(&invalid_xml())),
+        ("nodeboot.token", "tok-51d0"),
+    ]);
+    let disc = media.add("OVF_ENV", &[("ovf-env.xml", &env)]);
+    std::fs::remove_file(media.by_label().join("OVF_ENV")).unwrap();
+    let text = stdout(&acquire(root.path(), &media, &[&disc]));
+    assert!(text.contains("is invalid; nothing applied"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("run/nodeboot/token")).unwrap(),
+        "tok-51d0\n"
+    );
+    assert!(
+        !std::fs::read_to_string(root.path().join("run/nodeboot/source.json"))
+            .unwrap()
+            .contains("tok-51d0")
+    );
+}
+
+#[test]
 fn a_medium_file_that_is_a_link_or_a_fifo_fails_closed() {
     for kind in ["link", "fifo"] {
         let root = common::image_root();

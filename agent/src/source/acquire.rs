@@ -78,8 +78,11 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
                 writeln!(out, "a bootstrap token was supplied; uploads must carry it")?;
             }
         }
-        Outcome::Failed(report) => {
+        Outcome::Failed { report, token } => {
             record::write_report(&root, &report).map_err(anyhow::Error::msg)?;
+            if let Some(t) = token {
+                record::write_token(&root, &t).map_err(anyhow::Error::msg)?;
+            }
             match &report.outcome {
                 SourceOutcome::Invalid { findings } => {
                     writeln!(
@@ -184,7 +187,7 @@ fn check(opts: &Options) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Some(Outcome::Failed(report)) => {
+        Some(Outcome::Failed { report, .. }) => {
             if let SourceOutcome::Invalid { findings } = &report.outcome {
                 for f in findings {
                     let at = if f.line > 0 {

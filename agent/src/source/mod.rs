@@ -85,7 +85,13 @@ pub enum Outcome {
         token: Option<Secret<String>>,
     },
     /// A source had a configuration that cannot be used: nothing applied, no later source.
-    Failed(SourceReport),
+    Failed {
+        /// What is shown.
+        report: SourceReport,
+        /// A bootstrap token some source supplied (8443 then requires it while a person
+        /// fixes the configuration).
+        token: Option<Secret<String>>,
+    },
 }
 
 /// The chain's inputs: the node's root, the media, the OVF reader, and source 3 when a
@@ -118,10 +124,10 @@ impl Chain<'_> {
         let root = match Root::open(self.root) {
             Ok(r) => r,
             Err(e) => {
-                return Outcome::Failed(unreadable(
-                    &self.root.display().to_string(),
-                    &e.to_string(),
-                ));
+                return Outcome::Failed {
+                    report: unreadable(&self.root.display().to_string(), &e.to_string()),
+                    token: None,
+                };
             }
         };
         let mount_base = self.root.join("run/nodeboot");
@@ -132,7 +138,10 @@ impl Chain<'_> {
             match source() {
                 Read::Absent => {}
                 Read::Unreadable { origin, message } => {
-                    return Outcome::Failed(unreadable(&origin, &message));
+                    return Outcome::Failed {
+                        report: unreadable(&origin, &message),
+                        token,
+                    };
                 }
                 Read::Found(found) => match judge(found, &mut token) {
                     Some(outcome) => return outcome,
@@ -183,17 +192,20 @@ fn judge(found: Found, token: &mut Option<Secret<String>>) -> Option<Outcome> {
                 token: token.take(),
             })
         }
-        Err(findings) => Some(Outcome::Failed(SourceReport {
-            origin: clean(&origin),
-            outcome: SourceOutcome::Invalid {
-                findings: crate::server::status::bounded_diagnostics(
-                    &findings,
-                    MAX_FINDINGS,
-                    MAX_FINDINGS_TEXT,
-                    MAX_CHARS,
-                ),
+        Err(findings) => Some(Outcome::Failed {
+            report: SourceReport {
+                origin: clean(&origin),
+                outcome: SourceOutcome::Invalid {
+                    findings: crate::server::status::bounded_diagnostics(
+                        &findings,
+                        MAX_FINDINGS,
+                        MAX_FINDINGS_TEXT,
+                        MAX_CHARS,
+                    ),
+                },
             },
-        })),
+            token: token.take(),
+        }),
     }
 }
 
