@@ -71,6 +71,44 @@ pub struct StatusReport {
     pub fingerprint: String,
     /// The agent's version.
     pub version: String,
+    /// What the boot-time configuration sources found when it was not usable (`nodeboot-agent
+    /// acquire`); absent when no source was tried, none had a configuration, or an agent
+    /// older than this field answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceReport>,
+}
+
+/// Where `nodeboot-agent acquire` writes its [`SourceReport`] under the node's root.
+pub const SOURCE_REPORT_PATH: &str = "run/nodeboot/source.json";
+
+/// What a boot-time configuration source had that could not be used: written by
+/// `nodeboot-agent acquire` (to [`SOURCE_REPORT_PATH`]), read by `serve` for its status, page
+/// and console banner. The chain failed closed: nothing was applied, no later source tried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceReport {
+    /// Where the configuration came from, for people ("/etc/nodeboot/node.json",
+    /// "NoCloud disc CIDATA (user-data)").
+    pub origin: String,
+    /// Why it was not used.
+    #[serde(flatten)]
+    pub outcome: SourceOutcome,
+}
+
+/// Why a source's configuration was not used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum SourceOutcome {
+    /// The source had a configuration and it is invalid (the findings, bounded).
+    Invalid {
+        /// The first findings, then one entry counting the rest.
+        findings: Vec<Diagnostic>,
+    },
+    /// The source is there but could not be read (a link, a FIFO, too large, an I/O error,
+    /// a metadata service that did not answer within its budget).
+    Unreadable {
+        /// What went wrong, for a person.
+        message: String,
+    },
 }
 
 /// One upload that got past the access checks, and what became of it.
@@ -242,8 +280,35 @@ mod tests {
                 }),
                 fingerprint: "SHA256:00".into(),
                 version: "0.1.0".into(),
+                source: None,
             },
             r#"{"state":"failed","digest":"ab","errors":[],"error":"disk full","last_attempt":{"at_unix":5,"digest":"ab","outcome":"refused","code":413,"message":"too large"},"fingerprint":"SHA256:00","version":"0.1.0"}"#,
+        );
+    }
+
+    #[test]
+    fn source_reports_round_trip_and_old_status_reads() {
+        round_trip(
+            &SourceReport {
+                origin: "/etc/nodeboot/node.xml".into(),
+                outcome: SourceOutcome::Unreadable {
+                    message: "a link".into(),
+                },
+            },
+            r#"{"origin":"/etc/nodeboot/node.xml","outcome":"unreadable","message":"a link"}"#,
+        );
+        round_trip(
+            &SourceReport {
+                origin: "o".into(),
+                outcome: SourceOutcome::Invalid { findings: vec![] },
+            },
+            r#"{"origin":"o","outcome":"invalid","findings":[]}"#,
+        );
+        // A status from an agent without the field reads, with no source.
+        let old = r#"{"state":"unconfigured","digest":null,"errors":[],"error":null,"last_attempt":null,"fingerprint":"f","version":"0.1.0"}"#;
+        assert_eq!(
+            serde_json::from_str::<StatusReport>(old).unwrap().source,
+            None
         );
     }
 

@@ -12,7 +12,7 @@ mod document;
 mod draft;
 #[cfg(feature = "inventory")]
 pub mod inventory;
-mod metadata;
+pub mod metadata;
 pub mod model;
 mod parse;
 mod password;
@@ -26,7 +26,10 @@ mod xml;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use document::Document;
-pub use metadata::{MANAGEMENT_FIELDS, from_metadata_json, from_metadata_json_at};
+pub use metadata::{
+    MANAGEMENT_FIELDS, Payload, decode_base64, from_metadata_json, from_metadata_json_at,
+    from_payload, from_payload_at,
+};
 pub use model::*;
 pub use parse::{parse, parse_at};
 pub use password::{hash_password, verify_password};

@@ -20,6 +20,7 @@ use crate::diagnostic::{Diagnostic, Severity};
 use crate::document::Document;
 use crate::parse::parse_at;
 use crate::rules::{ManagementDraft, Named};
+use crate::secret::Secret;
 
 const MGMT: &str = "management_node_config";
 const CONF: &str = "conferencing_node_config";
@@ -48,36 +49,15 @@ pub fn from_metadata_json(bytes: &[u8]) -> Result<Document, Vec<Diagnostic>> {
 
 /// [`from_metadata_json`] with the time as an input.
 pub fn from_metadata_json_at(bytes: &[u8], now: SystemTime) -> Result<Document, Vec<Diagnostic>> {
-    if bytes.len() > crate::MAX_FILE_SIZE {
-        return Err(vec![field_error(
-            "",
-            format!(
-                "the metadata is {} bytes long, over the limit of {} bytes (1 MiB)",
-                bytes.len(),
-                crate::MAX_FILE_SIZE
-            ),
-            "a node's metadata is a few KiB; check that this is the right source",
-        )]);
-    }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        vec![Diagnostic {
-            severity: Severity::Error,
-            path: String::new(),
-            line: u32::try_from(e.line()).unwrap_or(0),
-            column: u32::try_from(e.column()).unwrap_or(0),
-            message: format!("the metadata is not valid JSON: {e}"),
-            help: Some(format!(
-                "give a JSON object with the key \"{CONF}\" (a string holding the XML) or \"{MGMT}\" (an object)"
-            )),
-        }]
-    })?;
+    let value = json(bytes)?;
     let Some(obj) = value.as_object() else {
-        return Err(vec![field_error(
-            "",
-            "the metadata is not a JSON object",
-            format!("give {{\"{CONF}\": \"<node-config …>\"}} or {{\"{MGMT}\": {{…}}}}"),
-        )]);
+        return Err(vec![not_an_object()]);
     };
+    from_object(obj, now)
+}
+
+/// A JSON object with `conferencing_node_config` or `management_node_config`.
+fn from_object(obj: &Map<String, Value>, now: SystemTime) -> Result<Document, Vec<Diagnostic>> {
     match (obj.get(CONF), obj.get(MGMT)) {
         (Some(_), Some(_)) => Err(vec![field_error(
             "",
@@ -104,6 +84,167 @@ pub fn from_metadata_json_at(bytes: &[u8], now: SystemTime) -> Result<Document, 
             format!("give {{\"{CONF}\": \"<node-config …>\"}} or {{\"{MGMT}\": {{…}}}}"),
         )]),
     }
+}
+
+/// The JSON key of an optional bootstrap token beside (or instead of) a configuration.
+pub const TOKEN_KEY: &str = "nodeboot_token";
+
+/// The longest bootstrap token taken from a payload (a token is a few dozen characters).
+pub const MAX_TOKEN_LEN: usize = 256;
+
+/// What a configuration source carried, read: the configuration (when there was one) and a
+/// bootstrap token (when there was one). Its Debug shows no secret.
+#[derive(Debug)]
+pub struct Payload {
+    /// The validated configuration.
+    pub document: Option<Document>,
+    /// The `nodeboot_token` value.
+    pub token: Option<Secret<String>>,
+}
+
+/// Reads what a configuration source (a baked file, user data, an OVF property) carried,
+/// sniffing its kind: schema-1 XML (first non-blank character `<`), or JSON in any of the
+/// platform's shapes — `{"conferencing_node_config": "<xml>"}`, `{"management_node_config":
+/// {…}}`, `{"management_node_config": "<the object as a JSON string>"}`, or the bare
+/// management object — each with an optional `"nodeboot_token"`. A JSON object with only a
+/// token is a payload without a configuration. Errors name the JSON field.
+pub fn from_payload(bytes: &[u8]) -> Result<Payload, Vec<Diagnostic>> {
+    from_payload_at(bytes, SystemTime::now())
+}
+
+/// [`from_payload`] with the time as an input.
+pub fn from_payload_at(bytes: &[u8], now: SystemTime) -> Result<Payload, Vec<Diagnostic>> {
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    match first {
+        Some(b'<') => Ok(Payload {
+            document: Some(crate::parse::parse_at(bytes, now)?),
+            token: None,
+        }),
+        Some(b'{') => {
+            let mut value = json(bytes)?;
+            let Some(obj) = value.as_object_mut() else {
+                return Err(vec![not_an_object()]);
+            };
+            let token = match obj.remove(TOKEN_KEY) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(t)) => Some(token(&t)?),
+                Some(other) => {
+                    return Err(vec![field_error(
+                        TOKEN_KEY,
+                        format!("field \"{TOKEN_KEY}\" is a {}, not a string", kind(&other)),
+                        format!("write \"{TOKEN_KEY}\" as a JSON string"),
+                    )]);
+                }
+            };
+            let document = if obj.is_empty() && token.is_some() {
+                None
+            } else if obj.contains_key(CONF) || obj.contains_key(MGMT) {
+                if let Some(Value::String(inner)) = obj.get(MGMT) {
+                    // OpenStack user data: the object as a JSON string.
+                    let inner = json(inner.as_bytes()).map_err(|mut d| {
+                        for e in &mut d {
+                            e.path = MGMT.to_owned();
+                            e.message = format!(
+                                "\"{MGMT}\" is a string that is not a JSON object: {}",
+                                e.message
+                            );
+                        }
+                        d
+                    })?;
+                    obj.insert(MGMT.to_owned(), inner);
+                }
+                Some(from_object(obj, now)?)
+            } else {
+                // The bare management object (the GCE key's value).
+                Some(crate::rules::management_at(
+                    &management_draft(obj)?,
+                    MGMT,
+                    now,
+                )?)
+            };
+            Ok(Payload { document, token })
+        }
+        _ => Err(vec![field_error(
+            "",
+            "the configuration is neither XML (it would start with \"<\") nor JSON (\"{\")",
+            "give the schema-1 XML document, or the Management Node JSON",
+        )]),
+    }
+}
+
+/// Decodes a value a source delivers as base64 (an OVF property, Oracle's `user_data`), naming
+/// `field` when it is not base64. White space (line breaks of wrapped base64) is ignored.
+pub fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, Diagnostic> {
+    use base64ct::Encoding as _;
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if compact.len() > crate::MAX_FILE_SIZE / 3 * 4 + 4 {
+        return Err(field_error(
+            field,
+            format!(
+                "\"{field}\" is over the limit of {} bytes once decoded",
+                crate::MAX_FILE_SIZE
+            ),
+            "a node's configuration is a few KiB; check that this is the right value",
+        ));
+    }
+    base64ct::Base64::decode_vec(&compact).map_err(|_| {
+        field_error(
+            field,
+            format!("\"{field}\" is not base64"),
+            "give the XML or JSON encoded with `base64 -w0` (A-Za-z0-9+/, = padding)",
+        )
+    })
+}
+
+fn token(t: &str) -> Result<Secret<String>, Vec<Diagnostic>> {
+    let t = t.trim();
+    if t.is_empty() || t.len() > MAX_TOKEN_LEN || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(vec![field_error(
+            TOKEN_KEY,
+            format!(
+                "field \"{TOKEN_KEY}\" is not 1 to {MAX_TOKEN_LEN} printable ASCII characters without spaces"
+            ),
+            "give a token such as the output of `openssl rand -hex 16`",
+        )]);
+    }
+    Ok(Secret::new(t.to_owned()))
+}
+
+fn json(bytes: &[u8]) -> Result<Value, Vec<Diagnostic>> {
+    if bytes.len() > crate::MAX_FILE_SIZE {
+        return Err(vec![field_error(
+            "",
+            format!(
+                "the metadata is {} bytes long, over the limit of {} bytes (1 MiB)",
+                bytes.len(),
+                crate::MAX_FILE_SIZE
+            ),
+            "a node's metadata is a few KiB; check that this is the right source",
+        )]);
+    }
+    // serde_json refuses nesting deeper than 128 levels: a deep document is an error here,
+    // not a deep recursion.
+    serde_json::from_slice(bytes).map_err(|e| {
+        vec![Diagnostic {
+            severity: Severity::Error,
+            path: String::new(),
+            line: u32::try_from(e.line()).unwrap_or(0),
+            column: u32::try_from(e.column()).unwrap_or(0),
+            message: format!("the metadata is not valid JSON: {e}"),
+            help: Some(format!(
+                "give a JSON object with the key \"{CONF}\" (a string holding the XML) or \"{MGMT}\" (an object)"
+            )),
+        }]
+    })
+}
+
+fn not_an_object() -> Diagnostic {
+    field_error(
+        "",
+        "the metadata is not a JSON object",
+        format!("give {{\"{CONF}\": \"<node-config …>\"}} or {{\"{MGMT}\": {{…}}}}"),
+    )
 }
 
 fn field_error(path: &str, message: impl Into<String>, help: impl Into<String>) -> Diagnostic {

@@ -206,7 +206,8 @@ pub struct Ssh {
 pub struct WebAdmin {
     /// Login name.
     pub username: Username,
-    /// SHA-512-crypt hash of the password.
+    /// Hash of the password: SHA-512-crypt, or Django's `pbkdf2_sha256$…`
+    /// ([`PasswordHash::parse_web`]).
     pub password_hash: PasswordHash,
 }
 
@@ -658,6 +659,71 @@ impl PasswordHash {
         Ok(PasswordHash(Secret::new(s.to_owned())))
     }
 
+    /// The web administrator's hash: SHA-512-crypt as [`PasswordHash::parse`] takes it, or the
+    /// Django form `pbkdf2_sha256$<iterations>$<salt>$<base64 of 32 bytes>` that the
+    /// platform's Management Node JSON (`pass`) carries. The OS `admin` account takes only
+    /// `$6$` (see [`PasswordHash::parse`]): `/etc/shadow` cannot check a Django hash.
+    pub fn parse_web(s: &str) -> Result<Self, InvalidValue> {
+        const HELP: &str = "give a SHA-512-crypt hash (`$6$…`, as `nodeboot generate` prints) or a Django hash `pbkdf2_sha256$<iterations>$<salt>$<base64>`; plain-text passwords are never accepted";
+        let Some(rest) = s.strip_prefix("pbkdf2_sha256$") else {
+            if s.starts_with("pbkdf2_") {
+                return Err(InvalidValue::new(
+                    "the Django password hash is not pbkdf2_sha256 (only that algorithm is accepted)",
+                    HELP,
+                ));
+            }
+            return Self::parse(s).map_err(|e| InvalidValue::new(e.message, HELP));
+        };
+        let mut parts = rest.split('$');
+        let (Some(iterations), Some(salt), Some(hash), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(InvalidValue::new(
+                "the Django hash does not have the four fields pbkdf2_sha256$<iterations>$<salt>$<hash>",
+                HELP,
+            ));
+        };
+        match iterations.parse::<u32>() {
+            Ok(n) if (1000..=100_000_000).contains(&n) && !iterations.starts_with('0') => {}
+            _ => {
+                return Err(InvalidValue::new(
+                    format!(
+                        "the Django hash's iterations {:?} is not a number from 1000 to 100000000",
+                        crate::text::printable_line(iterations)
+                    ),
+                    HELP,
+                ));
+            }
+        }
+        let salt_ok = |c: u8| c.is_ascii_alphanumeric() || b"./+-_".contains(&c);
+        if salt.is_empty() || salt.len() > 128 || !salt.bytes().all(salt_ok) {
+            return Err(InvalidValue::new(
+                "the Django hash's salt is not 1 to 128 characters from A-Za-z0-9./+-_",
+                HELP,
+            ));
+        }
+        use base64ct::Encoding as _;
+        match base64ct::Base64::decode_vec(hash) {
+            Ok(bytes) if bytes.len() == 32 => {}
+            Ok(bytes) => {
+                return Err(InvalidValue::new(
+                    format!(
+                        "the Django hash's last field decodes to {} bytes, not the 32 of a SHA-256 key",
+                        bytes.len()
+                    ),
+                    HELP,
+                ));
+            }
+            Err(_) => {
+                return Err(InvalidValue::new(
+                    "the Django hash's last field is not standard base64 (A-Za-z0-9+/, = padding)",
+                    HELP,
+                ));
+            }
+        }
+        Ok(PasswordHash(Secret::new(s.to_owned())))
+    }
+
     /// The hash string, for writing into `/etc/shadow` and the node identity. Never log it.
     pub fn expose(&self) -> &str {
         self.0.expose()
@@ -812,6 +878,49 @@ mod tests {
         assert!(PasswordHash::parse(&rounds).is_ok());
         assert!(PasswordHash::parse("hunter2").is_err());
         assert!(PasswordHash::parse(&format!("$5$salt${}", "a".repeat(43))).is_err());
+        let django = "pbkdf2_sha256$870000$abcDEF123$qU6tTn+9n1R3s6pPZWmF0vWc2m0kQz0b0WlFz3ZpK2c=";
+        assert!(PasswordHash::parse_web(django).is_ok());
+        assert!(
+            PasswordHash::parse(django).is_err(),
+            "the OS account takes $6$ only"
+        );
+        assert!(PasswordHash::parse_web(&good).is_ok());
+        for (bad, message) in [
+            (
+                "pbkdf2_sha1$1000$s$aGFzaA==",
+                "the Django password hash is not pbkdf2_sha256 (only that algorithm is accepted)",
+            ),
+            (
+                "pbkdf2_sha256$1000$s",
+                "the Django hash does not have the four fields pbkdf2_sha256$<iterations>$<salt>$<hash>",
+            ),
+            (
+                "pbkdf2_sha256$12$s$qU6tTn+9n1R3s6pPZWmF0vWc2m0kQz0b0WlFz3ZpK2c=",
+                "the Django hash's iterations \"12\" is not a number from 1000 to 100000000",
+            ),
+            (
+                "pbkdf2_sha256$1000$a b$qU6tTn+9n1R3s6pPZWmF0vWc2m0kQz0b0WlFz3ZpK2c=",
+                "the Django hash's salt is not 1 to 128 characters from A-Za-z0-9./+-_",
+            ),
+            (
+                "pbkdf2_sha256$1000$s$aGFzaA==",
+                "the Django hash's last field decodes to 4 bytes, not the 32 of a SHA-256 key",
+            ),
+            (
+                "pbkdf2_sha256$1000$s$not*base64",
+                "the Django hash's last field is not standard base64 (A-Za-z0-9+/, = padding)",
+            ),
+            (
+                "hunter2",
+                "the password is not a SHA-512-crypt hash (it does not start with \"$6$\")",
+            ),
+        ] {
+            assert_eq!(
+                PasswordHash::parse_web(bad).unwrap_err().message,
+                message,
+                "{bad}"
+            );
+        }
         let h = PasswordHash::parse(&good).unwrap();
         assert_eq!(format!("{h:?}"), "PasswordHash(***)");
     }

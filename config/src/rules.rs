@@ -801,7 +801,7 @@ impl Rules {
                         at,
                         missing_attr("web-admin", "password-hash"),
                     )
-                    .and_then(|v| self.value(v, PasswordHash::parse(&v.text)));
+                    .and_then(|v| self.value(v, PasswordHash::parse_web(&v.text)));
                 match (user, hash) {
                     (Some(username), Some(password_hash)) => Some(WebAdmin {
                         username,

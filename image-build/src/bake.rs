@@ -15,6 +15,41 @@ use crate::output::{self, Format};
 use crate::progress::Steps;
 use crate::tools::{self, CHROOT, LOSETUP, MOUNT, PARTX, QEMU_IMG};
 
+/// The largest configuration baked in (the agent's limit).
+pub const MAX_CONFIG: u64 = 1024 * 1024;
+
+/// Where a baked configuration goes inside the image, by its kind: `node.xml` for XML (first
+/// non-blank character `<`), `node.json` for JSON (`{`).
+pub fn baked_config_path(content: &[u8]) -> anyhow::Result<&'static str> {
+    let body = content.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(content);
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'<') => Ok("/etc/nodeboot/node.xml"),
+        Some(b'{') => Ok("/etc/nodeboot/node.json"),
+        _ => bail!(
+            "the configuration is neither XML (it would start with \"<\") nor JSON (\"{{\"): give the schema-1 XML or the Management Node JSON"
+        ),
+    }
+}
+
+/// Reads `--config`: a regular file of at most [`MAX_CONFIG`] bytes, XML or JSON.
+pub fn read_config(path: &Path) -> anyhow::Result<(Vec<u8>, &'static str)> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    let mut content = Vec::new();
+    File::open(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .take(MAX_CONFIG + 1)
+        .read_to_end(&mut content)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if content.len() as u64 > MAX_CONFIG {
+        bail!("{}: over the limit of {MAX_CONFIG} bytes", path.display());
+    }
+    let target = baked_config_path(&content).with_context(|| path.display().to_string())?;
+    Ok((content, target))
+}
+
 /// The name of the first disk an OVF descriptor references (`References/File/@ovf:href`).
 pub fn first_disk_in_ovf(ovf: &str) -> Option<String> {
     use quick_xml::events::Event;
@@ -87,6 +122,8 @@ pub fn run(args: BakeArgs) -> anyhow::Result<std::process::ExitCode> {
             args.agent_deb.display()
         );
     }
+    // The cheap checks before the long work; the image's agent checks the rest.
+    let config = args.config.as_deref().map(read_config).transpose()?;
     let name = args.name.clone().unwrap_or_else(|| {
         args.image
             .file_stem()
@@ -130,6 +167,9 @@ pub fn run(args: BakeArgs) -> anyhow::Result<std::process::ExitCode> {
         std::fs::remove_file(image.root.join("tmp").join(deb_name))?;
         // An image that ran the agent before (booted once, or baked again) carries its key.
         crate::build::remove_agent_state(&image.root)?;
+        if let Some((content, target)) = &config {
+            bake_config(&image, content, target)?;
+        }
         image.release()
     })?;
     steps.step("done with the working tree", || {
@@ -153,9 +193,79 @@ pub fn run(args: BakeArgs) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// Places the configuration at `target` inside the image (root-owned, 0600) with the image's
+/// own `install`, so a link in the image resolves inside it, never on the build host; then
+/// has the image's agent read it as it will at boot (`acquire --check`): an invalid file
+/// fails the bake with the agent's findings, before any output is written.
+fn bake_config(image: &MountedImage, content: &[u8], target: &str) -> anyhow::Result<()> {
+    let staged = "nodeboot-baked-config";
+    // `create_new` (O_CREAT|O_EXCL) never opens through a link at the name; the image's
+    // `/tmp` itself must be a directory, not a link out of the image.
+    let tmp_meta = std::fs::symlink_metadata(image.root.join("tmp"))?;
+    if !tmp_meta.is_dir() {
+        bail!("the image's /tmp is not a directory (a link?); refusing to stage the configuration");
+    }
+    let host_tmp = image.root.join("tmp").join(staged);
+    let _ = std::fs::remove_file(&host_tmp);
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&host_tmp)
+            .with_context(|| format!("staging the configuration at {}", host_tmp.display()))?;
+        f.write_all(content)?;
+    }
+    let staged_in = format!("/tmp/{staged}");
+    let result = image
+        .chroot([
+            "install", "-D", "-o", "root", "-g", "root", "-m", "0600", &staged_in, target,
+        ])
+        .and_then(|_| image.chroot(["/usr/bin/nodeboot-agent", "acquire", "--check"]));
+    let _ = std::fs::remove_file(&host_tmp);
+    result
+        .map(|_| ())
+        .with_context(|| format!("baking the configuration in as {target}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_baked_configuration_goes_where_its_kind_says() {
+        assert_eq!(
+            baked_config_path(b"  <node-config/>").unwrap(),
+            "/etc/nodeboot/node.xml"
+        );
+        assert_eq!(
+            baked_config_path(b"\xEF\xBB\xBF{}").unwrap(),
+            "/etc/nodeboot/node.json"
+        );
+        assert_eq!(
+            baked_config_path(b"#cloud-config\n")
+                .unwrap_err()
+                .to_string(),
+            "the configuration is neither XML (it would start with \"<\") nor JSON (\"{\"): give the schema-1 XML or the Management Node JSON"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.xml");
+        std::fs::write(&big, vec![b'<'; MAX_CONFIG as usize + 1]).unwrap();
+        assert!(
+            read_config(&big)
+                .unwrap_err()
+                .to_string()
+                .ends_with("over the limit of 1048576 bytes")
+        );
+        assert!(
+            read_config(dir.path())
+                .unwrap_err()
+                .to_string()
+                .ends_with("is not a regular file")
+        );
+    }
 
     #[test]
     fn the_first_referenced_disk_is_found() {

@@ -87,6 +87,11 @@ pub struct BakeArgs {
     /// Outputs to write, comma-separated
     #[arg(long, value_delimiter = ',', default_value = "raw,qcow2,vmdk,ova")]
     pub formats: Vec<Format>,
+    /// A node's configuration (schema-1 XML or the Management Node JSON) to bake in as
+    /// /etc/nodeboot/node.xml or node.json (mode 0600): the node configures itself at its
+    /// first boot. Checked by the image's own agent before any output is written.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub hardware: HardwareArgs,
 }

@@ -134,7 +134,11 @@ fn write_ovf<W: io::Write>(w: &mut Writer<W>, s: &OvfSpec) -> io::Result<()> {
                             elem(w, "Info", "The kind of installed guest operating system")?;
                             elem(w, "Description", "Debian GNU/Linux 12 (64-bit)")
                         })?;
+                    // The OVF environment reaches the guest by VMware's guestinfo and, for
+                    // other deployers, as an ISO (ovf-env.xml): DSP0243 puts `ovf:transport`
+                    // on the VirtualHardwareSection.
                     w.create_element("VirtualHardwareSection")
+                        .with_attribute(("ovf:transport", OVF_TRANSPORT))
                         .write_inner_content(|w| {
                             elem(w, "Info", "Virtual hardware requirements")?;
                             w.create_element("System").write_inner_content(|w| {
@@ -201,8 +205,65 @@ fn write_ovf<W: io::Write>(w: &mut Writer<W>, s: &OvfSpec) -> io::Result<()> {
                                 ],
                             )
                         })?;
-                    Ok(())
+                    write_product_section(w)
                 })?;
+            Ok(())
+        })?;
+    Ok(())
+}
+
+/// The transports the OVF environment is offered by (vSphere: guestinfo and an ISO).
+pub const OVF_TRANSPORT: &str = "com.vmware.guestInfo iso";
+
+/// The properties a deployer asks for (key, label, description, password).
+pub const PRODUCT_PROPERTIES: &[(&str, &str, &str, bool)] = &[
+    (
+        "nodeboot.config",
+        "Node configuration (base64)",
+        "The node's configuration, schema-1 XML or the Management Node JSON, encoded with \
+         `base64 -w0`. The node applies it at its first boot and reboots into it; an invalid one \
+         is shown on the console and on https://<node>:8443/. Empty: configure the node on port \
+         8443 or at the console.",
+        false,
+    ),
+    (
+        "nodeboot.token",
+        "Bootstrap token",
+        "Optional. When set and no configuration is given, port 8443 accepts only uploads that \
+         carry this token.",
+        true,
+    ),
+];
+
+/// The `ProductSection` with the user-configurable properties `nodeboot.config` and
+/// `nodeboot.token` (a password: deployers mask it), so OVF deployers prompt for them and hand
+/// them to the node in its OVF environment (docs/sources.md).
+fn write_product_section<W: io::Write>(w: &mut Writer<W>) -> io::Result<()> {
+    w.create_element("ProductSection")
+        .with_attribute(("ovf:required", "false"))
+        .write_inner_content(|w| {
+            elem(
+                w,
+                "Info",
+                "The node's configuration, asked for at deployment",
+            )?;
+            elem(w, "Product", "nodeboot node")?;
+            elem(w, "Category", "Configuration")?;
+            for (key, label, description, password) in PRODUCT_PROPERTIES {
+                let mut p = w
+                    .create_element("Property")
+                    .with_attribute(("ovf:key", *key))
+                    .with_attribute(("ovf:type", "string"))
+                    .with_attribute(("ovf:userConfigurable", "true"))
+                    .with_attribute(("ovf:value", ""));
+                if *password {
+                    p = p.with_attribute(("ovf:password", "true"));
+                }
+                p.write_inner_content(|w| {
+                    elem(w, "Label", label)?;
+                    elem(w, "Description", description)
+                })?;
+            }
             Ok(())
         })?;
     Ok(())
@@ -415,6 +476,55 @@ mod tests {
         assert_eq!(text_of("Item/rasd:Parent"), ["3"]);
         assert_eq!(text_of("Item/rasd:ResourceSubType"), ["lsilogic", "E1000"]);
         assert_eq!(text_of("Item/rasd:Connection"), ["VM Network"]);
+    }
+
+    #[test]
+    fn the_product_section_asks_for_the_configuration_and_a_masked_token() {
+        let xml = render_ovf(&spec());
+        let elems = flatten(&xml);
+        let hw = elems
+            .iter()
+            .find(|(p, _, _)| p == "Envelope/VirtualSystem/VirtualHardwareSection")
+            .unwrap();
+        assert_eq!(attr(&hw.1, "ovf:transport"), "com.vmware.guestInfo iso");
+        let props: Vec<&Element> = elems
+            .iter()
+            .filter(|(p, _, _)| p == "Envelope/VirtualSystem/ProductSection/Property")
+            .collect();
+        assert_eq!(props.len(), 2);
+        let config = &props[0].1;
+        assert_eq!(attr(config, "ovf:key"), "nodeboot.config");
+        assert_eq!(attr(config, "ovf:type"), "string");
+        assert_eq!(attr(config, "ovf:userConfigurable"), "true");
+        assert!(!config.iter().any(|(k, _)| k == "ovf:password"));
+        let token = &props[1].1;
+        assert_eq!(attr(token, "ovf:key"), "nodeboot.token");
+        assert_eq!(attr(token, "ovf:password"), "true");
+        assert_eq!(attr(token, "ovf:userConfigurable"), "true");
+        let labels: Vec<&str> = elems
+            .iter()
+            .filter(|(p, _, _)| p == "Envelope/VirtualSystem/ProductSection/Property/Label")
+            .map(|(_, _, t)| t.as_str())
+            .collect();
+        assert_eq!(labels, ["Node configuration (base64)", "Bootstrap token"]);
+        // The section follows the hardware, inside the one VirtualSystem.
+        let order: Vec<&str> = elems
+            .iter()
+            .filter(|(p, _, _)| {
+                p.matches('/').count() == 2 && p.starts_with("Envelope/VirtualSystem/")
+            })
+            .map(|(p, _, _)| p.rsplit('/').next().unwrap())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "Info",
+                "Name",
+                "OperatingSystemSection",
+                "VirtualHardwareSection",
+                "ProductSection"
+            ]
+        );
     }
 
     #[test]

@@ -93,6 +93,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         "./usr/bin/nodeboot-agent",
         "./usr/lib/systemd/system/nodeboot-agent.service",
         "./usr/lib/systemd/system/nodeboot-ssh-host-keys.service",
+        "./usr/lib/systemd/system/nodeboot-acquire.service",
         "./usr/lib/systemd/system/serial-getty@.service.d/nodeboot.conf",
         "./usr/lib/systemd/system/getty@.service.d/nodeboot.conf",
         "./etc/profile.d/nodeboot-wizard.sh",
@@ -162,10 +163,29 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         !unit.contains("network-online.target"),
         "the agent must not wait for the network to be online"
     );
+    let acquire =
+        std::fs::read_to_string(tree.join("usr/lib/systemd/system/nodeboot-acquire.service"))
+            .unwrap();
+    assert!(acquire.contains("ConditionPathExists=!/var/lib/nodeboot/configured.json\n"));
+    assert!(
+        acquire.contains("Type=oneshot\n") && acquire.contains("Before=nodeboot-agent.service\n")
+    );
+    assert!(
+        !acquire.contains("network-online.target"),
+        "with no platform, acquire must not wait for the network"
+    );
+    let getty =
+        std::fs::read_to_string(tree.join("usr/lib/systemd/system/getty@.service.d/nodeboot.conf"))
+            .unwrap();
+    assert!(getty.contains("After=nodeboot-acquire.service nodeboot-agent.service\n"));
     {
         let units = out.path().join("units");
         std::fs::create_dir(&units).unwrap();
-        for unit in ["nodeboot-agent.service", "nodeboot-ssh-host-keys.service"] {
+        for unit in [
+            "nodeboot-agent.service",
+            "nodeboot-ssh-host-keys.service",
+            "nodeboot-acquire.service",
+        ] {
             std::fs::copy(
                 tree.join("usr/lib/systemd/system").join(unit),
                 units.join(unit),
@@ -176,6 +196,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
             .arg("verify")
             .arg(units.join("nodeboot-agent.service"))
             .arg(units.join("nodeboot-ssh-host-keys.service"))
+            .arg(units.join("nodeboot-acquire.service"))
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&verify.stderr);

@@ -28,6 +28,8 @@ pub struct Agent {
     pub(super) limits: Limits,
     pub(super) fingerprint: String,
     pub(super) banner: Option<(std::path::PathBuf, Vec<String>)>,
+    /// What the boot-time sources found and could not use (`nodeboot-agent acquire`).
+    pub(super) source: Option<nodeboot_config::api::SourceReport>,
     /// Set from the moment an upload is accepted until its apply fails (or for good once it
     /// succeeded): the second upload meanwhile gets 409.
     pub(super) busy: AtomicBool,
@@ -72,6 +74,7 @@ impl Agent {
             limits: Limits::default(),
             fingerprint,
             banner: None,
+            source: None,
             busy: AtomicBool::new(false),
             last: Mutex::new(None),
             uploads: Arc::new(Semaphore::new(Limits::default().max_uploads)),
@@ -100,6 +103,12 @@ impl Agent {
     /// Rewrites the console banner under `root` (listing `urls`) once the node is configured.
     pub fn with_banner(mut self, root: std::path::PathBuf, urls: Vec<String>) -> Self {
         self.banner = Some((root, urls));
+        self
+    }
+
+    /// Shows what the boot-time configuration sources could not use (status, page).
+    pub fn with_source(mut self, report: Option<nodeboot_config::api::SourceReport>) -> Self {
+        self.source = report;
         self
     }
 
@@ -202,7 +211,15 @@ impl Agent {
             last_attempt: attempt,
             fingerprint: self.fingerprint.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            source: self.source_shown(view.state),
         }
+    }
+
+    /// The source report while it still matters: not once the node is configured.
+    fn source_shown(&self, state: NodeState) -> Option<nodeboot_config::api::SourceReport> {
+        (state != NodeState::Configured)
+            .then(|| self.source.clone())
+            .flatten()
     }
 
     /// What the upload page shows.
@@ -215,6 +232,7 @@ impl Agent {
             last: self.last(),
             token_required: self.access.requires_token(),
             version: env!("CARGO_PKG_VERSION"),
+            source: self.source_shown(view.state),
         }
     }
 }

@@ -102,6 +102,49 @@ pub fn render_banner(urls: &[String], fingerprint: &str, configured: bool) -> St
     s
 }
 
+/// The banner's note of a configuration source that failed closed: "configuration from
+/// <origin> is invalid:" and its findings, at most 20 lines, ASCII with no backslash (getty
+/// reads `\` escapes), each line cut to 200 characters.
+pub fn render_source_note(r: &nodeboot_config::api::SourceReport) -> String {
+    use nodeboot_config::api::SourceOutcome;
+    let ascii = |s: &str| -> String {
+        let line: String = nodeboot_config::text::printable_line(s)
+            .chars()
+            .map(|c| match c {
+                '\\' => '/',
+                c if c.is_ascii() => c,
+                _ => '?',
+            })
+            .collect();
+        crate::server::status::shorten(&line, 200).replace('…', "...")
+    };
+    let mut s = String::new();
+    match &r.outcome {
+        SourceOutcome::Invalid { findings } => {
+            s.push_str(&format!(
+                "nodeboot: configuration from {} is invalid; nothing was applied:\n",
+                ascii(&r.origin)
+            ));
+            for f in findings.iter().take(20) {
+                let at = if f.line > 0 {
+                    format!("line {}, column {}: ", f.line, f.column)
+                } else if f.path.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}: ", f.path)
+                };
+                s.push_str(&format!("    {}\n", ascii(&format!("{at}{}", f.message))));
+            }
+        }
+        SourceOutcome::Unreadable { message } => s.push_str(&format!(
+            "nodeboot: configuration from {} cannot be read; nothing was applied:\n    {}\n",
+            ascii(&r.origin),
+            ascii(message)
+        )),
+    }
+    s
+}
+
 /// Writes the banner to `<root>/run/issue.d/nodeboot.issue` (a new temporary file, rename),
 /// mode 0644, through [`crate::rootfs`]: a link at `run`, `run/issue.d` or either name is
 /// refused, never followed. No fsync: `/run` is a tmpfs, rewritten at every start.

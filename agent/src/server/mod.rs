@@ -101,7 +101,13 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
         }
         None => args.max_connections,
     };
-    let access = access::Access::new(read_token(args.token_file.as_deref())?, args.allow.clone());
+    // A token a boot-time source supplied (`acquire` recorded it) when none is given.
+    let token_file = args
+        .token_file
+        .clone()
+        .or_else(|| crate::source::record::token_file(&args.root));
+    let access = access::Access::new(read_token(token_file.as_deref())?, args.allow.clone());
+    let source = crate::source::record::read_report(&args.root);
 
     let addresses = banner::local_addresses();
     let identity = match (&args.cert, &args.key) {
@@ -127,7 +133,11 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
     let configured = node::Node::status(node.as_ref())
         .map(|s| s.phase == nodeboot_config::api::NodeState::Configured)
         .unwrap_or(false);
-    let banner_text = banner::render_banner(&urls, &identity.fingerprint, configured);
+    let mut banner_text = banner::render_banner(&urls, &identity.fingerprint, configured);
+    if let (false, Some(r)) = (configured, &source) {
+        banner_text.push_str(&banner::render_source_note(r));
+        banner_text.push('\n');
+    }
     match banner::write_banner(&args.root, &banner_text) {
         Ok(path) => info!(path = %path.display(), "console banner written"),
         Err(e) => warn!(error = %e, "writing the console banner"),
@@ -158,7 +168,8 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
             max_uploads: args.max_uploads.max(1),
             ..limits::Limits::default()
         })
-        .with_banner(args.root.clone(), urls);
+        .with_banner(args.root.clone(), urls)
+        .with_source(source);
     serve(listener, tls_config, Arc::new(agent), shutdown).await;
     Ok(())
 }

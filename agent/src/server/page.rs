@@ -2,7 +2,9 @@
 //! result pages. Pure functions from data to strings; no JavaScript, one small stylesheet,
 //! readable on a phone.
 
-use nodeboot_config::api::{AttemptOutcome, BOOTSTRAP_PATH, NodeState};
+use nodeboot_config::api::{
+    AttemptOutcome, BOOTSTRAP_PATH, NodeState, SourceOutcome, SourceReport,
+};
 use nodeboot_config::{Diagnostic, Severity};
 
 use super::status::LastAttempt;
@@ -22,6 +24,8 @@ pub struct HomeView {
     pub token_required: bool,
     /// The agent's version.
     pub version: &'static str,
+    /// What the boot-time configuration sources could not use.
+    pub source: Option<SourceReport>,
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -130,6 +134,25 @@ fn attempt_card(last: &LastAttempt) -> String {
     }
 }
 
+/// The card of a configuration source that failed closed (its text is bounded and cleaned
+/// by `crate::source`; escaped here).
+pub fn source_card(r: &SourceReport) -> String {
+    match &r.outcome {
+        SourceOutcome::Invalid { findings } => format!(
+            "<div class=\"card bad\" id=\"source\"><b>The configuration from {} is invalid</b>: \
+             nothing was applied; fix it there and reboot, or upload a configuration here.{}</div>",
+            escape(&r.origin),
+            diagnostics_list(findings)
+        ),
+        SourceOutcome::Unreadable { message } => format!(
+            "<div class=\"card bad\" id=\"source\"><b>The configuration from {} cannot be read</b>: \
+             {}; nothing was applied.</div>",
+            escape(&r.origin),
+            escape(message)
+        ),
+    }
+}
+
 /// "1 problem", "2 problems".
 pub fn problems(n: usize) -> String {
     if n == 1 {
@@ -157,6 +180,10 @@ pub fn render_home(v: &HomeView) -> String {
         escape(&v.fingerprint),
         escape(v.version)
     ));
+    if let Some(r) = &v.source {
+        body.push_str("<h2>Configuration source</h2>");
+        body.push_str(&source_card(r));
+    }
     if let Some(a) = &v.last {
         body.push_str("<h2>Last upload</h2>");
         body.push_str(&attempt_card(a));
@@ -274,12 +301,38 @@ mod tests {
     }
 
     #[test]
+    fn the_source_card_shows_the_origin_and_findings_escaped() {
+        let r = SourceReport {
+            origin: "NoCloud disc cidata (<user-data>)".into(),
+            outcome: SourceOutcome::Invalid {
+                findings: vec![Diagnostic {
+                    severity: Severity::Error,
+                    path: "management_node_config.gw".into(),
+                    line: 0,
+                    column: 0,
+                    message: "<script>".into(),
+                    help: None,
+                }],
+            },
+        };
+        let html = source_card(&r);
+        assert!(
+            html.contains(
+                "The configuration from NoCloud disc cidata (&lt;user-data&gt;) is invalid"
+            )
+        );
+        assert!(html.contains("management_node_config.gw"));
+        assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"));
+    }
+
+    #[test]
     fn home_page_has_form_only_when_uploads_are_accepted() {
         let mut v = HomeView {
             state: NodeState::Unconfigured,
             digest: None,
             fingerprint: "SHA256:aa:bb".into(),
             last: None,
+            source: None,
             token_required: true,
             version: "0.1.0",
         };

@@ -308,6 +308,7 @@ mod tests {
             last_attempt: None,
             fingerprint: "SHA256:aa".into(),
             version: "0.1.0".into(),
+            source: None,
         };
         let r = render(&Answer::Status(Box::new(report.clone())), Format::Html);
         assert_eq!(
@@ -325,6 +326,7 @@ mod tests {
             last: None,
             token_required: false,
             version: "0.1.0",
+            source: None,
         };
         let r = render(&Answer::Page(Box::new(home)), Format::Json);
         assert_eq!(

@@ -222,6 +222,7 @@ async fn handle(
                 last_attempt: None,
                 fingerprint: String::new(),
                 version: "fake".into(),
+                source: None,
             };
             reply(StatusCode::OK, &report)
         }

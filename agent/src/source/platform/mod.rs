@@ -189,7 +189,7 @@ pub fn kernel_token(cmdline: &str) -> Option<Secret<String>> {
         .map(|v| Secret::new(v.to_owned()))
 }
 
-/// The time limits of one source. Defaults (see docs/sources-platforms.md): 60 s per source,
+/// The time limits of one source. Defaults (see docs/sources.md): 60 s per source,
 /// 2 s to connect, 5 s for an answer, backoff from 200 ms doubling to 5 s with jitter, and
 /// 60 s of its own for Azure's ready report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
