@@ -14,7 +14,16 @@
 //!    Node dialog: login, forced password change, sudo, the wizard, the reboot, up to
 //!    `vmmgr01 login:`), takes it back, logs in with the new password and checks the applied
 //!    configuration and the node identity; no secret may appear in any output or transcript.
-//! 4. powerloss: boot a writable qcow2 overlay of the image to its banner and save the machine
+//! 4. nocloud, ovfenv, oracle: the unattended first boot (docs/sources.md), with nobody typing
+//!    and no push: the pristine image boots with a NoCloud ISO (label `cidata`, made by
+//!    genisoimage, on a virtio disk), with an OVF environment ISO (made by xorriso, on an IDE
+//!    CD-ROM: `nodeboot.config` is the configuration in base64), or with Oracle Cloud's DMI
+//!    asset tag and a fake metadata service at 169.254.169.254 answering `/opc/v2/instance/`
+//!    with the Management Node JSON (QEMU runs in a network namespace of its own whose loopback
+//!    holds that address, so the guest reaches it through its default route and nothing leaves
+//!    the namespace). Each node must configure itself, reboot to its configured login prompt,
+//!    and pass the checks of scenario 1 (oracle: those its JSON carries) from inside.
+//! 5. powerloss: boot a writable qcow2 overlay of the image to its banner and save the machine
 //!    there; for each kill point load it, `nodeboot push` the configuration, SIGKILL QEMU at a
 //!    fixed delay after the 202 and boot the same disk again. The node must be unconfigured
 //!    and serving 8443 with the image's files, or configured as in scenario 1 with every file
@@ -102,6 +111,9 @@ enum Only {
     Configure,
     Reject,
     Management,
+    Nocloud,
+    Ovfenv,
+    Oracle,
     Powerloss,
 }
 
@@ -119,6 +131,9 @@ impl Only {
             Only::Configure => configure,
             Only::Reject => reject,
             Only::Management => management,
+            Only::Nocloud => nocloud,
+            Only::Ovfenv => ovfenv,
+            Only::Oracle => oracle,
             Only::Powerloss => powerloss,
         }
     }
@@ -248,6 +263,334 @@ fn configure(opts: &Options) -> Fallible<()> {
         ));
     }
     vm.shutdown()
+}
+
+/// The name the oracle scenario's Management Node JSON gives the node.
+const ORACLE_HOSTNAME: &str = "vmoci01";
+
+/// NoCloud: the configuration as `user-data` on an ISO 9660 medium labelled `cidata`.
+fn nocloud(opts: &Options) -> Fallible<()> {
+    let dir = scenario_dir(opts, "nocloud")?;
+    let seed = dir.join("seed");
+    std::fs::create_dir_all(&seed).map_err(|e| e.to_string())?;
+    std::fs::copy(opts.fixtures.join("node.xml"), seed.join("user-data"))
+        .map_err(|e| format!("copying the configuration: {e}"))?;
+    std::fs::write(seed.join("meta-data"), "instance-id: vm-suite-nocloud\n")
+        .map_err(|e| e.to_string())?;
+    let iso = dir.join("seed.iso");
+    tool(
+        Command::new("genisoimage")
+            .args(["-quiet", "-o"])
+            .arg(&iso)
+            .args(["-V", "cidata", "-J", "-r"])
+            .arg(&seed),
+    )?;
+    let drive = format!("file={},if=virtio,format=raw,readonly=on", iso.display());
+    let vm = Vm::start_with(
+        opts,
+        "nocloud",
+        &snapshot_drive(&opts.image),
+        &["-drive", &drive],
+        None,
+    )?;
+    unattended(vm, NEW_HOSTNAME, CONFIGURED_PASSWORD, check_configured)
+}
+
+/// An OVF environment disc (what vSphere attaches with the "iso" transport): `ovf-env.xml`
+/// with `nodeboot.config`, the configuration in base64, on an IDE CD-ROM.
+fn ovfenv(opts: &Options) -> Fallible<()> {
+    use base64::Engine as _;
+    let dir = scenario_dir(opts, "ovfenv")?;
+    let disc = dir.join("disc");
+    std::fs::create_dir_all(&disc).map_err(|e| e.to_string())?;
+    let xml = std::fs::read(opts.fixtures.join("node.xml")).map_err(|e| e.to_string())?;
+    let config = base64::engine::general_purpose::STANDARD.encode(xml);
+    let env = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Environment xmlns="http://schemas.dmtf.org/ovf/environment/1"
+    xmlns:oe="http://schemas.dmtf.org/ovf/environment/1" oe:id="vm-suite">
+  <PropertySection>
+    <Property oe:key="nodeboot.config" oe:value="{config}"/>
+  </PropertySection>
+</Environment>
+"#
+    );
+    std::fs::write(disc.join("ovf-env.xml"), env).map_err(|e| e.to_string())?;
+    let iso = dir.join("ovf-env.iso");
+    tool(
+        Command::new("xorriso")
+            .args(["-as", "mkisofs", "-quiet", "-o"])
+            .arg(&iso)
+            .args(["-V", "OVF ENV", "-J", "-r"])
+            .arg(&disc),
+    )?;
+    let drive = format!("file={},if=ide,media=cdrom,readonly=on", iso.display());
+    let vm = Vm::start_with(
+        opts,
+        "ovfenv",
+        &snapshot_drive(&opts.image),
+        &["-drive", &drive],
+        None,
+    )?;
+    unattended(vm, NEW_HOSTNAME, CONFIGURED_PASSWORD, check_configured)
+}
+
+/// Oracle Cloud: the chassis asset tag `OracleCloud.com`, and the instance metadata
+/// (IMDSv2, `Authorization: Bearer Oracle`) carrying the Management Node JSON under
+/// `metadata.management_node_config`, served at 169.254.169.254:80 inside the namespace QEMU
+/// runs in.
+fn oracle(opts: &Options) -> Fallible<()> {
+    let hash = password_hash(opts)?;
+    let config = serde_json::json!({
+        "hostname": ORACLE_HOSTNAME,
+        "domain": "nodeboot.test",
+        "ip": "10.0.2.15",
+        "mask": "255.255.255.0",
+        "gw": "10.0.2.2",
+        "dns": "10.0.2.3",
+        "ntp": "10.0.2.2",
+        "user": "webadmin",
+        "pass": hash,
+        "admin_password": hash,
+        "error_reports": false,
+        "enable_analytics": false,
+        "contact_email_address": "ops@nodeboot.test",
+    });
+    let instance = serde_json::json!({
+        "id": "ocid1.instance.oc1..vmsuite",
+        "metadata": { "management_node_config": config },
+    })
+    .to_string();
+    let ns = Netns::new("nodeboot-vm-oci")?;
+    let server = ns.serve_metadata(instance)?;
+    let vm = Vm::start_with(
+        opts,
+        "oracle",
+        &snapshot_drive(&opts.image),
+        &["-smbios", "type=3,asset=OracleCloud.com"],
+        Some(&ns.name),
+    )?;
+    let result = unattended(vm, ORACLE_HOSTNAME, CONFIGURED_PASSWORD, |report| {
+        check_from_json(report, ORACLE_HOSTNAME)
+    });
+    let served = server.requests();
+    println!(
+        "vm:   the fake metadata service answered: {}",
+        served.join(", ")
+    );
+    result?;
+    if !served
+        .iter()
+        .any(|r| r.starts_with("GET /opc/v2/instance/ 200"))
+    {
+        return Err(format!(
+            "the node did not read /opc/v2/instance/ with the Bearer header: {served:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// The hash of [`CONFIGURED_PASSWORD`] that `fixtures/node.xml` carries.
+fn password_hash(opts: &Options) -> Fallible<String> {
+    let xml = std::fs::read_to_string(opts.fixtures.join("node.xml")).map_err(|e| e.to_string())?;
+    let re = Regex::new(r"<password-hash>([^<]+)</password-hash>").map_err(|e| e.to_string())?;
+    re.captures(&xml)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().to_owned())
+        .ok_or_else(|| "fixtures/node.xml has no <password-hash>".into())
+}
+
+/// Waits for a node that configures itself: from power-on to `<hostname> login:` with
+/// nobody typing (the unconfigured banner may never show: the configuration is applied
+/// before the agent starts), then logs in and checks the node from inside.
+fn unattended(
+    mut vm: Vm,
+    hostname: &str,
+    password: &str,
+    check: impl Fn(&str) -> Fallible<()>,
+) -> Fallible<()> {
+    vm.console.wait_for(
+        &format!(r"{hostname} login:"),
+        Duration::from_secs(420),
+        "the configured node's login prompt (unattended)",
+    )?;
+    println!(
+        "vm:   power-on to `{hostname} login:`, unattended: {:.1} s",
+        vm.started.elapsed().as_secs_f64()
+    );
+    vm.console.login("admin", password)?;
+    let report = vm.console.shell(NODE_REPORT, Duration::from_secs(60))?;
+    println!("vm:   inside the node:\n{}", indent(&report));
+    check(&report)?;
+    vm.shutdown()
+}
+
+/// The checks of a node configured from the Management Node JSON (no static route in it).
+fn check_from_json(report: &str, hostname: &str) -> Fallible<()> {
+    check_all(
+        report,
+        &[
+            (format!("^{hostname}\\r?$"), "the hostname from the JSON"),
+            (
+                r"eth0\s+inet 10\.0\.2\.15/24".into(),
+                "10.0.2.15/24 on eth0",
+            ),
+            (
+                r"^default via 10\.0\.2\.2 dev eth0".into(),
+                "the default route via 10.0.2.2",
+            ),
+            (r"^nameserver 10\.0\.2\.3".into(), "the DNS server"),
+            (r"^search nodeboot\.test".into(), "the search domain"),
+            (
+                r"^server 10\.0\.2\.2\b".into(),
+                "the NTP server in chrony.conf",
+            ),
+            (r"agent=(inactive|unknown)".into(), "the agent not running"),
+            (r"listeners=0".into(), "nothing listening on 8443"),
+            (
+                r"condition=no".into(),
+                "the agent's unit skipped by its condition (apply record present)",
+            ),
+        ],
+    )
+}
+
+/// A fresh directory for a scenario's media under the artifacts.
+fn scenario_dir(opts: &Options, name: &str) -> Fallible<PathBuf> {
+    let dir = opts.artifacts.join(format!("{name}.media"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Runs a tool that must succeed (the media builders).
+fn tool(cmd: &mut Command) -> Fallible<()> {
+    let out = run(cmd)?;
+    if out.ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd:?} failed (run tests/vm/setup):\n{}",
+            out.text
+        ))
+    }
+}
+
+fn snapshot_drive(image: &Path) -> String {
+    format!("file={},format=raw,if=virtio,snapshot=on", image.display())
+}
+
+/// A network namespace of the suite's own, with only its loopback, which also holds the
+/// metadata address 169.254.169.254 (see shared/notes/vm-facts.md): QEMU's user network runs
+/// in it, so the guest's traffic to that address reaches the fake service and nothing else.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(name: &str) -> Fallible<Netns> {
+        let _ = Command::new("ip").args(["netns", "del", name]).status();
+        for args in [
+            vec!["netns", "add", name],
+            vec!["-n", name, "link", "set", "lo", "up"],
+            vec!["-n", name, "addr", "add", "169.254.169.254/32", "dev", "lo"],
+        ] {
+            tool(Command::new("ip").args(&args))?;
+        }
+        Ok(Netns {
+            name: name.to_owned(),
+        })
+    }
+
+    /// Serves Oracle's IMDSv2 instance document at 169.254.169.254:80 in the namespace, on a
+    /// thread that enters it. Anything else, or a request without the Bearer header, is 404.
+    fn serve_metadata(&self, instance: String) -> Fallible<FakeMetadata> {
+        use std::net::TcpListener;
+        use std::os::fd::AsFd as _;
+        let ns = std::fs::File::open(format!("/run/netns/{}", self.name))
+            .map_err(|e| format!("opening the namespace {}: {e}", self.name))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = log.clone();
+        std::thread::spawn(move || {
+            let listener = nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("entering the namespace: {e}"))
+                .and_then(|()| {
+                    TcpListener::bind("169.254.169.254:80")
+                        .map_err(|e| format!("binding 169.254.169.254:80: {e}"))
+                });
+            let listener = match listener {
+                Ok(l) => {
+                    let _ = tx.send(Ok(()));
+                    l
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            for stream in listener.incoming().flatten() {
+                let line = answer_metadata(stream, &instance);
+                if let Ok(mut log) = seen.lock() {
+                    log.push(line);
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .map_err(|_| "the fake metadata service did not start".to_owned())??;
+        Ok(FakeMetadata { log })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // The server thread's socket lives in the namespace: deleting the name lets the
+        // namespace go once QEMU and the socket are gone.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// What the fake metadata service was asked: "METHOD PATH STATUS" per request.
+struct FakeMetadata {
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeMetadata {
+    fn requests(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+/// Answers one HTTP/1.1 request (head only, at most 16 KiB) and closes the connection.
+fn answer_metadata(mut stream: std::net::TcpStream, instance: &str) -> String {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let mut lines = head.lines();
+    let request = lines.next().unwrap_or_default();
+    let mut parts = request.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or("?"), parts.next().unwrap_or("?"));
+    let bearer = lines.any(|l| l.eq_ignore_ascii_case("authorization: bearer oracle"));
+    let (status, body) = if method == "GET" && path == "/opc/v2/instance/" && bearer {
+        ("200 OK", instance)
+    } else {
+        ("404 Not Found", "")
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    format!("{method} {path} {}", &status[..3])
 }
 
 fn reject(opts: &Options) -> Fallible<()> {
@@ -1185,6 +1528,18 @@ impl Vm {
     /// `-loadvm`), its serial console drained into `<name>.serial.log` and its human monitor on
     /// a Unix socket (see [`Vm::monitor`]).
     fn start(opts: &Options, name: &str, drive: &str, extra: &[&str]) -> Fallible<Vm> {
+        Vm::start_with(opts, name, drive, extra, None)
+    }
+
+    /// [`Vm::start`], with QEMU in the network namespace `netns` when given (its user
+    /// network's outgoing connections then stay in that namespace).
+    fn start_with(
+        opts: &Options,
+        name: &str,
+        drive: &str,
+        extra: &[&str],
+        netns: Option<&str>,
+    ) -> Fallible<Vm> {
         let dir = opts.artifacts.join(format!("{name}.run"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -1200,7 +1555,15 @@ impl Vm {
         let file = file.strip_prefix("file=").unwrap_or(file);
         println!("vm:   booting {file} ({accel}, port 8443 on 127.0.0.1:{port})");
         let started = Instant::now();
-        let child = Command::new("qemu-system-x86_64")
+        let mut qemu = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "qemu-system-x86_64"]);
+                c
+            }
+            None => Command::new("qemu-system-x86_64"),
+        };
+        let child = qemu
             .args([
                 "-machine",
                 "pc",
@@ -1231,7 +1594,12 @@ impl Vm {
             .args(extra)
             .args([
                 "-netdev",
-                &format!("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:8443"),
+                &format!(
+                    // In a namespace of the suite's own the guest may reach out (only to the
+                    // fake services there); elsewhere the user network is restricted.
+                    "user,id=n0,{}hostfwd=tcp:127.0.0.1:{port}-:8443",
+                    if netns.is_some() { "" } else { "restrict=on," }
+                ),
                 "-device",
                 "virtio-net-pci,netdev=n0",
             ])
