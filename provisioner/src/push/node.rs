@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use hyper::body::Bytes;
 use hyper::{Method, StatusCode};
-use nodeboot_config::api::{BOOTSTRAP_PATH, NodeState, STATUS_PATH, UploadReply};
+use nodeboot_config::api::{BOOTSTRAP_PATH, NodeState, STATUS_PATH, SourceOutcome, UploadReply};
 
 use super::client::{self, ClientError, Endpoint, Reply, Request};
 use super::follow::{Follow, Verdict};
@@ -463,6 +463,21 @@ fn read_status_into(result: &mut NodeResult, reply: &Reply) {
             if !result.errors.is_empty() {
                 result.error = Some(format!("last attempt: {} error(s)", result.errors.len()));
             }
+            // The boot-time source failed closed: say which and why (its findings join the
+            // errors, located by the field or line they name).
+            if let Some(source) = &report.source {
+                let why = match &source.outcome {
+                    SourceOutcome::Invalid { findings } => {
+                        result.errors.extend(reply::file_errors(findings));
+                        format!("invalid, {} finding(s)", findings.len())
+                    }
+                    SourceOutcome::Unreadable { message } => shown(message),
+                };
+                result.error = Some(format!(
+                    "configuration from {} not used: {why}",
+                    shown(&source.origin)
+                ));
+            }
         }
         Ok(Err(refusal)) => {
             result.error = Some(format!("status answered {}: {refusal}", reply.status));
@@ -607,6 +622,49 @@ mod tests {
             body: Bytes::from(body.to_string()),
             fingerprint: None,
         }
+    }
+
+    #[test]
+    fn a_status_names_the_boot_source_that_failed_closed_and_its_findings() {
+        let body = serde_json::json!({"state": "unconfigured", "digest": null, "errors": [],
+            "error": null, "last_attempt": null, "fingerprint": "SHA256:00", "version": "0.1.0",
+            "source": {"origin": "NoCloud disc cidata (user-data)\u{1b}[31m", "outcome": "invalid",
+                "findings": [{"severity": "error", "line": 0, "column": 0,
+                    "path": "management_node_config.gw", "message": "not an IPv4 address",
+                    "help": "give the gateway as a.b.c.d"}]}});
+        let reply = Reply {
+            status: StatusCode::OK,
+            body: Bytes::from(body.to_string()),
+            fingerprint: None,
+        };
+        let mut result = NodeResult::new("n", "127.0.0.1:8443", Outcome::Failed, Duration::ZERO);
+        read_status_into(&mut result, &reply);
+        assert_eq!(result.result, Outcome::Answered);
+        assert_eq!(
+            result.error.as_deref(),
+            Some(
+                "configuration from NoCloud disc cidata (user-data)[31m not used: invalid, 1 finding(s)"
+            )
+        );
+        assert_eq!(result.errors.len(), 1);
+        assert_eq!(
+            result.errors[0].path.as_deref(),
+            Some("management_node_config.gw")
+        );
+        let unreadable = serde_json::json!({"state": "unconfigured", "digest": null, "errors": [],
+            "error": null, "last_attempt": null, "fingerprint": "SHA256:00", "version": "0.1.0",
+            "source": {"origin": "/etc/nodeboot/node.xml", "outcome": "unreadable",
+                "message": "a symbolic link: refused"}});
+        let reply = Reply {
+            status: StatusCode::OK,
+            body: Bytes::from(unreadable.to_string()),
+            fingerprint: None,
+        };
+        read_status_into(&mut result, &reply);
+        assert_eq!(
+            result.error.as_deref(),
+            Some("configuration from /etc/nodeboot/node.xml not used: a symbolic link: refused")
+        );
     }
 
     #[test]
