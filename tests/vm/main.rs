@@ -15,9 +15,9 @@
 //!    `vmmgr01 login:`), takes it back, logs in with the new password and checks the applied
 //!    configuration and the node identity; no secret may appear in any output or transcript.
 //! 4. nocloud, ovfenv, oracle: the unattended first boot (docs/sources.md), with nobody typing
-//!    and no push: the pristine image boots with a NoCloud ISO (label `cidata`, made by
-//!    genisoimage, on a virtio disk), with an OVF environment ISO (made by xorriso, on an IDE
-//!    CD-ROM: `nodeboot.config` is the configuration in base64), or with Oracle Cloud's DMI
+//!    and no push: the pristine image boots with a NoCloud medium (vfat, label `CIDATA`, made
+//!    by mkfs.vfat and mcopy, on a virtio disk), with an OVF environment ISO (made by xorriso,
+//!    on an IDE CD-ROM: `nodeboot.config` is the configuration in base64), or with Oracle Cloud's DMI
 //!    asset tag and a fake metadata service at 169.254.169.254 answering `/opc/v2/instance/`
 //!    with the Management Node JSON (QEMU runs in a network namespace of its own whose loopback
 //!    holds that address, so the guest reaches it through its default route and nothing leaves
@@ -268,24 +268,31 @@ fn configure(opts: &Options) -> Fallible<()> {
 /// The name the oracle scenario's Management Node JSON gives the node.
 const ORACLE_HOSTNAME: &str = "vmoci01";
 
-/// NoCloud: the configuration as `user-data` on an ISO 9660 medium labelled `cidata`.
+/// NoCloud: the configuration as `user-data` on a vfat medium labelled `CIDATA` (made by
+/// mkfs.vfat and mcopy, as cloud-localds does with `--filesystem vfat`), on a virtio disk.
 fn nocloud(opts: &Options) -> Fallible<()> {
     let dir = scenario_dir(opts, "nocloud")?;
-    let seed = dir.join("seed");
-    std::fs::create_dir_all(&seed).map_err(|e| e.to_string())?;
-    std::fs::copy(opts.fixtures.join("node.xml"), seed.join("user-data"))
+    let user_data = dir.join("user-data");
+    let meta_data = dir.join("meta-data");
+    std::fs::copy(opts.fixtures.join("node.xml"), &user_data)
         .map_err(|e| format!("copying the configuration: {e}"))?;
-    std::fs::write(seed.join("meta-data"), "instance-id: vm-suite-nocloud\n")
-        .map_err(|e| e.to_string())?;
-    let iso = dir.join("seed.iso");
+    std::fs::write(&meta_data, "instance-id: vm-suite-nocloud\n").map_err(|e| e.to_string())?;
+    let image = dir.join("seed.vfat");
     tool(
-        Command::new("genisoimage")
-            .args(["-quiet", "-o"])
-            .arg(&iso)
-            .args(["-V", "cidata", "-J", "-r"])
-            .arg(&seed),
+        Command::new("mkfs.vfat")
+            .args(["-n", "CIDATA", "-C"])
+            .arg(&image)
+            .arg("2048"),
     )?;
-    let drive = format!("file={},if=virtio,format=raw,readonly=on", iso.display());
+    tool(
+        Command::new("mcopy")
+            .arg("-i")
+            .arg(&image)
+            .arg(&user_data)
+            .arg(&meta_data)
+            .arg("::"),
+    )?;
+    let drive = format!("file={},if=virtio,format=raw,readonly=on", image.display());
     let vm = Vm::start_with(
         opts,
         "nocloud",
