@@ -1,5 +1,7 @@
-//! The command line of `nodeboot-agent`: the clap definitions and nothing else. `main.rs`
-//! dispatches on them; `nodeboot-docgen` renders the man pages and completions from them.
+//! The command lines of the agent crate's two binaries, `nodeboot-agent` ([`Cli`]) and
+//! `nodeboot-acquire` ([`AcquireCli`]): the clap definitions and nothing else. `main.rs` and
+//! `bin/nodeboot-acquire.rs` dispatch on them; `nodeboot-docgen` renders the man pages and
+//! completions from them.
 //!
 //! Each subcommand is a variant of [`Command`] holding its own `…Args` struct below; the
 //! options every applying command shares (the reboot) are one struct flattened into each. A
@@ -38,8 +40,6 @@ pub enum Command {
     Status(StatusArgs),
     /// Return the node to its unconfigured image state (for image builders)
     Reset(ResetArgs),
-    /// Look for the configuration at boot: baked file, local media, platform
-    Acquire(AcquireArgs),
 }
 
 /// Arguments of `nodeboot-agent serve`.
@@ -203,17 +203,25 @@ impl clap::ValueEnum for RebootMethod {
     }
 }
 
-/// Arguments of `nodeboot-agent acquire`.
-#[derive(Debug, clap::Args)]
+/// `nodeboot-acquire`: the unattended first boot, a one-shot run by `nodeboot-acquire.service`
+/// before `nodeboot-agent serve` starts. A binary of its own, not a subcommand of the daemon:
+/// the platform code (HTTP client, OVF and goal-state XML, gzip) is in no page of `serve`, whose
+/// resident size follows its file's (see docs/benchmarks.md, "Agent size budget").
+#[derive(Debug, Parser)]
 #[command(
+    name = "nodeboot-acquire",
+    version,
+    max_term_width = 80,
+    about = "Look for the node's configuration at boot: baked file, local media, platform",
     after_help = "Sources, in order: /etc/nodeboot/node.xml or node.json, media \
     labelled cidata or config-2 and an OVF environment disc, the platform's metadata service. \
     The first that has a configuration wins; an invalid one is shown and nothing is applied.\n\n\
     Examples:\n  \
-    nodeboot-agent acquire\n  \
-    nodeboot-agent acquire --root /tmp/node --devices /tmp/by-label --disc /dev/loop3 --no-reboot"
+    nodeboot-acquire\n  \
+    nodeboot-acquire --check\n  \
+    nodeboot-acquire --root /tmp/node --devices /tmp/by-label --disc /dev/loop3 --no-reboot"
 )]
-pub struct AcquireArgs {
+pub struct AcquireCli {
     /// The node's root directory
     #[arg(long, default_value = "/", value_name = "DIR")]
     pub root: std::path::PathBuf,
@@ -244,7 +252,7 @@ pub struct AcquireArgs {
     pub reboot_delay: u64,
 }
 
-impl AcquireArgs {
+impl AcquireCli {
     /// The options of the domain code.
     pub fn options(self) -> crate::source::acquire::Options {
         let mut devices = if self.discs.is_empty() {
@@ -278,5 +286,10 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn acquire_cli_definition_is_consistent() {
+        super::AcquireCli::command().debug_assert();
     }
 }

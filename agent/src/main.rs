@@ -14,7 +14,6 @@ fn main() -> ExitCode {
         Command::Wizard(args) => wizard::run(args),
         Command::Status(args) => apply::run_status(args),
         Command::Reset(args) => apply::run_reset(args),
-        Command::Acquire(args) => nodeboot_agent::source::acquire::run(args.options()),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,4 @@
-//! `nodeboot-agent acquire` end to end on a temporary root: the baked file, real media (loop
+//! `nodeboot-acquire` end to end on a temporary root: the baked file, real media (loop
 //! devices the agent mounts itself), the fail-closed rule, the record `serve` shows over real
 //! HTTPS, the bootstrap token, and the attacker's tries (too big, a link, a FIFO, deep JSON,
 //! control characters). Runs as root (mount, losetup); a missing tool fails the test.
@@ -105,12 +105,11 @@ impl Media {
     }
 }
 
-/// Runs `acquire --no-reboot` on `root` with the media (and `discs` as the optical drives).
+/// Runs `nodeboot-acquire --no-reboot` on `root` with the media (and `discs` as the optical drives).
 fn acquire(root: &Path, media: &Media, discs: &[&Path]) -> std::process::Output {
     let by_label = media.by_label();
     let mut args = vec![
-        "acquire".to_owned(),
-        "--no-reboot".into(),
+        "--no-reboot".to_owned(),
         "--fs-type".into(),
         "ext4".into(),
         "--devices".into(),
@@ -127,7 +126,7 @@ fn acquire(root: &Path, media: &Media, discs: &[&Path]) -> std::process::Output 
         args.push(d.display().to_string());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = common::agent(&args, root);
+    let out = common::acquire(&args, root);
     assert!(
         out.status.success(),
         "acquire exits 0 whatever the sources held: {}{}",
@@ -590,7 +589,7 @@ async fn a_token_only_source_makes_uploads_require_it() {
 fn check_reads_only_the_baked_file_and_applies_nothing() {
     let root = common::image_root();
     let check = |root: &Path| {
-        let out = common::agent(&["acquire", "--check"], root);
+        let out = common::acquire(&["--check"], root);
         (
             out.status.code(),
             stdout(&out),
@@ -620,4 +619,26 @@ fn check_reads_only_the_baked_file_and_applies_nothing() {
     );
     assert_eq!(state(root.path())["state"], "unconfigured");
     assert!(!root.path().join("run/nodeboot/source.json").exists());
+}
+
+/// The boot-time chain is a binary of its own: `nodeboot-agent` (the daemon) has no `acquire`
+/// subcommand, so none of the platform code is in its pages; `nodeboot-acquire` answers
+/// `--help` with its options under its own name.
+#[test]
+fn acquire_is_its_own_binary_and_not_a_subcommand_of_the_agent() {
+    let root = common::image_root();
+    let out = common::agent(&["acquire", "--check"], root.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unrecognized subcommand 'acquire'"), "{err}");
+    let help = Command::new(env!("CARGO_BIN_EXE_nodeboot-acquire"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let help = stdout(&help);
+    assert!(help.contains("Usage: nodeboot-acquire [OPTIONS]"), "{help}");
+    for option in ["--check", "--no-reboot", "--dmi", "--disc", "--fs-type"] {
+        assert!(help.contains(option), "{option} missing from:\n{help}");
+    }
 }

@@ -71,18 +71,18 @@ pub struct StatusReport {
     pub fingerprint: String,
     /// The agent's version.
     pub version: String,
-    /// What the boot-time configuration sources found when it was not usable (`nodeboot-agent
-    /// acquire`); absent when no source was tried, none had a configuration, or an agent
+    /// What the boot-time configuration sources found when it was not usable (`nodeboot-acquire`);
+    /// absent when no source was tried, none had a configuration, or an agent
     /// older than this field answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceReport>,
 }
 
-/// Where `nodeboot-agent acquire` writes its [`SourceReport`] under the node's root.
+/// Where `nodeboot-acquire` writes its [`SourceReport`] under the node's root.
 pub const SOURCE_REPORT_PATH: &str = "run/nodeboot/source.json";
 
 /// What a boot-time configuration source had that could not be used: written by
-/// `nodeboot-agent acquire` (to [`SOURCE_REPORT_PATH`]), read by `serve` for its status, page
+/// `nodeboot-acquire` (to [`SOURCE_REPORT_PATH`]), read by `serve` for its status, page
 /// and console banner. The chain failed closed: nothing was applied, no later source tried.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceReport {

@@ -1,6 +1,6 @@
 //! `nodeboot-docgen BINARY OUT`: writes the man pages and completions of one of nodeboot's
-//! binaries (`nodeboot-agent`, `nodeboot`, `nodeboot-image`) under OUT. Run by
-//! `packaging/build-deb`.
+//! binaries (`nodeboot-agent`, `nodeboot-acquire`, `nodeboot`, `nodeboot-image`) under OUT.
+//! Run by `packaging/build-deb`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +12,7 @@ use clap::{CommandFactory, Parser};
 #[command(name = "nodeboot-docgen", version, max_term_width = 80)]
 struct Cli {
     /// Which binary's documentation to write
-    #[arg(value_parser = ["nodeboot-agent", "nodeboot", "nodeboot-image"])]
+    #[arg(value_parser = ["nodeboot-agent", "nodeboot-acquire", "nodeboot", "nodeboot-image"])]
     binary: String,
     /// Directory to write into (created when missing)
     out: PathBuf,
@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = match cli.binary.as_str() {
         "nodeboot-agent" => nodeboot_agent::cmdline::Cli::command(),
+        "nodeboot-acquire" => nodeboot_agent::cmdline::AcquireCli::command(),
         "nodeboot" => nodeboot::cmdline::Cli::command(),
         _ => nodeboot_image::cmdline::Cli::command(),
     };
@@ -41,5 +42,30 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// `nodeboot-acquire` has no subcommand: one page, and completions under its own name.
+    #[test]
+    fn nodeboot_acquire_gets_its_own_page_and_completions() {
+        let dir = tempfile::tempdir().unwrap();
+        let written =
+            nodeboot_docgen::write_docs(nodeboot_agent::cmdline::AcquireCli::command(), dir.path())
+                .unwrap();
+        let names: Vec<String> = written
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "man/nodeboot-acquire.1",
+                "completions/nodeboot-acquire.bash",
+                "completions/_nodeboot-acquire",
+                "completions/nodeboot-acquire.fish"
+            ]
+        );
+        let page = std::fs::read_to_string(dir.path().join("man/nodeboot-acquire.1")).unwrap();
+        assert!(page.contains(".TH nodeboot-acquire 1"), "{page}");
+        assert!(page.contains("\\-\\-check"), "{page}");
     }
 }

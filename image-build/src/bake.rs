@@ -195,8 +195,8 @@ pub fn run(args: BakeArgs) -> anyhow::Result<std::process::ExitCode> {
 
 /// Places the configuration at `target` inside the image (root-owned, 0600) with the image's
 /// own `install`, so a link in the image resolves inside it, never on the build host; then
-/// has the image's agent read it as it will at boot (`acquire --check`): an invalid file
-/// fails the bake with the agent's findings, before any output is written.
+/// has the image's agent read it as it will at boot (`nodeboot-acquire --check`): an invalid
+/// file fails the bake with the agent's findings, before any output is written.
 fn bake_config(image: &MountedImage, content: &[u8], target: &str) -> anyhow::Result<()> {
     let staged = "nodeboot-baked-config";
     // `create_new` (O_CREAT|O_EXCL) never opens through a link at the name; the image's
@@ -223,7 +223,7 @@ fn bake_config(image: &MountedImage, content: &[u8], target: &str) -> anyhow::Re
         .chroot([
             "install", "-D", "-o", "root", "-g", "root", "-m", "0600", &staged_in, target,
         ])
-        .and_then(|_| image.chroot(["/usr/bin/nodeboot-agent", "acquire", "--check"]));
+        .and_then(|_| image.chroot(["/usr/bin/nodeboot-acquire", "--check"]));
     let _ = std::fs::remove_file(&host_tmp);
     result
         .map(|_| ())

@@ -1,5 +1,5 @@
 //! The agent's Debian package, built for real by `packaging/build-deb` from the workspace's
-//! agent binary and read back with dpkg-deb: files, control fields, maintainer scripts, units
+//! agent binaries (`nodeboot-agent`, `nodeboot-acquire`) and read back with dpkg-deb: files, control fields, maintainer scripts, units
 //! accepted by systemd, man pages and completions generated from the clap definitions; and the
 //! operator's package (`nodeboot`, `nodeboot-image`).
 
@@ -70,7 +70,11 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         return;
     }
     let out = tempfile::tempdir().unwrap();
-    let printed = build_deb("nodeboot-agent", &["nodeboot-agent"], out.path());
+    let printed = build_deb(
+        "nodeboot-agent",
+        &["nodeboot-agent", "nodeboot-acquire"],
+        out.path(),
+    );
     let deb = PathBuf::from(printed.trim());
     assert!(deb.starts_with(out.path()) && deb.exists(), "{printed}");
     assert!(
@@ -91,6 +95,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
     let contents = stdout_of(Command::new("dpkg-deb").arg("--contents").arg(&deb));
     for path in [
         "./usr/bin/nodeboot-agent",
+        "./usr/bin/nodeboot-acquire",
         "./usr/lib/systemd/system/nodeboot-agent.service",
         "./usr/lib/systemd/system/nodeboot-ssh-host-keys.service",
         "./usr/lib/systemd/system/nodeboot-acquire.service",
@@ -105,6 +110,10 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         "./usr/share/bash-completion/completions/nodeboot-agent",
         "./usr/share/zsh/vendor-completions/_nodeboot-agent",
         "./usr/share/fish/vendor_completions.d/nodeboot-agent.fish",
+        "./usr/share/man/man1/nodeboot-acquire.1.gz",
+        "./usr/share/bash-completion/completions/nodeboot-acquire",
+        "./usr/share/zsh/vendor-completions/_nodeboot-acquire",
+        "./usr/share/fish/vendor_completions.d/nodeboot-acquire.fish",
         "./usr/share/doc/nodeboot-agent/copyright",
     ] {
         assert!(
@@ -115,6 +124,10 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
     assert!(
         !contents.contains("generate-docs"),
         "the hidden command got a man page"
+    );
+    assert!(
+        !contents.contains("nodeboot-agent-acquire"),
+        "acquire is its own binary, not a subcommand of the agent:\n{contents}"
     );
 
     let tree = out.path().join("tree");
@@ -143,6 +156,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
     // md5sums covers every regular file.
     let sums = std::fs::read_to_string(tree.join("DEBIAN/md5sums")).unwrap();
     assert!(sums.contains(" usr/bin/nodeboot-agent\n"), "{sums}");
+    assert!(sums.contains(" usr/bin/nodeboot-acquire\n"), "{sums}");
     md5sums_match(&tree);
 
     // The man page is the clap definition's: serve's --listen option is documented.
@@ -174,6 +188,14 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         !acquire.contains("network-online.target"),
         "with no platform, acquire must not wait for the network"
     );
+    assert!(
+        acquire.contains("\nExecStart=/usr/bin/nodeboot-acquire\n")
+            && acquire.contains("\nDocumentation=man:nodeboot-acquire(1)\n"),
+        "{acquire}"
+    );
+    // The unit's binary is the package's: it runs and answers as nodeboot-acquire.
+    let version = stdout_of(Command::new(tree.join("usr/bin/nodeboot-acquire")).arg("--version"));
+    assert!(version.starts_with("nodeboot-acquire "), "{version}");
     let getty =
         std::fs::read_to_string(tree.join("usr/lib/systemd/system/getty@.service.d/nodeboot.conf"))
             .unwrap();
@@ -204,6 +226,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         for line in err.lines().filter(|l| l.contains("nodeboot")) {
             assert!(
                 line.contains("/usr/bin/nodeboot-agent is not executable")
+                    || line.contains("/usr/bin/nodeboot-acquire is not executable")
                     || line.contains("man nodeboot"),
                 "systemd-analyze verify: {line}"
             );

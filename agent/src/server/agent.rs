@@ -28,7 +28,7 @@ pub struct Agent {
     pub(super) limits: Limits,
     pub(super) fingerprint: String,
     pub(super) banner: Option<(std::path::PathBuf, Vec<String>)>,
-    /// What the boot-time sources found and could not use (`nodeboot-agent acquire`).
+    /// What the boot-time sources found and could not use (`nodeboot-acquire`).
     pub(super) source: Option<nodeboot_config::api::SourceReport>,
     /// Set from the moment an upload is accepted until its apply fails (or for good once it
     /// succeeded): the second upload meanwhile gets 409.

@@ -1,4 +1,4 @@
-//! `nodeboot-agent acquire`: at boot of an unconfigured node, run the chain of sources and act
+//! `nodeboot-acquire`: at boot of an unconfigured node, run the chain of sources and act
 //! on its outcome — apply a valid configuration and reboot; record an unusable one for
 //! `serve` (and exit 0: the boot goes on to 8443 and the wizard); record a bootstrap token.
 //! The clap definitions are in `crate::cmdline`.
@@ -91,7 +91,7 @@ fn detect_platform(opts: &Options, cmdline: &str) -> Option<Detected> {
     Some(Detected { platform, env })
 }
 
-/// Runs `nodeboot-agent acquire`. Exit 0 whatever the sources held (a boot must go on); an
+/// Runs `nodeboot-acquire`. Exit 0 whatever the sources held (a boot must go on); an
 /// error only when the node's root itself cannot be used.
 pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
     let _ = tracing_subscriber::fmt()
@@ -206,7 +206,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `acquire --check`: the baked file read as at boot; findings on stderr.
+/// `nodeboot-acquire --check`: the baked file read as at boot; findings on stderr.
 fn check(opts: &Options) -> anyhow::Result<ExitCode> {
     let root = Root::open(&opts.root).map_err(anyhow::Error::msg)?;
     let found = match super::baked::read(&root) {

@@ -24,6 +24,16 @@ pub fn agent(args: &[&str], root: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs the real `nodeboot-acquire` with `args` and `--root root`.
+pub fn acquire(args: &[&str], root: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_nodeboot-acquire"))
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .output()
+        .unwrap()
+}
+
 /// A fixed "now" for reproducible renders: 2026-11-29 22:13:20 UTC.
 pub const NOW: u64 = 1_796_000_000;
 
