@@ -2186,13 +2186,13 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
         let text = err.to_string();
         assert!(
-            text.contains("configure, reject, management, powerloss"),
+            text.contains("configure, reject, management, nocloud, ovfenv, oracle, powerloss"),
             "{text}"
         );
         // --list needs no image: tests/vm/run checks --only with it before building anything
         let list = Cli::try_parse_from(["vm", "--list", "--only", "reject"]).unwrap();
         assert_eq!(Only::selected(list.only), [Only::Reject]);
-        assert_eq!(Only::selected(None).len(), 4);
+        assert_eq!(Only::selected(None).len(), 7);
         assert_eq!(Only::Management.name(), "management");
         let err = Cli::try_parse_from(["vm", "--list", "--only", "typo"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
