@@ -159,6 +159,7 @@ async fn run_check<P: Probe>(check: &Check, probe: &P, policy: &Policy) -> Check
     let end = start + policy.deadline;
     let mut tried = Vec::new();
     let mut attempts = 0u32;
+    let mut why: Option<String> = None;
     let last = loop {
         attempts += 1;
         let budget = policy
@@ -168,6 +169,16 @@ async fn run_check<P: Probe>(check: &Check, probe: &P, policy: &Policy) -> Check
         let outcome = match timeout(budget, attempt(check, probe, budget, &mut tried)).await {
             Ok(outcome) => outcome,
             Err(_elapsed) => Outcome::NoAnswer(no_answer(check), None),
+        };
+        // An attempt that only timed out keeps what an earlier one learnt (the kernel
+        // rate-limits the ICMP errors that say "refused" or "unreachable").
+        let outcome = match outcome {
+            Outcome::NoAnswer(what, None) => Outcome::NoAnswer(what, why.clone()),
+            Outcome::NoAnswer(what, Some(w)) => {
+                why = Some(w.clone());
+                Outcome::NoAnswer(what, Some(w))
+            }
+            other => other,
         };
         if matches!(outcome, Outcome::Pass(_)) || Instant::now() + policy.pause >= end {
             break outcome;
