@@ -187,6 +187,38 @@ async fn recv_until<T>(
     }
 }
 
+/// Reads frames from an unbound packet socket until one that came in on interface `index`
+/// is accepted.
+async fn recv_from_link<T>(
+    fd: &AsyncFd<OwnedFd>,
+    index: usize,
+    mut accept: impl FnMut(&[u8]) -> Option<T>,
+) -> io::Result<Option<T>> {
+    let mut buf = [0u8; 2048];
+    loop {
+        let mut guard = fd.readable().await?;
+        match guard.try_io(|inner| {
+            socket::recvfrom::<LinkAddr>(inner.as_raw_fd(), &mut buf).map_err(io::Error::from)
+        }) {
+            Ok(Ok((n, from))) => {
+                let here = from.is_some_and(|l| l.ifindex() == index);
+                if let Some(found) = buf.get(..n).filter(|_| here).and_then(&mut accept) {
+                    return Ok(Some(found));
+                }
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+/// Closes a packet socket on the blocking pool: the kernel waits for an RCU grace period on
+/// close, which must not stall the other checks on a current-thread runtime.
+fn close_off_thread(fd: AsyncFd<OwnedFd>) {
+    let fd = fd.into_inner();
+    drop(tokio::task::spawn_blocking(move || drop(fd)));
+}
+
 fn hex_field(s: &str) -> Option<u32> {
     u32::from_str_radix(s, 16).ok()
 }
@@ -296,14 +328,25 @@ impl Probe for SystemProbe {
         wait: Duration,
     ) -> io::Result<Option<[u8; 6]>> {
         let (link, mac, sender) = link_of(iface, target)?;
+        // Not bound: binding a packet socket (as closing one) waits for an RCU grace period
+        // (tens of ms) in the kernel. It sends through the link's address and keeps the
+        // frames that came in on that link.
         let fd = raw_socket(AddressFamily::Packet, SockProtocol::EthAll)?;
-        socket::bind(fd.as_raw_fd(), &link)?;
         let frame = wire::build_arp_request(mac, sender, target);
-        send_fd(&fd, |raw| socket::send(raw, &frame, MsgFlags::empty())).await?;
-        match timeout(wait, recv_until(&fd, |f| wire::parse_arp_reply(f, target))).await {
-            Ok(found) => found.map(Some),
-            Err(_elapsed) => Ok(None),
-        }
+        let sent = send_fd(&fd, |raw| {
+            socket::sendto(raw, &frame, &link, MsgFlags::empty())
+        })
+        .await;
+        let found = match sent {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let reply =
+                    recv_from_link(&fd, link.ifindex(), |f| wire::parse_arp_reply(f, target));
+                timeout(wait, reply).await.unwrap_or(Ok(None))
+            }
+        };
+        close_off_thread(fd);
+        found
     }
 
     async fn neighbour(
