@@ -180,10 +180,13 @@ async fn run_check<P: Probe>(check: &Check, probe: &P, policy: &Policy) -> Check
             }
             other => other,
         };
-        if matches!(outcome, Outcome::Pass(_)) || Instant::now() + policy.pause >= end {
+        if matches!(outcome, Outcome::Pass(_)) || Instant::now() >= end {
             break outcome;
         }
-        sleep(policy.pause).await;
+        sleep(policy.pause.min(end.saturating_duration_since(Instant::now()))).await;
+        if Instant::now() >= end {
+            break outcome;
+        }
     };
     let elapsed = start.elapsed();
     let (passed, reason) = match last {
