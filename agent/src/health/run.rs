@@ -183,7 +183,12 @@ async fn run_check<P: Probe>(check: &Check, probe: &P, policy: &Policy) -> Check
         if matches!(outcome, Outcome::Pass(_)) || Instant::now() >= end {
             break outcome;
         }
-        sleep(policy.pause.min(end.saturating_duration_since(Instant::now()))).await;
+        sleep(
+            policy
+                .pause
+                .min(end.saturating_duration_since(Instant::now())),
+        )
+        .await;
         if Instant::now() >= end {
             break outcome;
         }
