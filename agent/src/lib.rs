@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod cmdline;
+pub mod health;
 pub mod rootfs;
 pub mod server;
 pub mod source;

@@ -317,3 +317,120 @@ mod tests {
         assert!(serde_json::from_str::<NodeState>(r#""applied""#).is_err());
     }
 }
+
+// ---- Checks after the reboot (issue 13): what the first boot with a new configuration found.
+
+/// What kind of check a [`CheckResult`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// An interface has exactly its configured addresses.
+    Addresses,
+    /// The default gateway answers ARP (IPv4) or neighbour discovery (IPv6).
+    Gateway,
+    /// A DNS server answers a query.
+    Dns,
+    /// An NTP server resolves and answers a client request.
+    Ntp,
+    /// The management node accepts a TCP connection.
+    Management,
+    /// A route is in the kernel's table.
+    Route,
+}
+
+impl CheckKind {
+    /// The name on the wire and in messages (`addresses`, `gateway`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckKind::Addresses => "addresses",
+            CheckKind::Gateway => "gateway",
+            CheckKind::Dns => "dns",
+            CheckKind::Ntp => "ntp",
+            CheckKind::Management => "management",
+            CheckKind::Route => "route",
+        }
+    }
+}
+
+impl std::fmt::Display for CheckKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The outcome of one check: whether it passed, what was tried, how long it took and one line
+/// for a person. Holds no secret: the checks read addresses and names only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// What kind of check.
+    pub kind: CheckKind,
+    /// What was checked, e.g. `eth0`, `10.0.0.1 on eth0`, `10.0.0.53`, `0.0.0.0/0 via 10.0.0.1`.
+    pub subject: String,
+    /// Whether the check passed.
+    pub passed: bool,
+    /// How many attempts were made (1 when the first one settled it).
+    pub attempts: u32,
+    /// Milliseconds from the check's start to its outcome.
+    pub elapsed_ms: u64,
+    /// What was tried or seen: addresses asked, addresses found, names resolved.
+    pub tried: Vec<String>,
+    /// One line for a person: "gateway 10.0.0.1 did not answer ARP on eth0 within 20 s".
+    pub reason: String,
+}
+
+/// Every check of one run, in the planned order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// True when every check passed.
+    pub healthy: bool,
+    /// Milliseconds from the first check's start to the last one's outcome (the checks run
+    /// at once, so this is the slowest check, not the sum).
+    pub elapsed_ms: u64,
+    /// The checks' outcomes.
+    pub checks: Vec<CheckResult>,
+}
+
+impl HealthReport {
+    /// A report of `checks` that took `elapsed_ms` in all: healthy when every one passed.
+    pub fn new(checks: Vec<CheckResult>, elapsed_ms: u64) -> Self {
+        HealthReport {
+            healthy: checks.iter().all(|c| c.passed),
+            elapsed_ms,
+            checks,
+        }
+    }
+
+    /// The checks that failed, in order.
+    pub fn failures(&self) -> impl Iterator<Item = &CheckResult> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_report_round_trips_with_its_documented_shape() {
+        let report = HealthReport::new(
+            vec![CheckResult {
+                kind: CheckKind::Gateway,
+                subject: "10.0.0.1 on eth0".into(),
+                passed: false,
+                attempts: 3,
+                elapsed_ms: 20000,
+                tried: vec!["ARP who-has 10.0.0.1".into()],
+                reason: "gateway 10.0.0.1 did not answer ARP on eth0 within 20 s".into(),
+            }],
+            20001,
+        );
+        assert!(!report.healthy);
+        assert_eq!(report.failures().count(), 1);
+        let json = r#"{"healthy":false,"elapsed_ms":20001,"checks":[{"kind":"gateway","subject":"10.0.0.1 on eth0","passed":false,"attempts":3,"elapsed_ms":20000,"tried":["ARP who-has 10.0.0.1"],"reason":"gateway 10.0.0.1 did not answer ARP on eth0 within 20 s"}]}"#;
+        assert_eq!(serde_json::to_string(&report).unwrap(), json);
+        assert_eq!(serde_json::from_str::<HealthReport>(json).unwrap(), report);
+        assert!(HealthReport::new(vec![], 0).healthy);
+    }
+}
