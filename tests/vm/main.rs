@@ -425,6 +425,12 @@ fn unattended(
         "vm:   power-on to `{hostname} login:`, unattended: {:.1} s",
         vm.started.elapsed().as_secs_f64()
     );
+    // nodeboot-acquire prints to the console how long the sources took.
+    let log = std::fs::read_to_string(&vm.serial_log).unwrap_or_default();
+    match log.lines().find(|l| l.contains("configuration from ")) {
+        Some(line) => println!("vm:   {}", line.trim()),
+        None => return Err("nodeboot-acquire's line is not on the console".into()),
+    }
     vm.console.login("admin", password)?;
     let report = vm.console.shell(NODE_REPORT, Duration::from_secs(60))?;
     println!("vm:   inside the node:\n{}", indent(&report));

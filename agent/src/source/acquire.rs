@@ -117,13 +117,16 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         devices: opts.devices.clone(),
         platform: platform.as_ref().map(|p| p as &dyn PlatformSource),
     };
-    match chain.run() {
+    let looking = std::time::Instant::now();
+    let outcome = chain.run();
+    let looked_ms = looking.elapsed().as_secs_f64() * 1000.0;
+    match outcome {
         Outcome::Nothing { token } => {
             // A token on the kernel command line when no source supplied one.
             let token = token.or_else(|| platform::kernel_token(&cmdline));
             writeln!(
                 out,
-                "no configuration source; waiting for a person (8443, wizard)"
+                "no configuration source (looked for {looked_ms:.1} ms); waiting for a person (8443, wizard)"
             )?;
             if let Some(t) = token {
                 record::write_token(&root, &t).map_err(anyhow::Error::msg)?;
@@ -162,7 +165,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         } => {
             writeln!(
                 out,
-                "configuration from {origin} (sha256 {})",
+                "configuration from {origin} (sha256 {}), found in {looked_ms:.1} ms",
                 document.digest()
             )?;
             match crate::apply::apply_config(&opts.root, &document) {
