@@ -1,6 +1,7 @@
-//! The command lines of the agent crate's two binaries, `nodeboot-agent` ([`Cli`]) and
-//! `nodeboot-acquire` ([`AcquireCli`]): the clap definitions and nothing else. `main.rs` and
-//! `bin/nodeboot-acquire.rs` dispatch on them; `nodeboot-docgen` renders the man pages and
+//! The command lines of the agent crate's three binaries, `nodeboot-agent` ([`Cli`]),
+//! `nodeboot-acquire` ([`AcquireCli`]) and `nodeboot-wizard` ([`WizardCli`]): the clap
+//! definitions and nothing else. `main.rs`, `bin/nodeboot-acquire.rs` and
+//! `bin/nodeboot-wizard.rs` dispatch on them; `nodeboot-docgen` renders the man pages and
 //! completions from them.
 //!
 //! Each subcommand is a variant of [`Command`] holding its own `…Args` struct below; the
@@ -34,8 +35,6 @@ pub enum Command {
     Serve(ServeArgs),
     /// Validate and apply a configuration file, then reboot
     Apply(ApplyArgs),
-    /// Run the console installation wizard
-    Wizard(WizardArgs),
     /// Show whether the node is unconfigured, applying or configured
     Status(StatusArgs),
     /// Return the node to its unconfigured image state (for image builders)
@@ -89,29 +88,6 @@ pub struct ServeArgs {
     pub max_uploads: usize,
 }
 
-/// Arguments of `nodeboot-agent wizard`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  \
-    sudo nodeboot-agent wizard\n  \
-    nodeboot-agent wizard --answers mgr01.xml\n  \
-    nodeboot-agent wizard --root /tmp/node --reboot=none")]
-pub struct WizardArgs {
-    /// Take every answer from this schema-1 Management Node file; ask nothing.
-    #[arg(long, value_name = "FILE")]
-    pub answers: Option<PathBuf>,
-    /// The node's root directory (an image mounted elsewhere, or a test directory).
-    #[arg(long, default_value = "/")]
-    pub root: PathBuf,
-    /// The interface whose current settings are offered as defaults.
-    #[arg(long, default_value = "eth0")]
-    pub interface: String,
-    #[command(flatten)]
-    pub reboot: RebootArgs,
-    /// Seconds to wait before rebooting.
-    #[arg(long, value_name = "SECS", default_value_t = 0)]
-    pub reboot_delay: u64,
-}
-
 /// Arguments of `nodeboot-agent apply`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
@@ -157,7 +133,7 @@ pub struct ResetArgs {
 }
 
 /// The reboot options every command that applies a configuration takes (`apply`, `serve`,
-/// `wizard`), flattened into its arguments.
+/// `nodeboot-wizard`), flattened into its arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RebootArgs {
     /// How to reboot after a successful apply (none: demos, tests)
@@ -279,6 +255,39 @@ impl AcquireCli {
     }
 }
 
+/// `nodeboot-wizard`: the console installation wizard, run through sudo by the `admin` login
+/// of an unconfigured node (`/etc/profile.d/nodeboot-wizard.sh`). A binary of its own, not a
+/// subcommand of the daemon: the dialog, the terminal code and the password hashing are in no
+/// page of `serve`, whose resident size follows its file's (see docs/benchmarks.md, "Agent
+/// size budget").
+#[derive(Debug, Parser)]
+#[command(
+    name = "nodeboot-wizard",
+    version,
+    max_term_width = 80,
+    about = "Run the console installation wizard",
+    after_help = "Examples:\n  \
+    sudo nodeboot-wizard\n  \
+    nodeboot-wizard --answers mgr01.xml\n  \
+    nodeboot-wizard --root /tmp/node --reboot=none"
+)]
+pub struct WizardCli {
+    /// Take every answer from this schema-1 Management Node file; ask nothing.
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
+    /// The node's root directory (an image mounted elsewhere, or a test directory).
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// The interface whose current settings are offered as defaults.
+    #[arg(long, default_value = "eth0")]
+    pub interface: String,
+    #[command(flatten)]
+    pub reboot: RebootArgs,
+    /// Seconds to wait before rebooting.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub reboot_delay: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -291,5 +300,10 @@ mod tests {
     #[test]
     fn acquire_cli_definition_is_consistent() {
         super::AcquireCli::command().debug_assert();
+    }
+
+    #[test]
+    fn wizard_cli_definition_is_consistent() {
+        super::WizardCli::command().debug_assert();
     }
 }

@@ -4,14 +4,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use nodeboot_agent::cmdline::{Cli, Command};
-use nodeboot_agent::{apply, server, wizard};
+use nodeboot_agent::{apply, server};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => server::run(args),
         Command::Apply(args) => apply::run(args),
-        Command::Wizard(args) => wizard::run(args),
         Command::Status(args) => apply::run_status(args),
         Command::Reset(args) => apply::run_reset(args),
     };

@@ -1,6 +1,7 @@
-//! The real `nodeboot-agent wizard` on a pty, typed at like a plain serial console: LF, CRLF
+//! The real `nodeboot-wizard` on a pty, typed at like a plain serial console: LF, CRLF
 //! and CR line endings, backspace, a pasted ^V in a password (refused with a message), ^C
-//! (cancels, nothing changed); and `--answers FILE`, which asks nothing.
+//! (cancels, nothing changed); and `--answers FILE`, which asks nothing. The daemon,
+//! `nodeboot-agent`, has no `wizard` subcommand.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,6 +12,10 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use nodeboot_tests::fixtures::{OS_PASSWORD, node_root};
+
+fn wizard() -> &'static str {
+    env!("CARGO_BIN_EXE_nodeboot-wizard")
+}
 
 fn agent() -> &'static str {
     env!("CARGO_BIN_EXE_nodeboot-agent")
@@ -27,8 +32,8 @@ struct Wizard {
 impl Wizard {
     fn start(root: &Path) -> Wizard {
         let pty = nix::pty::openpty(None, None).unwrap();
-        let child = Command::new(agent())
-            .args(["wizard", "--reboot", "none", "--root"])
+        let child = Command::new(wizard())
+            .args(["--reboot", "none", "--root"])
             .arg(root)
             .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
             .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
@@ -166,8 +171,8 @@ fn the_wizard_works_on_a_plain_serial_console() {
         .unwrap();
     assert!(String::from_utf8_lossy(&status.stdout).contains("\"configured\""));
     // Run again on the configured node: it says so and shows what the node is, no hash.
-    let again = Command::new(agent())
-        .args(["wizard", "--reboot=none", "--root"])
+    let again = Command::new(wizard())
+        .args(["--reboot=none", "--root"])
         .arg(&root)
         .stdin(std::process::Stdio::null())
         .output()
@@ -239,8 +244,8 @@ fn answers_file_runs_without_questions() {
     );
     let file = dir.path().join("mgr01.xml");
     std::fs::write(&file, xml).unwrap();
-    let out = Command::new(agent())
-        .args(["wizard", "--reboot", "none", "--root"])
+    let out = Command::new(wizard())
+        .args(["--reboot", "none", "--root"])
         .arg(&root)
         .arg("--answers")
         .arg(&file)
@@ -265,8 +270,8 @@ fn answers_file_runs_without_questions() {
     )
     .unwrap();
     let root2 = node_root(&dir.path().join("second"));
-    let out = Command::new(agent())
-        .args(["wizard", "--reboot", "none", "--root"])
+    let out = Command::new(wizard())
+        .args(["--reboot", "none", "--root"])
         .arg(&root2)
         .arg("--answers")
         .arg(&file)
@@ -285,4 +290,40 @@ fn answers_file_runs_without_questions() {
         std::fs::read_to_string(root2.join("etc/hostname")).unwrap(),
         "pexipmcumgr\n"
     );
+}
+
+/// The wizard is a binary of its own: `nodeboot-agent` (the daemon) has no `wizard`
+/// subcommand, so none of the dialog, terminal or hashing code is in its pages;
+/// `nodeboot-wizard` answers `--help` with today's options under its own name.
+#[test]
+fn wizard_is_its_own_binary_and_not_a_subcommand_of_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = node_root(dir.path());
+    let out = Command::new(agent())
+        .args(["wizard", "--reboot=none", "--root"])
+        .arg(&root)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unrecognized subcommand 'wizard'"), "{err}");
+    assert!(!root.join("var/lib/nodeboot/configured.json").exists());
+    let help = Command::new(wizard()).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("Usage: nodeboot-wizard [OPTIONS]"), "{help}");
+    for option in [
+        "--answers",
+        "--root",
+        "--interface",
+        "--reboot",
+        "--reboot-command",
+        "--reboot-delay",
+    ] {
+        assert!(help.contains(option), "{option} missing from:\n{help}");
+    }
+    let version = Command::new(wizard()).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(version.starts_with("nodeboot-wizard "), "{version}");
 }

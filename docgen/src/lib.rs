@@ -1,4 +1,4 @@
-//! Man pages and shell completions generated from the clap definitions of nodeboot's four
+//! Man pages and shell completions generated from the clap definitions of nodeboot's five
 //! binaries, for the Debian packages: nothing is written by hand, so a change to an argument
 //! changes the man page with it.
 //!

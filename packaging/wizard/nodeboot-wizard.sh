@@ -9,12 +9,12 @@ if [ "$(id -un 2>/dev/null)" = "admin" ] \
     && [ -z "${NODEBOOT_WIZARD_DONE:-}" ] \
     && [ ! -e /var/lib/nodeboot/configured.json ] \
     && [ "$(systemctl show -P ConditionResult nodeboot-agent.service 2>/dev/null)" != no ] \
-    && [ -x /usr/bin/nodeboot-agent ]; then
+    && [ -x /usr/bin/nodeboot-wizard ]; then
     case "$(tty 2>/dev/null)" in
         /dev/ttyS*|/dev/tty[0-9]*|/dev/hvc*|/dev/console)
             NODEBOOT_WIZARD_DONE=1
             export NODEBOOT_WIZARD_DONE
-            sudo /usr/bin/nodeboot-agent wizard
+            sudo /usr/bin/nodeboot-wizard
             ;;
     esac
 fi

@@ -1,4 +1,4 @@
-//! The real `nodeboot-agent wizard`, run in a pty by `nodeboot bootstrap --console exec:…`,
+//! The real `nodeboot-wizard`, run in a pty by `nodeboot bootstrap --console exec:…`,
 //! ends in a configured temporary root. The "restart" is a reboot command that prints the
 //! new login prompt, as the node's console would after its reboot.
 
@@ -15,8 +15,8 @@ fn bootstrap_drives_the_real_wizard_to_a_configured_root() {
     let dir = tempfile::tempdir().unwrap();
     let root = nodeboot_tests::fixtures::node_root(dir.path());
     let console = format!(
-        "exec:{} wizard --root {} --reboot-command \"printf 'Debian GNU/Linux 12 mgr01 ttyS0\\r\\n\\r\\nmgr01 login: '\"",
-        common::agent().display(),
+        "exec:{} --root {} --reboot-command \"printf 'Debian GNU/Linux 12 mgr01 ttyS0\\r\\n\\r\\nmgr01 login: '\"",
+        common::wizard().display(),
         root.display()
     );
     let out = common::bootstrap(dir.path(), &console).output().unwrap();

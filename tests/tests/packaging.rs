@@ -1,7 +1,8 @@
 //! The agent's Debian package, built for real by `packaging/build-deb` from the workspace's
-//! agent binaries (`nodeboot-agent`, `nodeboot-acquire`) and read back with dpkg-deb: files, control fields, maintainer scripts, units
-//! accepted by systemd, man pages and completions generated from the clap definitions; and the
-//! operator's package (`nodeboot`, `nodeboot-image`).
+//! agent binaries (`nodeboot-agent`, `nodeboot-acquire`, `nodeboot-wizard`) and read back with
+//! dpkg-deb: files, control fields, maintainer scripts, units accepted by systemd, the console
+//! login hook and its sudo grant, man pages and completions generated from the clap
+//! definitions; and the operator's package (`nodeboot`, `nodeboot-image`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -72,7 +73,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
     let out = tempfile::tempdir().unwrap();
     let printed = build_deb(
         "nodeboot-agent",
-        &["nodeboot-agent", "nodeboot-acquire"],
+        &["nodeboot-agent", "nodeboot-acquire", "nodeboot-wizard"],
         out.path(),
     );
     let deb = PathBuf::from(printed.trim());
@@ -96,6 +97,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
     for path in [
         "./usr/bin/nodeboot-agent",
         "./usr/bin/nodeboot-acquire",
+        "./usr/bin/nodeboot-wizard",
         "./usr/lib/systemd/system/nodeboot-agent.service",
         "./usr/lib/systemd/system/nodeboot-ssh-host-keys.service",
         "./usr/lib/systemd/system/nodeboot-acquire.service",
@@ -114,6 +116,10 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         "./usr/share/bash-completion/completions/nodeboot-acquire",
         "./usr/share/zsh/vendor-completions/_nodeboot-acquire",
         "./usr/share/fish/vendor_completions.d/nodeboot-acquire.fish",
+        "./usr/share/man/man1/nodeboot-wizard.1.gz",
+        "./usr/share/bash-completion/completions/nodeboot-wizard",
+        "./usr/share/zsh/vendor-completions/_nodeboot-wizard",
+        "./usr/share/fish/vendor_completions.d/nodeboot-wizard.fish",
         "./usr/share/doc/nodeboot-agent/copyright",
     ] {
         assert!(
@@ -128,6 +134,10 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
     assert!(
         !contents.contains("nodeboot-agent-acquire"),
         "acquire is its own binary, not a subcommand of the agent:\n{contents}"
+    );
+    assert!(
+        !contents.contains("nodeboot-agent-wizard"),
+        "the wizard is its own binary, not a subcommand of the agent:\n{contents}"
     );
 
     let tree = out.path().join("tree");
@@ -153,10 +163,36 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
             .arg("-n")
             .arg(tree.join("etc/profile.d/nodeboot-wizard.sh")),
     );
+    // The login hook runs the wizard's own binary through sudo, and the grant names that
+    // binary with no arguments and nothing else (no daemon, no --root or --answers of admin's).
+    let hook = std::fs::read_to_string(tree.join("etc/profile.d/nodeboot-wizard.sh")).unwrap();
+    assert!(
+        hook.contains("\n            sudo /usr/bin/nodeboot-wizard\n")
+            && hook.contains("[ -x /usr/bin/nodeboot-wizard ]"),
+        "{hook}"
+    );
+    assert!(!hook.contains("nodeboot-agent wizard"), "{hook}");
+    let sudoers = std::fs::read_to_string(tree.join("etc/sudoers.d/nodeboot-wizard")).unwrap();
+    let rules: Vec<&str> = sudoers
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "Defaults!/usr/bin/nodeboot-wizard env_reset, !lecture",
+            "admin ALL=(root) /usr/bin/nodeboot-wizard \"\"",
+        ],
+        "{sudoers}"
+    );
+    // The granted binary is the package's: it runs and answers as nodeboot-wizard.
+    let version = stdout_of(Command::new(tree.join("usr/bin/nodeboot-wizard")).arg("--version"));
+    assert!(version.starts_with("nodeboot-wizard "), "{version}");
     // md5sums covers every regular file.
     let sums = std::fs::read_to_string(tree.join("DEBIAN/md5sums")).unwrap();
     assert!(sums.contains(" usr/bin/nodeboot-agent\n"), "{sums}");
     assert!(sums.contains(" usr/bin/nodeboot-acquire\n"), "{sums}");
+    assert!(sums.contains(" usr/bin/nodeboot-wizard\n"), "{sums}");
     md5sums_match(&tree);
 
     // The man page is the clap definition's: serve's --listen option is documented.

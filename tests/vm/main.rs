@@ -799,7 +799,7 @@ fn management(opts: &Options) -> Fallible<()> {
     // /etc/nodeboot/node.json is root's (0600); admin's one sudo grant, the wizard, shows
     // it on a configured node. sudo asks for the password set by bootstrap.
     let identity = vm.console.sudo_shell(
-        "sudo -k; sudo /usr/bin/nodeboot-agent wizard",
+        "sudo -k; sudo /usr/bin/nodeboot-wizard",
         MGMT_OS_PASSWORD,
         Duration::from_secs(60),
     )?;

@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use nodeboot_config::{Diagnostic, Document, ManagementDraft, Named, PasswordHash};
 
 use crate::apply;
-use crate::cmdline::WizardArgs;
+use crate::cmdline::WizardCli;
 use crate::rootfs;
 use dialog::{Answers, Defaults, Dialog, Question, Reply};
 use term::{ReadError, Terminal};
@@ -270,8 +270,8 @@ pub fn configured_summary(identity_json: &str) -> Vec<String> {
     lines
 }
 
-/// Runs `nodeboot-agent wizard`.
-pub fn run(args: WizardArgs) -> anyhow::Result<ExitCode> {
+/// Runs `nodeboot-wizard`.
+pub fn run(args: WizardCli) -> anyhow::Result<ExitCode> {
     apply::recover(&args.root).context("finishing an interrupted apply")?;
     if let Some(path) = &args.answers {
         return run_unattended(&args, path);
@@ -341,7 +341,7 @@ pub fn run(args: WizardArgs) -> anyhow::Result<ExitCode> {
 
 /// Reboots the way every applying command does (a failure is logged: the operator's
 /// terminal has been handed back).
-fn reboot_now(args: &WizardArgs) {
+fn reboot_now(args: &WizardCli) {
     let delay = Duration::from_secs(args.reboot_delay);
     if let Err(e) = apply::reboot::after(delay, args.reboot.reboot().as_ref()) {
         tracing::error!(error = %e, "reboot failed");
@@ -378,7 +378,7 @@ fn ask(terminal: &mut Terminal, mut dialog: Dialog) -> anyhow::Result<Option<Ans
     }
 }
 
-fn run_unattended(args: &WizardArgs, path: &Path) -> anyhow::Result<ExitCode> {
+fn run_unattended(args: &WizardCli, path: &Path) -> anyhow::Result<ExitCode> {
     let Some(doc) = apply::cli::read_document(path)? else {
         return Ok(ExitCode::from(2));
     };

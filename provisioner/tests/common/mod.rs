@@ -17,25 +17,36 @@ pub fn nodeboot() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_nodeboot"))
 }
 
-/// `nodeboot-agent`, from the same target directory; built once if cargo has not built it
-/// yet (`cargo test -p nodeboot` alone does not).
-pub fn agent() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
+/// One of the agent crate's binaries, from the same target directory; built once if cargo has
+/// not built it yet (`cargo test -p nodeboot` alone does not).
+fn agent_binary(name: &'static str, built: &'static OnceLock<PathBuf>) -> PathBuf {
+    built
         .get_or_init(|| {
             let dir = nodeboot().parent().unwrap().to_path_buf();
-            let path = dir.join("nodeboot-agent");
+            let path = dir.join(name);
             let status = nodeboot_tests::fixtures::cargo_build(
                 &dir,
-                &["-p", "nodeboot-agent", "--bin", "nodeboot-agent"],
+                &["-p", "nodeboot-agent", "--bin", name],
             )
             .status()
             .unwrap();
-            assert!(status.success(), "building nodeboot-agent: {status}");
+            assert!(status.success(), "building {name}: {status}");
             assert!(path.exists(), "{} was not built", path.display());
             path
         })
         .clone()
+}
+
+/// `nodeboot-agent` (the daemon, and `status`).
+pub fn agent() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    agent_binary("nodeboot-agent", &BUILT)
+}
+
+/// `nodeboot-wizard`, the console installation wizard.
+pub fn wizard() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    agent_binary("nodeboot-wizard", &BUILT)
 }
 
 /// A Management Node answers file (hashes only) and a 0600 secrets file with the plain texts.
