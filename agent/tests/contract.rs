@@ -306,3 +306,51 @@ fn strict_reading_refuses_a_field_the_contract_lacks() {
         r#"{"status":"refused","code":404,"error":"e","extra":1}"#,
     );
 }
+
+/// Every answer of `POST /configuration/plan` a client can provoke, read strictly with the
+/// contract's types: the plan (200), the rejection (422), the refusals (401, 409, 413, 415).
+#[tokio::test]
+async fn every_plan_reply_reads_as_the_contract() {
+    use nodeboot_config::api::{PLAN_PATH, PlanReply};
+    let mut server = start(Options::default()).await;
+    let client = server.client();
+    let xml = [("content-type", "text/xml")];
+    let r = client.send("POST", PLAN_PATH, &xml, valid_xml()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let plan: PlanReply = strict("the plan", &r.body);
+    assert!(!plan.files.is_empty());
+    let r = client.send("POST", PLAN_PATH, &xml, invalid_xml()).await;
+    assert!(matches!(
+        reply("an invalid plan", &r),
+        UploadReply::Rejected(_)
+    ));
+    let big = vec![b'x'; nodeboot_config::MAX_FILE_SIZE + 1];
+    refused(
+        "an oversize plan",
+        &client.send("POST", PLAN_PATH, &xml, big).await,
+        413,
+    );
+    let text = [("content-type", "text/plain")];
+    refused(
+        "a text plan",
+        &client.send("POST", PLAN_PATH, &text, b"x".to_vec()).await,
+        415,
+    );
+    assert_eq!(client.post_xml(&valid_xml(), &[]).await.status, 202);
+    server.wait_for_reboots(1).await;
+    let r = client.send("POST", PLAN_PATH, &xml, valid_xml()).await;
+    refused("a plan for a configured node", &r, 409);
+    server.stop().await;
+
+    let mut server = start(Options {
+        access: Some(Access::new(Some(Secret::new("t".into())), vec![])),
+        ..Options::default()
+    })
+    .await;
+    let r = server
+        .client()
+        .send("POST", PLAN_PATH, &xml, valid_xml())
+        .await;
+    refused("a plan without the token", &r, 401);
+    server.stop().await;
+}

@@ -434,3 +434,146 @@ mod health_tests {
         assert!(HealthReport::new(vec![], 0).healthy);
     }
 }
+
+// ---- Remote plan (issue 13): what an apply of a file would do, with nothing changed.
+
+/// `POST` the XML (or the same form as to [`BOOTSTRAP_PATH`]) here to see what an apply would
+/// do: same token, size and time limits as an upload; nothing on the node changes.
+pub const PLAN_PATH: &str = "/configuration/plan";
+
+/// The most bytes of diff text a [`PlanReply`] carries in all; the rest of a diff is replaced
+/// by one line `… N more lines`.
+pub const MAX_PLAN_DIFF_BYTES: usize = 64 * 1024;
+
+/// The JSON answer (200) to `POST /configuration/plan` for a valid file. An invalid file gets
+/// the [`UploadReply::Rejected`] an upload gets (422), a refusal the same [`UploadReply::Refused`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanReply {
+    /// SHA-256 of the configuration planned.
+    pub digest: String,
+    /// Every file the apply would create, change or remove (or leave as it is), in the order
+    /// the apply would write them.
+    pub files: Vec<PlannedFile>,
+    /// Findings that do not refuse the file.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// One file of a [`PlanReply`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedFile {
+    /// The path on the node (`/etc/hostname`).
+    pub path: String,
+    /// What the apply would do to it.
+    pub change: FileChange,
+    /// A unified diff against the file on the node, secrets masked (as `nodeboot-agent apply
+    /// --dry-run` prints it), or a line saying what is not shown (a secret file's size);
+    /// `None` for a file unchanged or removed.
+    pub diff: Option<String>,
+}
+
+/// What an apply would do to a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileChange {
+    /// The file is not there yet.
+    Created,
+    /// The file is there with other contents.
+    Changed,
+    /// The file is there and would be removed.
+    Removed,
+    /// The file is there with these very contents.
+    Unchanged,
+}
+
+impl FileChange {
+    /// The name on the wire and in messages (`created`, `changed`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileChange::Created => "created",
+            FileChange::Changed => "changed",
+            FileChange::Removed => "removed",
+            FileChange::Unchanged => "unchanged",
+        }
+    }
+}
+
+impl std::fmt::Display for FileChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Cuts the diffs of `files` so that their text adds up to at most `budget` bytes: a diff is
+/// kept whole lines at a time, and what is left out is counted on a last line
+/// `… N more lines`. Pure; the agent bounds its reply with it.
+pub fn bound_diffs(files: &mut [PlannedFile], budget: usize) {
+    let mut left = budget;
+    for file in files.iter_mut() {
+        let Some(diff) = file.diff.as_mut() else {
+            continue;
+        };
+        if diff.len() <= left {
+            left -= diff.len();
+            continue;
+        }
+        let mut kept = 0;
+        let mut lines = diff.split_inclusive('\n');
+        for line in lines.by_ref() {
+            if kept + line.len() > left {
+                break;
+            }
+            kept += line.len();
+        }
+        let more = diff[kept..].split_inclusive('\n').count();
+        diff.truncate(kept);
+        diff.push_str(&format!(
+            "… {more} more line{}\n",
+            if more == 1 { "" } else { "s" }
+        ));
+        left -= kept;
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_plan_round_trips_with_its_documented_shape() {
+        let reply = PlanReply {
+            digest: "ab".into(),
+            files: vec![PlannedFile {
+                path: "/etc/hostname".into(),
+                change: FileChange::Changed,
+                diff: Some("-a\n+b\n".into()),
+            }],
+            warnings: vec![],
+        };
+        let json = r#"{"digest":"ab","files":[{"path":"/etc/hostname","change":"changed","diff":"-a\n+b\n"}],"warnings":[]}"#;
+        assert_eq!(serde_json::to_string(&reply).unwrap(), json);
+        assert_eq!(serde_json::from_str::<PlanReply>(json).unwrap(), reply);
+        assert!(serde_json::from_str::<FileChange>(r#""moved""#).is_err());
+    }
+
+    #[test]
+    fn diffs_are_cut_at_whole_lines_with_a_count_of_the_rest() {
+        let file = |diff: &str| PlannedFile {
+            path: "/f".into(),
+            change: FileChange::Changed,
+            diff: Some(diff.into()),
+        };
+        let mut files = vec![
+            file("aaaa\nbbbb\n"),
+            file("cccc\ndddd\neeee\n"),
+            file("ffff\n"),
+        ];
+        bound_diffs(&mut files, 16);
+        let diffs: Vec<&str> = files.iter().map(|f| f.diff.as_deref().unwrap()).collect();
+        assert_eq!(
+            diffs,
+            ["aaaa\nbbbb\n", "cccc\n… 2 more lines\n", "… 1 more line\n"]
+        );
+    }
+}

@@ -15,6 +15,7 @@ use super::plan::{Action, Change, Mask, Plan, masked_text};
 use super::{NodeState, Outcome};
 use crate::cmdline::{ApplyArgs, ResetArgs, StatusArgs};
 use crate::rootfs::Root;
+use nodeboot_config::api::FileChange;
 use nodeboot_config::{Diagnostic, Document, MaskedSource};
 
 /// Runs `nodeboot-agent apply`.
@@ -171,10 +172,33 @@ fn exists(root: &Path, path: &Path) -> bool {
     Root::open(root).is_ok_and(|r| r.stat(path).is_ok_and(|st| st.is_some()))
 }
 
-/// A unified diff of every planned file against the disk, secrets masked. Files are read
-/// through [`crate::rootfs`]: a link or a FIFO at a target shows as absent, never followed.
+/// A unified diff of every planned file against the disk, secrets masked: the text of
+/// [`file_diffs`], one entry after the other.
 pub fn render_diff(root: &Path, plan: &Plan) -> String {
-    let mut s = String::new();
+    file_diffs(root, plan).into_iter().map(|d| d.text).collect()
+}
+
+/// What an apply would do to one file, and how `apply --dry-run` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDiff {
+    /// The path inside the root (`/etc/hostname`).
+    pub path: std::path::PathBuf,
+    /// Created, changed, removed or unchanged.
+    pub change: FileChange,
+    /// The dry run's text for the file: a unified diff with secrets masked, or one line
+    /// (`…: unchanged`, `…: removed`, `…: secret, N bytes (new)`, `…: link to …`).
+    pub text: String,
+    /// Whether `text` is a diff or a line about the file's contents worth showing (not the
+    /// bare "unchanged" or "removed").
+    pub shows_contents: bool,
+}
+
+/// Every planned file against the disk (the removal of a file that is not there is left out),
+/// secrets masked as [`Mask`] says. Files are read through [`crate::rootfs`]: a link or a FIFO
+/// at a target shows as absent, never followed. Reads only; what both `apply --dry-run` and
+/// the endpoint's `POST /configuration/plan` show.
+pub fn file_diffs(root: &Path, plan: &Plan) -> Vec<FileDiff> {
+    let mut out = Vec::new();
     let root = Root::open(root).ok();
     for e in &plan.entries {
         let current = root
@@ -182,17 +206,31 @@ pub fn render_diff(root: &Path, plan: &Plan) -> String {
             .and_then(|r| r.read(&e.path).ok().flatten())
             .map(|f| f.content);
         let path = e.path.display();
-        match (&e.change, current) {
-            (Change::Remove, None) => {}
+        let mut s = String::new();
+        let (change, shows_contents) = match (&e.change, current) {
+            (Change::Remove, None) => continue,
             (Change::Remove, Some(_)) => {
                 let _ = writeln!(s, "{path}: removed");
+                (FileChange::Removed, false)
             }
-            (Change::Symlink(to), _) => {
+            (Change::Symlink(to), current) => {
                 let _ = writeln!(s, "{path}: link to {}", to.display());
+                let change = if current.is_some() {
+                    FileChange::Changed
+                } else {
+                    FileChange::Created
+                };
+                (change, true)
             }
             (Change::Write(f), current) => {
                 if current.as_deref() == Some(f.content.as_slice()) {
                     let _ = writeln!(s, "{path}: unchanged");
+                    out.push(FileDiff {
+                        path: e.path.clone(),
+                        change: FileChange::Unchanged,
+                        text: s,
+                        shows_contents: false,
+                    });
                     continue;
                 }
                 let old = current
@@ -232,10 +270,22 @@ pub fn render_diff(root: &Path, plan: &Plan) -> String {
                 if f.mask == Mask::None && old.is_none() && f.content.is_empty() {
                     let _ = writeln!(s, "{path}: new, empty");
                 }
+                let change = if old.is_some() {
+                    FileChange::Changed
+                } else {
+                    FileChange::Created
+                };
+                (change, true)
             }
-        }
+        };
+        out.push(FileDiff {
+            path: e.path.clone(),
+            change,
+            text: s,
+            shows_contents,
+        });
     }
-    s
+    out
 }
 
 /// Runs `nodeboot-agent status`.

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use nodeboot_config::api::{STATUS_PATH, StatusReport, UploadReply};
+use nodeboot_config::api::{PlanReply, STATUS_PATH, StatusReport, UploadReply};
 use nodeboot_config::text::printable_line;
 
 use super::page::HomeView;
@@ -20,6 +20,8 @@ pub enum Answer {
     Status(Box<StatusReport>),
     /// An upload's reply, or a refusal of any route.
     Reply(UploadReply),
+    /// `POST /configuration/plan` of a valid file: what an apply would do.
+    Plan(Box<PlanReply>),
     /// 405: the path answers only the methods in `allow`.
     NotAllowed {
         /// The `Allow` header's value.

@@ -8,7 +8,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use hyper::body::{Bytes, Incoming};
-use nodeboot_config::api::{Accepted, AttemptOutcome, NodeState, Rejected, UploadReply};
+use nodeboot_config::api::{
+    Accepted, AttemptOutcome, MAX_PLAN_DIFF_BYTES, NodeState, PlanReply, PlannedFile, Rejected,
+    UploadReply, bound_diffs,
+};
 use nodeboot_config::{Diagnostic, Document, Severity};
 use tracing::{info, warn};
 
@@ -46,11 +49,19 @@ pub async fn act(action: Action, body: Incoming, agent: &Arc<Agent>, slot: &Slot
         Action::ShowPage => Answer::Page(Box::new(agent.home())),
         Action::ShowStatus => Answer::Status(Box::new(agent.status_report())),
         Action::Upload(upload) => accept_upload(upload, body, agent, slot).await,
+        Action::Plan(upload) => plan_upload(upload, body, agent).await,
         Action::Answer(a) => a,
     }
 }
 
-async fn accept_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>, slot: &Slot) -> Answer {
+/// The checks every body goes through before it is validated, for an upload and a plan alike:
+/// the token, the declared size, an upload slot, then the body read within its limits. The
+/// slot is held until the returned permit is dropped.
+async fn read_checked(
+    upload: Upload,
+    body: Incoming,
+    agent: &Arc<Agent>,
+) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), Answer> {
     let limits = agent.limits;
     // The header's token is checked before a byte of the body is read: a wrong one (and, for
     // an XML body, a missing one) is refused at once, and the connection closed unread.
@@ -58,21 +69,21 @@ async fn accept_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>, slot:
         .access
         .token_ok(upload.bearer.as_ref().map(|t| t.expose().as_str()));
     if !token_known && (upload.bearer.is_some() || matches!(upload.body, BodyKind::Xml)) {
-        return unauthorized("");
+        return Err(unauthorized(""));
     }
     let limit = match upload.body {
         BodyKind::Xml => limits.max_file,
         BodyKind::Form(_) => limits.max_file + limits.form_overhead,
     };
     if upload.declared_length.is_some_and(|n| n > limit as u64) {
-        return too_large(limit);
+        return Err(too_large(limit));
     }
     // A few bodies at a time: the others wait briefly, then are told to come back.
     let permit =
         match tokio::time::timeout(limits.upload_wait, agent.uploads.clone().acquire_owned()).await
         {
             Ok(Ok(p)) => p,
-            _ => return answer::unavailable(),
+            _ => return Err(answer::unavailable()),
         };
     let xml = match upload.body {
         BodyKind::Xml => read_body(body, limit, limits.body_timeout).await,
@@ -80,8 +91,13 @@ async fn accept_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>, slot:
             read_form(body, boundary, &limits, &agent.access, token_known).await
         }
     };
-    let xml = match xml {
-        Ok(x) => x,
+    Ok((xml?, permit))
+}
+
+async fn accept_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>, slot: &Slot) -> Answer {
+    let limits = agent.limits;
+    let (xml, permit) = match read_checked(upload, body, agent).await {
+        Ok(read) => read,
         Err(a) => return a,
     };
     let view = agent.view();
@@ -162,6 +178,91 @@ async fn accept_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>, slot:
         reboot_delay_seconds: delay,
         warnings,
         message: format!("configuration accepted: applying it, then rebooting in {delay} s"),
+    }))
+}
+
+/// `POST /configuration/plan`: the same checks and validation as an upload, then what an
+/// apply would do to each file (the apply engine's dry run), bounded. Changes nothing: no
+/// file, no busy flag, no recorded attempt.
+async fn plan_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>) -> Answer {
+    let limits = agent.limits;
+    let (xml, permit) = match read_checked(upload, body, agent).await {
+        Ok(read) => read,
+        Err(a) => return a,
+    };
+    let view = agent.view();
+    if view.state == NodeState::Configured {
+        return Answer::refused(
+            409,
+            format!(
+                "{}; there is nothing to plan",
+                answer::already_configured_message(view.digest.as_deref())
+            ),
+        );
+    }
+    if view.state == NodeState::Applying || agent.busy.load(Ordering::SeqCst) {
+        return busy();
+    }
+    let doc = match validate_off_reactor(xml.clone()).await {
+        Ok(doc) => doc,
+        Err(errors) => {
+            let total = errors.len();
+            info!(digest = %nodeboot_config::digest(&xml), errors = total, "planned configuration rejected");
+            let shown = bounded_diagnostics(
+                &errors,
+                limits.reply_diagnostics,
+                limits.reply_text,
+                limits.message_chars,
+            );
+            return Answer::Reply(UploadReply::Rejected(Rejected {
+                message: format!(
+                    "the configuration has {}; nothing was changed",
+                    page::problems(total)
+                ),
+                total,
+                errors: shown,
+            }));
+        }
+    };
+    let warnings = bounded_diagnostics(
+        doc.warnings(),
+        limits.reply_diagnostics,
+        limits.reply_text,
+        limits.message_chars,
+    );
+    let digest = doc.digest().to_owned();
+    let node = agent.node.clone();
+    let planned = tokio::task::spawn_blocking(move || node.plan(&doc)).await;
+    drop(permit);
+    let diffs = match planned {
+        Ok(Ok(diffs)) => diffs,
+        Ok(Err(ApplyRefusal::Failed { class, detail })) => {
+            warn!(%digest, error = %detail, "planning failed");
+            return Answer::refused(500, failure::plan_message(class));
+        }
+        Ok(Err(e)) => {
+            warn!(%digest, error = %e, "planning failed");
+            return Answer::refused(500, failure::plan_message(FailureClass::Other));
+        }
+        Err(e) => {
+            warn!(%digest, error = %e, "the planner stopped unexpectedly");
+            return Answer::refused(500, failure::plan_message(FailureClass::Other));
+        }
+    };
+    let mut files: Vec<PlannedFile> = diffs
+        .into_iter()
+        .map(|d| PlannedFile {
+            path: d.path.display().to_string(),
+            change: d.change,
+            diff: d.shows_contents.then_some(d.text),
+        })
+        .collect();
+    bound_diffs(&mut files, MAX_PLAN_DIFF_BYTES);
+    info!(%digest, files = files.len(), "configuration planned");
+    Answer::Plan(Box::new(PlanReply {
+        digest,
+        files,
+        warnings,
     }))
 }
 

@@ -32,6 +32,15 @@ pub fn client_message(class: FailureClass) -> String {
     )
 }
 
+/// The sentence a client sees when a plan could not be made (the node's files could not be
+/// read as the apply needs them).
+pub fn plan_message(class: FailureClass) -> String {
+    format!(
+        "the plan could not be made: {}; nothing was changed; see `journalctl -u nodeboot-agent`",
+        wording(class)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

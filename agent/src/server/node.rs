@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use nodeboot_config::Document;
 use nodeboot_config::api::NodeState;
 
+use crate::apply::cli::FileDiff;
 use crate::apply::{self, ApplyError, FailureClass};
 
 pub use crate::apply::{NoReboot, Reboot, schedule_reboot};
@@ -54,6 +55,9 @@ pub trait Node: Send + Sync + 'static {
     fn apply(&self, doc: &Document) -> Result<(), ApplyRefusal>;
     /// Finishes or rolls back an apply interrupted by a crash (called once at start).
     fn recover(&self) -> Result<(), String>;
+    /// What applying a validated document would do to each file, secrets masked (what
+    /// `nodeboot-agent apply --dry-run` shows). Reads only. Blocking: run off the reactor.
+    fn plan(&self, doc: &Document) -> Result<Vec<FileDiff>, ApplyRefusal>;
 }
 
 /// The real node: the agent's `apply` module acting on files under `root` (`/` in production).
@@ -106,5 +110,15 @@ impl Node for RootNode {
 
     fn recover(&self) -> Result<(), String> {
         apply::recover(&self.root).map_err(|e| e.to_string())
+    }
+
+    fn plan(&self, doc: &Document) -> Result<Vec<FileDiff>, ApplyRefusal> {
+        match apply::plan_config(&self.root, doc) {
+            Ok(plan) => Ok(apply::cli::file_diffs(&self.root, &plan)),
+            Err(e) => Err(ApplyRefusal::Failed {
+                class: e.class(),
+                detail: e.to_string(),
+            }),
+        }
     }
 }

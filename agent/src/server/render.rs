@@ -75,6 +75,14 @@ pub fn render(answer: &Answer, format: Format) -> Rendered {
             headers: Vec::new(),
             close: false,
         },
+        // JSON whatever was asked: the plan is for scripts (`nodeboot push --plan`, curl).
+        Answer::Plan(plan) => Rendered {
+            status: StatusCode::OK,
+            content_type: ContentType::Json,
+            body: to_json(plan.as_ref()),
+            headers: Vec::new(),
+            close: false,
+        },
         Answer::NotAllowed { allow } => {
             let refusal = Refusal {
                 code: 405,

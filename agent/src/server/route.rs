@@ -6,7 +6,7 @@
 use hyper::header;
 use hyper::{Method, Request};
 use nodeboot_config::Secret;
-use nodeboot_config::api::{BOOTSTRAP_PATH, PAGE_PATH, STATUS_PATH};
+use nodeboot_config::api::{BOOTSTRAP_PATH, PAGE_PATH, PLAN_PATH, STATUS_PATH};
 
 use super::access::bearer_token;
 use super::answer::{self, Answer};
@@ -41,6 +41,8 @@ pub enum Action {
     ShowStatus,
     /// Read, check and (when valid) accept an upload.
     Upload(Upload),
+    /// Read and check a file as an upload is, then say what an apply would do.
+    Plan(Upload),
     /// Answered by its head alone.
     Answer(Answer),
 }
@@ -63,21 +65,16 @@ pub fn route<B>(req: &Request<B>) -> Routed {
     let action = match (method, path) {
         (&Method::GET | &Method::HEAD, PAGE_PATH) => Action::ShowPage,
         (&Method::GET | &Method::HEAD, STATUS_PATH) => Action::ShowStatus,
-        (&Method::POST, BOOTSTRAP_PATH) => match body_kind(req) {
-            Ok(body) => Action::Upload(Upload {
-                body,
-                bearer: req
-                    .headers()
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(bearer_token)
-                    .map(|t| Secret::new(t.to_string())),
-                declared_length: declared_length(req),
-            }),
+        (&Method::POST, BOOTSTRAP_PATH) => match upload(req) {
+            Ok(u) => Action::Upload(u),
+            Err(refusal) => Action::Answer(refusal),
+        },
+        (&Method::POST, PLAN_PATH) => match upload(req) {
+            Ok(u) => Action::Plan(u),
             Err(refusal) => Action::Answer(refusal),
         },
         (_, PAGE_PATH | STATUS_PATH) => Action::Answer(Answer::NotAllowed { allow: "GET, HEAD" }),
-        (_, BOOTSTRAP_PATH) => Action::Answer(Answer::NotAllowed { allow: "POST" }),
+        (_, BOOTSTRAP_PATH | PLAN_PATH) => Action::Answer(Answer::NotAllowed { allow: "POST" }),
         _ => Action::Answer(answer::not_found(path)),
     };
     Routed {
@@ -89,6 +86,20 @@ pub fn route<B>(req: &Request<B>) -> Routed {
         },
         head_only: method == Method::HEAD,
     }
+}
+
+/// An upload's head (to either path that takes a file): its body kind, token and length.
+fn upload<B>(req: &Request<B>) -> Result<Upload, Answer> {
+    Ok(Upload {
+        body: body_kind(req)?,
+        bearer: req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer_token)
+            .map(|t| Secret::new(t.to_string())),
+        declared_length: declared_length(req),
+    })
 }
 
 /// Browsers ask for `text/html`; scripts (curl, `nodeboot push`) get JSON.
@@ -123,6 +134,7 @@ mod tests {
                 u.bearer.is_some(),
                 u.declared_length
             ),
+            Action::Plan(u) => format!("plan {:?} bearer={}", u.body, u.bearer.is_some()),
             Action::Answer(Answer::NotAllowed { allow }) => format!("405 {allow}"),
             Action::Answer(Answer::Reply(nodeboot_config::api::UploadReply::Refused(r))) => {
                 format!("{} {}", r.code, r.error)
@@ -157,6 +169,13 @@ mod tests {
             ("DELETE", "/", &[][..], "405 GET, HEAD"),
             ("POST", "/api/v1/status", &[][..], "405 GET, HEAD"),
             ("GET", "/configuration/bootstrap", &[][..], "405 POST"),
+            (
+                "POST",
+                "/configuration/plan",
+                &xml[..],
+                "plan Xml bearer=false",
+            ),
+            ("GET", "/configuration/plan", &[][..], "405 POST"),
             ("GET", "/nope", &[][..], "404 no such page: /nope"),
             (
                 "POST",

@@ -56,6 +56,12 @@ impl Node for GatedNode {
     fn recover(&self) -> Result<(), String> {
         self.inner.recover()
     }
+    fn plan(
+        &self,
+        doc: &Document,
+    ) -> Result<Vec<nodeboot_agent::apply::cli::FileDiff>, ApplyRefusal> {
+        self.inner.plan(doc)
+    }
 }
 
 /// Options for [`start`].
