@@ -82,7 +82,8 @@ Examples:
   nodeboot push 10.0.0.31 conf01.xml --fingerprint SHA256:ab12… --wait
   nodeboot push 10.0.0.31 conf01.xml --trust-first-use
   nodeboot push --inventory fleet.toml --only conf01,conf02 --parallel 64
-  nodeboot push --inventory fleet.toml --dry-run")]
+  nodeboot push --inventory fleet.toml --dry-run
+  nodeboot push --inventory fleet.toml --plan")]
 pub struct PushArgs {
     /// The node: host, host:port or [ipv6]:port (port 8443 by default)
     #[arg(
@@ -106,6 +107,10 @@ pub struct PushArgs {
     /// Validate and show what would be sent where; contact no node
     #[arg(long)]
     pub dry_run: bool,
+    /// Ask each node what applying its file would change (every file, with a diff,
+    /// secrets masked); the nodes change nothing
+    #[arg(long, conflicts_with_all = ["dry_run", "wait"])]
+    pub plan: bool,
     /// Give up on a node that has not accepted its file after SECONDS (retrying meanwhile)
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
     pub timeout: f64,

@@ -146,7 +146,8 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
         return Ok(finish(&all, started, args.fleet.json, false));
     }
 
-    let display = Display::new(Mode::choose(args.fleet.json), plans.len() as u64, "push");
+    let verb = if args.plan { "plan" } else { "push" };
+    let display = Display::new(Mode::choose(args.fleet.json), plans.len() as u64, verb);
     let wait_at = match (&args.wait_address, args.wait_configured_address) {
         (Some(a), _) => WaitAt::Given(
             Endpoint::parse(a, DEFAULT_PORT).map_err(|e| anyhow::anyhow!("--wait-address: {e}"))?,
@@ -161,6 +162,7 @@ async fn push(args: PushArgs) -> anyhow::Result<ExitCode> {
         display,
         timeout,
         wait,
+        plan: args.plan,
     });
     let work = |plan: prepare::Plan| {
         let run = run.clone();
@@ -199,6 +201,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         display,
         timeout,
         wait: None,
+        plan: false,
     });
     let mut results: Vec<Option<NodeResult>> = (0..targets.len()).map(|_| None).collect();
     let work = |target: Target| {

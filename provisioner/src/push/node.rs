@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use hyper::body::Bytes;
 use hyper::{Method, StatusCode};
-use nodeboot_config::api::{BOOTSTRAP_PATH, NodeState, STATUS_PATH, SourceOutcome, UploadReply};
+use nodeboot_config::api::{
+    BOOTSTRAP_PATH, NodeState, PLAN_PATH, STATUS_PATH, SourceOutcome, UploadReply,
+};
 
 use super::client::{self, ClientError, Endpoint, Reply, Request};
 use super::follow::{Follow, Verdict};
@@ -92,6 +94,8 @@ pub struct Node {
     digest: String,
     /// Where to look after the reboot, when following (`--wait`); `None` without.
     follow_at: Option<Vec<Endpoint>>,
+    /// `--plan`: the file goes to the plan path, and a 2xx is a [`nodeboot_config::api::PlanReply`].
+    planning: bool,
 }
 
 impl Node {
@@ -113,6 +117,23 @@ impl Node {
             pin: plan.pin,
             digest: plan.job.digest.clone(),
             follow_at,
+            planning: false,
+        }
+    }
+
+    /// The same node asked for a plan (`--plan`) instead of sent the file to apply.
+    pub fn planning(mut self) -> Self {
+        self.planning = true;
+        self.follow_at = None;
+        self
+    }
+
+    /// Where the file goes: the plan path with `--plan`, the bootstrap path otherwise.
+    pub fn path(&self) -> &'static str {
+        if self.planning {
+            PLAN_PATH
+        } else {
+            BOOTSTRAP_PATH
         }
     }
 
@@ -209,6 +230,23 @@ impl Node {
     /// What the answer to the upload means.
     fn judge_upload(&mut self, reply: &Reply, effects: &mut Effects) -> State {
         let code = reply.status.as_u16();
+        if self.planning && reply.status.is_success() {
+            match reply::read_plan(code, &reply.body) {
+                Ok(plan) if shown(&plan.digest) != self.digest => {
+                    self.result.error = Some(format!(
+                        "the node planned a file with digest {}, not ours ({}): check the path to the node",
+                        shown(&plan.digest),
+                        self.digest
+                    ));
+                }
+                Ok(plan) => {
+                    self.result.result = Outcome::Planned;
+                    self.result.plan = Some(plan);
+                }
+                Err(e) => self.result.error = Some(e.to_string()),
+            }
+            return State::Done;
+        }
         let read = reply::read_upload(code, &reply.body);
         let said = |read: &Result<UploadReply, reply::ContractError>| match read {
             Ok(UploadReply::Refused(r)) => shown(&r.error),
@@ -348,6 +386,10 @@ pub async fn push(run: &Run, plan: Plan, follow_at: Option<Vec<Endpoint>>) -> No
     let body = plan.job.body.clone();
     let progress = run.display.node(&target.name);
     let mut node = Node::new(&plan, follow_at);
+    if run.plan {
+        node = node.planning();
+    }
+    let path = node.path();
     let mut wait_until = None;
     loop {
         let event = match &mut node.state {
@@ -358,7 +400,7 @@ pub async fn push(run: &Run, plan: Plan, follow_at: Option<Vec<Endpoint>>) -> No
                     node.policy,
                     deadline,
                     &mut node.result.attempts,
-                    || request(target, Method::POST, BOOTSTRAP_PATH, Some(body.clone())),
+                    || request(target, Method::POST, path, Some(body.clone())),
                 )
                 .await,
             ),
@@ -916,6 +958,58 @@ mod tests {
                 .as_deref()
                 .unwrap()
                 .starts_with("internal error: WaitOver")
+        );
+    }
+
+    #[test]
+    fn a_plan_is_sent_to_the_plan_path_and_read_as_the_contract_type() {
+        let t = target();
+        let mut n = node(Policy::Unknown, false).planning();
+        assert_eq!(n.path(), PLAN_PATH);
+        assert_eq!(node(Policy::Unknown, false).path(), BOOTSTRAP_PATH);
+        let plan = serde_json::json!({"digest": OURS, "warnings": [],
+            "files": [{"path": "/etc/hostname", "change": "changed", "diff": "+x\n"}]});
+        n.on(reply(200, plan), &trust(false), &t);
+        assert_eq!(
+            (n.state.clone(), n.result.result),
+            (State::Done, Outcome::Planned)
+        );
+        assert_eq!(n.result.plan.as_ref().map(|p| p.files.len()), Some(1));
+        // Another digest, or an answer off the contract, is a failure.
+        let mut n = node(Policy::Unknown, false).planning();
+        let plan = serde_json::json!({"digest": "ff", "warnings": [], "files": []});
+        n.on(reply(200, plan), &trust(false), &t);
+        assert_eq!(n.result.result, Outcome::Failed);
+        assert!(
+            n.result
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("digest ff, not ours")
+        );
+        let mut n = node(Policy::Unknown, false).planning();
+        n.on(
+            reply(200, serde_json::json!({"status": "accepted"})),
+            &trust(false),
+            &t,
+        );
+        assert_eq!(n.result.result, Outcome::Failed);
+        assert!(
+            n.result
+                .error
+                .as_deref()
+                .unwrap()
+                .starts_with("the plan answered 200")
+        );
+        // An invalid file is rejected with the node's findings, as for an upload.
+        let mut n = node(Policy::Unknown, false).planning();
+        let rejected = serde_json::json!({"status": "rejected", "message": "bad", "total": 1,
+            "errors": [{"severity": "error", "path": "/node-config", "line": 2, "column": 3,
+                "message": "m", "help": null}]});
+        n.on(reply(422, rejected), &trust(false), &t);
+        assert_eq!(
+            (n.result.result, n.result.errors.len()),
+            (Outcome::Rejected, 1)
         );
     }
 }

@@ -7,7 +7,9 @@
 //! `nodeboot_config::text` (no control characters, no bidi overrides, one line) and is cut to
 //! [`MAX_SHOWN`] characters.
 
-use nodeboot_config::api::{StatusReport, UploadReply};
+use nodeboot_config::api::{
+    MAX_PLAN_DIFF_BYTES, PlanReply, StatusReport, UploadReply, bound_diffs,
+};
 use nodeboot_config::text::{printable_line, printable_lossy};
 use nodeboot_config::{Diagnostic, Severity};
 
@@ -76,6 +78,17 @@ pub fn read_upload(code: u16, body: &[u8]) -> Result<UploadReply, ContractError>
             detail: format!("a reply with status `{status}` does not go with HTTP {code}"),
         })
     }
+}
+
+/// The answer to a plan (a 2xx): what an apply would do, its diffs cut to
+/// [`MAX_PLAN_DIFF_BYTES`] in all whatever the node sent (the agent cuts them so too). Other
+/// codes carry an upload's rejection or refusal: read them with [`read_upload`].
+pub fn read_plan(code: u16, body: &[u8]) -> Result<PlanReply, ContractError> {
+    let what = "the plan";
+    let mut plan = serde_json::from_slice::<PlanReply>(body)
+        .map_err(|e| contract_error(what, code, body, &e.to_string()))?;
+    bound_diffs(&mut plan.files, MAX_PLAN_DIFF_BYTES);
+    Ok(plan)
 }
 
 /// The status document (a 2xx), or why the node refused to give it (its refusal's message).

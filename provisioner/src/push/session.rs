@@ -32,6 +32,8 @@ pub struct Run {
     pub timeout: Duration,
     /// `--wait`: how long to follow a node after it accepted.
     pub wait: Option<Duration>,
+    /// `--plan`: ask each node what an apply would do instead of sending the file to apply.
+    pub plan: bool,
 }
 
 /// Where `--wait` looks for a node after its reboot, besides where it was pushed to.

@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use nodeboot_config::api::{FileChange, PlanReply};
 use nodeboot_config::text::{is_unsafe_char, printable_line};
 use serde::Serialize;
 
@@ -25,6 +26,8 @@ pub enum Outcome {
     WouldSend,
     /// `status`: the node answered.
     Answered,
+    /// `push --plan`: the node said what an apply would do.
+    Planned,
     /// The local file is invalid (`--skip-invalid`): not sent.
     Invalid,
     /// The node refused the file (4xx) and said why.
@@ -47,6 +50,7 @@ impl Outcome {
                 | Outcome::Unchanged
                 | Outcome::WouldSend
                 | Outcome::Answered
+                | Outcome::Planned
         )
     }
 
@@ -58,6 +62,7 @@ impl Outcome {
             Outcome::Unchanged => "unchanged",
             Outcome::WouldSend => "would-send",
             Outcome::Answered => "answered",
+            Outcome::Planned => "planned",
             Outcome::Invalid => "invalid",
             Outcome::Rejected => "rejected",
             Outcome::Untrusted => "untrusted",
@@ -128,6 +133,9 @@ pub struct NodeResult {
     /// Every error reported about the file, on rejection.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FileError>,
+    /// `push --plan`: what the node said an apply would do (the wire contract's type).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanReply>,
 }
 
 impl NodeResult {
@@ -145,6 +153,7 @@ impl NodeResult {
             version: None,
             error: None,
             errors: Vec::new(),
+            plan: None,
         }
     }
 }
@@ -162,6 +171,96 @@ pub struct Report<'a> {
     pub seconds: f64,
     /// One entry per node, in inventory order.
     pub nodes: &'a [NodeResult],
+    /// `push --plan`: for each file and change, how many nodes would see it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plan_summary: Vec<FileCount>,
+}
+
+/// How many nodes of a `push --plan` would see one change to one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileCount {
+    /// The path on the nodes (`/etc/hostname`).
+    pub path: String,
+    /// Created, changed or removed.
+    pub change: FileChange,
+    /// How many nodes.
+    pub nodes: usize,
+}
+
+/// For every file a plan would create, change or remove on some node, how many nodes:
+/// sorted by path, then change. Unchanged files are not counted.
+pub fn plan_counts(results: &[NodeResult]) -> Vec<FileCount> {
+    let mut counts: std::collections::BTreeMap<(String, FileChange), usize> =
+        std::collections::BTreeMap::new();
+    for plan in results.iter().filter_map(|r| r.plan.as_ref()) {
+        for f in plan
+            .files
+            .iter()
+            .filter(|f| f.change != FileChange::Unchanged)
+        {
+            *counts.entry((f.path.clone(), f.change)).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|((path, change), nodes)| FileCount {
+            path,
+            change,
+            nodes,
+        })
+        .collect()
+}
+
+/// Each planned node's files with their diffs (every line cleaned), then the counts of
+/// [`plan_counts`] across the nodes. Empty when no node was planned.
+pub fn render_plans(results: &[NodeResult]) -> String {
+    let mut out = String::new();
+    for r in results {
+        let Some(plan) = &r.plan else { continue };
+        let changing = plan
+            .files
+            .iter()
+            .filter(|f| f.change != FileChange::Unchanged)
+            .count();
+        let _ = writeln!(
+            out,
+            "\n{} ({}): plan for sha256 {}: {changing} of {} file(s) would change",
+            printable_line(&r.node),
+            printable_line(&r.address),
+            printable_line(&plan.digest),
+            plan.files.len()
+        );
+        for f in &plan.files {
+            let _ = writeln!(
+                out,
+                "  {:<9} {}",
+                f.change.as_str(),
+                printable_line(&f.path)
+            );
+            for line in f.diff.iter().flat_map(|d| d.lines()) {
+                let _ = writeln!(out, "    {}", printable_line(line));
+            }
+        }
+    }
+    let counts = plan_counts(results);
+    let planned = results.iter().filter(|r| r.plan.is_some()).count();
+    if planned > 0 {
+        let _ = writeln!(out, "\nacross {planned} planned node(s):");
+        if counts.is_empty() {
+            let _ = writeln!(out, "  no file would change");
+        }
+        for c in &counts {
+            let _ = writeln!(
+                out,
+                "  {}: {} node{} {}",
+                printable_line(&c.path),
+                c.nodes,
+                if c.nodes == 1 { "" } else { "s" },
+                c.change.as_str()
+            );
+        }
+    }
+    out
 }
 
 /// Renders `--json` output.
@@ -173,6 +272,7 @@ pub fn render_json(results: &[NodeResult], elapsed: Duration) -> String {
         failed,
         seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         nodes: results,
+        plan_summary: plan_counts(results),
     };
     serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
@@ -252,6 +352,7 @@ pub fn render_table(results: &[NodeResult], elapsed: Duration, status_columns: b
             let _ = writeln!(out, "  {}", printable_line(&e.to_string()));
         }
     }
+    out.push_str(&render_plans(results));
     let failed = results.iter().filter(|r| !r.result.is_ok()).count();
     let mut counts: Vec<(Outcome, usize)> = Vec::new();
     for r in results {
@@ -351,5 +452,60 @@ mod tests {
         assert_eq!(json["nodes"][0]["seconds"], 1.234);
         assert_eq!(json["nodes"][1]["errors"][0]["line"], 7);
         assert!(json["nodes"][0].get("errors").is_none());
+    }
+
+    #[test]
+    fn plans_show_each_nodes_files_cleaned_then_the_counts_across_nodes() {
+        use nodeboot_config::api::PlannedFile;
+        let planned = |node: &str, files: Vec<PlannedFile>| {
+            let mut r = NodeResult::new(node, "h:8443", Outcome::Planned, Duration::ZERO);
+            r.plan = Some(PlanReply {
+                digest: "ab".into(),
+                files,
+                warnings: vec![],
+            });
+            r
+        };
+        let file = |path: &str, change, diff: Option<&str>| PlannedFile {
+            path: path.into(),
+            change,
+            diff: diff.map(String::from),
+        };
+        let results = vec![
+            planned(
+                "n1",
+                vec![
+                    file(
+                        "/etc/hostname",
+                        FileChange::Changed,
+                        Some("-a\n+b\u{1b}[2J\n"),
+                    ),
+                    file("/etc/hosts", FileChange::Unchanged, None),
+                ],
+            ),
+            planned(
+                "n2",
+                vec![
+                    file("/etc/hostname", FileChange::Changed, Some("+c\n")),
+                    file("/etc/old", FileChange::Removed, None),
+                ],
+            ),
+        ];
+        assert_eq!(
+            render_plans(&results),
+            "\nn1 (h:8443): plan for sha256 ab: 1 of 2 file(s) would change\n  \
+             changed   /etc/hostname\n    -a\n    +b[2J\n  unchanged /etc/hosts\n\
+             \nn2 (h:8443): plan for sha256 ab: 2 of 2 file(s) would change\n  \
+             changed   /etc/hostname\n    +c\n  removed   /etc/old\n\
+             \nacross 2 planned node(s):\n  /etc/hostname: 2 nodes changed\n  \
+             /etc/old: 1 node removed\n"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render_json(&results, Duration::ZERO)).unwrap_or_default();
+        assert_eq!(
+            json["plan_summary"][0],
+            serde_json::json!({"path": "/etc/hostname", "change": "changed", "nodes": 2})
+        );
+        assert_eq!(json["nodes"][0]["plan"]["files"][0]["change"], "changed");
     }
 }
