@@ -156,3 +156,72 @@ fn plan_an_inventory_counts_the_nodes_each_file_would_change_on() {
     let after: Vec<_> = agents.iter().map(contents).collect();
     assert!(before == after, "a plan changed a node's root");
 }
+
+/// Writes a file of mode 0600 (a token file must be).
+fn private(dir: &std::path::Path, name: &str, content: &str) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = write(dir, name, content);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// The contract test of `--plan`: every kind of answer a real agent gives the plan request
+/// (the plan, refused by token, rejected with findings, refused when configured with our file
+/// and with another) is read by `nodeboot` as the contract's types; none is off the contract.
+#[test]
+fn every_plan_answer_of_a_real_agent_is_read_as_the_contract_types() {
+    const OFF: &str = "not as a nodeboot agent does";
+    let dir = tempfile::tempdir().unwrap();
+    let token = private(dir.path(), "t.token", "right-token\n");
+    let wrong = private(dir.path(), "w.token", "wrong-token\n");
+    let agent = Agent::start_with(&["--token-file", &token], true);
+    let node = agent.addr.to_string();
+    let fp = agent.fingerprint();
+    let push = |file: &str, token: &str, extra: &[&str]| {
+        let mut args = vec![
+            "push",
+            node.as_str(),
+            file,
+            "--fingerprint",
+            fp.as_str(),
+            "--token-file",
+            token,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = nodeboot(&args);
+        assert!(!shown(&out).contains(OFF), "{}", shown(&out));
+        (json(&out)["nodes"][0].clone(), shown(&out))
+    };
+    let good = write(dir.path(), "good.xml", &config_xml(70));
+    let other = write(dir.path(), "other.xml", &config_xml(72));
+    let bad = config_xml(71).replace("<hostname>conf071</hostname>", "<hostname>-bad-</hostname>");
+    let bad = write(dir.path(), "bad.xml", &bad);
+
+    let (n, text) = push(&good, &token, &["--plan"]);
+    assert_eq!(n["result"], "planned", "{text}");
+    let plan: PlanReply = serde_json::from_value(n["plan"].clone()).unwrap();
+    assert!(plan.files.iter().any(|f| f.change == FileChange::Created));
+    let (n, text) = push(&good, &wrong, &["--plan"]);
+    assert_eq!(n["result"], "rejected", "{text}");
+    assert!(
+        n["error"].as_str().unwrap().contains("bootstrap token"),
+        "{text}"
+    );
+    let (n, text) = push(&bad, &token, &["--plan", "--no-validate"]);
+    assert_eq!(n["result"], "rejected", "{text}");
+    assert_eq!(n["errors"][0]["path"], "/node-config/hostname", "{text}");
+    let (n, text) = push(&good, &token, &["--wait", "--wait-timeout", "30"]);
+    assert_eq!(n["result"], "applied", "{text}");
+    let (n, text) = push(&good, &token, &["--plan"]);
+    assert_eq!(n["result"], "unchanged", "{text}");
+    let (n, text) = push(&other, &token, &["--plan"]);
+    assert_eq!(n["result"], "failed", "{text}");
+    assert!(
+        n["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the node refused (409 configured): "),
+        "{text}"
+    );
+}
