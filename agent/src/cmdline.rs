@@ -179,6 +179,9 @@ impl clap::ValueEnum for RebootMethod {
     }
 }
 
+/// Where udev puts the links of devices by file system label.
+const DEFAULT_BY_LABEL: &str = "/dev/disk/by-label";
+
 /// `nodeboot-acquire`: the unattended first boot, a one-shot run by `nodeboot-acquire.service`
 /// before `nodeboot-agent serve` starts. A binary of its own, not a subcommand of the daemon:
 /// the platform code (HTTP client, OVF and goal-state XML, gzip) is in no page of `serve`, whose
@@ -208,7 +211,7 @@ pub struct AcquireCli {
     #[arg(long, default_value = "/proc/cmdline", value_name = "FILE")]
     pub cmdline: std::path::PathBuf,
     /// The directory of devices by file system label
-    #[arg(long, default_value = "/dev/disk/by-label", value_name = "DIR")]
+    #[arg(long, default_value = DEFAULT_BY_LABEL, value_name = "DIR")]
     pub devices: std::path::PathBuf,
     /// An optical drive to look for an OVF environment disc in (repeatable; default /dev/sr*)
     #[arg(long = "disc", value_name = "DEV")]
@@ -239,6 +242,9 @@ impl AcquireCli {
                 ..crate::source::media::Devices::none()
             }
         };
+        // udev is waited for only when the media are the system's own.
+        let sys_block = (self.devices == std::path::Path::new(DEFAULT_BY_LABEL))
+            .then(|| PathBuf::from("/sys/class/block"));
         devices.by_label = self.devices;
         if !self.file_systems.is_empty() {
             devices.file_systems = self.file_systems;
@@ -251,6 +257,7 @@ impl AcquireCli {
             reboot: (!self.no_reboot).then(crate::apply::default_reboot),
             reboot_delay: self.reboot_delay,
             check: self.check,
+            sys_block,
         }
     }
 }

@@ -34,6 +34,31 @@ pub struct Options {
     pub reboot_delay: u64,
     /// Only check the baked file (`nodeboot-image bake --config` runs this in the image).
     pub check: bool,
+    /// The kernel's block devices (`/sys/class/block`) when the media are the system's: if a
+    /// disk other than the root's holds a medium, udev is waited for (at most 10 s) so that
+    /// its by-label link exists. `None` (tests): no wait.
+    pub sys_block: Option<PathBuf>,
+}
+
+/// Waits for udev to have processed the devices when a disk could be a configuration medium;
+/// at once otherwise, so a node with no medium boots to its banner as fast as before.
+fn settle_if_media(opts: &Options) {
+    let Some(sys_block) = &opts.sys_block else {
+        return;
+    };
+    let media = media::candidate_media(sys_block, media::disk_of(&opts.root).as_deref());
+    if media.is_empty() {
+        return;
+    }
+    tracing::info!(disks = %media.join(" "), "waiting for udev to name the media");
+    match std::process::Command::new("udevadm")
+        .args(["settle", "--timeout=10"])
+        .status()
+    {
+        Ok(s) if s.success() => {}
+        Ok(s) => tracing::warn!(status = %s, "udevadm settle did not finish"),
+        Err(e) => tracing::warn!(error = %e, "running udevadm settle"),
+    }
 }
 
 /// The largest kernel command line read (the kernel's own limit is 2,048 to 4,096 bytes).
@@ -110,6 +135,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
     }
     let root = Root::open(&opts.root).map_err(anyhow::Error::msg)?;
     record::clear(&root).map_err(anyhow::Error::msg)?;
+    settle_if_media(&opts);
     let cmdline = kernel_cmdline(&opts.cmdline);
     let platform = detect_platform(&opts, &cmdline);
     let chain = Chain {

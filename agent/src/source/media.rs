@@ -88,6 +88,50 @@ const LABELLED: &[Labelled] = &[
     },
 ];
 
+/// The disks that could carry a configuration medium, from sysfs (`/sys/class/block`, which
+/// the kernel fills before udev has named anything): not a partition, not `root_disk`, not a
+/// loop, ram or zram device, and with a medium in it (an empty optical drive has size 0).
+/// When there are none, `acquire` need not wait for udev's by-label links.
+pub fn candidate_media(sys_block: &Path, root_disk: Option<&str>) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(sys_block) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| {
+            !["loop", "ram", "zram"].iter().any(|p| name.starts_with(p))
+                && Some(name.as_str()) != root_disk
+        })
+        .filter(|name| {
+            let dev = sys_block.join(name);
+            let size = std::fs::read_to_string(dev.join("size")).unwrap_or_default();
+            !dev.join("partition").exists() && size.trim().parse::<u64>().is_ok_and(|s| s > 0)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The disk (`vda`, `sda`) the file system at `path` is on, from its device number through
+/// `/sys/dev/block/MAJOR:MINOR` (a partition's disk is its parent).
+pub fn disk_of(path: &Path) -> Option<String> {
+    let st = nix::sys::stat::stat(path).ok()?;
+    let dev = st.st_dev;
+    let link = format!(
+        "/sys/dev/block/{}:{}",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev)
+    );
+    let real = std::fs::canonicalize(link).ok()?;
+    let node = if real.join("partition").exists() {
+        real.parent()?
+    } else {
+        &real
+    };
+    node.file_name()?.to_str().map(str::to_owned)
+}
+
 /// Looks at the media in order; the first that has something wins.
 pub fn read(devices: &Devices, mount_base: &Path) -> Read {
     for kind in LABELLED {
@@ -228,4 +272,47 @@ fn with_mounted<T>(
     }
     let _ = std::fs::remove_dir(&dir);
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn only_disks_with_a_medium_other_than_the_root_disk_are_candidates() {
+        let sys = tempfile::tempdir().unwrap();
+        let dev = |name: &str, size: &str, partition: bool| {
+            let d = sys.path().join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("size"), size).unwrap();
+            if partition {
+                std::fs::write(d.join("partition"), "1\n").unwrap();
+            }
+        };
+        dev("vda", "4194304\n", false);
+        dev("vda1", "4192256\n", true);
+        dev("vdb", "4096\n", false);
+        dev("sr0", "0\n", false);
+        dev("sr1", "1204\n", false);
+        dev("loop0", "2048\n", false);
+        dev("zram0", "2048\n", false);
+        assert_eq!(
+            super::candidate_media(sys.path(), Some("vda")),
+            ["sr1", "vdb"]
+        );
+        assert_eq!(
+            super::candidate_media(sys.path(), None),
+            ["sr1", "vda", "vdb"]
+        );
+        assert!(super::candidate_media(&sys.path().join("absent"), None).is_empty());
+    }
+
+    #[test]
+    fn the_disk_of_a_path_is_found_through_sysfs() {
+        // This machine's root is on a block device (or an overlay without one): either way
+        // the answer is a plain device name or nothing, never a path.
+        if let Some(disk) = super::disk_of(std::path::Path::new("/")) {
+            assert!(!disk.contains('/') && !disk.is_empty(), "{disk}");
+        }
+    }
 }
