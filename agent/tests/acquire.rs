@@ -5,7 +5,7 @@
 //!
 //! The media are ext4 images labelled like the real ones: this kernel has no iso9660, vfat or
 //! udf (see /proc/filesystems), so `--fs-type ext4` is added to the production list; the
-//! real formats are built and mounted in `media_formats.rs`.
+//! real formats are built and mounted by the node's kernel in the VM suite (tests/vm).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failure is a test failure
 
@@ -644,4 +644,47 @@ fn acquire_is_its_own_binary_and_not_a_subcommand_of_the_agent() {
     for option in ["--check", "--no-reboot", "--dmi", "--disc", "--fs-type"] {
         assert!(help.contains(option), "{option} missing from:\n{help}");
     }
+}
+
+/// A power cut after the apply's commit point: the next boot's `nodeboot-acquire` runs first
+/// (the agent is ordered after it), completes the apply, and must reboot into it — the agent
+/// is skipped on a configured node, so nobody else would, and the node would keep the image's
+/// hostname and network until some later reboot.
+#[test]
+fn an_apply_interrupted_after_its_commit_point_is_completed_and_rebooted_into() {
+    use nodeboot_agent::apply::{NodeState, Step, apply_config_with, read_state};
+    let root = common::image_root();
+    let doc = common::doc_for(&common::proxying_dual());
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        apply_config_with(root.path(), &doc, common::NOW, &mut |s| {
+            if s == Step::JournalCommitted {
+                panic!("simulated power cut after {s:?}");
+            }
+        })
+    }));
+    std::panic::set_hook(quiet);
+    assert!(crashed.is_err());
+    assert!(matches!(
+        read_state(root.path()).unwrap(),
+        NodeState::Applying { .. }
+    ));
+    let out = acquire(root.path(), &Media::new(), &[]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text,
+        format!(
+            "completed an interrupted apply (sha256 {}); rebooting into it\n",
+            doc.digest()
+        )
+    );
+    assert!(matches!(
+        read_state(root.path()).unwrap(),
+        NodeState::Configured { .. }
+    ));
+    // Once configured and rebooted, the next run reads no source and does not reboot again.
+    let again = stdout(&acquire(root.path(), &Media::new(), &[]));
+    assert!(again.starts_with("configured (sha256 "), "{again}");
 }

@@ -128,8 +128,26 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         return check(&opts);
     }
     let mut out = std::io::stdout().lock();
+    let interrupted = Root::open(&opts.root)
+        .map_err(anyhow::Error::msg)
+        .and_then(|root| crate::apply::transaction::pending(&root).map_err(anyhow::Error::msg))
+        .context("reading the journal of an interrupted apply")?;
     crate::apply::recover(&opts.root).context("finishing an interrupted apply")?;
     if let NodeState::Configured { digest, .. } = crate::apply::read_state(&opts.root)? {
+        // A power cut after the commit point: recovery completed the apply, but this boot
+        // read the old files (hostname, network). Reboot into the configuration, as `serve`
+        // does (it is skipped now that the node is configured).
+        if interrupted.is_some() {
+            writeln!(
+                out,
+                "completed an interrupted apply (sha256 {digest}); rebooting into it"
+            )?;
+            out.flush()?;
+            if let Some(r) = &opts.reboot {
+                crate::apply::reboot::after(Duration::ZERO, r.as_ref()).context("rebooting")?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         writeln!(out, "configured (sha256 {digest}); no source read")?;
         return Ok(ExitCode::SUCCESS);
     }
