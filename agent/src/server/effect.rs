@@ -20,6 +20,7 @@ use super::answer::{self, Answer, busy, too_large, unauthorized};
 use super::banner;
 use super::body::{BodyKind, read_body, read_form};
 use super::failure;
+use super::limits::Limits;
 use super::node::{self, ApplyRefusal};
 use super::page;
 use super::route::{Action, Upload};
@@ -131,30 +132,13 @@ async fn accept_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>, slot:
                 limits.kept_text,
                 limits.message_chars,
             );
-            let shown = bounded_diagnostics(
-                &errors,
-                limits.reply_diagnostics,
-                limits.reply_text,
-                limits.message_chars,
-            );
+            let reply = rejected(&errors, &limits);
             drop(errors);
             agent.record(Some(digest), AttemptOutcome::Rejected { total }, kept);
-            return Answer::Reply(UploadReply::Rejected(Rejected {
-                message: format!(
-                    "the configuration has {}; nothing was changed",
-                    page::problems(total)
-                ),
-                total,
-                errors: shown,
-            }));
+            return reply;
         }
     };
-    let warnings = bounded_diagnostics(
-        doc.warnings(),
-        limits.reply_diagnostics,
-        limits.reply_text,
-        limits.message_chars,
-    );
+    let warnings = reply_warnings(&doc, &limits);
     if agent
         .busy
         .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
@@ -179,6 +163,34 @@ async fn accept_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>, slot:
         warnings,
         message: format!("configuration accepted: applying it, then rebooting in {delay} s"),
     }))
+}
+
+/// The 422 an invalid file gets, from an upload or a plan: its findings, bounded for the reply.
+fn rejected(errors: &[Diagnostic], limits: &Limits) -> Answer {
+    let total = errors.len();
+    Answer::Reply(UploadReply::Rejected(Rejected {
+        message: format!(
+            "the configuration has {}; nothing was changed",
+            page::problems(total)
+        ),
+        total,
+        errors: bounded_diagnostics(
+            errors,
+            limits.reply_diagnostics,
+            limits.reply_text,
+            limits.message_chars,
+        ),
+    }))
+}
+
+/// A valid file's warnings, bounded for the reply.
+fn reply_warnings(doc: &Document, limits: &Limits) -> Vec<Diagnostic> {
+    bounded_diagnostics(
+        doc.warnings(),
+        limits.reply_diagnostics,
+        limits.reply_text,
+        limits.message_chars,
+    )
 }
 
 /// `POST /configuration/plan`: the same checks and validation as an upload, then what an
@@ -208,28 +220,10 @@ async fn plan_upload(upload: Upload, body: Incoming, agent: &Arc<Agent>) -> Answ
         Err(errors) => {
             let total = errors.len();
             info!(digest = %nodeboot_config::digest(&xml), errors = total, "planned configuration rejected");
-            let shown = bounded_diagnostics(
-                &errors,
-                limits.reply_diagnostics,
-                limits.reply_text,
-                limits.message_chars,
-            );
-            return Answer::Reply(UploadReply::Rejected(Rejected {
-                message: format!(
-                    "the configuration has {}; nothing was changed",
-                    page::problems(total)
-                ),
-                total,
-                errors: shown,
-            }));
+            return rejected(&errors, &limits);
         }
     };
-    let warnings = bounded_diagnostics(
-        doc.warnings(),
-        limits.reply_diagnostics,
-        limits.reply_text,
-        limits.message_chars,
-    );
+    let warnings = reply_warnings(&doc, &limits);
     let digest = doc.digest().to_owned();
     let node = agent.node.clone();
     let planned = tokio::task::spawn_blocking(move || node.plan(&doc)).await;
