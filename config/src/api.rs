@@ -76,6 +76,14 @@ pub struct StatusReport {
     /// older than this field answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceReport>,
+    /// The checks of the first boot after an apply (`nodeboot-check`), while that boot serves
+    /// its status read-only; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthStatus>,
+    /// Why the last configuration was rolled back, on a node that did so; absent otherwise
+    /// (and once a later configuration is applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<RolledBack>,
 }
 
 /// Where `nodeboot-acquire` writes its [`SourceReport`] under the node's root.
@@ -281,6 +289,8 @@ mod tests {
                 fingerprint: "SHA256:00".into(),
                 version: "0.1.0".into(),
                 source: None,
+                health: None,
+                rolled_back: None,
             },
             r#"{"state":"failed","digest":"ab","errors":[],"error":"disk full","last_attempt":{"at_unix":5,"digest":"ab","outcome":"refused","code":413,"message":"too large"},"fingerprint":"SHA256:00","version":"0.1.0"}"#,
         );
@@ -576,4 +586,92 @@ mod plan_tests {
             ["aaaa\nbbbb\n", "cccc\n… 2 more lines\n", "… 1 more line\n"]
         );
     }
+}
+
+pub use crate::model::RollbackOn;
+
+/// Where `nodeboot-check` keeps the [`HealthStatus`] of this boot under the node's root
+/// (a runtime file: gone at the next boot). `serve` reads it for its status, page and banner.
+pub const HEALTH_STATUS_PATH: &str = "run/nodeboot/health.json";
+/// Where the last [`HealthStatus`] with a verdict is kept for good (for `nodeboot-agent status`).
+pub const HEALTH_RECORD_PATH: &str = "var/lib/nodeboot/health.json";
+/// Where a rollback leaves its [`RolledBack`] record under the node's root.
+pub const ROLLED_BACK_PATH: &str = "var/lib/nodeboot/rolled-back.json";
+
+/// Where the first boot after an apply stands with its checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthPhase {
+    /// Checks are running, or are retried within the grace period after a failure.
+    Checking,
+    /// Every check passed.
+    Healthy,
+    /// Some check failed and the policy does not roll back for it: the node stays configured.
+    Unhealthy,
+    /// The grace period ended with a check the policy rolls back for still failing: the node
+    /// is restoring its generic state and will reboot into it.
+    RollingBack,
+}
+
+impl HealthPhase {
+    /// The name on the wire and in messages (`checking`, `healthy`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthPhase::Checking => "checking",
+            HealthPhase::Healthy => "healthy",
+            HealthPhase::Unhealthy => "unhealthy",
+            HealthPhase::RollingBack => "rolling_back",
+        }
+    }
+}
+
+impl std::fmt::Display for HealthPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The checks of the first boot with a configuration, as the status document carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthStatus {
+    /// SHA-256 of the configuration checked.
+    pub digest: String,
+    /// Where the checks stand.
+    pub phase: HealthPhase,
+    /// Which failed checks roll the node back.
+    pub rollback_on: RollbackOn,
+    /// Seconds failed checks may go on failing before the rollback.
+    pub grace_secs: u64,
+    /// When the checks started (seconds since the epoch).
+    pub started_unix: u64,
+    /// When the read-only status window ends and the agent stops for good.
+    pub window_ends_unix: u64,
+    /// The latest round of checks.
+    pub report: HealthReport,
+}
+
+impl HealthStatus {
+    /// The first failed check the policy rolls back for, if any.
+    pub fn blocking_failure(&self) -> Option<&CheckResult> {
+        self.report.failures().find(|c| match self.rollback_on {
+            RollbackOn::Gateway => c.kind == CheckKind::Gateway,
+            RollbackOn::Any => true,
+            RollbackOn::Never => false,
+        })
+    }
+}
+
+/// A configuration the node rolled back, and why: written when the rollback restores the
+/// generic state, shown by the banner, the page and the status until a configuration is
+/// applied again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolledBack {
+    /// SHA-256 of the configuration rolled back.
+    pub digest: String,
+    /// One line for a person: "gateway 10.0.0.1 did not answer ARP on eth0 within 120 s".
+    pub reason: String,
+    /// When the rollback happened (seconds since the epoch).
+    pub at_unix: u64,
+    /// The last round of checks before it.
+    pub checks: Vec<CheckResult>,
 }

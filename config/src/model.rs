@@ -268,6 +268,77 @@ pub struct NodeConfig {
     pub network: Network,
     /// The `admin` account and SSH.
     pub ssh: Ssh,
+    /// What the first boot with this configuration does about failed checks (`<health>`).
+    pub health: HealthPolicy,
+}
+
+/// Which failed checks after the reboot roll a node back to its generic state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RollbackOn {
+    /// The default gateway did not answer (a node cut off): the default.
+    #[default]
+    Gateway,
+    /// Any check failed.
+    Any,
+    /// Never: failures are reported only.
+    Never,
+}
+
+impl RollbackOn {
+    /// The name in the file and on the wire (`gateway`, `any`, `never`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RollbackOn::Gateway => "gateway",
+            RollbackOn::Any => "any",
+            RollbackOn::Never => "never",
+        }
+    }
+
+    /// Reads `gateway`, `any` or `never`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "gateway" => Some(RollbackOn::Gateway),
+            "any" => Some(RollbackOn::Any),
+            "never" => Some(RollbackOn::Never),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for RollbackOn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `<health rollback="gateway" grace="120" report="600"/>`: the policy for the first boot
+/// after an apply. A value the file leaves out is the agent's default (its flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct HealthPolicy {
+    /// Which failed checks roll the node back.
+    pub rollback: Option<RollbackOn>,
+    /// Seconds the checks may keep failing before the node rolls back (10 to 3600).
+    pub grace_secs: Option<u32>,
+    /// Seconds the status is served read-only on 8443 after the reboot (0 to 3600; 0: not).
+    pub report_secs: Option<u32>,
+}
+
+impl HealthPolicy {
+    /// The least and most seconds of grace a file may ask for.
+    pub const GRACE_RANGE: (u32, u32) = (10, 3600);
+    /// The most seconds of read-only status a file may ask for.
+    pub const REPORT_MAX: u32 = 3600;
+    /// The agent's defaults: 120 s of grace, 600 s of read-only status, roll back when the
+    /// gateway does not answer.
+    pub const DEFAULT_GRACE_SECS: u32 = 120;
+    /// See [`HealthPolicy::DEFAULT_GRACE_SECS`].
+    pub const DEFAULT_REPORT_SECS: u32 = 600;
+
+    /// True when the file said nothing (the element is not written back).
+    pub fn is_default(&self) -> bool {
+        *self == HealthPolicy::default()
+    }
 }
 
 impl NodeConfig {

@@ -504,6 +504,7 @@ impl Rules {
             domain: domain?,
             network: network?,
             ssh: ssh?,
+            health: HealthPolicy::default(),
         })
     }
 

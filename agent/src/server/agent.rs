@@ -212,6 +212,8 @@ impl Agent {
             fingerprint: self.fingerprint.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             source: self.source_shown(view.state),
+            health: None,
+            rolled_back: None,
         }
     }
 

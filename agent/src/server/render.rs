@@ -317,6 +317,8 @@ mod tests {
             fingerprint: "SHA256:aa".into(),
             version: "0.1.0".into(),
             source: None,
+            health: None,
+            rolled_back: None,
         };
         let r = render(&Answer::Status(Box::new(report.clone())), Format::Html);
         assert_eq!(

@@ -188,6 +188,7 @@ pub fn transcoding() -> NodeConfig {
         domain: DomainName::parse("example.com").unwrap(),
         network: network(),
         ssh: ssh(SshMode::Global),
+        health: nodeboot_config::HealthPolicy::default(),
     }
 }
 
@@ -237,6 +238,7 @@ pub fn proxying_dual() -> NodeConfig {
         domain: DomainName::parse("example.com").unwrap(),
         network: net,
         ssh: ssh(SshMode::Off),
+        health: nodeboot_config::HealthPolicy::default(),
     }
 }
 
@@ -264,6 +266,7 @@ pub fn management() -> NodeConfig {
         domain: DomainName::parse("example.com").unwrap(),
         network: net,
         ssh: ssh(SshMode::On),
+        health: nodeboot_config::HealthPolicy::default(),
     }
 }
 
