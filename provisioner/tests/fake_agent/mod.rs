@@ -223,6 +223,8 @@ async fn handle(
                 fingerprint: String::new(),
                 version: "fake".into(),
                 source: None,
+                health: None,
+                rolled_back: None,
             };
             reply(StatusCode::OK, &report)
         }
