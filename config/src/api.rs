@@ -651,6 +651,23 @@ pub struct HealthStatus {
 }
 
 impl HealthStatus {
+    /// One line for a person, the same on the banner, the page, the journal and `push --wait`:
+    /// `healthy: 6 checks passed`, `unhealthy: ntp 10.0.0.9: …`, `checking: gateway …` or
+    /// `rolling back: gateway …`. Outside text in it is already cleaned (the reasons are the
+    /// agent's own sentences around addresses and names it validated).
+    pub fn summary(&self) -> String {
+        let first = self
+            .blocking_failure()
+            .or_else(|| self.report.failures().next());
+        match (self.phase, first) {
+            (HealthPhase::Healthy, _) => {
+                format!("{}: {} checks passed", self.phase, self.report.checks.len())
+            }
+            (phase, Some(c)) => format!("{phase}: {}", c.reason),
+            (phase, None) => phase.as_str().to_owned(),
+        }
+    }
+
     /// The first failed check the policy rolls back for, if any.
     pub fn blocking_failure(&self) -> Option<&CheckResult> {
         self.report.failures().find(|c| match self.rollback_on {
@@ -658,6 +675,13 @@ impl HealthStatus {
             RollbackOn::Any => true,
             RollbackOn::Never => false,
         })
+    }
+}
+
+impl RolledBack {
+    /// `rolled back: gateway 10.0.0.1 did not answer ARP on eth0 within 120 s`.
+    pub fn summary(&self) -> String {
+        format!("rolled back: {}", self.reason)
     }
 }
 
