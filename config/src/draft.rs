@@ -121,6 +121,14 @@ pub(crate) struct WebAdminDraft {
     pub password_hash: Slot,
 }
 
+/// `<health>`: the policy of the first boot after an apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HealthDraft {
+    pub rollback: Slot,
+    pub grace: Slot,
+    pub report: Slot,
+}
+
 /// A whole configuration as read. `root` is where a missing top-level value is reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Draft {
@@ -142,6 +150,7 @@ pub(crate) struct Draft {
     pub incident_reporting: Slot,
     pub usage_statistics: Slot,
     pub contact_email: Slot,
+    pub health: Part<HealthDraft>,
 }
 
 impl Draft {
@@ -165,6 +174,7 @@ impl Draft {
             incident_reporting: Slot::Absent,
             usage_statistics: Slot::Absent,
             contact_email: Slot::Absent,
+            health: Part::Absent,
         }
     }
 }

@@ -323,6 +323,7 @@ impl Reader {
                 ("incident-reporting", Opt),
                 ("usage-statistics", Opt),
                 ("contact-email", Opt),
+                ("health", Opt),
             ],
         );
         let mut d = Draft::new(at(&rpath, root.pos));
@@ -370,6 +371,20 @@ impl Reader {
         d.incident_reporting = self.text_child(&kids, &rpath, "incident-reporting");
         d.usage_statistics = self.text_child(&kids, &rpath, "usage-statistics");
         d.contact_email = self.text_child(&kids, &rpath, "contact-email");
+        d.health = self.part(
+            &kids,
+            &rpath,
+            "health",
+            &["rollback", "grace", "report"],
+            |r, e, p| {
+                let _ = r.children(e, p, &[]);
+                HealthDraft {
+                    rollback: r.attr(e, p, "rollback"),
+                    grace: r.attr(e, p, "grace"),
+                    report: r.attr(e, p, "report"),
+                }
+            },
+        );
         Some(d)
     }
 

@@ -169,6 +169,24 @@ impl GatewayFault {
     }
 }
 
+/// A whole number of seconds from `low` to `high` (digits only: no sign, unit or space).
+pub fn seconds(value: &str, what: &str, low: u32, high: u32) -> Result<u32, InvalidValue> {
+    let help = format!("give a whole number of seconds from {low} to {high}, e.g. {what}=\"120\"");
+    if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(InvalidValue::new(
+            format!("{what}={value:?} is not a number of seconds"),
+            help,
+        ));
+    }
+    match value.parse::<u32>() {
+        Ok(n) if (low..=high).contains(&n) => Ok(n),
+        _ => Err(InvalidValue::new(
+            format!("{what}={value} is outside {low} to {high} seconds"),
+            help,
+        )),
+    }
+}
+
 /// A value together with the name of the field it came from (`management_node_config.gw`,
 /// or the wizard's question), which every finding about it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -468,6 +486,10 @@ impl Rules {
                 None
             }
         };
+        let health = match &d.health {
+            Part::Given(_, h) => self.health(h),
+            Part::Absent => Some(HealthPolicy::default()),
+        };
         // Role-specific elements: present or absent as the role requires.
         let role_settings = match role {
             None => None,
@@ -504,7 +526,7 @@ impl Rules {
             domain: domain?,
             network: network?,
             ssh: ssh?,
-            health: HealthPolicy::default(),
+            health: health?,
         })
     }
 
@@ -750,6 +772,32 @@ impl Rules {
                 None
             }
         }
+    }
+
+    fn health(&mut self, h: &HealthDraft) -> Option<HealthPolicy> {
+        let rollback = self.optional(&h.rollback, |r, v| match RollbackOn::parse(&v.text) {
+            Some(on) => Some(on),
+            None => {
+                r.error(
+                    &v.at,
+                    format!("rollback={:?} is not known", v.text),
+                    "write gateway (roll back when the gateway does not answer), any (when any check fails) or never",
+                );
+                None
+            }
+        });
+        let (low, high) = HealthPolicy::GRACE_RANGE;
+        let grace = self.optional(&h.grace, |r, v| {
+            r.value(v, seconds(&v.text, "grace", low, high))
+        });
+        let report = self.optional(&h.report, |r, v| {
+            r.value(v, seconds(&v.text, "report", 0, HealthPolicy::REPORT_MAX))
+        });
+        Some(HealthPolicy {
+            rollback: rollback?,
+            grace_secs: grace?,
+            report_secs: report?,
+        })
     }
 
     fn ssh(&mut self, s: &SshDraft, at: &At) -> Option<Ssh> {

@@ -112,6 +112,21 @@ pub fn to_xml(c: &NodeConfig) -> String {
             );
         }
     }
+    let h = &c.health;
+    if !h.is_default() {
+        let rollback = h.rollback.map(|r| r.as_str().to_owned());
+        let grace = h.grace_secs.map(|g| g.to_string());
+        let report = h.report_secs.map(|r| r.to_string());
+        let attrs: Vec<(&str, &str)> = [
+            ("rollback", rollback.as_deref()),
+            ("grace", grace.as_deref()),
+            ("report", report.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+        x.empty("health", &attrs);
+    }
     x.finish()
 }
 
