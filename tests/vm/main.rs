@@ -39,6 +39,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use nodeboot::console::engine::{ExpectError, Session};
+use nodeboot_tests::netlab::{Netns, Responders};
 use regex::Regex;
 use regex::bytes::Regex as BytesRegex;
 
@@ -71,7 +72,7 @@ const NODE_REPORT: &str = "hostname; ip -4 -o addr show dev eth0; ip -4 route; c
      grep -E '^(server|pool) ' /etc/chrony/chrony.conf; \
      echo agent=$(systemctl is-active nodeboot-agent.service); \
      echo listeners=$(ss -Htln 'sport = :8443' | wc -l); \
-     echo condition=$(systemctl show -P ConditionResult nodeboot-agent.service)";
+     echo checks=$(systemctl show -P Result nodeboot-check.service)";
 
 type Fallible<T> = Result<T, String>;
 
@@ -226,27 +227,50 @@ fn configure(opts: &Options) -> Fallible<()> {
         ready.banner_s, ready.https_s
     );
 
+    // A wrong gateway first: the node applies it, reboots, finds its gateway silent for the
+    // file's 30 s of grace, rolls back to the generic image and serves 8443 again.
     let upload = Instant::now();
-    let out = run(Command::new(&opts.nodeboot).args([
-        "push",
-        &format!("127.0.0.1:{}", vm.port),
-        &opts.fixtures.join("node.xml").to_string_lossy(),
-        "--fingerprint",
-        &ready.fingerprint,
-        "--timeout",
-        "120",
-    ]))?;
-    if !out.ok {
-        return Err(format!("nodeboot push failed:\n{}", out.text));
+    let out = push_wait(&vm, opts, "wrong-gateway.xml", &ready.fingerprint)?;
+    println!(
+        "vm:   nodeboot push --wait (wrong gateway):\n{}",
+        indent(&out.text)
+    );
+    if out.ok
+        || !out
+            .text
+            .contains("rolled back: gateway 10.0.2.1 did not answer")
+    {
+        return Err(format!(
+            "push --wait did not report the rollback (exit {}):\n{}",
+            if out.ok { "0" } else { "non-zero" },
+            out.text
+        ));
     }
-    println!("vm:   nodeboot push: {}", first_lines(&out.text, 6));
+    println!(
+        "vm:   upload to rolled back and serving 8443 again {:.1} s",
+        upload.elapsed().as_secs_f64()
+    );
+    let banner = vm.console.wait_for(
+        r"rolled back: gateway 10\.0\.2\.1[^\r\n]*",
+        Duration::from_secs(120),
+        "the rollback's reason on the console banner",
+    )?;
+    println!("vm:   console: {}", banner.first().map_or("", |s| s.trim()));
+
+    // The corrected file: applied, rebooted, every check passing.
+    let upload = Instant::now();
+    let out = push_wait(&vm, opts, "node.xml", &ready.fingerprint)?;
+    println!("vm:   nodeboot push --wait:\n{}", indent(&out.text));
+    if !out.ok || !out.text.contains("healthy") {
+        return Err(format!("push --wait did not report healthy:\n{}", out.text));
+    }
     vm.console.wait_for(
         &format!(r"{NEW_HOSTNAME} login:"),
         Duration::from_secs(300),
         "the configured node's login prompt",
     )?;
     println!(
-        "vm:   upload to `{NEW_HOSTNAME} login:` {:.1} s",
+        "vm:   upload to healthy and `{NEW_HOSTNAME} login:` {:.1} s",
         upload.elapsed().as_secs_f64()
     );
 
@@ -254,15 +278,25 @@ fn configure(opts: &Options) -> Fallible<()> {
     let report = vm.console.shell(NODE_REPORT, Duration::from_secs(60))?;
     println!("vm:   inside the node:\n{}", indent(&report));
     check_configured(&report)?;
-    // From outside: port 8443 no longer answers HTTPS.
-    let probe = curl_status(vm.port)?;
-    if probe.ok {
-        return Err(format!(
-            "port 8443 still serves after configuration:\n{}",
-            probe.text
-        ));
-    }
+    read_only_window(&vm)?;
     vm.shutdown()
+}
+
+/// `nodeboot push --wait` of `fixture` pinned to `fingerprint`: through the apply, the reboot
+/// and the checks, to the node's verdict (healthy, unhealthy or rolled back).
+fn push_wait(vm: &Vm, opts: &Options, fixture: &str, fingerprint: &str) -> Fallible<Ran> {
+    run(vm.host(&opts.nodeboot).args([
+        "push",
+        &format!("127.0.0.1:{}", vm.port),
+        &opts.fixtures.join(fixture).to_string_lossy(),
+        "--fingerprint",
+        fingerprint,
+        "--timeout",
+        "120",
+        "--wait",
+        "--wait-timeout",
+        "480",
+    ]))
 }
 
 /// The name the oracle scenario's Management Node JSON gives the node.
@@ -368,14 +402,14 @@ fn oracle(opts: &Options) -> Fallible<()> {
         "metadata": { "management_node_config": config },
     })
     .to_string();
-    let ns = Netns::new("nodeboot-vm-oci")?;
-    let server = ns.serve_metadata(instance)?;
+    let lab = Lab::new("oracle")?;
+    let server = lab.serve_metadata(instance)?;
     let vm = Vm::start_with(
         opts,
         "oracle",
         &snapshot_drive(&opts.image),
         &["-smbios", "type=3,asset=OracleCloud.com"],
-        Some(&ns.name),
+        Some(lab),
     )?;
     let result = unattended(vm, ORACLE_HOSTNAME, CONFIGURED_PASSWORD, |report| {
         check_from_json(report, ORACLE_HOSTNAME)
@@ -435,6 +469,7 @@ fn unattended(
     let report = vm.console.shell(NODE_REPORT, Duration::from_secs(60))?;
     println!("vm:   inside the node:\n{}", indent(&report));
     check(&report)?;
+    read_only_window(&vm)?;
     vm.shutdown()
 }
 
@@ -458,12 +493,12 @@ fn check_from_json(report: &str, hostname: &str) -> Fallible<()> {
                 r"^server 10\.0\.2\.2\b".into(),
                 "the NTP server in chrony.conf",
             ),
-            (r"agent=(inactive|unknown)".into(), "the agent not running"),
-            (r"listeners=0".into(), "nothing listening on 8443"),
+            // The first boot after the apply serves its status read-only (the window).
             (
-                r"condition=no".into(),
-                "the agent's unit skipped by its condition (apply record present)",
+                r"agent=active".into(),
+                "the agent serving the read-only status",
             ),
+            (r"listeners=1".into(), "8443 listening (read-only)"),
         ],
     )
 }
@@ -493,55 +528,64 @@ fn snapshot_drive(image: &Path) -> String {
     format!("file={},format=raw,if=virtio,snapshot=on", image.display())
 }
 
-/// A network namespace of the suite's own, with only its loopback, which also holds the
-/// metadata address 169.254.169.254 (see shared/notes/vm-facts.md): QEMU's user network runs
-/// in it, so the guest's traffic to that address reaches the fake service and nothing else.
-struct Netns {
-    name: String,
+/// The network a VM runs in: a namespace of the suite's own with only its loopback, where
+/// QEMU's user network runs unrestricted (nothing can leave the namespace) and where the
+/// services the node's checks reach wait (docs/apply.md, "After the reboot"): DNS on
+/// 127.0.0.1:53 (the guest's 10.0.2.3 forwards there: the namespace's resolv.conf names it),
+/// NTP on 127.0.0.1:123 and the management node's TCP 443 (the guest's 10.0.2.2 is the
+/// namespace's loopback). Host-side tools that talk to the guest run inside it too
+/// ([`Vm::host`]).
+struct Lab {
+    ns: Netns,
+    responders: Option<Responders>,
+    /// `/etc/netns/<name>`: what `ip netns exec` mounts over `/etc` (resolv.conf).
+    etc: PathBuf,
 }
 
-impl Netns {
-    fn new(name: &str) -> Fallible<Netns> {
-        let _ = Command::new("ip").args(["netns", "del", name]).status();
-        for args in [
-            vec!["netns", "add", name],
-            vec!["-n", name, "link", "set", "lo", "up"],
-            vec!["-n", name, "addr", "add", "169.254.169.254/32", "dev", "lo"],
-        ] {
-            tool(Command::new("ip").args(&args))?;
-        }
-        Ok(Netns {
-            name: name.to_owned(),
+/// The names the lab's DNS server knows: every node the suite configures, at its address.
+const LAB_ZONE: [&str; 3] = [
+    "vmnode01.nodeboot.test",
+    "vmmgr01.nodeboot.test",
+    "vmoci01.nodeboot.test",
+];
+
+impl Lab {
+    fn new(scenario: &str) -> Fallible<Lab> {
+        let name = format!("nodeboot-vm-{scenario}");
+        let etc = PathBuf::from("/etc/netns").join(&name);
+        std::fs::create_dir_all(&etc).map_err(|e| format!("creating {}: {e}", etc.display()))?;
+        std::fs::write(etc.join("resolv.conf"), "nameserver 127.0.0.1\n")
+            .map_err(|e| format!("writing {}/resolv.conf: {e}", etc.display()))?;
+        let ns = Netns::new(&name)?;
+        let local = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let zone = LAB_ZONE
+            .iter()
+            .map(|n| ((*n).to_owned(), std::net::Ipv4Addr::new(10, 0, 2, 15)))
+            .collect();
+        let responders = ns.serve_checks(local(53), local(123), local(443), zone)?;
+        Ok(Lab {
+            ns,
+            responders: Some(responders),
+            etc,
         })
     }
 
-    /// Serves Oracle's IMDSv2 instance document at 169.254.169.254:80 in the namespace, on a
-    /// thread that enters it. Anything else, or a request without the Bearer header, is 404.
+    /// Serves Oracle's IMDSv2 instance document at 169.254.169.254:80 in the namespace.
+    /// Anything else, or a request without the Bearer header, is 404.
     fn serve_metadata(&self, instance: String) -> Fallible<FakeMetadata> {
-        use std::net::TcpListener;
-        use std::os::fd::AsFd as _;
-        let ns = std::fs::File::open(format!("/run/netns/{}", self.name))
-            .map_err(|e| format!("opening the namespace {}: {e}", self.name))?;
-        let (tx, rx) = std::sync::mpsc::channel();
+        self.ns
+            .ip(&["addr", "add", "169.254.169.254/32", "dev", "lo"])?;
+        let addr = std::net::SocketAddr::from(([169, 254, 169, 254], 80));
+        let listener = self
+            .ns
+            .spawn(move || {
+                std::net::TcpListener::bind(addr).map_err(|e| format!("binding {addr}: {e}"))
+            })
+            .join()
+            .map_err(|_| "the metadata service's thread panicked".to_owned())??;
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = log.clone();
         std::thread::spawn(move || {
-            let listener = nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| format!("entering the namespace: {e}"))
-                .and_then(|()| {
-                    TcpListener::bind("169.254.169.254:80")
-                        .map_err(|e| format!("binding 169.254.169.254:80: {e}"))
-                });
-            let listener = match listener {
-                Ok(l) => {
-                    let _ = tx.send(Ok(()));
-                    l
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            };
             for stream in listener.incoming().flatten() {
                 let line = answer_metadata(stream, &instance);
                 if let Ok(mut log) = seen.lock() {
@@ -549,19 +593,16 @@ impl Netns {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(10))
-            .map_err(|_| "the fake metadata service did not start".to_owned())??;
         Ok(FakeMetadata { log })
     }
 }
 
-impl Drop for Netns {
+impl Drop for Lab {
     fn drop(&mut self) {
-        // The server thread's socket lives in the namespace: deleting the name lets the
-        // namespace go once QEMU and the socket are gone.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        if let Some(r) = self.responders.take() {
+            println!("vm:   the lab's services answered: {}", r.summary());
+        }
+        let _ = std::fs::remove_dir_all(&self.etc);
     }
 }
 
@@ -617,8 +658,8 @@ fn reject(opts: &Options) -> Fallible<()> {
         "vm:   boot to banner {:.1} s, to 8443 ready {:.1} s",
         ready.banner_s, ready.https_s
     );
-    let pin = verified_pin(vm.port, &ready.fingerprint)?;
-    let out = run(Command::new("curl").args([
+    let pin = verified_pin(&vm, &ready.fingerprint)?;
+    let out = run(vm.host("curl").args([
         "-sS",
         "--max-time",
         "60",
@@ -654,7 +695,7 @@ fn reject(opts: &Options) -> Fallible<()> {
             ));
         }
     }
-    let status = run(Command::new(&opts.nodeboot).args([
+    let status = run(vm.host(&opts.nodeboot).args([
         "status",
         &format!("127.0.0.1:{}", vm.port),
         "--fingerprint",
@@ -788,12 +829,11 @@ fn management(opts: &Options) -> Fallible<()> {
                 r"(?m)^server 10\.0\.2\.2\b".into(),
                 "the NTP server in chrony.conf",
             ),
-            (r"agent=(inactive|unknown)".into(), "the agent not running"),
-            (r"listeners=0".into(), "nothing listening on 8443"),
             (
-                r"condition=no".into(),
-                "the agent's unit skipped by its condition (apply record present)",
+                r"agent=active".into(),
+                "the agent serving the read-only status",
             ),
+            (r"listeners=1".into(), "8443 listening (read-only)"),
         ],
     )?;
     // /etc/nodeboot/node.json is root's (0600); admin's one sudo grant, the wizard, shows
@@ -832,10 +872,8 @@ fn management(opts: &Options) -> Fallible<()> {
             ),
         ],
     )?;
-    // From outside: port 8443 no longer answers HTTPS.
-    if curl_status(vm.port)?.ok {
-        return Err("port 8443 still serves after the wizard configured the node".into());
-    }
+    // From outside: 8443 serves the checks read-only and refuses uploads.
+    read_only_window(&vm)?;
     vm.shutdown()?;
     // The transcripts are artifacts: no secret in them, in either direction.
     let mode = std::fs::metadata(&transcript)
@@ -1091,7 +1129,7 @@ fn kill_and_reboot(
     )?;
     vm.wait_https()?;
     let before = vm.disk_stats()?;
-    let out = run(Command::new(&opts.nodeboot).args([
+    let out = run(vm.host(&opts.nodeboot).args([
         "push",
         &format!("127.0.0.1:{}", vm.port),
         &opts.fixtures.join("node.xml").to_string_lossy(),
@@ -1148,7 +1186,7 @@ fn kill_and_reboot(
     let outcome = if which == 0 {
         let seen = caps.get(1).cloned().unwrap_or_default();
         vm.wait_https()?;
-        let status = run(Command::new(&opts.nodeboot).args([
+        let status = run(vm.host(&opts.nodeboot).args([
             "status",
             &format!("127.0.0.1:{}", vm.port),
             "--fingerprint",
@@ -1178,9 +1216,7 @@ fn kill_and_reboot(
         vm.console.login("admin", CONFIGURED_PASSWORD)?;
         let report = vm.console.shell(NODE_REPORT, Duration::from_secs(60))?;
         check_configured(&report).map_err(|e| format!("{e}; the node reported:\n{report}"))?;
-        if curl_status(vm.port)?.ok {
-            return Err("port 8443 still serves on the configured node".into());
-        }
+        read_only_window(&vm)?;
         "configured"
     };
     println!(
@@ -1431,14 +1467,12 @@ fn check_configured(report: &str) -> Fallible<()> {
                 r"^server 10\.0\.2\.2\b".into(),
                 "the NTP server in chrony.conf",
             ),
-            (r"agent=(inactive|unknown)".into(), "the agent not running"),
-            (r"listeners=0".into(), "nothing listening on 8443"),
-            // The unit was skipped at boot because the apply record exists (admin cannot read
-            // /var/lib/nodeboot itself).
+            // The first boot after the apply serves its status read-only (the window).
             (
-                r"condition=no".into(),
-                "the agent's unit skipped by its condition (apply record present)",
+                r"agent=active".into(),
+                "the agent serving the read-only status",
             ),
+            (r"listeners=1".into(), "8443 listening (read-only)"),
         ],
     )
 }
@@ -1484,6 +1518,8 @@ fn write_private(path: &Path, content: &str) -> Fallible<()> {
 
 struct Vm {
     child: Child,
+    /// The network namespace QEMU runs in (dropped after QEMU: fields drop in order).
+    lab: Lab,
     port: u16,
     console: Console,
     started: Instant,
@@ -1544,15 +1580,18 @@ impl Vm {
         Vm::start_with(opts, name, drive, extra, None)
     }
 
-    /// [`Vm::start`], with QEMU in the network namespace `netns` when given (its user
-    /// network's outgoing connections then stay in that namespace).
+    /// [`Vm::start`] in `lab` (default: a lab of the scenario's own; see [`Lab`]).
     fn start_with(
         opts: &Options,
         name: &str,
         drive: &str,
         extra: &[&str],
-        netns: Option<&str>,
+        lab: Option<Lab>,
     ) -> Fallible<Vm> {
+        let lab = match lab {
+            Some(l) => l,
+            None => Lab::new(name.split('-').next().unwrap_or(name))?,
+        };
         let dir = opts.artifacts.join(format!("{name}.run"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -1568,15 +1607,9 @@ impl Vm {
         let file = file.strip_prefix("file=").unwrap_or(file);
         println!("vm:   booting {file} ({accel}, port 8443 on 127.0.0.1:{port})");
         let started = Instant::now();
-        let mut qemu = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, "qemu-system-x86_64"]);
-                c
-            }
-            None => Command::new("qemu-system-x86_64"),
-        };
-        let child = qemu
+        let child = lab
+            .ns
+            .command("qemu-system-x86_64")
             .args([
                 "-machine",
                 "pc",
@@ -1607,12 +1640,8 @@ impl Vm {
             .args(extra)
             .args([
                 "-netdev",
-                &format!(
-                    // In a namespace of the suite's own the guest may reach out (only to the
-                    // fake services there); elsewhere the user network is restricted.
-                    "user,id=n0,{}hostfwd=tcp:127.0.0.1:{port}-:8443",
-                    if netns.is_some() { "" } else { "restrict=on," }
-                ),
+                // The guest may reach out: only the lab's services are there.
+                &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8443"),
                 "-device",
                 "virtio-net-pci,netdev=n0",
             ])
@@ -1625,6 +1654,7 @@ impl Vm {
         let console = Console::connect(&socket, &transcript, false)?;
         Ok(Vm {
             child,
+            lab,
             port,
             console,
             started,
@@ -1633,6 +1663,11 @@ impl Vm {
             monitor,
             serial_log: transcript,
         })
+    }
+
+    /// `program`, to run where the guest's forwarded port is (the lab's namespace).
+    fn host(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        self.lab.ns.command(program)
     }
 
     /// Lets go of the serial socket (QEMU serves one client at a time), runs `f` with its
@@ -1665,7 +1700,7 @@ impl Vm {
     fn wait_https(&self) -> Fallible<()> {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if curl_status(self.port)?.ok {
+            if curl_status(self)?.ok {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -2092,10 +2127,69 @@ fn run_timed(cmd: &mut Command) -> (Fallible<Timed>, f64) {
     )
 }
 
+/// The first boot after an apply, seen from outside: 8443 serves the status read-only with
+/// the checks' verdict `healthy` (the lab answers every check), and refuses an upload (409).
+fn read_only_window(vm: &Vm) -> Fallible<()> {
+    let status = curl_status(vm)?;
+    let report: nodeboot_config::api::StatusReport =
+        serde_json::from_str(&status.text).map_err(|e| {
+            format!(
+                "the read-only status is not a status document ({e}):\n{}",
+                status.text
+            )
+        })?;
+    let health = report
+        .health
+        .ok_or_else(|| format!("the read-only status has no checks:\n{}", status.text))?;
+    println!("vm:   8443 read-only: {}", health.summary());
+    for c in &health.report.checks {
+        println!(
+            "vm:     {} {} {}: {} ({} ms)",
+            if c.passed { "pass" } else { "FAIL" },
+            c.kind,
+            c.subject,
+            c.reason,
+            c.elapsed_ms
+        );
+    }
+    if report.state != nodeboot_config::api::NodeState::Configured
+        || health.phase != nodeboot_config::api::HealthPhase::Healthy
+    {
+        return Err(format!(
+            "the node is not configured and healthy: {} ({})",
+            report.state,
+            health.summary()
+        ));
+    }
+    let upload = run(vm.host("curl").args([
+        "-sk",
+        "--max-time",
+        "30",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        "Content-Type: text/xml",
+        // Refused for the node's state, whatever the body.
+        "--data-binary",
+        "<node-config schema=\"1\"/>",
+        &format!("https://127.0.0.1:{}/configuration/bootstrap", vm.port),
+    ]))?;
+    if upload.text.trim() != "409" {
+        return Err(format!(
+            "an upload during the read-only window was answered {}, not 409",
+            upload.text.trim()
+        ));
+    }
+    Ok(())
+}
+
 /// `GET /api/v1/status` over HTTPS without trusting the certificate: used only to see whether
 /// the port serves at all (the pinned checks use `nodeboot status` and `verified_pin`).
-fn curl_status(port: u16) -> Fallible<Ran> {
-    run(Command::new("curl").args([
+fn curl_status(vm: &Vm) -> Fallible<Ran> {
+    let port = vm.port;
+    run(vm.host("curl").args([
         "-sS",
         "-k",
         "--max-time",
@@ -2113,11 +2207,12 @@ struct Pin {
 /// Fetches the node's certificate, checks its SHA-256 fingerprint against the one the console
 /// showed, and returns what curl needs to pin it: the certificate as the only CA, its public
 /// key hash for `--pinnedpubkey`, and a name the certificate holds.
-fn verified_pin(port: u16, fingerprint: &str) -> Fallible<Pin> {
+fn verified_pin(vm: &Vm, fingerprint: &str) -> Fallible<Pin> {
+    let port = vm.port;
     let dir = std::env::temp_dir().join(format!("nodeboot-vm-pin-{port}"));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let cert_file = dir.join("node.pem");
-    let fetched = run(Command::new("sh").args([
+    let fetched = run(vm.host("sh").args([
         "-c",
         &format!(
             "openssl s_client -connect 127.0.0.1:{port} </dev/null 2>/dev/null | openssl x509 -outform PEM > {}",
