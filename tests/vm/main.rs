@@ -2,10 +2,13 @@
 //! image in QEMU with its serial console on a Unix socket and guest port 8443 forwarded to
 //! loopback, and drives the seed's flow from outside, as an operator would.
 //!
-//! 1. configure: wait for the banner's certificate fingerprint on the console, `nodeboot push`
-//!    the configuration pinned to it, see the node reboot to `vmnode01 login:`, log in on the
-//!    console and check hostname, address, routes, resolver, time servers, and that port 8443
-//!    no longer serves.
+//! 1. configure: wait for the banner's certificate fingerprint on the console; `nodeboot push
+//!    --wait` a file whose gateway does not exist (10.0.2.1) pinned to it: the node applies it,
+//!    reboots, finds the gateway silent for the file's 30 s of grace, rolls back and serves
+//!    8443 again, and push reports `rolled back: <reason>` (the banner shows it too); then the
+//!    real file: push reports `healthy`, the node reboots to `vmnode01 login:`, the suite logs
+//!    in on the console and checks hostname, address, routes, resolver, time servers, and that
+//!    8443 serves the checks read-only and refuses uploads (409).
 //! 2. reject: boot the pristine image again (snapshot=on), upload a bad configuration, see it
 //!    rejected with its errors, the node still unconfigured and serving; then the `admin`
 //!    first login (forced password change) and `systemd-analyze` for the boot figures.
@@ -29,7 +32,9 @@
 //!    and serving 8443 with the image's files, or configured as in scenario 1 with every file
 //!    of the configuration, never a mix; after a clean power-off `e2fsck -fn` must be clean.
 //!
-//! Only loopback and QEMU's user network (restricted: no traffic leaves the host) are used.
+//! Every VM runs in a network namespace of its own (a [`Lab`]): QEMU's user network, the
+//! forwarded port 8443 and small DNS, NTP and TCP services for the node's checks after its
+//! reboot, and nothing else; no traffic leaves the namespace.
 //! Prints timings and "vm: N passed, M failed"; the serial transcripts are kept as artifacts.
 
 use std::io::{Read, Write};
