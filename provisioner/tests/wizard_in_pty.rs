@@ -15,7 +15,7 @@ fn bootstrap_drives_the_real_wizard_to_a_configured_root() {
     let dir = tempfile::tempdir().unwrap();
     let root = nodeboot_tests::fixtures::node_root(dir.path());
     let console = format!(
-        "exec:{} --root {} --reboot-command \"printf 'Debian GNU/Linux 12 mgr01 ttyS0\\r\\n\\r\\nmgr01 login: '\"",
+        "exec:{} --skip-checks --root {} --reboot-command \"printf 'Debian GNU/Linux 12 mgr01 ttyS0\\r\\n\\r\\nmgr01 login: '\"",
         common::wizard().display(),
         root.display()
     );
