@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod fixtures;
+pub mod netlab;
 pub mod require;
 pub mod run;
 pub mod tls;
