@@ -108,16 +108,6 @@ pub struct ApplyArgs {
     /// Seconds to wait before rebooting.
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub reboot_delay: u64,
-    /// With --answers: apply even when a pre-apply check fails (the failures are printed).
-    #[arg(long, requires = "answers", conflicts_with = "skip_checks")]
-    pub continue_on_failed_checks: bool,
-    /// Do not check the gateway, DNS and NTP servers before applying (labs without them).
-    #[arg(long)]
-    pub skip_checks: bool,
-    /// Seconds each pre-apply check may take (retries included).
-    #[arg(long, value_name = "SECS", default_value_t = 5,
-          value_parser = clap::value_parser!(u64).range(1..=120))]
-    pub check_timeout: u64,
 }
 
 /// Arguments of `nodeboot-agent status`.
