@@ -276,7 +276,10 @@ impl AcquireCli {
     after_help = "Examples:\n  \
     sudo nodeboot-wizard\n  \
     nodeboot-wizard --answers mgr01.xml\n  \
-    nodeboot-wizard --root /tmp/node --reboot=none"
+    nodeboot-wizard --answers mgr01.xml --continue-on-failed-checks\n  \
+    nodeboot-wizard --root /tmp/node --reboot=none --skip-checks\n\n\
+    Before applying, the wizard checks that the gateway answers ARP, that each DNS\n\
+    server answers and that each NTP server resolves and answers."
 )]
 pub struct WizardCli {
     /// Take every answer from this schema-1 Management Node file; ask nothing.
@@ -293,6 +296,16 @@ pub struct WizardCli {
     /// Seconds to wait before rebooting.
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub reboot_delay: u64,
+    /// With --answers: apply even when a pre-apply check fails (the failures are printed).
+    #[arg(long, requires = "answers", conflicts_with = "skip_checks")]
+    pub continue_on_failed_checks: bool,
+    /// Do not check the gateway, DNS and NTP servers before applying (labs without them).
+    #[arg(long)]
+    pub skip_checks: bool,
+    /// Seconds each pre-apply check may take (retries included).
+    #[arg(long, value_name = "SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub check_timeout: u64,
 }
 
 #[cfg(test)]

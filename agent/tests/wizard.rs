@@ -33,7 +33,7 @@ impl Wizard {
     fn start(root: &Path) -> Wizard {
         let pty = nix::pty::openpty(None, None).unwrap();
         let child = Command::new(wizard())
-            .args(["--reboot", "none", "--root"])
+            .args(["--reboot", "none", "--skip-checks", "--root"])
             .arg(root)
             .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
             .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
@@ -245,7 +245,7 @@ fn answers_file_runs_without_questions() {
     let file = dir.path().join("mgr01.xml");
     std::fs::write(&file, xml).unwrap();
     let out = Command::new(wizard())
-        .args(["--reboot", "none", "--root"])
+        .args(["--reboot", "none", "--skip-checks", "--root"])
         .arg(&root)
         .arg("--answers")
         .arg(&file)

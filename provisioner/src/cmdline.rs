@@ -339,6 +339,13 @@ pub struct BootstrapArgs {
     /// No progress lines
     #[arg(long, short)]
     pub quiet: bool,
+    /// When the wizard's checks before the apply fail (gateway, DNS, NTP), answer
+    /// "continue anyway" instead of quitting it (nothing applied, bootstrap fails)
+    #[arg(long)]
+    pub continue_on_failed_checks: bool,
+    /// Print the outcome and the wizard's checks as JSON on standard output
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

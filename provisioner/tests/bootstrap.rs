@@ -114,8 +114,8 @@ fn the_seed_dialog_completes_over_a_unix_socket() {
     assert!(out.status.success(), "{stderr}");
     assert!(typed.finished);
     assert_eq!(typed.lines, common::expected_lines());
-    assert!(stderr.contains("[ 1/19] login"), "{stderr}");
-    assert!(stderr.contains("[19/19] login-after-restart"), "{stderr}");
+    assert!(stderr.contains("[ 1/20] login"), "{stderr}");
+    assert!(stderr.contains("[20/20] login-after-restart"), "{stderr}");
     assert!(
         stderr.contains(
             "bootstrap complete: mgr01.example.com answered the wizard and restarted (18 steps"
@@ -221,7 +221,7 @@ fn a_refused_answer_is_reported_with_the_consoles_message() {
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("nodeboot: the console refused the answer before step \"domain-suffix\" (10 of 19):\n  | Invalid: hostname \"mgr01\" is already taken\n  |   use 1 to 63 letters, digits and hyphens\n  | Hostname:"),
+        stderr.contains("nodeboot: the console refused the answer before step \"domain-suffix\" (10 of 20):\n  | Invalid: hostname \"mgr01\" is already taken\n  |   use 1 to 63 letters, digits and hyphens\n  | Hostname:"),
         "{stderr}"
     );
     assert_no_secret("stderr", &stderr);
@@ -238,7 +238,7 @@ fn a_dropped_connection_is_reported_with_the_step() {
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("nodeboot: the console closed the connection during step \"gateway\" (8 of 19), waiting for /Gateway(?: \\[[^\\]\\n]*\\])?:/ (gateway)\nlast lines received:\n"),
+        stderr.contains("nodeboot: the console closed the connection during step \"gateway\" (8 of 20), waiting for /Gateway(?: \\[[^\\]\\n]*\\])?:/ (gateway)\nlast lines received:\n"),
         "{stderr}"
     );
     assert!(
@@ -327,7 +327,7 @@ fn a_prompt_that_never_comes_times_out_naming_the_step_with_secrets_masked() {
     };
     let msg = err.to_string();
     assert!(
-        msg.starts_with("step \"ip-address\" (6 of 19) timed out after 120s waiting for /IP address(?: \\[[^\\]\\n]*\\])?:/ (ip-address)\nlast lines received:\n"),
+        msg.starts_with("step \"ip-address\" (6 of 20) timed out after 120s waiting for /IP address(?: \\[[^\\]\\n]*\\])?:/ (ip-address)\nlast lines received:\n"),
         "{msg}"
     );
     // the echoed passwords are in the stream, masked
@@ -399,7 +399,7 @@ fn an_edited_profile_drives_the_dialog() {
         bootstrap_over_a_unix_socket(dir.path(), &["--profile", &profile_arg], Script::default());
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("[ 5/19] sudo-required"), "{stderr}");
+    assert!(stderr.contains("[ 5/20] sudo-required"), "{stderr}");
     assert!(typed.finished);
 
     // a broken profile is refused before the console is opened, naming the step

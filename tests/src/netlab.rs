@@ -1,8 +1,10 @@
 //! Network namespaces and the small services a node's checks talk to (issue 13), for tests:
-//! a namespace deleted on drop, threads and commands that run inside it, and DNS, NTP and TCP
-//! responders bound there. The agent's health tests and the VM suite (whose QEMU runs in such
-//! a namespace, its user network reaching these services through the host's loopback) share
-//! them. Nothing here sends traffic outside the namespace it was given.
+//! a namespace deleted on drop ([`Netns`]), threads and commands that run inside it, DNS, NTP
+//! and TCP responders bound there ([`Netns::serve_checks`]), and [`Lab`], a node namespace
+//! joined by a veth pair to a peer holding the gateway, a DNS and an NTP server (the wizard's
+//! checks before the apply). The agent's and the provisioner's tests and the VM suite (whose
+//! QEMU runs in such a namespace, its user network reaching these services through the
+//! namespace's loopback) share them. Nothing here sends traffic outside the namespaces made.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsFd as _;
@@ -13,6 +15,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use nix::sched::{CloneFlags, setns};
+
+use crate::require::{require, root, tool};
+
+/// Whether namespaces can be made here (fails the test, or skips it as `require` says).
+pub fn can_run() -> bool {
+    require(root(), "root (it makes network namespaces)")
+        && require(tool("ip"), "ip (Debian iproute2)")
+}
 
 /// A named network namespace with its loopback up, deleted (with its links) on drop.
 #[derive(Debug)]
@@ -246,4 +256,91 @@ pub fn ntp_reply(request: &[u8]) -> Vec<Vec<u8>> {
     r[24..32].copy_from_slice(&request[40..48]);
     r[40..48].copy_from_slice(&[0xe9, 0, 0, 0, 1, 2, 3, 4]);
     vec![r.to_vec()]
+}
+
+/// The node's address in a [`Lab`] before its configuration (as a DHCP server would give it).
+pub const NODE: &str = "10.78.0.31";
+/// The [`Lab`]'s gateway: the peer's address, so it answers ARP.
+pub const GATEWAY: &str = "10.78.0.1";
+/// The [`Lab`]'s DNS server, answering [`NTP_NAME`] (and NXDOMAIN for every other name).
+pub const DNS: &str = "10.78.0.53";
+/// The [`Lab`]'s NTP server, answering one client request.
+pub const NTP: &str = "10.78.0.123";
+/// A name of [`NTP`] in the lab's DNS.
+pub const NTP_NAME: &str = "ntp.lab.test";
+/// An address in the [`Lab`]'s subnet nobody holds: no ARP answer, no DNS, no NTP.
+pub const NOBODY: &str = "10.78.0.99";
+
+/// Two namespaces joined by a veth pair: the node's (`eth0` with [`NODE`]/24 and a default
+/// route via [`GATEWAY`]) and a peer's (`gw0`) holding the gateway, the DNS and the NTP
+/// server. Run a binary in the node's namespace with [`Lab::exec`]. Removed on drop.
+#[derive(Debug)]
+pub struct Lab {
+    /// The node's namespace name.
+    pub node: String,
+    _responders: Responders,
+    _node_ns: Netns,
+    _peer_ns: Netns,
+}
+
+impl Lab {
+    /// Makes the namespaces and starts the responders; returns once they are bound. `tag`
+    /// keeps the names of parallel tests apart. Panics (fails the test) when it cannot.
+    pub fn new(tag: &str) -> Lab {
+        Lab::try_new(tag).unwrap_or_else(|e| panic!("making the lab {tag}: {e}"))
+    }
+
+    fn try_new(tag: &str) -> Result<Lab, String> {
+        let id = std::process::id();
+        let node = Netns::new(&format!("nbw{id}-{tag}-n"))?;
+        let peer = Netns::new(&format!("nbw{id}-{tag}-g"))?;
+        node.ip(&[
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "gw0",
+            "netns",
+            peer.name(),
+        ])?;
+        node.ip(&["addr", "add", &format!("{NODE}/24"), "dev", "eth0"])?;
+        node.ip(&["link", "set", "eth0", "up"])?;
+        for a in [GATEWAY, DNS, NTP] {
+            peer.ip(&["addr", "add", &format!("{a}/24"), "dev", "gw0"])?;
+        }
+        peer.ip(&["link", "set", "gw0", "up"])?;
+        node.ip(&["route", "add", "default", "via", GATEWAY])?;
+        let at = |a: &str, port| -> Result<SocketAddr, String> {
+            let ip: Ipv4Addr = a.parse().map_err(|e| format!("{a}: {e}"))?;
+            Ok(SocketAddr::from((ip, port)))
+        };
+        let ntp: Ipv4Addr = NTP.parse().map_err(|e| format!("{NTP}: {e}"))?;
+        let responders = peer.serve_checks(
+            at(DNS, 53)?,
+            at(NTP, 123)?,
+            at(GATEWAY, 443)?,
+            vec![(NTP_NAME.to_owned(), ntp)],
+        )?;
+        Ok(Lab {
+            node: node.name().to_owned(),
+            _responders: responders,
+            _node_ns: node,
+            _peer_ns: peer,
+        })
+    }
+
+    /// A command that runs `program` inside the node's namespace.
+    pub fn exec(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.node, program]);
+        c
+    }
+
+    /// The words of `ip netns exec NODE` (for a console transport's command line).
+    pub fn exec_prefix(&self) -> String {
+        format!("ip netns exec {}", self.node)
+    }
 }

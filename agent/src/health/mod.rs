@@ -14,7 +14,7 @@ mod run;
 mod wire;
 
 pub use plan::{Check, DnsQuery, plan_checks};
-pub use probe::{KernelRoute, Probe, SystemProbe};
+pub use probe::{ArpSender, KernelRoute, Probe, SystemProbe};
 pub use run::{Policy, report, run_checks};
 pub use wire::{
     DnsReply, NtpReply, ReplyError, build_dns_query, build_ntp_request, parse_dns_reply,

@@ -89,6 +89,20 @@ pub trait Probe {
     }
 }
 
+/// The sender protocol address an ARP request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArpSender {
+    /// The interface's address in the target's subnet (else its first, else 0.0.0.0): the
+    /// checks after the reboot, when the node holds its configured address.
+    #[default]
+    Interface,
+    /// Always 0.0.0.0, an RFC 5227 ARP probe: the wizard's checks before the apply, when the
+    /// node still holds its DHCP address (maybe in another subnet) and the configured one may
+    /// belong to someone else. A probe updates no neighbour's ARP cache, and hosts answer it
+    /// (RFC 5227 2.1.1; Linux replies to a 0.0.0.0 sender too).
+    Unspecified,
+}
+
 /// The real effects, in the calling thread's network namespace. Run it on a tokio runtime
 /// (current-thread is enough).
 #[derive(Debug, Clone)]
@@ -96,12 +110,15 @@ pub struct SystemProbe {
     /// Where the kernel's routing tables are read: `/proc/thread-self/net` (the thread's own
     /// namespace, as the sockets are; `/proc/net` is the process's).
     pub proc_net: PathBuf,
+    /// The sender address of ARP requests.
+    pub arp_sender: ArpSender,
 }
 
 impl Default for SystemProbe {
     fn default() -> Self {
         SystemProbe {
             proc_net: PathBuf::from("/proc/thread-self/net"),
+            arp_sender: ArpSender::Interface,
         }
     }
 }
@@ -328,6 +345,10 @@ impl Probe for SystemProbe {
         wait: Duration,
     ) -> io::Result<Option<[u8; 6]>> {
         let (link, mac, sender) = link_of(iface, target)?;
+        let sender = match self.arp_sender {
+            ArpSender::Interface => sender,
+            ArpSender::Unspecified => Ipv4Addr::UNSPECIFIED,
+        };
         // Not bound: binding a packet socket (as closing one) waits for an RCU grace period
         // (tens of ms) in the kernel. It sends through the link's address and keeps the
         // frames that came in on that link.

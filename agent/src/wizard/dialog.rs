@@ -9,18 +9,32 @@
 //! WebUsername → WebPassword → WebPasswordAgain → IncidentReporting → UsageStatistics →
 //! Confirm`. A refused answer stays on the same question; a second password that differs goes
 //! back to `WebPassword`; "n" at `Confirm` starts over at `Address` with the previous answers
-//! as defaults; "y" at `Confirm` finishes.
+//! as defaults; "y" at `Confirm` asks for the pre-apply checks ([`Reply::Check`]).
+//!
+//! The checks themselves are an effect: the caller runs them and hands the results to
+//! [`Dialog::checked`]. All passed: finished ([`Reply::Done`]). Some failed: `ChecksFailed`,
+//! which offers `r` (re-enter the failing values: each failing question again, its previous
+//! answer as the default, then `Confirm` and the checks again), `c` (continue anyway:
+//! finished) or `q` (quit, nothing applied). After [`MAX_CHECK_ROUNDS`] failed rounds `r` is
+//! no longer offered.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
+use nodeboot_config::api::{CheckKind, CheckResult};
 use nodeboot_config::rules::{self, GatewayFault};
+use nodeboot_config::text::printable_line;
 use nodeboot_config::{
     DomainName, Hostname, InvalidValue, Ipv4Interface, Secret, ServerName, Username,
 };
 
-/// The width of a plain serial console; every line the dialog produces fits in it.
+/// The width of a plain serial console; every line the dialog produces fits in it (but the
+/// check lines, see [`check_line`]).
 pub const WIDTH: usize = 80;
+
+/// How many rounds of failed checks may be answered with "re-enter"; then only "continue
+/// anyway" or "quit" are left, so an unattended console cannot loop for ever.
+pub const MAX_CHECK_ROUNDS: u32 = 3;
 
 /// One question of the wizard, in the order they are asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,6 +65,9 @@ pub enum Question {
     UsageStatistics,
     /// Apply the summary shown (y/n).
     Confirm,
+    /// Some pre-apply checks failed: re-enter, continue anyway or quit (r/c/q). Not in
+    /// [`Question::ALL`]: it comes only after [`Dialog::checked`].
+    ChecksFailed,
 }
 
 impl Question {
@@ -87,6 +104,7 @@ impl Question {
             Question::IncidentReporting => "Enable incident reporting? (y/n)",
             Question::UsageStatistics => "Send deployment and usage statistics? (y/n)",
             Question::Confirm => "Apply this configuration and restart? (y/n)",
+            Question::ChecksFailed => "Re-enter the values, continue anyway, or quit? (r/c/q)",
         }
     }
 
@@ -119,6 +137,9 @@ impl Question {
             }
             Question::IncidentReporting | Question::UsageStatistics | Question::Confirm => {
                 "type y for yes or n for no"
+            }
+            Question::ChecksFailed => {
+                "type r to re-enter the values, c to apply anyway, or q to quit without changes"
             }
         }
     }
@@ -210,8 +231,13 @@ pub enum Reply {
     Invalid(Vec<String>),
     /// "n" at the summary: everything is asked again, previous answers as defaults.
     StartOver,
-    /// "y" at the summary: the wizard's work is done.
+    /// "y" at the summary: run the pre-apply checks on these answers and hand the results to
+    /// [`Dialog::checked`].
+    Check(Box<Answers>),
+    /// The checks passed, or "c" after they failed: apply these answers.
     Done(Box<Answers>),
+    /// "q" after failed checks: stop, nothing applied.
+    Quit,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -235,6 +261,14 @@ pub struct Dialog {
     question: Question,
     defaults: Defaults,
     partial: Partial,
+    /// While re-entering after failed checks: the failing questions still to ask.
+    revisit: Vec<Question>,
+    /// The questions whose values failed the last checks, in question order.
+    failing: Vec<Question>,
+    /// How many rounds of checks failed.
+    rounds: u32,
+    /// How many checks failed in the last round, of how many.
+    failed_counts: (usize, usize),
 }
 
 impl Dialog {
@@ -244,7 +278,39 @@ impl Dialog {
             question: Question::Address,
             defaults,
             partial: Partial::default(),
+            revisit: Vec::new(),
+            failing: Vec::new(),
+            rounds: 0,
+            failed_counts: (0, 0),
         }
+    }
+
+    /// Takes the results of the pre-apply checks asked for by [`Reply::Check`]: all passed
+    /// gives [`Reply::Done`]; a failure moves to [`Question::ChecksFailed`] ([`Reply::Next`]).
+    /// Results of kinds the wizard does not ask about (none today) count but point at no
+    /// question.
+    pub fn checked(&mut self, results: &[CheckResult]) -> Reply {
+        let failed: Vec<&CheckResult> = results.iter().filter(|r| !r.passed).collect();
+        if failed.is_empty() {
+            return match self.answers() {
+                Some(a) => Reply::Done(Box::new(a)),
+                None => self.start_over(),
+            };
+        }
+        self.rounds = self.rounds.saturating_add(1);
+        self.failed_counts = (failed.len(), results.len());
+        let mut failing: Vec<Question> =
+            failed.iter().filter_map(|r| question_of(r.kind)).collect();
+        failing.sort();
+        failing.dedup();
+        self.failing = failing;
+        self.question = Question::ChecksFailed;
+        Reply::Next
+    }
+
+    /// Whether "re-enter" is still offered after failed checks.
+    fn may_reenter(&self) -> bool {
+        self.rounds < MAX_CHECK_ROUNDS && !self.failing.is_empty()
     }
 
     /// The question asked now.
@@ -261,13 +327,16 @@ impl Dialog {
             self.defaults.0.get(&q)
         };
         let text = match default {
+            _ if q == Question::ChecksFailed && !self.may_reenter() => {
+                "Continue anyway, or quit? (c/q): ".to_owned()
+            }
             Some(d) => format!("{} [{}]: ", q.label(), d),
             None => format!("{}: ", q.label()),
         };
-        let preface = if q == Question::Confirm {
-            self.summary()
-        } else {
-            Vec::new()
+        let preface = match q {
+            Question::Confirm => self.summary(),
+            Question::ChecksFailed => self.failed_preface(),
+            _ => Vec::new(),
         };
         Prompt {
             question: q,
@@ -311,7 +380,11 @@ impl Dialog {
         match self.accept(q, &value) {
             Ok(Some(reply)) => reply,
             Ok(None) => {
-                self.question = q.next();
+                self.question = if self.revisit.is_empty() {
+                    q.next()
+                } else {
+                    self.revisit.remove(0)
+                };
                 Reply::Next
             }
             Err(e) => invalid(&e),
@@ -401,18 +474,84 @@ impl Dialog {
             Question::Confirm => {
                 if parse_yes_no(value)? {
                     return Ok(Some(match self.answers() {
-                        Some(a) => Reply::Done(Box::new(a)),
+                        Some(a) => Reply::Check(Box::new(a)),
                         // unreachable by the order of questions; start over rather than panic
                         None => self.start_over(),
                     }));
                 }
                 return Ok(Some(self.start_over()));
             }
+            Question::ChecksFailed => return self.after_failed_checks(value).map(Some),
         }
         Ok(None)
     }
 
+    /// The answer to "re-enter, continue anyway, or quit?".
+    fn after_failed_checks(&mut self, value: &str) -> Result<Reply, InvalidValue> {
+        match value.to_ascii_lowercase().as_str() {
+            "r" | "re-enter" | "reenter" if self.may_reenter() => {
+                self.defaults = self.previous_answers();
+                let mut queue = self.failing.clone();
+                queue.push(Question::Confirm);
+                self.question = queue.remove(0);
+                self.revisit = queue;
+                Ok(Reply::Next)
+            }
+            "r" | "re-enter" | "reenter" => Err(InvalidValue {
+                message: format!(
+                    "the checks failed {} times; re-entering is no longer offered",
+                    self.rounds
+                ),
+                help: "type c to apply anyway, or q to quit without changes and start the wizard again".to_owned(),
+            }),
+            "c" | "continue" => Ok(match self.answers() {
+                Some(a) => Reply::Done(Box::new(a)),
+                None => self.start_over(),
+            }),
+            "q" | "quit" => Ok(Reply::Quit),
+            _ => Err(InvalidValue {
+                message: format!("{value:?} is not one of the choices"),
+                help: if self.may_reenter() {
+                    Question::ChecksFailed.required_help().to_owned()
+                } else {
+                    "type c to apply anyway or q to quit without changes".to_owned()
+                },
+            }),
+        }
+    }
+
+    /// The lines before "re-enter, continue anyway, or quit?".
+    fn failed_preface(&self) -> Vec<String> {
+        let (failed, total) = self.failed_counts;
+        let mut lines = vec![
+            String::new(),
+            format!("{failed} of {total} checks failed; nothing has been applied yet."),
+        ];
+        if self.may_reenter() {
+            let names: Vec<&str> = self.failing.iter().map(|q| q.label()).collect();
+            let text = format!(
+                "r  re-enter: {}, then confirm and check again",
+                names.join(", ")
+            );
+            for (i, line) in wrap(&text, WIDTH - 6).into_iter().enumerate() {
+                lines.push(format!("{}{line}", if i == 0 { "  " } else { "     " }));
+            }
+        }
+        lines.push("  c  continue anyway: apply these values and restart".to_owned());
+        lines.push("  q  quit: change nothing".to_owned());
+        lines
+    }
+
     fn start_over(&mut self) -> Reply {
+        self.defaults = self.previous_answers();
+        self.partial = Partial::default();
+        self.question = Question::Address;
+        self.revisit.clear();
+        Reply::StartOver
+    }
+
+    /// The answers given so far as defaults (the passwords never).
+    fn previous_answers(&self) -> Defaults {
         let p = &self.partial;
         let yn = |b: Option<bool>| b.map(|b| if b { "y" } else { "n" }.to_owned());
         let mut d = BTreeMap::new();
@@ -442,10 +581,7 @@ impl Dialog {
                 d.insert(q, v);
             }
         }
-        self.defaults = Defaults(d);
-        self.partial = Partial::default();
-        self.question = Question::Address;
-        Reply::StartOver
+        Defaults(d)
     }
 
     fn answers(&self) -> Option<Answers> {
@@ -515,6 +651,29 @@ impl Dialog {
         out.push(String::new());
         out
     }
+}
+
+/// The question whose answer a check of `kind` tests.
+fn question_of(kind: CheckKind) -> Option<Question> {
+    match kind {
+        CheckKind::Gateway => Some(Question::Gateway),
+        CheckKind::Dns => Some(Question::DnsServers),
+        CheckKind::Ntp => Some(Question::NtpServers),
+        CheckKind::Addresses | CheckKind::Management | CheckKind::Route => None,
+    }
+}
+
+/// One line per check result, as the wizard prints it and console automation reads it:
+/// `Check passed: <kind> <subject>: <reason>` or `Check failed: …`. Never wrapped (a reader
+/// takes one line per check); the subject and reason are cleaned of control characters.
+pub fn check_line(r: &CheckResult) -> String {
+    format!(
+        "Check {}: {} {}: {}",
+        if r.passed { "passed" } else { "failed" },
+        r.kind,
+        printable_line(&r.subject),
+        printable_line(&r.reason)
+    )
 }
 
 fn required(q: Question) -> InvalidValue {
@@ -689,7 +848,7 @@ mod tests {
             let p = d.prompt();
             prompts.push((p.text.clone(), p.secret));
             let r = d.answer(a);
-            assert!(matches!(r, Reply::Next | Reply::Done(_)), "{a:?}: {r:?}");
+            assert!(matches!(r, Reply::Next | Reply::Check(_)), "{a:?}: {r:?}");
         }
         let want = [
             ("IP address [10.0.2.15]: ", false),
@@ -722,7 +881,7 @@ mod tests {
     #[test]
     fn a_whole_run_gives_the_answers() {
         let (_, reply) = run(&GOOD);
-        let Reply::Done(a) = reply else {
+        let Reply::Check(a) = reply else {
             panic!("{reply:?}")
         };
         assert_eq!(a.interface.to_string(), "10.0.2.15/24");
@@ -901,7 +1060,7 @@ mod tests {
             }
             // the same question again, and a good answer moves on
             assert_eq!(d.question(), q);
-            assert!(matches!(d.answer(GOOD[*at]), Reply::Next | Reply::Done(_)));
+            assert!(matches!(d.answer(GOOD[*at]), Reply::Next | Reply::Check(_)));
         }
     }
 
@@ -911,7 +1070,7 @@ mod tests {
         answers[5] = " 10.0.0.2, 10.0.0.3 ";
         answers[10] = "YES";
         let (_, reply) = run(&answers);
-        let Reply::Done(a) = reply else {
+        let Reply::Check(a) = reply else {
             panic!("{reply:?}")
         };
         assert_eq!(join(&a.dns_servers), "10.0.0.2 10.0.0.3");
@@ -1002,7 +1161,7 @@ mod tests {
         for _ in 0..13 {
             texts.push(d.prompt().text);
             let r = d.answer(if d.prompt().secret { "new pw" } else { "" });
-            if let Reply::Done(a) = r {
+            if let Reply::Check(a) = r {
                 assert_eq!(a.web_password.expose(), "new pw");
                 assert_eq!(a.hostname.to_string(), "mgr01");
             }
@@ -1014,6 +1173,216 @@ mod tests {
         assert_eq!(
             texts[11],
             "Send deployment and usage statistics? (y/n) [n]: "
+        );
+    }
+
+    fn result(kind: CheckKind, subject: &str, passed: bool, reason: &str) -> CheckResult {
+        CheckResult {
+            kind,
+            subject: subject.to_owned(),
+            passed,
+            attempts: 1,
+            elapsed_ms: 1,
+            tried: Vec::new(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// A dialog at the checks (the whole good run answered) and the results of one round:
+    /// the gateway passes, the DNS server and an NTP server fail.
+    fn at_checks() -> (Dialog, Vec<CheckResult>) {
+        let (d, reply) = run(&GOOD);
+        assert!(matches!(reply, Reply::Check(_)), "{reply:?}");
+        let results = vec![
+            result(
+                CheckKind::Gateway,
+                "10.0.2.2 on eth0",
+                true,
+                "gateway 10.0.2.2 answered ARP on eth0",
+            ),
+            result(
+                CheckKind::Dns,
+                "10.0.2.3",
+                false,
+                "DNS server 10.0.2.3 did not answer mgr01.example.com A within 5 s",
+            ),
+            result(
+                CheckKind::Ntp,
+                "pool.ntp.org",
+                false,
+                "NTP server pool.ntp.org did not resolve",
+            ),
+            result(
+                CheckKind::Ntp,
+                "10.0.0.4",
+                true,
+                "NTP server 10.0.0.4 answered",
+            ),
+        ];
+        (d, results)
+    }
+
+    #[test]
+    fn checks_that_all_pass_finish_the_dialog() {
+        let (mut d, mut results) = at_checks();
+        for r in &mut results {
+            r.passed = true;
+        }
+        let Reply::Done(a) = d.checked(&results) else {
+            panic!("passing checks did not finish")
+        };
+        assert_eq!(a.hostname.to_string(), "mgr01");
+    }
+
+    #[test]
+    fn failed_checks_offer_reenter_continue_or_quit() {
+        let (mut d, results) = at_checks();
+        assert_eq!(d.checked(&results), Reply::Next);
+        assert_eq!(d.question(), Question::ChecksFailed);
+        let p = d.prompt();
+        assert_eq!(
+            p.text,
+            "Re-enter the values, continue anyway, or quit? (r/c/q): "
+        );
+        assert_eq!(
+            p.preface,
+            [
+                "",
+                "2 of 4 checks failed; nothing has been applied yet.",
+                "  r  re-enter: DNS servers, NTP servers, then confirm and check again",
+                "  c  continue anyway: apply these values and restart",
+                "  q  quit: change nothing",
+            ]
+        );
+        assert!(p.preface.iter().all(|l| l.chars().count() < WIDTH));
+
+        // a bad choice is refused and asked again
+        let Reply::Invalid(lines) = d.answer("maybe") else {
+            panic!()
+        };
+        assert_eq!(
+            lines,
+            [
+                "Invalid: \"maybe\" is not one of the choices",
+                "  type r to re-enter the values, c to apply anyway, or q to quit without",
+                "  changes",
+            ]
+        );
+        assert_eq!(d.question(), Question::ChecksFailed);
+
+        // quit
+        let mut q = d.clone();
+        assert_eq!(q.answer("q"), Reply::Quit);
+        // continue anyway: the answers as they are
+        let mut c = d.clone();
+        let Reply::Done(a) = c.answer("C") else {
+            panic!()
+        };
+        assert_eq!(join(&a.dns_servers), "10.0.2.3");
+    }
+
+    #[test]
+    fn reenter_asks_only_the_failing_values_then_the_summary_and_the_checks() {
+        let (mut d, results) = at_checks();
+        d.checked(&results);
+        assert_eq!(d.answer("r"), Reply::Next);
+        assert_eq!(d.question(), Question::DnsServers);
+        assert_eq!(d.prompt().text, "DNS servers [10.0.2.3]: ");
+        // a bad value is still refused at once
+        assert!(matches!(d.answer("dns.example.com"), Reply::Invalid(_)));
+        assert_eq!(d.answer("10.0.2.53"), Reply::Next);
+        assert_eq!(d.question(), Question::NtpServers);
+        assert_eq!(d.prompt().text, "NTP servers [pool.ntp.org 10.0.0.4]: ");
+        assert_eq!(d.answer("10.0.0.4"), Reply::Next);
+        assert_eq!(d.question(), Question::Confirm);
+        let summary = d.prompt().preface.join("\n");
+        assert!(
+            summary.contains("DNS servers                   10.0.2.53"),
+            "{summary}"
+        );
+        let Reply::Check(a) = d.answer("y") else {
+            panic!()
+        };
+        assert_eq!(join(&a.dns_servers), "10.0.2.53");
+        assert_eq!(join(&a.ntp_servers), "10.0.0.4");
+        // the values not re-entered are kept, the password too
+        assert_eq!(a.gateway, Ipv4Addr::new(10, 0, 2, 2));
+        assert_eq!(a.web_password.expose(), "s3cret pw");
+    }
+
+    #[test]
+    fn a_failed_gateway_goes_back_to_the_gateway_and_its_subnet_rule() {
+        let (mut d, _) = at_checks();
+        let failed = [result(
+            CheckKind::Gateway,
+            "10.0.2.2 on eth0",
+            false,
+            "gateway 10.0.2.2 did not answer ARP on eth0 within 5 s",
+        )];
+        d.checked(&failed);
+        assert_eq!(d.answer("r"), Reply::Next);
+        assert_eq!(d.question(), Question::Gateway);
+        assert!(matches!(d.answer("10.0.3.1"), Reply::Invalid(_)));
+        assert_eq!(d.answer("10.0.2.1"), Reply::Next);
+        assert_eq!(d.question(), Question::Confirm);
+        // "n" at the summary still starts over
+        assert_eq!(d.answer("n"), Reply::StartOver);
+        assert_eq!(d.question(), Question::Address);
+        assert_eq!(d.prompt().text, "IP address [10.0.2.15]: ");
+    }
+
+    #[test]
+    fn reenter_is_offered_a_bounded_number_of_rounds() {
+        let (mut d, results) = at_checks();
+        for round in 1..=MAX_CHECK_ROUNDS {
+            assert_eq!(d.checked(&results), Reply::Next, "round {round}");
+            if round == MAX_CHECK_ROUNDS {
+                break;
+            }
+            assert_eq!(d.answer("r"), Reply::Next);
+            assert_eq!(d.answer(""), Reply::Next);
+            assert_eq!(d.answer(""), Reply::Next);
+            assert!(matches!(d.answer("y"), Reply::Check(_)));
+        }
+        assert_eq!(d.question(), Question::ChecksFailed);
+        let p = d.prompt();
+        assert_eq!(p.text, "Continue anyway, or quit? (c/q): ");
+        assert!(
+            !p.preface.iter().any(|l| l.contains("re-enter")),
+            "{:?}",
+            p.preface
+        );
+        let Reply::Invalid(lines) = d.answer("r") else {
+            panic!()
+        };
+        assert_eq!(
+            lines[0],
+            "Invalid: the checks failed 3 times; re-entering is no longer offered"
+        );
+        assert!(matches!(d.answer("c"), Reply::Done(_)));
+    }
+
+    #[test]
+    fn a_check_line_is_one_clean_line() {
+        let r = result(
+            CheckKind::Dns,
+            "10.0.2.3",
+            false,
+            "DNS server 10.0.2.3 did not answer\n\x1b[31m x",
+        );
+        assert_eq!(
+            check_line(&r),
+            "Check failed: dns 10.0.2.3: DNS server 10.0.2.3 did not answer [31m x"
+        );
+        let ok = result(
+            CheckKind::Gateway,
+            "10.0.2.2 on eth0",
+            true,
+            "gateway 10.0.2.2 answered ARP on eth0",
+        );
+        assert_eq!(
+            check_line(&ok),
+            "Check passed: gateway 10.0.2.2 on eth0: gateway 10.0.2.2 answered ARP on eth0"
         );
     }
 

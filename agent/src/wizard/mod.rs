@@ -5,8 +5,9 @@
 //! `dialog` is the pure state machine, `term` the thin terminal layer; this module wires them
 //! to the node: the current network settings (the defaults, through [`NetworkProbe`]), the OS
 //! `admin` password hash (read from `<root>/etc/shadow`, set a moment ago by the forced
-//! password change), and [`crate::apply::apply_config`]. The wizard never writes a node file
-//! itself.
+//! password change), the pre-apply checks (through [`PreApplyChecks`]: the gateway, DNS and
+//! NTP checks of [`crate::health`], run from the node's current DHCP address) and
+//! [`crate::apply::apply_config`]. The wizard never writes a node file itself.
 
 pub mod dialog;
 pub mod term;
@@ -17,13 +18,97 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use nodeboot_config::{Diagnostic, Document, ManagementDraft, Named, PasswordHash};
+use nodeboot_config::api::CheckResult;
+use nodeboot_config::{Diagnostic, Document, ManagementDraft, Named, NodeConfig, PasswordHash};
 
 use crate::apply;
 use crate::cmdline::WizardCli;
+use crate::health::{self, ArpSender, Check, Policy, SystemProbe};
 use crate::rootfs;
-use dialog::{Answers, Defaults, Dialog, Question, Reply};
+use dialog::{Answers, Defaults, Dialog, Question, Reply, check_line};
 use term::{ReadError, Terminal};
+
+/// The checks run before the apply, as an effect: tests give a fake, the wizard
+/// [`SystemChecks`].
+pub trait PreApplyChecks {
+    /// Runs `checks` and gives one result per check, in order.
+    fn run(&self, checks: &[Check]) -> Vec<CheckResult>;
+}
+
+/// The real checks: [`health::run_checks`] with the [`SystemProbe`] on a current-thread
+/// runtime, ARP sent as an RFC 5227 probe (sender 0.0.0.0: the node still holds its DHCP
+/// address, and the configured one is not yet its own).
+#[derive(Debug, Clone)]
+pub struct SystemChecks {
+    /// Deadline, attempt and pause of each check.
+    pub policy: Policy,
+}
+
+impl SystemChecks {
+    /// Each check may take `deadline` (retries included).
+    pub fn new(deadline: Duration) -> SystemChecks {
+        SystemChecks {
+            policy: Policy {
+                deadline,
+                attempt: deadline.min(Duration::from_secs(1)),
+                pause: Duration::from_millis(250),
+            },
+        }
+    }
+}
+
+impl PreApplyChecks for SystemChecks {
+    fn run(&self, checks: &[Check]) -> Vec<CheckResult> {
+        let probe = SystemProbe {
+            arp_sender: ArpSender::Unspecified,
+            ..SystemProbe::default()
+        };
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(health::run_checks(checks, &probe, &self.policy)),
+            // no runtime, no checks: each one fails with why
+            Err(e) => checks
+                .iter()
+                .map(|c| CheckResult {
+                    kind: c.kind(),
+                    subject: c.subject(),
+                    passed: false,
+                    attempts: 0,
+                    elapsed_ms: 0,
+                    tried: Vec::new(),
+                    reason: format!("the check could not start: {e}"),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The checks that make sense before the apply, from the configuration to be applied: the
+/// gateways (on `interface` for eth0's: the interface the wizard runs on), each DNS server,
+/// each NTP server. The address and route checks are left out: the node holds its DHCP
+/// address until the reboot. Pure.
+pub fn pre_apply_checks(config: &NodeConfig, interface: &str) -> Vec<Check> {
+    health::plan_checks(config)
+        .into_iter()
+        .filter_map(|c| match c {
+            Check::Gateway { iface, addr } => Some(Check::Gateway {
+                iface: if iface == "eth0" {
+                    interface.to_owned()
+                } else {
+                    iface
+                },
+                addr,
+            }),
+            c @ (Check::Dns { .. } | Check::Ntp { .. }) => Some(c),
+            Check::Addresses { .. } | Check::Management { .. } | Check::Route { .. } => None,
+        })
+        .collect()
+}
+
+/// The line before the check lines.
+const CHECKING: &str = "Checking the gateway, the DNS servers and the NTP servers...";
 
 /// The node's current network settings: the wizard's defaults.
 pub trait NetworkProbe {
@@ -296,26 +381,40 @@ pub fn run(args: WizardCli) -> anyhow::Result<ExitCode> {
         root: args.root.clone(),
     };
     let mut terminal = Terminal::open().context("opening the terminal")?;
-    let answers = match ask(&mut terminal, Dialog::new(probe.current()))? {
-        Some(a) => a,
-        None => {
+    let checks = SystemChecks::new(Duration::from_secs(args.check_timeout));
+    let checks: Option<&dyn PreApplyChecks> = (!args.skip_checks).then_some(&checks);
+    let build = |a: &Answers| {
+        nodeboot_config::hash_password(a.web_password.expose())
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .and_then(|web_hash| {
+                to_document(a, &admin_hash, &web_hash).map_err(|diags| {
+                    let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
+                    anyhow::anyhow!(
+                        "the answers do not make a valid configuration:\n{}",
+                        lines.join("\n")
+                    )
+                })
+            })
+    };
+    let dialog = Dialog::new(probe.current());
+    let result = match ask(&mut terminal, dialog, &build, checks, &args.interface)? {
+        Asked::Apply(doc) => {
+            terminal.write("\nApplying the configuration...\n")?;
+            apply::apply_config(&args.root, &doc).map_err(anyhow::Error::from)
+        }
+        Asked::Cancelled => {
             terminal.write("\nCancelled; nothing was changed.\n")?;
             return Ok(ExitCode::from(130));
         }
+        Asked::Quit => {
+            terminal.write_lines(&dialog::wrap(
+                "Not applied: the checks failed and the wizard was quit; nothing was changed. Run the wizard again once the network is ready.",
+                dialog::WIDTH - 1,
+            ))?;
+            return Ok(ExitCode::from(3));
+        }
+        Asked::Failed(e) => Err(e),
     };
-    terminal.write("\nApplying the configuration...\n")?;
-    let result = nodeboot_config::hash_password(answers.web_password.expose())
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .and_then(|web_hash| {
-            to_document(&answers, &admin_hash, &web_hash).map_err(|diags| {
-                let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
-                anyhow::anyhow!(
-                    "the answers do not make a valid configuration:\n{}",
-                    lines.join("\n")
-                )
-            })
-        })
-        .and_then(|doc| apply::apply_config(&args.root, &doc).map_err(anyhow::Error::from));
     match result {
         Ok(_) => {
             terminal.write("The configuration is applied. The node restarts now.\n")?;
@@ -348,8 +447,29 @@ fn reboot_now(args: &WizardCli) {
     }
 }
 
-/// Runs the dialog on the terminal. `None` when the operator cancels.
-fn ask(terminal: &mut Terminal, mut dialog: Dialog) -> anyhow::Result<Option<Answers>> {
+/// How the dialog ended.
+enum Asked {
+    /// Apply this document (checked, or the operator chose to continue anyway).
+    Apply(Box<Document>),
+    /// Ctrl-C.
+    Cancelled,
+    /// "q" after failed checks.
+    Quit,
+    /// The answers did not make a configuration.
+    Failed(anyhow::Error),
+}
+
+/// Runs the dialog on the terminal: asks, builds the document with `build` at the
+/// confirmation, runs the pre-apply checks (none when `checks` is `None`) and hands their
+/// results to the dialog.
+fn ask(
+    terminal: &mut Terminal,
+    mut dialog: Dialog,
+    build: &dyn Fn(&Answers) -> anyhow::Result<Document>,
+    checks: Option<&dyn PreApplyChecks>,
+    interface: &str,
+) -> anyhow::Result<Asked> {
+    let mut checked: Option<Document> = None;
     terminal.write_lines(&[
         String::new(),
         "nodeboot installation wizard".to_owned(),
@@ -364,7 +484,7 @@ fn ask(terminal: &mut Terminal, mut dialog: Dialog) -> anyhow::Result<Option<Ans
         terminal.write(&prompt.text)?;
         let line = match terminal.read_line(prompt.secret) {
             Ok(line) => line,
-            Err(ReadError::Cancelled) => return Ok(None),
+            Err(ReadError::Cancelled) => return Ok(Asked::Cancelled),
             Err(ReadError::Io(e)) => return Err(e).context("reading the terminal"),
         };
         match dialog.answer(&line) {
@@ -373,7 +493,38 @@ fn ask(terminal: &mut Terminal, mut dialog: Dialog) -> anyhow::Result<Option<Ans
             Reply::StartOver => {
                 terminal.write("\nAgain from the start; Enter keeps the previous answer.\n\n")?
             }
-            Reply::Done(answers) => return Ok(Some(*answers)),
+            Reply::Check(answers) => {
+                let doc = match build(&answers) {
+                    Ok(doc) => doc,
+                    Err(e) => return Ok(Asked::Failed(e)),
+                };
+                let Some(checks) = checks else {
+                    return Ok(Asked::Apply(Box::new(doc)));
+                };
+                let planned = pre_apply_checks(doc.config(), interface);
+                terminal.write_lines(&[String::new(), CHECKING.to_owned()])?;
+                let results = checks.run(&planned);
+                let lines: Vec<String> = results.iter().map(check_line).collect();
+                terminal.write_lines(&lines)?;
+                checked = Some(doc);
+                match dialog.checked(&results) {
+                    Reply::Done(_) => {
+                        if let Some(doc) = checked.take() {
+                            return Ok(Asked::Apply(Box::new(doc)));
+                        }
+                    }
+                    Reply::StartOver => terminal
+                        .write("\nAgain from the start; Enter keeps the previous answer.\n\n")?,
+                    _ => {}
+                }
+            }
+            Reply::Done(_) => {
+                // "continue anyway": the document of the answers just checked
+                if let Some(doc) = checked.take() {
+                    return Ok(Asked::Apply(Box::new(doc)));
+                }
+            }
+            Reply::Quit => return Ok(Asked::Quit),
         }
     }
 }
@@ -388,6 +539,10 @@ fn run_unattended(args: &WizardCli, path: &Path) -> anyhow::Result<ExitCode> {
             path.display(),
             doc.config().role()
         );
+    }
+    if !args.skip_checks {
+        let checks = SystemChecks::new(Duration::from_secs(args.check_timeout));
+        check_before_apply(&doc, args, path, &checks)?;
     }
     let outcome = apply::apply_config(&args.root, &doc)?;
     match outcome {
@@ -405,9 +560,141 @@ fn run_unattended(args: &WizardCli, path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The pre-apply checks of an `--answers` run: each result on its own line; a failure stops
+/// the run (nothing applied) unless `--continue-on-failed-checks` was given.
+fn check_before_apply(
+    doc: &Document,
+    args: &WizardCli,
+    path: &Path,
+    checks: &dyn PreApplyChecks,
+) -> anyhow::Result<()> {
+    let planned = pre_apply_checks(doc.config(), &args.interface);
+    println!("{CHECKING}");
+    let results = checks.run(&planned);
+    for r in &results {
+        println!("{}", check_line(r));
+    }
+    let failed: Vec<&CheckResult> = results.iter().filter(|r| !r.passed).collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let which = failed
+        .iter()
+        .map(|r| nodeboot_config::text::printable_line(&r.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if args.continue_on_failed_checks {
+        println!(
+            "{} of {} checks failed; applying anyway (--continue-on-failed-checks)",
+            failed.len(),
+            results.len()
+        );
+        return Ok(());
+    }
+    bail!(
+        "{}: {} of {} pre-apply checks failed, so nothing was applied: {which} (help: correct the file, or pass --continue-on-failed-checks to apply anyway)",
+        path.display(),
+        failed.len(),
+        results.len()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// A fake check effect: every check fails, or every check passes.
+    struct Fake(bool);
+
+    impl PreApplyChecks for Fake {
+        fn run(&self, checks: &[Check]) -> Vec<CheckResult> {
+            checks
+                .iter()
+                .map(|c| CheckResult {
+                    kind: c.kind(),
+                    subject: c.subject(),
+                    passed: self.0,
+                    attempts: 1,
+                    elapsed_ms: 0,
+                    tried: Vec::new(),
+                    reason: format!(
+                        "{} {}",
+                        c.subject(),
+                        if self.0 { "answered" } else { "did not answer" }
+                    ),
+                })
+                .collect()
+        }
+    }
+
+    fn management_doc() -> Document {
+        let xml = include_bytes!("../../../tests/fixtures/valid/management.xml");
+        nodeboot_config::parse(xml).unwrap()
+    }
+
+    #[test]
+    fn pre_apply_checks_are_the_gateway_dns_and_ntp_on_the_wizard_interface() {
+        let doc = management_doc();
+        let planned: Vec<String> = pre_apply_checks(doc.config(), "ens3")
+            .iter()
+            .map(|c| format!("{} {}", c.kind(), c.subject()))
+            .collect();
+        assert_eq!(planned[0], "gateway 10.0.0.1 on ens3");
+        assert!(
+            planned[1..]
+                .iter()
+                .all(|c| c.starts_with("dns ") || c.starts_with("ntp ")),
+            "{planned:?}"
+        );
+        assert!(planned.iter().any(|c| c.starts_with("ntp ")), "{planned:?}");
+    }
+
+    #[test]
+    fn an_answers_run_stops_on_a_failed_check_unless_allowed() {
+        let doc = management_doc();
+        let path = Path::new("mgr01.xml");
+        let args = WizardCli::parse_from(["nodeboot-wizard", "--answers", "mgr01.xml"]);
+        let e = format!(
+            "{:#}",
+            check_before_apply(&doc, &args, path, &Fake(false)).unwrap_err()
+        );
+        assert!(e.starts_with("mgr01.xml: "), "{e}");
+        assert!(
+            e.contains(
+                "pre-apply checks failed, so nothing was applied: 10.0.0.1 on eth0 did not answer"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.ends_with(
+                "(help: correct the file, or pass --continue-on-failed-checks to apply anyway)"
+            ),
+            "{e}"
+        );
+        check_before_apply(&doc, &args, path, &Fake(true)).unwrap();
+        let args = WizardCli::parse_from([
+            "nodeboot-wizard",
+            "--answers",
+            "mgr01.xml",
+            "--continue-on-failed-checks",
+        ]);
+        check_before_apply(&doc, &args, path, &Fake(false)).unwrap();
+        // the flag needs --answers, and contradicts --skip-checks
+        assert!(
+            WizardCli::try_parse_from(["nodeboot-wizard", "--continue-on-failed-checks"]).is_err()
+        );
+        assert!(
+            WizardCli::try_parse_from([
+                "nodeboot-wizard",
+                "--answers",
+                "f",
+                "--continue-on-failed-checks",
+                "--skip-checks"
+            ])
+            .is_err()
+        );
+    }
 
     #[test]
     fn configured_summary_shows_the_identity_without_the_hash() {
@@ -539,7 +826,7 @@ mod tests {
         ] {
             assert_eq!(d.answer(a), Reply::Next, "{a}");
         }
-        let Reply::Done(a) = d.answer("y") else {
+        let Reply::Check(a) = d.answer("y") else {
             panic!()
         };
         let admin = nodeboot_config::hash_password("os").unwrap();

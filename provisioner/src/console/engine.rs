@@ -35,6 +35,10 @@ const HISTORY: usize = 8 * 1024;
 const ERROR_LINES: usize = 12;
 /// How long to wait for the rest of a refusal message before reporting it.
 const REJECT_GRACE: Duration = Duration::from_millis(500);
+/// The longest line checked against the findings patterns (longer ones are cut there).
+const FINDING_LINE: usize = 1024;
+/// The most findings kept.
+const MAX_FINDINGS: usize = 256;
 
 /// Why a dialog stopped.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +110,8 @@ pub struct Report {
     pub bytes_sent: u64,
     /// Wall time of the whole dialog.
     pub elapsed: Duration,
+    /// The output lines the profile's `findings` patterns matched, masked, in order.
+    pub findings: Vec<String>,
 }
 
 /// How progress is shown: one line per step, or nothing.
@@ -132,6 +138,12 @@ pub struct Session<'a, S> {
     /// An answer has been sent (a bare nudge does not count): before that, nothing can have
     /// been refused, so boot output is not checked against the reject patterns.
     answered: bool,
+    /// Patterns of the lines to keep as findings.
+    finding_patterns: Vec<Regex>,
+    /// The current (incomplete) line of masked output.
+    line: Vec<u8>,
+    /// The lines kept.
+    findings: Vec<String>,
 }
 
 impl<S> std::fmt::Debug for Session<'_, S> {
@@ -205,6 +217,44 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             sent: 0,
             closed: false,
             answered: false,
+            finding_patterns: Vec::new(),
+            line: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// Keeps every complete output line one of `patterns` matches (masked): see
+    /// [`Session::findings`].
+    pub fn with_findings(mut self, patterns: Vec<Regex>) -> Self {
+        self.finding_patterns = patterns;
+        self
+    }
+
+    /// The lines kept so far (at most 256, each cut at 1024 bytes).
+    pub fn findings(&self) -> &[String] {
+        &self.findings
+    }
+
+    /// Feeds masked output to the findings: each complete line is matched.
+    fn scan_findings(&mut self, masked: &[u8]) {
+        if self.finding_patterns.is_empty() {
+            return;
+        }
+        for &b in masked {
+            if b != b'\n' {
+                if self.line.len() < FINDING_LINE {
+                    self.line.push(b);
+                }
+                continue;
+            }
+            let line = std::mem::take(&mut self.line);
+            let line = strip_trailing_blank(&line);
+            if self.findings.len() < MAX_FINDINGS
+                && self.finding_patterns.iter().any(|re| re.is_match(line))
+            {
+                self.findings
+                    .push(String::from_utf8_lossy(line).into_owned());
+            }
         }
     }
 
@@ -263,6 +313,11 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
     /// to the transcript, and flushes it: call it when done with the console.
     pub fn finish(&mut self) -> std::io::Result<()> {
         let rest = self.masker.finish();
+        self.scan_findings(&rest);
+        if !self.line.is_empty() {
+            // the last line, unfinished: it counts too
+            self.scan_findings(b"\n");
+        }
         match self.transcript.as_mut() {
             Some(t) => t.write_all(&rest).and_then(|()| t.flush()),
             None => Ok(()),
@@ -296,6 +351,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             self.window.drain(..cut);
         }
         let masked = self.masker.feed(&clean);
+        self.scan_findings(&masked);
         self.history.extend_from_slice(&masked);
         if self.history.len() > HISTORY {
             let cut = self.history.len() - HISTORY;
@@ -319,6 +375,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         self.window.clear();
         // the received text held back by the masker goes out first, so the order is kept
         let held = self.masker.finish();
+        self.scan_findings(&held);
         self.history.extend_from_slice(&held);
         if let Some(t) = self.transcript.as_mut() {
             let shown = if secret {
@@ -453,24 +510,41 @@ pub async fn run_dialog<S: AsyncRead + AsyncWrite + Unpin>(
     transcript: Option<&mut dyn Write>,
     progress: Progress<'_>,
 ) -> Result<Report, DialogError> {
+    run_dialog_with_findings(io, profile, secrets, transcript, progress)
+        .await
+        .0
+}
+
+/// [`run_dialog`], and the findings (the lines the profile's `findings` patterns matched)
+/// whether the dialog finished or not: a dialog that failed may have printed why.
+pub async fn run_dialog_with_findings<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    profile: &Profile,
+    secrets: Vec<Vec<u8>>,
+    transcript: Option<&mut dyn Write>,
+    progress: Progress<'_>,
+) -> (Result<Report, DialogError>, Vec<String>) {
     let started = Instant::now();
-    let mut s = Session::new(io, secrets, transcript);
+    let mut s = Session::new(io, secrets, transcript).with_findings(profile.findings.clone());
     let result = drive(&mut s, profile, progress).await;
     // whatever happened, the transcript gets the end of the output (masked)
     let written = s.finish();
+    let findings = s.findings.clone();
     if let (Err(source), Ok(_)) = (written, &result) {
-        return Err(DialogError::Io {
+        let e = DialogError::Io {
             step: "end".into(),
             source,
-        });
+        };
+        return (Err(e), findings);
     }
-    let steps_run = result?;
-    Ok(Report {
+    let result = result.map(|steps_run| Report {
         steps_run,
         bytes_received: s.received,
         bytes_sent: s.sent,
         elapsed: started.elapsed(),
-    })
+        findings: findings.clone(),
+    });
+    (result, findings)
 }
 
 /// Plays the steps; returns the names of the steps that ran.

@@ -5,6 +5,12 @@
 //! prompt, stdin or a 0600 file, checks them against the file's hashes, and plays the profile
 //! (built-in or `--profile FILE`) over the console until the node greets with
 //! `<hostname> login:` after its restart.
+//!
+//! The wizard checks the gateway, the DNS and the NTP servers before it applies and prints
+//! one `Check passed|failed: <kind> <subject>: <reason>` line per check; the profile's
+//! `findings` keep those lines, and bootstrap reports them ([`WizardCheck`]). When one
+//! failed, the profile answers `{on_failed_checks}`: `q` (quit, nothing applied, bootstrap
+//! fails with the findings) unless `--continue-on-failed-checks` makes it `c`.
 
 pub mod engine;
 pub mod profile;
@@ -16,7 +22,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use nodeboot_config::text::printable_line;
 use nodeboot_config::{NodeConfig, Secret};
+use serde::Serialize;
 
 use crate::cmdline::BootstrapArgs;
 use profile::{Profile, Var, Vars};
@@ -43,7 +51,10 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<ExitCode> {
     let config = load_answers(answers)?;
     let passwords = read_passwords(&args)?;
     check_passwords(&config, &passwords)?;
-    let vars = dialog_vars(&config, &passwords)?;
+    let mut vars = dialog_vars(&config, &passwords)?;
+    if args.continue_on_failed_checks {
+        vars.insert("on_failed_checks".into(), plain("c".into()));
+    }
     let profile = match &args.profile {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -65,20 +76,61 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let quiet = args.quiet;
-    let report = rt.block_on(async {
-        let stream = transport::connect(console)
-            .await
-            .with_context(|| format!("connecting to the console {}", describe(console)))?;
+    let (result, findings) = rt.block_on(async {
+        let stream = match transport::connect(console).await {
+            Ok(s) => s,
+            Err(e) => {
+                let e = anyhow::Error::from(e)
+                    .context(format!("connecting to the console {}", describe(console)));
+                return (Err(e), Vec::new());
+            }
+        };
         let mut progress = |n: usize, total: usize, step: &profile::Step| {
             if !quiet {
                 eprintln!("[{n:>2}/{total}] {}", step.name);
             }
         };
         let t = transcript.as_mut().map(|w| w as &mut dyn Write);
-        engine::run_dialog(stream, &profile, secrets, t, &mut progress)
-            .await
-            .map_err(anyhow::Error::from)
-    })?;
+        let (r, f) =
+            engine::run_dialog_with_findings(stream, &profile, secrets, t, &mut progress).await;
+        (r.map_err(anyhow::Error::from), f)
+    });
+    let checks = wizard_checks(&findings);
+    if !quiet && !checks.is_empty() {
+        let failed = checks.iter().filter(|c| !c.passed).count();
+        eprintln!(
+            "the wizard's checks before the apply: {} passed, {failed} failed",
+            checks.len() - failed
+        );
+        for line in &findings {
+            eprintln!("  {}", printable_line(line));
+        }
+    }
+    let result = result.map_err(|e| match checks.iter().filter(|c| !c.passed).count() {
+        0 => e,
+        n => e.context(format!(
+            "{n} of the wizard's checks before the apply failed ({}); nothing was applied (help: correct the answers file, or pass --continue-on-failed-checks to apply anyway)",
+            checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.reason.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+    });
+    if args.json {
+        let outcome = BootstrapOutcome {
+            node: config.fqdn(),
+            configured: result.is_ok(),
+            checks: checks.clone(),
+            error: result.as_ref().err().map(|e| format!("{e:#}")),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome).context("writing the JSON outcome")?
+        );
+    }
+    let report = result?;
     if !quiet {
         eprintln!(
             "bootstrap complete: {} answered the wizard and restarted ({} steps, {} bytes received, {} sent, {:.2} s)",
@@ -90,6 +142,73 @@ pub fn run(args: BootstrapArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One of the wizard's checks before the apply, read from its console line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WizardCheck {
+    /// `gateway`, `dns` or `ntp`.
+    pub kind: String,
+    /// What was checked: `10.0.0.1 on eth0`, a server's address or name.
+    pub subject: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// The wizard's one line for a person.
+    pub reason: String,
+}
+
+/// What `nodeboot bootstrap --json` prints.
+#[derive(Debug, Clone, Serialize)]
+struct BootstrapOutcome {
+    node: String,
+    /// The dialog ran to the login after the restart.
+    configured: bool,
+    checks: Vec<WizardCheck>,
+    error: Option<String>,
+}
+
+/// Reads a wizard check line, `Check passed: <kind> <subject>: <reason>` (or `failed`).
+/// Pure; anything else is `None`.
+pub fn parse_check_line(line: &str) -> Option<WizardCheck> {
+    let line = line.trim();
+    let (passed, rest) = if let Some(r) = line.strip_prefix("Check passed: ") {
+        (true, r)
+    } else {
+        (false, line.strip_prefix("Check failed: ")?)
+    };
+    let (kind, rest) = rest.split_once(' ')?;
+    let (subject, reason) = rest.split_once(": ")?;
+    if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_lowercase()) {
+        return None;
+    }
+    Some(WizardCheck {
+        kind: kind.to_owned(),
+        subject: printable_line(subject),
+        passed,
+        reason: printable_line(reason),
+    })
+}
+
+/// The checks among the findings; a check seen again (a later round) replaces the earlier.
+pub fn wizard_checks(findings: &[String]) -> Vec<WizardCheck> {
+    let mut checks: Vec<WizardCheck> = Vec::new();
+    for c in findings.iter().filter_map(|l| parse_check_line(l)) {
+        match checks
+            .iter_mut()
+            .find(|k| k.kind == c.kind && k.subject == c.subject)
+        {
+            Some(old) => *old = c,
+            None => checks.push(c),
+        }
+    }
+    checks
+}
+
+fn plain(value: String) -> Var {
+    Var {
+        value,
+        secret: false,
+    }
 }
 
 fn describe(t: &Transport) -> String {
@@ -228,10 +347,6 @@ pub fn dialog_vars(config: &NodeConfig, p: &Passwords) -> anyhow::Result<Vars> {
         bail!("the answers file does not describe a Management Node");
     };
     let yn = |b: bool| if b { "y" } else { "n" }.to_owned();
-    let plain = |v: String| Var {
-        value: v,
-        secret: false,
-    };
     let net = &config.network;
     let mut vars = Vars::new();
     let join = |items: Vec<String>| items.join(" ");
@@ -255,6 +370,8 @@ pub fn dialog_vars(config: &NodeConfig, p: &Passwords) -> anyhow::Result<Vars> {
     ] {
         vars.insert(k.to_owned(), plain(v));
     }
+    // the answer when a check before the apply failed: quit (see `run`)
+    vars.insert("on_failed_checks".into(), plain("q".into()));
     vars.insert(
         "os_password".into(),
         Var {
@@ -275,6 +392,45 @@ pub fn dialog_vars(config: &NodeConfig, p: &Passwords) -> anyhow::Result<Vars> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_lines_are_read_and_a_later_round_replaces_an_earlier() {
+        let findings = [
+            "Check passed: gateway 10.0.2.2 on eth0: gateway 10.0.2.2 answered ARP on eth0 from 52:55:0a:00:02:02",
+            "Check failed: dns 2001:db8::53: DNS server 2001:db8::53 did not answer mgr01.example.com A within 5 s",
+            "Check failed: ntp pool.ntp.org: NTP server pool.ntp.org did not resolve (10.0.2.3: no answer)",
+            "Check passed: ntp pool.ntp.org: NTP server pool.ntp.org answered",
+            "Check failed: nonsense",
+            "Check maybe: dns 1.2.3.4: x",
+            "Check failed: DNS x: y",
+        ]
+        .map(String::from);
+        let checks = wizard_checks(&findings);
+        assert_eq!(
+            checks,
+            [
+                WizardCheck {
+                    kind: "gateway".into(),
+                    subject: "10.0.2.2 on eth0".into(),
+                    passed: true,
+                    reason: "gateway 10.0.2.2 answered ARP on eth0 from 52:55:0a:00:02:02".into(),
+                },
+                WizardCheck {
+                    kind: "dns".into(),
+                    subject: "2001:db8::53".into(),
+                    passed: false,
+                    reason: "DNS server 2001:db8::53 did not answer mgr01.example.com A within 5 s"
+                        .into(),
+                },
+                WizardCheck {
+                    kind: "ntp".into(),
+                    subject: "pool.ntp.org".into(),
+                    passed: true,
+                    reason: "NTP server pool.ntp.org answered".into(),
+                },
+            ]
+        );
+    }
 
     #[test]
     fn secrets_parse_without_showing_a_line() {

@@ -51,6 +51,8 @@ struct ProfileFile {
     #[serde(default)]
     reject: Vec<String>,
     #[serde(default)]
+    findings: Vec<String>,
+    #[serde(default)]
     step: Vec<StepFile>,
 }
 
@@ -122,6 +124,9 @@ pub struct Profile {
     pub settle: Duration,
     /// Lines that mean the console refused an answer.
     pub reject: Vec<Regex>,
+    /// Lines to report: every complete line of output one of these matches is kept (masked)
+    /// and handed back with the dialog's outcome (the wizard's check lines).
+    pub findings: Vec<Regex>,
     /// The steps, in order.
     pub steps: Vec<Step>,
 }
@@ -148,6 +153,19 @@ impl Profile {
                 Regex::new(&format!("(?m){p}")).map_err(|e| {
                     ProfileError(format!(
                         "{origin}: reject pattern {} is not a valid regular expression: {e}",
+                        i + 1
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let findings = file
+            .findings
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                Regex::new(p).map_err(|e| {
+                    ProfileError(format!(
+                        "{origin}: findings pattern {} is not a valid regular expression: {e}",
                         i + 1
                     ))
                 })
@@ -197,6 +215,7 @@ impl Profile {
         Ok(Profile {
             settle: Duration::from_millis(file.settle_ms.unwrap_or(DEFAULT_SETTLE_MS)),
             reject,
+            findings,
             steps,
         })
     }
