@@ -168,7 +168,11 @@ fn marked_document(
         crate::source::read_bounded(root, Path::new(APPLIED_XML), nodeboot_config::MAX_FILE_SIZE)
             .ok()
             .flatten()
-            .and_then(|xml| nodeboot_config::parse(&xml).ok());
+            // Validated as of the apply: a certificate that expired since does not hide it.
+            .and_then(|xml| {
+                let applied = UNIX_EPOCH + Duration::from_secs(marker.applied_at_unix);
+                nodeboot_config::parse_at(&xml, applied).ok()
+            });
     match doc {
         Some(doc) if doc.digest() == marker.digest => Ok(Some(doc)),
         _ => {
