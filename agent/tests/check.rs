@@ -500,6 +500,25 @@ fn a_marker_for_another_configuration_is_removed_and_nothing_is_checked() {
             .join("var/lib/nodeboot/configured.json")
             .exists()
     );
+    // A damaged marker (not JSON, or a digest that is no digest) is removed too.
+    for junk in [
+        "\u{1b}[2J not json".to_owned(),
+        r#"{"digest":"../../etc/shadow","applied_at_unix":1}"#.to_owned(),
+    ] {
+        std::fs::write(root.path().join(MARKER), junk).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_nodeboot-check"))
+            .arg("--root")
+            .arg(root.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "the check marker is damaged; removing it, nothing to check\n"
+        );
+        assert!(!root.path().join(MARKER).exists());
+    }
+    assert!(!root.path().join("run/nodeboot/health.json").exists());
 }
 
 #[test]

@@ -141,16 +141,23 @@ pub fn reason_over(reason: &str, grace: Duration) -> String {
     format!("{} within {} s{tail}", &reason[..at], grace.as_secs())
 }
 
+/// What the marker says.
+enum Marked {
+    /// No marker.
+    Absent,
+    /// A marker that names no configuration in place, or is damaged: removed.
+    Stale,
+    /// The configuration in place, the one the marker names.
+    Document(Box<nodeboot_config::Document>),
+}
+
 /// The configuration in place, when it is the one the marker names.
-fn marked_document(
-    root: &Root,
-    out: &mut dyn Write,
-) -> anyhow::Result<Option<nodeboot_config::Document>> {
+fn marked_document(root: &Root, out: &mut dyn Write) -> anyhow::Result<Marked> {
     let marker = match crate::source::read_bounded(root, Path::new(CHECK_PENDING), MAX_MARKER) {
         Ok(Some(bytes)) => serde_json::from_slice::<CheckPending>(&bytes)
             .ok()
             .filter(|m| is_digest(&m.digest)),
-        Ok(None) => return Ok(None),
+        Ok(None) => return Ok(Marked::Absent),
         Err(e) => {
             writeln!(out, "unusable check marker: {}", printable_line(&e))?;
             None
@@ -162,7 +169,7 @@ fn marked_document(
             "the check marker is damaged; removing it, nothing to check"
         )?;
         remove_marker(root)?;
-        return Ok(None);
+        return Ok(Marked::Stale);
     };
     let doc =
         crate::source::read_bounded(root, Path::new(APPLIED_XML), nodeboot_config::MAX_FILE_SIZE)
@@ -174,7 +181,7 @@ fn marked_document(
                 nodeboot_config::parse_at(&xml, applied).ok()
             });
     match doc {
-        Some(doc) if doc.digest() == marker.digest => Ok(Some(doc)),
+        Some(doc) if doc.digest() == marker.digest => Ok(Marked::Document(Box::new(doc))),
         _ => {
             writeln!(
                 out,
@@ -182,7 +189,7 @@ fn marked_document(
                 marker.digest
             )?;
             remove_marker(root)?;
-            Ok(None)
+            Ok(Marked::Stale)
         }
     }
 }
@@ -222,12 +229,17 @@ pub async fn run<P: Probe>(
     ready: &mut dyn FnMut(),
 ) -> anyhow::Result<Verdict> {
     let root = Root::open(&opts.root).map_err(anyhow::Error::msg)?;
-    let Some(doc) = marked_document(&root, out)? else {
-        if root.stat(Path::new(CHECK_PENDING)).ok().flatten().is_none() {
+    let doc = match marked_document(&root, out)? {
+        Marked::Document(doc) => doc,
+        Marked::Absent => {
             writeln!(out, "nothing to check")?;
+            ready();
+            return Ok(Verdict::NothingToCheck);
         }
-        ready();
-        return Ok(Verdict::NothingToCheck);
+        Marked::Stale => {
+            ready();
+            return Ok(Verdict::Stale);
+        }
     };
     let health = &doc.config().health;
     let rollback_on = health.rollback.unwrap_or(opts.rollback);
