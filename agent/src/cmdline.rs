@@ -1,7 +1,7 @@
-//! The command lines of the agent crate's three binaries, `nodeboot-agent` ([`Cli`]),
-//! `nodeboot-acquire` ([`AcquireCli`]) and `nodeboot-wizard` ([`WizardCli`]): the clap
-//! definitions and nothing else. `main.rs`, `bin/nodeboot-acquire.rs` and
-//! `bin/nodeboot-wizard.rs` dispatch on them; `nodeboot-docgen` renders the man pages and
+//! The command lines of the agent crate's four binaries, `nodeboot-agent` ([`Cli`]),
+//! `nodeboot-acquire` ([`AcquireCli`]), `nodeboot-wizard` ([`WizardCli`]) and `nodeboot-check`
+//! ([`CheckCli`]): the clap definitions and nothing else. `main.rs` and `bin/*.rs` dispatch on
+//! them; `nodeboot-docgen` renders the man pages and
 //! completions from them.
 //!
 //! Each subcommand is a variant of [`Command`] holding its own `…Args` struct below; the
@@ -308,9 +308,112 @@ pub struct WizardCli {
     pub check_timeout: u64,
 }
 
+/// `--rollback`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RollbackArg {
+    /// Roll back when the default gateway does not answer
+    Gateway,
+    /// Roll back when any check fails
+    Any,
+    /// Never roll back: report only
+    Never,
+}
+
+impl From<RollbackArg> for nodeboot_config::api::RollbackOn {
+    fn from(a: RollbackArg) -> Self {
+        match a {
+            RollbackArg::Gateway => Self::Gateway,
+            RollbackArg::Any => Self::Any,
+            RollbackArg::Never => Self::Never,
+        }
+    }
+}
+
+/// `--reboot`'s values for `nodeboot-check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckReboot {
+    /// systemd's reboot when systemd is PID 1, else the reboot system call
+    Auto,
+    /// `systemctl reboot`
+    Systemd,
+    /// Do not reboot after a rollback (tests, demos)
+    None,
+}
+
+/// `nodeboot-check`: the first boot after an apply, a `Type=notify` service run by
+/// `nodeboot-check.service` before the gettys and the agent when the apply left its marker
+/// (`/var/lib/nodeboot/check-pending.json`). A binary of its own, not a subcommand of the
+/// daemon: it runs once per configuration.
+#[derive(Debug, Parser)]
+#[command(
+    name = "nodeboot-check",
+    version,
+    max_term_width = 80,
+    about = "Check the configuration after its first reboot; roll it back if cut off",
+    after_help = "Runs only when an apply left /var/lib/nodeboot/check-pending.json. The \
+    configuration's <health rollback= grace= report=> values override the flags.\n\n\
+    Examples:\n  \
+    nodeboot-check\n  \
+    nodeboot-check --rollback any --grace 300\n  \
+    nodeboot-check --root /tmp/node --grace 3 --reboot none"
+)]
+pub struct CheckCli {
+    /// The node's root directory
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Seconds a blocking failure may last before the rollback (the file allows 10 to 3600)
+    #[arg(long, default_value_t = 120, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub grace: u64,
+    /// Which failed checks roll the node back
+    #[arg(long, value_enum, default_value_t = RollbackArg::Gateway, value_name = "ON")]
+    pub rollback: RollbackArg,
+    /// Seconds the status is served read-only on 8443 after the reboot
+    #[arg(long, default_value_t = 600, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub report_window: u64,
+    /// Seconds each check keeps trying in one round
+    #[arg(long, default_value_t = 20, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub check_deadline: u64,
+    /// How to reboot after a rollback
+    #[arg(long, value_enum, default_value_t = CheckReboot::Auto, value_name = "METHOD")]
+    pub reboot: CheckReboot,
+}
+
+impl CheckCli {
+    /// The options of the domain code.
+    pub fn options(&self) -> crate::health::boot::Options {
+        let deadline = std::time::Duration::from_secs(self.check_deadline);
+        let defaults = crate::health::Policy::default();
+        crate::health::boot::Options {
+            root: self.root.clone(),
+            grace: std::time::Duration::from_secs(self.grace),
+            rollback: self.rollback.into(),
+            report_secs: self.report_window,
+            policy: crate::health::Policy {
+                deadline,
+                attempt: defaults.attempt.min(deadline),
+                pause: defaults.pause,
+            },
+            round_pause: std::time::Duration::from_secs(2),
+            reboot: match self.reboot {
+                CheckReboot::Auto => reboot::default_reboot(),
+                CheckReboot::Systemd => Arc::new(reboot::SystemdReboot),
+                CheckReboot::None => Arc::new(reboot::NoReboot::new()),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    #[test]
+    fn check_cli_definition_is_consistent() {
+        super::CheckCli::command().debug_assert();
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -1,6 +1,6 @@
 //! `nodeboot-docgen BINARY OUT`: writes the man pages and completions of one of nodeboot's
-//! binaries (`nodeboot-agent`, `nodeboot-acquire`, `nodeboot-wizard`, `nodeboot`,
-//! `nodeboot-image`) under OUT. Run by `packaging/build-deb`.
+//! binaries (`nodeboot-agent`, `nodeboot-acquire`, `nodeboot-wizard`, `nodeboot-check`,
+//! `nodeboot`, `nodeboot-image`) under OUT. Run by `packaging/build-deb`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +16,7 @@ struct Cli {
         "nodeboot-agent",
         "nodeboot-acquire",
         "nodeboot-wizard",
+        "nodeboot-check",
         "nodeboot",
         "nodeboot-image",
     ])]
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         "nodeboot-agent" => nodeboot_agent::cmdline::Cli::command(),
         "nodeboot-acquire" => nodeboot_agent::cmdline::AcquireCli::command(),
         "nodeboot-wizard" => nodeboot_agent::cmdline::WizardCli::command(),
+        "nodeboot-check" => nodeboot_agent::cmdline::CheckCli::command(),
         "nodeboot" => nodeboot::cmdline::Cli::command(),
         _ => nodeboot_image::cmdline::Cli::command(),
     };
@@ -49,6 +51,18 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// `nodeboot-check` has no subcommand: one page, and completions under its own name.
+    #[test]
+    fn nodeboot_check_gets_its_own_page() {
+        let dir = tempfile::tempdir().unwrap();
+        nodeboot_docgen::write_docs(nodeboot_agent::cmdline::CheckCli::command(), dir.path())
+            .unwrap();
+        let page = std::fs::read_to_string(dir.path().join("man/nodeboot-check.1")).unwrap();
+        assert!(page.contains(".TH nodeboot-check 1"), "{page}");
+        assert!(page.contains("\\-\\-grace"), "{page}");
+        assert!(dir.path().join("completions/_nodeboot-check").is_file());
     }
 
     /// `nodeboot-acquire` has no subcommand: one page, and completions under its own name.

@@ -73,7 +73,12 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
     let out = tempfile::tempdir().unwrap();
     let printed = build_deb(
         "nodeboot-agent",
-        &["nodeboot-agent", "nodeboot-acquire", "nodeboot-wizard"],
+        &[
+            "nodeboot-agent",
+            "nodeboot-acquire",
+            "nodeboot-wizard",
+            "nodeboot-check",
+        ],
         out.path(),
     );
     let deb = PathBuf::from(printed.trim());
@@ -98,6 +103,9 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         "./usr/bin/nodeboot-agent",
         "./usr/bin/nodeboot-acquire",
         "./usr/bin/nodeboot-wizard",
+        "./usr/bin/nodeboot-check",
+        "./usr/lib/systemd/system/nodeboot-check.service",
+        "./usr/share/man/man1/nodeboot-check.1.gz",
         "./usr/lib/systemd/system/nodeboot-agent.service",
         "./usr/lib/systemd/system/nodeboot-ssh-host-keys.service",
         "./usr/lib/systemd/system/nodeboot-acquire.service",
@@ -236,6 +244,21 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         std::fs::read_to_string(tree.join("usr/lib/systemd/system/getty@.service.d/nodeboot.conf"))
             .unwrap();
     assert!(getty.contains("After=nodeboot-acquire.service nodeboot-agent.service\n"));
+    assert!(
+        getty.contains("\nAfter=nodeboot-check.service\n"),
+        "{getty}"
+    );
+    let check = std::fs::read_to_string(tree.join("usr/lib/systemd/system/nodeboot-check.service"))
+        .unwrap();
+    for line in [
+        "\nConditionPathExists=/var/lib/nodeboot/check-pending.json\n",
+        "\nType=notify\n",
+        "\nBefore=nodeboot-agent.service\n",
+        "\nExecStart=/usr/bin/nodeboot-check\n",
+        "\nStandardOutput=journal+console\n",
+    ] {
+        assert!(check.contains(line), "{line:?} missing from:\n{check}");
+    }
     {
         let units = out.path().join("units");
         std::fs::create_dir(&units).unwrap();
@@ -243,6 +266,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
             "nodeboot-agent.service",
             "nodeboot-ssh-host-keys.service",
             "nodeboot-acquire.service",
+            "nodeboot-check.service",
         ] {
             std::fs::copy(
                 tree.join("usr/lib/systemd/system").join(unit),
@@ -255,6 +279,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
             .arg(units.join("nodeboot-agent.service"))
             .arg(units.join("nodeboot-ssh-host-keys.service"))
             .arg(units.join("nodeboot-acquire.service"))
+            .arg(units.join("nodeboot-check.service"))
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&verify.stderr);
@@ -263,6 +288,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
             assert!(
                 line.contains("/usr/bin/nodeboot-agent is not executable")
                     || line.contains("/usr/bin/nodeboot-acquire is not executable")
+                    || line.contains("/usr/bin/nodeboot-check is not executable")
                     || line.contains("man nodeboot"),
                 "systemd-analyze verify: {line}"
             );

@@ -338,10 +338,70 @@ pub fn reset_with(root: &Path, observer: &mut dyn FnMut(Step)) -> Result<(), App
     let root = &open_root(root)?;
     let _lock = lock(root)?;
     recover_locked(root)?;
-    let (plan, dirs) = state::reset_plan(root)?;
+    let (plan, dirs) = state::reset_plan(root, state::Keep::Nothing)?;
     transaction::execute(root, &plan, "reset", observer)?;
     state::remove_created_dirs(root, &dirs);
     Ok(())
+}
+
+/// The largest [`RolledBack`](nodeboot_config::api::RolledBack) record written (its checks
+/// are dropped, then its reason shortened, to fit).
+pub const MAX_ROLLED_BACK: usize = 32 * 1024;
+
+/// Rolls a configuration back after its checks failed (`nodeboot-check`): the node returns to
+/// the image's generic state as with [`reset`], but keeps its TLS identity (the certificate an
+/// operator pinned stays valid) and gets `record` as `/var/lib/nodeboot/rolled-back.json`, in
+/// the same transaction. The check marker goes with the other records. Does not reboot.
+pub fn rollback(root: &Path, record: &nodeboot_config::api::RolledBack) -> Result<(), ApplyError> {
+    let root = &open_root(root)?;
+    let _lock = lock(root)?;
+    recover_locked(root)?;
+    let (mut plan, dirs) = state::reset_plan(root, state::Keep::Identity)?;
+    let json = rolled_back_json(record).map_err(|e| ApplyError::Journal {
+        path: root.host_path(Path::new(state::ROLLED_BACK)),
+        message: e.to_string(),
+    })?;
+    plan.write(
+        state::ROLLED_BACK,
+        json,
+        0o644,
+        plan::Owner::ROOT,
+        plan::Mask::None,
+    );
+    transaction::execute(root, &plan, "rollback", &mut |_| {})?;
+    state::remove_created_dirs(root, &dirs);
+    Ok(())
+}
+
+/// `record` as JSON within [`MAX_ROLLED_BACK`]: without its checks' lists of what was tried,
+/// then without its checks, if it is too large.
+fn rolled_back_json(record: &nodeboot_config::api::RolledBack) -> serde_json::Result<Vec<u8>> {
+    let mut record = record.clone();
+    record.reason = nodeboot_config::text::printable_line(&record.reason)
+        .chars()
+        .take(500)
+        .collect();
+    let mut json = serde_json::to_vec_pretty(&record)?;
+    if json.len() > MAX_ROLLED_BACK {
+        record.checks.iter_mut().for_each(|c| c.tried.clear());
+        json = serde_json::to_vec_pretty(&record)?;
+    }
+    if json.len() > MAX_ROLLED_BACK {
+        record.checks.clear();
+        json = serde_json::to_vec_pretty(&record)?;
+    }
+    json.push(b'\n');
+    Ok(json)
+}
+
+/// The configuration a rollback set aside, if any (a record that cannot be read is `None`:
+/// a damaged record must not stop a person from configuring the node).
+pub fn read_rolled_back(root: &Path) -> Option<nodeboot_config::api::RolledBack> {
+    let root = open_root(root).ok()?;
+    let bytes =
+        crate::source::read_bounded(&root, Path::new(state::ROLLED_BACK), MAX_ROLLED_BACK + 1)
+            .ok()??;
+    serde_json::from_slice(&bytes).ok()
 }
 
 #[cfg(test)]

@@ -22,6 +22,25 @@ pub const RECORD: &str = "/var/lib/nodeboot/configured.json";
 pub const ORIGINAL: &str = "/var/lib/nodeboot/original.json";
 /// The last failed attempt (digest and error), until an apply succeeds or a reset.
 pub const FAILED: &str = "/var/lib/nodeboot/failed.json";
+/// Written by the apply that commits a configuration, in the same transaction: the next boot
+/// checks the configuration (`nodeboot-check.service` has
+/// `ConditionPathExists=/var/lib/nodeboot/check-pending.json`). Removed by the check's verdict,
+/// by its rollback and by `reset`.
+pub const CHECK_PENDING: &str = "/var/lib/nodeboot/check-pending.json";
+/// A configuration the node rolled back ([`nodeboot_config::api::RolledBack`]); the next
+/// apply removes it in its transaction, `reset` too.
+pub const ROLLED_BACK: &str = "/var/lib/nodeboot/rolled-back.json";
+/// The last verdict of the checks ([`nodeboot_config::api::HEALTH_RECORD_PATH`]).
+pub const HEALTH_RECORD: &str = "/var/lib/nodeboot/health.json";
+
+/// What [`CHECK_PENDING`] holds: which configuration the next boot checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckPending {
+    /// sha256 of the applied XML.
+    pub digest: String,
+    /// When the apply committed.
+    pub applied_at_unix: u64,
+}
 
 /// The node's own identity kept by the agent: the endpoint's TLS key, its certificate and the
 /// machine-id they were made for (`server::tls`). `reset` removes them so that every node
@@ -282,14 +301,37 @@ pub fn add_records(
     })?;
     json.push(b'\n');
     plan.write(RECORD, json, 0o644, Owner::ROOT, Mask::None);
+    let pending = CheckPending {
+        digest: doc.digest().to_owned(),
+        applied_at_unix: now_unix,
+    };
+    let mut json = serde_json::to_vec_pretty(&pending).map_err(|e| ApplyError::Journal {
+        path: root.host_path(Path::new(CHECK_PENDING)),
+        message: e.to_string(),
+    })?;
+    json.push(b'\n');
+    plan.write(CHECK_PENDING, json, 0o644, Owner::ROOT, Mask::None);
     plan.remove(FAILED);
+    plan.remove(ROLLED_BACK);
+    plan.remove(HEALTH_RECORD);
     Ok(())
+}
+
+/// What a return to the generic state keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Nothing (`reset`, for image builders): the node's TLS identity and every record go.
+    Nothing,
+    /// The node's TLS identity ([`PER_NODE_FILES`]: the certificate an operator pinned stays
+    /// valid) and [`ROLLED_BACK`] (a rollback after the checks failed).
+    Identity,
 }
 
 /// The plan that returns a node to the image's generic state: every file back as the image had
 /// it (for `/etc/shadow` only the admin line, for `/etc/hosts` only nodeboot's lines), the
-/// agent's records and the node's TLS identity ([`PER_NODE_FILES`]) removed. Also returns the directories to remove afterwards when empty.
-pub fn reset_plan(root: &Root) -> Result<(Plan, Vec<PathBuf>), ApplyError> {
+/// agent's records removed and, with [`Keep::Nothing`], the node's TLS identity
+/// ([`PER_NODE_FILES`]) too. Also returns the directories to remove afterwards when empty.
+pub fn reset_plan(root: &Root, keep: Keep) -> Result<(Plan, Vec<PathBuf>), ApplyError> {
     let mut plan = Plan {
         replaceable_links: render::REPLACEABLE_LINKS
             .iter()
@@ -354,11 +396,25 @@ pub fn reset_plan(root: &Root) -> Result<(Plan, Vec<PathBuf>), ApplyError> {
         }
         dirs = originals.created_dirs;
     }
-    for p in [RECORD, APPLIED_XML, ORIGINAL, FAILED]
-        .into_iter()
-        .chain(PER_NODE_FILES)
-    {
-        plan.remove(p);
+    let records = [
+        RECORD,
+        APPLIED_XML,
+        ORIGINAL,
+        FAILED,
+        CHECK_PENDING,
+        HEALTH_RECORD,
+    ];
+    let also_removed: &[&str] = match keep {
+        Keep::Nothing => &[
+            ROLLED_BACK,
+            PER_NODE_FILES[0],
+            PER_NODE_FILES[1],
+            PER_NODE_FILES[2],
+        ],
+        Keep::Identity => &[],
+    };
+    for p in records.iter().chain(also_removed) {
+        plan.remove(*p);
     }
     Ok((plan, dirs))
 }

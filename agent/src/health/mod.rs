@@ -8,6 +8,7 @@
 //! [`CheckResult`](nodeboot_config::api::CheckResult) per check. It does not decide what to do
 //! about a failure (rollback, banner, status): its callers do.
 
+pub mod boot;
 mod plan;
 mod probe;
 mod run;

@@ -212,6 +212,18 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
                 "configuration from {origin} (sha256 {}), found in {looked_ms:.1} ms",
                 document.digest()
             )?;
+            if let Some(report) = rolled_back_report(&opts.root, &origin, document.digest()) {
+                // This configuration cut the node off once: applying it again would loop
+                // (apply, reboot, roll back, reboot). A person must correct it.
+                record::write_report(&root, &report).map_err(anyhow::Error::msg)?;
+                if let Some(t) = token {
+                    record::write_token(&root, &t).map_err(anyhow::Error::msg)?;
+                }
+                if let SourceOutcome::Unreadable { message } = &report.outcome {
+                    writeln!(out, "configuration from {origin}: {message}")?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             match crate::apply::apply_config(&opts.root, &document) {
                 Ok(Applied::Applied { digest, changed }) => {
                     writeln!(
@@ -251,6 +263,31 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The report that keeps a rolled-back configuration from being applied again: `Some` when
+/// `digest` is the one `/var/lib/nodeboot/rolled-back.json` names.
+fn rolled_back_report(
+    root: &Path,
+    origin: &str,
+    digest: &str,
+) -> Option<nodeboot_config::api::SourceReport> {
+    let rolled = crate::apply::read_rolled_back(root)?;
+    (rolled.digest == digest).then(|| {
+        let reason: String = nodeboot_config::text::printable_line(&rolled.reason)
+            .chars()
+            .take(super::MAX_CHARS)
+            .collect();
+        nodeboot_config::api::SourceReport {
+            origin: origin.to_owned(),
+            outcome: SourceOutcome::Unreadable {
+                message: format!(
+                    "rolled back on {}: {reason}; not applied again (correct the configuration and upload it, or run the wizard)",
+                    nodeboot_config::format_utc(i64::try_from(rolled.at_unix).unwrap_or(0))
+                ),
+            },
+        }
+    })
 }
 
 /// `nodeboot-acquire --check`: the baked file read as at boot; findings on stderr.

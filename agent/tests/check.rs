@@ -1,0 +1,578 @@
+//! The first boot after an apply, for real: the apply leaves its marker, `nodeboot-check` (the
+//! binary) runs in a network namespace whose peer is the gateway, DNS and NTP server and
+//! management node (or is not), and gives a verdict or rolls the temporary root back to the
+//! generic image; `nodeboot-acquire` then refuses to apply the rolled-back configuration
+//! again. Needs root (namespaces, the image's owners) and `ip`; traffic stays in the
+//! namespaces made here.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod https;
+
+use std::io::ErrorKind;
+use std::net::{TcpListener, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nix::sched::{CloneFlags, setns};
+use nodeboot_agent::apply::{self, NoReboot};
+use nodeboot_agent::health::Policy;
+use nodeboot_agent::health::boot::{self, Verdict};
+use nodeboot_config::api::{
+    CheckKind, CheckResult, HealthPhase, HealthStatus, RollbackOn, RolledBack,
+};
+use nodeboot_tests::require::{require, root, tool};
+
+fn can_run() -> bool {
+    require(root(), "root (network namespaces, the image's owners)")
+        && require(tool("ip"), "ip (Debian iproute2)")
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("running ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A named network namespace, deleted (with its links) on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(name: String) -> Self {
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        ip(&all);
+    }
+
+    fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("opening the namespace");
+            setns(&file, CloneFlags::CLONE_NEWNET).expect("entering the namespace");
+            f()
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+const GATEWAY: &str = "10.78.0.1";
+const DNS: &str = "10.78.0.53";
+const NTP: &str = "10.78.0.123";
+const MANAGEMENT: &str = "10.78.0.10";
+
+/// The node (`eth0` 10.78.0.31/24, default route via the gateway) and its peer, which holds
+/// the DNS, NTP and management addresses and the gateway's when `gateway` is true.
+struct Lab {
+    node: Netns,
+    _peer: Netns,
+    stop: Arc<AtomicBool>,
+    servers: Vec<JoinHandle<()>>,
+}
+
+impl Lab {
+    fn new(tag: &str, gateway: bool) -> Lab {
+        let id = std::process::id();
+        let node = Netns::new(format!("nbc{id}-{tag}-n"));
+        let peer = Netns::new(format!("nbc{id}-{tag}-g"));
+        node.ip(&[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "gw0", "netns", &peer.name,
+        ]);
+        node.ip(&["addr", "add", "10.78.0.31/24", "dev", "eth0"]);
+        let mut addrs = vec![DNS, NTP, MANAGEMENT];
+        if gateway {
+            addrs.push(GATEWAY);
+        }
+        for a in addrs {
+            peer.ip(&["addr", "add", &format!("{a}/24"), "dev", "gw0"]);
+        }
+        peer.ip(&["link", "set", "gw0", "up"]);
+        node.ip(&["link", "set", "eth0", "up"]);
+        node.ip(&["route", "add", "default", "via", GATEWAY]);
+        let mut lab = Lab {
+            node,
+            _peer: peer,
+            stop: Arc::new(AtomicBool::new(false)),
+            servers: Vec::new(),
+        };
+        let (tx, rx) = mpsc::channel();
+        for (addr, port) in [(DNS, 53), (NTP, 123)] {
+            let (stop, tx) = (lab.stop.clone(), tx.clone());
+            lab.servers.push(lab._peer.spawn(move || {
+                let sock = UdpSocket::bind((addr, port)).unwrap();
+                sock.set_read_timeout(Some(Duration::from_millis(20)))
+                    .unwrap();
+                tx.send(()).unwrap();
+                let mut buf = [0u8; 1500];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                        let reply = if port == 53 {
+                            dns_answer(&buf[..n])
+                        } else {
+                            ntp_answer(&buf[..n])
+                        };
+                        let _ = sock.send_to(&reply, from);
+                    }
+                }
+            }));
+        }
+        let stop = lab.stop.clone();
+        lab.servers.push(lab._peer.spawn(move || {
+            let listener = TcpListener::bind((MANAGEMENT, 443)).unwrap();
+            listener.set_nonblocking(true).unwrap();
+            tx.send(()).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok(_conn) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    Err(e) => panic!("accept: {e}"),
+                }
+            }
+        }));
+        for _ in 0..3 {
+            rx.recv().unwrap();
+        }
+        lab
+    }
+
+    /// Runs the real `nodeboot-check` inside the node's namespace.
+    fn check(&self, root: &Path, args: &[&str]) -> std::process::Output {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.node.name])
+            .arg(env!("CARGO_BIN_EXE_nodeboot-check"))
+            .arg("--root")
+            .arg(root)
+            .args(["--reboot", "none", "--check-deadline", "1"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nodeboot-check: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for s in self.servers.drain(..) {
+            let _ = s.join();
+        }
+    }
+}
+
+/// An A record 10.78.0.31 for any question.
+fn dns_answer(req: &[u8]) -> Vec<u8> {
+    let mut r = req.to_vec();
+    if r.len() < 12 {
+        return vec![];
+    }
+    r[2] = 0x81;
+    r[3] = 0x80;
+    r[6..8].copy_from_slice(&[0, 1]);
+    r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 78, 0, 31]);
+    r
+}
+
+fn ntp_answer(req: &[u8]) -> Vec<u8> {
+    if req.len() < 48 {
+        return vec![];
+    }
+    let mut r = [0u8; 48];
+    r[0] = 0x24;
+    r[1] = 2;
+    r[24..32].copy_from_slice(&req[40..48]);
+    r[40..48].copy_from_slice(&[0xe9, 0, 0, 0, 1, 2, 3, 4]);
+    r.to_vec()
+}
+
+/// The lab's node: every check has its responder, but NTP when `ntp` names a silent address.
+fn config(ntp: &str) -> String {
+    format!(
+        r#"<node-config schema="1">
+  <role>transcoding</role><name>conf01</name><hostname>conf01</hostname>
+  <domain>example.test</domain><system-location>Lab</system-location>
+  <network>
+    <ipv4 address="10.78.0.31" netmask="255.255.255.0" gateway="{GATEWAY}"/>
+    <dns-server>{DNS}</dns-server>
+    <ntp-server>{ntp}</ntp-server>
+  </network>
+  <ssh enabled="global"><password-hash>$6$nodebootsalt$D911Z.xpU/20.GOmWv6hQCOj3iCaPm.6.JisGFVWKxsB2gSHSPq9mnCmihYdeLhjjdIG1fNiQJdokl3zaGkzI/</password-hash></ssh>
+  <management-node address="{MANAGEMENT}"/>
+</node-config>"#
+    )
+}
+
+/// The node's TLS identity, as `serve` made it before the apply.
+fn plant_identity(root: &Path) {
+    let tls = root.join("var/lib/nodeboot/tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    for (f, body) in [
+        ("key.pem", "KEY\n"),
+        ("cert.pem", "CERT\n"),
+        ("machine-id", "0123\n"),
+    ] {
+        std::fs::write(tls.join(f), body).unwrap();
+    }
+}
+
+/// The tree without `/run` (the status of this boot lives there, a tmpfs on a node).
+fn node_files(root: &Path) -> std::collections::BTreeMap<std::path::PathBuf, common::Node> {
+    let mut t = common::tree(root);
+    t.retain(|p, _| !p.starts_with("run"));
+    t
+}
+
+const MARKER: &str = "var/lib/nodeboot/check-pending.json";
+const ROLLED_BACK: &str = "var/lib/nodeboot/rolled-back.json";
+
+fn read_json<T: serde::de::DeserializeOwned>(root: &Path, path: &str) -> T {
+    serde_json::from_slice(&std::fs::read(root.join(path)).unwrap()).unwrap()
+}
+
+/// An image root with the TLS identity, configured with `xml`; returns the generic tree.
+fn configured(
+    xml: &str,
+) -> (
+    tempfile::TempDir,
+    std::collections::BTreeMap<std::path::PathBuf, common::Node>,
+) {
+    let root = common::image_root();
+    plant_identity(root.path());
+    let generic = node_files(root.path());
+    let doc = nodeboot_config::parse(xml.as_bytes()).unwrap();
+    apply::apply_config(root.path(), &doc).unwrap();
+    let marker: serde_json::Value = read_json(root.path(), MARKER);
+    assert_eq!(marker["digest"], doc.digest());
+    (root, generic)
+}
+
+#[test]
+fn a_rollback_returns_the_root_to_the_generic_image_but_keeps_the_identity() {
+    if !can_run() {
+        return;
+    }
+    let root = common::image_root();
+    plant_identity(root.path());
+    let generic = node_files(root.path());
+    let doc = common::doc_for(&common::transcoding());
+    apply::apply_config_with(root.path(), &doc, common::NOW, &mut |_| {}).unwrap();
+    assert_ne!(node_files(root.path()), generic);
+    let record = RolledBack {
+        digest: doc.digest().to_owned(),
+        reason: "gateway 10.0.2.1 did not answer ARP on eth0 within 120 s".into(),
+        at_unix: common::NOW + 200,
+        checks: vec![CheckResult {
+            kind: CheckKind::Gateway,
+            subject: "10.0.2.1 on eth0".into(),
+            passed: false,
+            attempts: 9,
+            elapsed_ms: 20_000,
+            tried: vec!["x".repeat(40_000)],
+            reason: "gateway 10.0.2.1 did not answer ARP on eth0 within 20 s".into(),
+        }],
+    };
+    apply::rollback(root.path(), &record).unwrap();
+    let mut after = node_files(root.path());
+    let kept = after.remove(Path::new(ROLLED_BACK));
+    assert!(kept.is_some(), "rolled-back.json is written");
+    let diff = common::tree_diff(&generic, &after);
+    assert!(diff.is_empty(), "{diff:#?}");
+    let back: RolledBack = read_json(root.path(), ROLLED_BACK);
+    assert_eq!(back.reason, record.reason);
+    assert_eq!(back.digest, record.digest);
+    // Bounded: the oversized list of what was tried is dropped, the check stays.
+    assert!(back.checks[0].tried.is_empty());
+    assert_eq!(
+        apply::read_state(root.path()).unwrap(),
+        apply::NodeState::Unconfigured
+    );
+    // A corrected file is accepted, and its apply removes the record.
+    apply::apply_config(root.path(), &doc).unwrap();
+    assert!(!root.path().join(ROLLED_BACK).exists());
+    // reset removes everything, the identity too.
+    apply::reset(root.path()).unwrap();
+    assert!(!root.path().join(MARKER).exists());
+    assert!(!root.path().join("var/lib/nodeboot/tls/key.pem").exists());
+}
+
+#[test]
+fn a_node_whose_gateway_answers_is_healthy_and_keeps_its_configuration() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new("ok", true);
+    let (root, _) = configured(&config(NTP));
+    let out = lab.check(root.path(), &["--grace", "30"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("pass gateway 10.78.0.1 on eth0: gateway 10.78.0.1 answered ARP on eth0"),
+        "{text}"
+    );
+    assert!(text.contains("round 1 ("), "{text}");
+    assert!(text.contains("): healthy: 6 checks passed\n"), "{text}");
+    assert!(!root.path().join(MARKER).exists(), "the marker is gone");
+    let record: HealthStatus = read_json(root.path(), "var/lib/nodeboot/health.json");
+    assert_eq!(record.phase, HealthPhase::Healthy);
+    assert_eq!(record.grace_secs, 30);
+    assert_eq!(record.window_ends_unix, record.started_unix + 600);
+    let live: HealthStatus = read_json(root.path(), "run/nodeboot/health.json");
+    assert_eq!(
+        live, record,
+        "the live status stays for the read-only window"
+    );
+    assert!(
+        root.path()
+            .join("var/lib/nodeboot/configured.json")
+            .exists()
+    );
+    // Run again (the next boot): nothing to check.
+    let out = lab.check(root.path(), &[]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "nothing to check\n");
+}
+
+#[test]
+fn a_node_whose_gateway_is_silent_rolls_back_within_the_grace() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new("nogw", false);
+    let (root, generic) = configured(&config(NTP));
+    let digest: serde_json::Value = read_json(root.path(), MARKER);
+    let out = lab.check(root.path(), &["--grace", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("FAIL gateway 10.78.0.1 on eth0: gateway 10.78.0.1 did not answer ARP on eth0 within 1 s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rolled back: gateway 10.78.0.1 did not answer ARP on eth0 within 3 s; restoring the generic state\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("generic state restored; rebooting\n"),
+        "{text}"
+    );
+    let back: RolledBack = read_json(root.path(), ROLLED_BACK);
+    assert_eq!(back.digest, digest["digest"]);
+    assert_eq!(
+        back.reason,
+        "gateway 10.78.0.1 did not answer ARP on eth0 within 3 s"
+    );
+    let live: HealthStatus = read_json(root.path(), "run/nodeboot/health.json");
+    assert_eq!(live.phase, HealthPhase::RollingBack);
+    let mut after = node_files(root.path());
+    after.remove(Path::new(ROLLED_BACK));
+    let diff = common::tree_diff(&generic, &after);
+    assert!(diff.is_empty(), "{diff:#?}");
+}
+
+#[test]
+fn a_silent_ntp_server_makes_the_node_unhealthy_but_not_rolled_back() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new("nontp", true);
+    let (root, _) = configured(&config("10.78.0.99"));
+    let out = lab.check(root.path(), &["--grace", "3", "--rollback", "gateway"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("): unhealthy: NTP server 10.78.0.99 did not answer within 1 s"),
+        "{text}"
+    );
+    let record: HealthStatus = read_json(root.path(), "var/lib/nodeboot/health.json");
+    assert_eq!(record.phase, HealthPhase::Unhealthy);
+    assert_eq!(record.rollback_on, RollbackOn::Gateway);
+    assert!(!root.path().join(MARKER).exists());
+    assert!(!root.path().join(ROLLED_BACK).exists());
+    assert!(
+        root.path()
+            .join("var/lib/nodeboot/configured.json")
+            .exists()
+    );
+}
+
+#[test]
+fn the_library_entry_requests_the_reboot_after_a_rollback_and_says_ready_once() {
+    if !can_run() {
+        return;
+    }
+    let lab = Lab::new("lib", false);
+    let (root, _) = configured(&config(NTP));
+    let reboot = Arc::new(NoReboot::new());
+    let opts = boot::Options {
+        root: root.path().to_owned(),
+        grace: Duration::from_secs(2),
+        rollback: RollbackOn::Any,
+        report_secs: 0,
+        policy: Policy {
+            deadline: Duration::from_secs(1),
+            attempt: Duration::from_millis(500),
+            pause: Duration::from_millis(100),
+        },
+        round_pause: Duration::from_millis(200),
+        reboot: reboot.clone(),
+    };
+    let (verdict, readies) = lab
+        .node
+        .spawn(move || {
+            let mut readies = 0;
+            let mut out = Vec::new();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let v = rt
+                .block_on(boot::run(
+                    &opts,
+                    &nodeboot_agent::health::SystemProbe::default(),
+                    &mut out,
+                    &mut || readies += 1,
+                ))
+                .unwrap();
+            (v, readies)
+        })
+        .join()
+        .unwrap();
+    assert!(matches!(verdict, Verdict::RolledBack(_)), "{verdict:?}");
+    assert_eq!(readies, 1);
+    assert_eq!(reboot.calls(), 1);
+}
+
+#[test]
+fn a_marker_for_another_configuration_is_removed_and_nothing_is_checked() {
+    if !can_run() {
+        return;
+    }
+    let (root, _) = configured(&config(NTP));
+    std::fs::write(
+        root.path().join(MARKER),
+        format!(r#"{{"digest":"{}","applied_at_unix":1}}"#, "ab".repeat(32)),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nodeboot-check"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["--reboot", "none"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("is not in place; removing it, nothing to check"),
+        "{text}"
+    );
+    assert!(!root.path().join(MARKER).exists());
+    assert!(
+        root.path()
+            .join("var/lib/nodeboot/configured.json")
+            .exists()
+    );
+    // A damaged marker (not JSON, or a digest that is no digest) is removed too.
+    for junk in [
+        "\u{1b}[2J not json".to_owned(),
+        r#"{"digest":"../../etc/shadow","applied_at_unix":1}"#.to_owned(),
+    ] {
+        std::fs::write(root.path().join(MARKER), junk).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_nodeboot-check"))
+            .arg("--root")
+            .arg(root.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "the check marker is damaged; removing it, nothing to check\n"
+        );
+        assert!(!root.path().join(MARKER).exists());
+    }
+    assert!(!root.path().join("run/nodeboot/health.json").exists());
+}
+
+#[test]
+fn acquire_does_not_apply_a_rolled_back_configuration_again() {
+    if !can_run() {
+        return;
+    }
+    let root = common::image_root();
+    let baked = root.path().join("etc/nodeboot/node.xml");
+    std::fs::create_dir_all(baked.parent().unwrap()).unwrap();
+    std::fs::write(&baked, https::valid_xml()).unwrap();
+    let media = tempfile::tempdir().unwrap();
+    let by_label = media.path().display().to_string();
+    let disc = media.path().join("no-drive").display().to_string();
+    let args = ["--no-reboot", "--devices", &by_label, "--disc", &disc];
+    let out = common::acquire(&args, root.path());
+    assert!(out.status.success());
+    let doc = nodeboot_config::parse(&https::valid_xml()).unwrap();
+    apply::rollback(
+        root.path(),
+        &RolledBack {
+            digest: doc.digest().to_owned(),
+            reason: "gateway 10.0.2.1 did not answer ARP on eth0 within 120 s".into(),
+            at_unix: common::NOW,
+            checks: vec![],
+        },
+    )
+    .unwrap();
+    let before = node_files(root.path());
+    let out = common::acquire(&args, root.path());
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("rolled back on 2026-11-30 00:53:20 UTC: gateway 10.0.2.1 did not answer ARP on eth0 within 120 s; not applied again"),
+        "{text}"
+    );
+    assert_eq!(node_files(root.path()), before, "nothing applied");
+    let report: serde_json::Value = read_json(root.path(), "run/nodeboot/source.json");
+    assert_eq!(report["origin"], "/etc/nodeboot/node.xml");
+    assert!(
+        report["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("rolled back on 2026-11-30 00:53:20 UTC: gateway 10.0.2.1"),
+        "{report}"
+    );
+    // A corrected file is applied, and the record goes with its transaction.
+    let corrected = String::from_utf8(https::valid_xml())
+        .unwrap()
+        .replace("<system-location>", "<system-location>Corrected ");
+    std::fs::write(&baked, corrected).unwrap();
+    let out = common::acquire(&args, root.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("applied sha256 "), "{text}");
+    assert!(!root.path().join(ROLLED_BACK).exists());
+    assert!(root.path().join(MARKER).exists());
+}
