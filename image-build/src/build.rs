@@ -22,7 +22,8 @@ use crate::mounts::MountedImage;
 use crate::output::{self, Format};
 use crate::progress::Steps;
 use crate::tools::{
-    self, CHROOT, LOSETUP, MKFS_EXT4, MKFS_VFAT, MMDEBSTRAP, MOUNT, PARTX, QEMU_IMG, SGDISK,
+    self, CHROOT, LOSETUP, MCOPY, MDIR, MKFS_EXT4, MKFS_VFAT, MMD, MMDEBSTRAP, MOUNT, PARTX,
+    QEMU_IMG, SGDISK,
 };
 
 /// The hostname of an unconfigured node (the login prompt reads `nodeboot login:`).
@@ -337,7 +338,7 @@ pub fn host_sources() -> anyhow::Result<Vec<PathBuf>> {
 /// Runs `nodeboot-image build`.
 pub fn run(args: BuildArgs) -> anyhow::Result<std::process::ExitCode> {
     tools::require(&[
-        MMDEBSTRAP, MKFS_EXT4, MKFS_VFAT, SGDISK, QEMU_IMG, LOSETUP, PARTX, MOUNT, CHROOT,
+        MMDEBSTRAP, MKFS_EXT4, MKFS_VFAT, MCOPY, SGDISK, QEMU_IMG, LOSETUP, PARTX, MOUNT, CHROOT,
     ])?;
     output::check_formats(&args.formats, args.size)?;
     if !args.agent_deb.is_file() {
@@ -459,9 +460,9 @@ pub fn run(args: BuildArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 /// Installs GRUB on the raw GPT disk: mounts its root partition, makes the EFI system
-/// partition's FAT32 and mounts it at /boot/efi, runs the image's `grub-install` for i386-pc
-/// (boot sector and BIOS boot partition) and x86_64-efi (EFI/debian/grubx64.efi and the
-/// removable path EFI/BOOT/BOOTX64.EFI, no NVRAM entry), then the image's `update-grub`;
+/// partition's FAT32, runs the image's `grub-install` for i386-pc (boot sector and BIOS boot
+/// partition) and its `grub-mkimage` for x86_64-efi (written to EFI/debian/grubx64.efi and the
+/// removable path EFI/BOOT/BOOTX64.EFI with mtools; no NVRAM entry), then its `update-grub`;
 /// checks what they wrote and that the initramfs holds every driver of [`initramfs::DRIVERS`].
 pub fn install_grub(raw: &Path, mountpoint: &Path, root_uuid: &str) -> anyhow::Result<()> {
     let mut image = MountedImage::mount(raw, disk::ROOT_NUMBER, mountpoint)?;
@@ -479,7 +480,7 @@ pub fn install_grub(raw: &Path, mountpoint: &Path, root_uuid: &str) -> anyhow::R
             esp.as_str(),
         ],
     )?;
-    image.mount_partition(disk::ESP_NUMBER, "boot/efi")?;
+    std::fs::create_dir_all(image.root.join("boot/efi"))?;
     image.bind_system_dirs()?;
     let device = image.disk_device().to_string();
     image.chroot([
@@ -488,23 +489,65 @@ pub fn install_grub(raw: &Path, mountpoint: &Path, root_uuid: &str) -> anyhow::R
         "--no-floppy",
         device.as_str(),
     ])?;
-    for placement in ["--bootloader-id=debian", "--removable"] {
-        image.chroot([
-            "grub-install",
-            "--target=x86_64-efi",
-            "--efi-directory=/boot/efi",
-            "--no-nvram",
-            placement,
-        ])?;
+    // x86_64-efi: grub-install insists on the ESP mounted as FAT, which a build host need not
+    // be able to do (this one's kernel has no vfat). It makes its core image with grub-mkimage
+    // and copies the modules; the same is done here with the image's own grub-mkimage, and
+    // mtools writes the loader onto the ESP without mounting it.
+    image.chroot([
+        "sh",
+        "-c",
+        "mkdir -p /boot/grub/x86_64-efi && \
+         cp /usr/lib/grub/x86_64-efi/*.mod /usr/lib/grub/x86_64-efi/*.lst /boot/grub/x86_64-efi/",
+    ])?;
+    let staged_cfg = "tmp/nodeboot-efi-load.cfg";
+    let staged_efi = "tmp/nodeboot-grubx64.efi";
+    std::fs::write(
+        image.root.join(staged_cfg),
+        grub::render_efi_load_cfg(root_uuid),
+    )?;
+    let mut mkimage = vec![
+        "grub-mkimage".to_string(),
+        "--format=x86_64-efi".to_string(),
+        format!("--output=/{staged_efi}"),
+        format!("--config=/{staged_cfg}"),
+        "--prefix=/boot/grub".to_string(),
+    ];
+    mkimage.extend(grub::EFI_CORE_MODULES.iter().map(|m| m.to_string()));
+    image.chroot(&mkimage)?;
+    let efi = image.root.join(staged_efi);
+    tools::run(
+        &MMD,
+        ["-i", esp.as_str(), "::/EFI", "::/EFI/BOOT", "::/EFI/debian"],
+    )?;
+    for target in grub::EFI_LOADER_PATHS {
+        tools::run(
+            &MCOPY,
+            [
+                "-i".as_ref(),
+                esp.as_ref(),
+                efi.as_os_str(),
+                format!("::/{target}").as_ref(),
+            ],
+        )?;
+    }
+    let _ = std::fs::remove_file(&efi);
+    let _ = std::fs::remove_file(image.root.join(staged_cfg));
+    let listing = tools::run(
+        &MDIR,
+        ["-b", "-i", esp.as_str(), "::/EFI/BOOT", "::/EFI/debian"],
+    )?;
+    let listing = String::from_utf8_lossy(&listing.stdout).to_ascii_uppercase();
+    for target in grub::EFI_LOADER_PATHS {
+        if !listing.contains(&target.to_ascii_uppercase()) {
+            bail!("the EFI system partition has no {target} after mcopy:\n{listing}");
+        }
     }
     for file in [
         "boot/grub/i386-pc/core.img",
-        "boot/grub/x86_64-efi/core.efi",
-        "boot/efi/EFI/BOOT/BOOTX64.EFI",
-        "boot/efi/EFI/debian/grubx64.efi",
+        "boot/grub/x86_64-efi/normal.mod",
     ] {
         if !image.root.join(file).exists() {
-            bail!("grub-install left no {file}");
+            bail!("GRUB's install left no {file}");
         }
     }
     // update-grub names the root by UUID only when /dev/disk/by-uuid has it (udev's link,

@@ -63,6 +63,28 @@ pub fn esp_volume_id(root_uuid: &str) -> (String, String) {
     (id, fstab)
 }
 
+/// The modules built into the x86_64-efi core image: enough to find the root file system by
+/// UUID on a GPT (or MBR) disk; the rest load from `/boot/grub/x86_64-efi` as grub.cfg asks.
+pub const EFI_CORE_MODULES: &[&str] = &[
+    "part_gpt",
+    "part_msdos",
+    "fat",
+    "ext2",
+    "search",
+    "search_fs_uuid",
+    "normal",
+];
+
+/// Where the EFI loader goes on the ESP: the removable-media path, which firmware with no boot
+/// entry runs, and Debian's own.
+pub const EFI_LOADER_PATHS: [&str; 2] = ["EFI/BOOT/BOOTX64.EFI", "EFI/debian/grubx64.efi"];
+
+/// The configuration built into the EFI core image, as `grub-install` writes it when /boot/grub
+/// is on another file system than the ESP: find the root by UUID and read grub.cfg there.
+pub fn render_efi_load_cfg(root_uuid: &str) -> String {
+    format!("search.fs_uuid {root_uuid} root\nset prefix=($root)'/boot/grub'\n")
+}
+
 /// `/etc/default/grub`: the same settings for the image's own `update-grub`.
 pub fn render_default_grub() -> String {
     format!(
@@ -127,6 +149,14 @@ mod tests {
         assert_eq!(
             check_grub_cfg("set timeout=1\n", UUID).unwrap_err(),
             "grub.cfg has no `linux` line (did update-grub find a kernel?)"
+        );
+    }
+
+    #[test]
+    fn the_efi_core_image_finds_the_root_by_uuid() {
+        assert_eq!(
+            render_efi_load_cfg(UUID),
+            format!("search.fs_uuid {UUID} root\nset prefix=($root)'/boot/grub'\n")
         );
     }
 

@@ -67,17 +67,6 @@ impl MountedImage {
         Ok(part)
     }
 
-    /// Mounts partition `number` at `dir` inside the image (such as the EFI system partition at
-    /// `boot/efi`); unmounted before the root.
-    pub fn mount_partition(&mut self, number: u32, dir: &str) -> anyhow::Result<()> {
-        let part = self.partition_device(number)?;
-        let target = self.root.join(dir);
-        std::fs::create_dir_all(&target)?;
-        tools::run(&MOUNT, [part.as_ref(), target.as_os_str()])?;
-        self.mounts.push(target);
-        Ok(())
-    }
-
     /// The whole-disk loop device (what `grub-install` writes its boot sector to).
     pub fn disk_device(&self) -> &str {
         &self.loop_dev

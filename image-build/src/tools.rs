@@ -62,6 +62,15 @@ pub const MKFS_VFAT: Tool = Tool {
     program: "mkfs.vfat",
     package: "dosfstools",
 };
+/// mcopy, which writes the EFI loader onto the ESP without mounting it.
+pub const MCOPY: Tool = Tool {
+    program: "mcopy",
+    package: "mtools",
+};
+/// mmd, which makes the ESP's directories.
+pub const MMD: Tool = MCOPY.with_program("mmd");
+/// mdir, which lists them back.
+pub const MDIR: Tool = MCOPY.with_program("mdir");
 /// GNU tar, which writes Google Compute Engine's sparse `disk.raw` archive.
 pub const TAR: Tool = Tool {
     program: "tar",
