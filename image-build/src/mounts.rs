@@ -119,7 +119,18 @@ impl MountedImage {
             let _ = std::fs::remove_file(node);
         }
         if std::mem::take(&mut self.partx_added) {
-            if let Err(e) = tools::run(&PARTX, ["-d", self.loop_dev.as_str()]) {
+            // The kernel refuses to drop a partition for a moment after its file system was
+            // unmounted when another process looks at the device (seen once on a shared build
+            // machine: "error deleting partition 1"); a few short retries cover that.
+            let mut result = tools::run(&PARTX, ["-d", self.loop_dev.as_str()]);
+            for _ in 0..10 {
+                if result.is_ok() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                result = tools::run(&PARTX, ["-d", self.loop_dev.as_str()]);
+            }
+            if let Err(e) = result {
                 first.get_or_insert(e.into());
             }
         }
