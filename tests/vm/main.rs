@@ -6,8 +6,8 @@
 //!    the configuration pinned to it, see the node reboot to `vmnode01 login:`, log in on the
 //!    console and check hostname, address, routes, resolver, time servers, and that port 8443
 //!    no longer serves.
-//! 2. reject: boot the baked image under UEFI (OVMF) with VMware's devices (PVSCSI disk,
-//!    VMXNET3 NIC), upload a bad configuration, see it
+//! 2. reject: boot the baked image under UEFI (OVMF) with the disk on virtio-scsi (Google's
+//!    UEFI machines), upload a bad configuration, see it
 //!    rejected with its errors, the node still unconfigured and serving; then the `admin`
 //!    first login (forced password change) and `systemd-analyze` for the boot figures.
 //! 3. management: boot the pristine image again; at its login prompt the suite hands the
@@ -26,7 +26,9 @@
 //!    and pass the checks of scenario 1 (oracle: those its JSON carries) from inside. oracle
 //!    boots Oracle Cloud's emulated mode: an IDE disk and an e1000 NIC.
 //!
-//! The other scenarios boot SeaBIOS with virtio devices; see [`Hardware`].
+//! configure boots VMware's paravirtual devices (PVSCSI disk, VMXNET3 NIC) under BIOS, as the
+//! OVA deploys by default. The other scenarios boot SeaBIOS with virtio devices; see
+//! [`Hardware`]. (Debian's OVMF has no PVSCSI driver, so VMware's set is booted by SeaBIOS.)
 //! 5. powerloss: boot a writable qcow2 overlay of the image to its banner and save the machine
 //!    there; for each kill point load it, `nodeboot push` the configuration, SIGKILL QEMU at a
 //!    fixed delay after the 202 and boot the same disk again. The node must be unconfigured
@@ -223,7 +225,14 @@ fn main() -> ExitCode {
 // Scenarios
 
 fn configure(opts: &Options) -> Fallible<()> {
-    let mut vm = Vm::boot(opts, "configure")?;
+    let mut vm = Vm::start_on(
+        opts,
+        "configure",
+        &snapshot_drive(&opts.image),
+        &[],
+        None,
+        VMWARE_BIOS,
+    )?;
     let ready = vm.wait_ready()?;
     println!(
         "vm:   boot to banner {:.1} s, to 8443 ready {:.1} s",
@@ -619,7 +628,7 @@ fn reject(opts: &Options) -> Fallible<()> {
         &snapshot_drive(image),
         &[],
         None,
-        VMWARE_UEFI,
+        GOOGLE_UEFI,
     )?;
     let ready = vm.wait_ready()?;
     println!(
@@ -1526,8 +1535,9 @@ enum Firmware {
 #[derive(Clone, Copy)]
 enum DiskBus {
     Virtio,
-    /// VMware's paravirtual SCSI controller with the disk on it.
-    Pvscsi,
+    /// A SCSI controller of this QEMU device name (`pvscsi`: VMware's paravirtual SCSI;
+    /// `virtio-scsi-pci`) with the disk on it.
+    Scsi(&'static str),
     /// The PIIX IDE controller of QEMU's `pc` machine.
     Ide,
 }
@@ -1538,11 +1548,18 @@ const VIRTIO: Hardware = Hardware {
     disk: DiskBus::Virtio,
     nic: "virtio-net-pci",
 };
-/// A VMware guest with EFI firmware and its paravirtual devices (reject).
-const VMWARE_UEFI: Hardware = Hardware {
-    firmware: Firmware::Ovmf,
-    disk: DiskBus::Pvscsi,
+/// A VMware guest with BIOS firmware (what an OVA without a firmware setting deploys as) and
+/// its paravirtual devices (configure). Debian's OVMF has no PVSCSI driver.
+const VMWARE_BIOS: Hardware = Hardware {
+    firmware: Firmware::SeaBios,
+    disk: DiskBus::Scsi("pvscsi"),
     nic: "vmxnet3",
+};
+/// UEFI with the disk on virtio-scsi, as Google's machines (reject).
+const GOOGLE_UEFI: Hardware = Hardware {
+    firmware: Firmware::Ovmf,
+    disk: DiskBus::Scsi("virtio-scsi-pci"),
+    nic: "virtio-net-pci",
 };
 /// Oracle Cloud's emulated launch mode: BIOS, an IDE-class disk, an e1000 NIC (oracle).
 const ORACLE_EMULATED: Hardware = Hardware {
@@ -1562,7 +1579,7 @@ impl Hardware {
         };
         let disk = match self.disk {
             DiskBus::Virtio => "virtio",
-            DiskBus::Pvscsi => "pvscsi",
+            DiskBus::Scsi(controller) => controller,
             DiskBus::Ide => "IDE",
         };
         format!("{firmware}, {disk} disk, {} NIC", self.nic)
@@ -1591,11 +1608,11 @@ impl Hardware {
             DiskBus::Ide => {
                 args.extend(["-drive".to_string(), drive.replace("if=virtio", "if=ide")])
             }
-            DiskBus::Pvscsi => args.extend([
+            DiskBus::Scsi(controller) => args.extend([
                 "-drive".to_string(),
                 drive.replace("if=virtio", "if=none,id=disk0"),
                 "-device".to_string(),
-                "pvscsi,id=scsi0".to_string(),
+                format!("{controller},id=scsi0"),
                 "-device".to_string(),
                 "scsi-hd,drive=disk0,bus=scsi0.0,bootindex=0".to_string(),
             ]),
@@ -2409,6 +2426,33 @@ mod tests {
             VIRTIO.args(drive, dir.path()).unwrap()[2..],
             ["-device", "virtio-net-pci,netdev=n0"]
         );
+        assert_eq!(
+            VMWARE_BIOS.args(drive, dir.path()).unwrap(),
+            [
+                "-drive",
+                "file=/i.raw,format=raw,if=none,id=disk0,snapshot=on",
+                "-device",
+                "pvscsi,id=scsi0",
+                "-device",
+                "scsi-hd,drive=disk0,bus=scsi0.0,bootindex=0",
+                "-device",
+                "vmxnet3,netdev=n0,romfile="
+            ]
+        );
+        let uefi = GOOGLE_UEFI.args(drive, dir.path()).unwrap();
+        assert_eq!(
+            uefi[..4],
+            [
+                "-drive",
+                "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
+                "-drive",
+                &format!(
+                    "if=pflash,format=raw,unit=1,file={}",
+                    dir.path().join("OVMF_VARS.fd").display()
+                )
+            ]
+        );
+        assert!(dir.path().join("OVMF_VARS.fd").is_file());
         let analyze = "Startup finished in 3.1s (kernel) + 9.8s (initrd) + 20.000s (userspace) = 32.9s\n\
             1.500s nodeboot-acquire.service\n  250ms nodeboot-agent.service\n\
             250ms nodeboot-agent.service\n";
