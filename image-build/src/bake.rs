@@ -1,5 +1,6 @@
 //! `nodeboot-image bake`: puts the agent into an existing image (raw, qcow2, VMDK or OVA)
-//! without rebuilding it: the image's root partition is mounted and the agent's package
+//! without rebuilding it: the image's root partition (the largest Linux partition of its GPT,
+//! or of its MBR for older images) is mounted and the agent's package
 //! installed with the image's own dpkg, then the outputs are written as `build` writes them.
 
 use std::fs::File;
@@ -156,7 +157,10 @@ pub fn run(args: BakeArgs) -> anyhow::Result<std::process::ExitCode> {
         }
         Ok(())
     })?;
-    let partition = disk::find_root(&disk::parse_mbr(&disk::read_first_sector(&raw)?)?)
+    output::check_formats(&args.formats, std::fs::metadata(&raw)?.len())?;
+    let partition = disk::read_partitions(&raw)
+        .map_err(anyhow::Error::from)
+        .and_then(|parts| Ok(disk::find_root(&parts)?))
         .with_context(|| format!("finding the root partition of {}", args.image.display()))?;
     steps.step("install the agent's package with the image's dpkg", || {
         let mut image = MountedImage::mount(&raw, partition.number, &work.join("mnt"))?;

@@ -36,7 +36,7 @@ pub enum Command {
 #[command(after_help = "Example:\n  \
     nodeboot-image build --agent-deb target/debian/nodeboot-agent_0.1.0_amd64.deb --output-dir out\n\n\
     Needs root (mmdebstrap --mode=root, loop devices) and the Debian packages mmdebstrap,\n\
-    e2fsprogs, qemu-utils, mount and util-linux.")]
+    e2fsprogs, dosfstools, gdisk, qemu-utils, mount and util-linux.")]
 pub struct BuildArgs {
     /// The agent's Debian package to install (made by packaging/build-deb)
     #[arg(long)]
@@ -71,7 +71,7 @@ pub struct BuildArgs {
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Example:\n  \
     nodeboot-image bake vendor.ova --agent-deb nodeboot-agent_0.1.0_amd64.deb -o out\n\n\
-    The image must be a Debian-based system on an MBR disk; needs root (loop devices).")]
+    The image must be a Debian-based system on a GPT or MBR disk; needs root (loop devices).")]
 pub struct BakeArgs {
     /// The image to bake into: raw, qcow2, VMDK or OVA
     pub image: PathBuf,
@@ -144,7 +144,14 @@ impl HardwareArgs {
 /// `--formats`' values; the type itself is the output module's and knows nothing of clap.
 impl clap::ValueEnum for Format {
     fn value_variants<'a>() -> &'a [Self] {
-        &[Format::Raw, Format::Qcow2, Format::Vmdk, Format::Ova]
+        &[
+            Format::Raw,
+            Format::Qcow2,
+            Format::Vmdk,
+            Format::Ova,
+            Format::Gce,
+            Format::Vhd,
+        ]
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
@@ -155,6 +162,11 @@ impl clap::ValueEnum for Format {
                 .help("A streamOptimized VMDK on its own (`NAME-disk1.vmdk`)"),
             Format::Ova => {
                 PossibleValue::new("ova").help("An OVF 1.0 package (`NAME.ova`) holding that VMDK")
+            }
+            Format::Gce => PossibleValue::new("gce")
+                .help("Google Compute Engine: `NAME.tar.gz` holding `disk.raw` (GNU tar)"),
+            Format::Vhd => {
+                PossibleValue::new("vhd").help("Azure: a fixed VHD (`NAME.vhd`), whole MiB")
             }
         })
     }

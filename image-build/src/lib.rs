@@ -1,4 +1,4 @@
-//! nodeboot-image: builds node images (raw, qcow2, VMDK, OVA) with the nodeboot agent inside,
+//! nodeboot-image: builds node images (raw, qcow2, VMDK, OVA, GCE tar.gz, VHD) with the nodeboot agent inside,
 //! bakes the agent into existing images, and packages disks as OVAs.
 //!
 //! Pure parts (disk layout, GRUB and OVF rendering, manifests) are separate from the steps
@@ -10,6 +10,7 @@ pub mod build;
 pub mod cmdline;
 pub mod disk;
 pub mod grub;
+pub mod initramfs;
 pub mod mounts;
 pub mod output;
 pub mod ova;

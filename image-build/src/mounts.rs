@@ -15,7 +15,7 @@ use crate::tools::{self, CHROOT, LOSETUP, MOUNT, PARTX};
 #[derive(Debug)]
 pub struct MountedImage {
     loop_dev: String,
-    partition_node: Option<PathBuf>,
+    partition_nodes: Vec<PathBuf>,
     partx_added: bool,
     mounts: Vec<PathBuf>,
     /// Where the root filesystem is mounted.
@@ -32,13 +32,24 @@ impl MountedImage {
         let loop_dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let mut me = MountedImage {
             loop_dev: loop_dev.clone(),
-            partition_node: None,
+            partition_nodes: Vec::new(),
             partx_added: false,
             mounts: Vec::new(),
             root: mountpoint.to_path_buf(),
         };
         tools::run(&PARTX, ["-a", loop_dev.as_str()])?;
         me.partx_added = true;
+        let part = me.partition_device(number)?;
+        std::fs::create_dir_all(mountpoint)?;
+        tools::run(&MOUNT, [part.as_ref(), mountpoint.as_os_str()])?;
+        me.mounts.push(mountpoint.to_path_buf());
+        Ok(me)
+    }
+
+    /// The device node of partition `number` of the attached disk, made by hand from the
+    /// kernel's numbers when no udev made it (removed again on release).
+    pub fn partition_device(&mut self, number: u32) -> anyhow::Result<String> {
+        let loop_dev = self.loop_dev.clone();
         let base = loop_dev.trim_start_matches("/dev/");
         let part = format!("/dev/{base}p{number}");
         if !Path::new(&part).exists() {
@@ -51,12 +62,9 @@ impl MountedImage {
                 .split_once(':')
                 .with_context(|| format!("unexpected device numbers {numbers:?} in {sys}"))?;
             tools::run_command(Command::new("mknod").args([part.as_str(), "b", major, minor]))?;
-            me.partition_node = Some(PathBuf::from(&part));
+            self.partition_nodes.push(PathBuf::from(&part));
         }
-        std::fs::create_dir_all(mountpoint)?;
-        tools::run(&MOUNT, [part.as_ref(), mountpoint.as_os_str()])?;
-        me.mounts.push(mountpoint.to_path_buf());
-        Ok(me)
+        Ok(part)
     }
 
     /// The whole-disk loop device (what `grub-install` writes its boot sector to).
@@ -107,11 +115,22 @@ impl MountedImage {
                 first.get_or_insert(e.into());
             }
         }
-        if let Some(node) = self.partition_node.take() {
+        for node in self.partition_nodes.drain(..) {
             let _ = std::fs::remove_file(node);
         }
         if std::mem::take(&mut self.partx_added) {
-            if let Err(e) = tools::run(&PARTX, ["-d", self.loop_dev.as_str()]) {
+            // The kernel refuses to drop a partition for a moment after its file system was
+            // unmounted when another process looks at the device (seen once on a shared build
+            // machine: "error deleting partition 1"); a few short retries cover that.
+            let mut result = tools::run(&PARTX, ["-d", self.loop_dev.as_str()]);
+            for _ in 0..10 {
+                if result.is_ok() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                result = tools::run(&PARTX, ["-d", self.loop_dev.as_str()]);
+            }
+            if let Err(e) = result {
                 first.get_or_insert(e.into());
             }
         }

@@ -52,6 +52,36 @@ pub const CHROOT: Tool = Tool {
     package: "coreutils",
 };
 
+/// sgdisk, which writes the GPT and checks it.
+pub const SGDISK: Tool = Tool {
+    program: "sgdisk",
+    package: "gdisk",
+};
+/// mkfs.vfat, which makes the EFI system partition's FAT32.
+pub const MKFS_VFAT: Tool = Tool {
+    program: "mkfs.vfat",
+    package: "dosfstools",
+};
+/// mcopy, which writes the EFI loader onto the ESP without mounting it.
+pub const MCOPY: Tool = Tool {
+    program: "mcopy",
+    package: "mtools",
+};
+/// mmd, which makes the ESP's directories.
+pub const MMD: Tool = MCOPY.with_program("mmd");
+/// mdir, which lists them back.
+pub const MDIR: Tool = MCOPY.with_program("mdir");
+/// GNU tar, which writes Google Compute Engine's sparse `disk.raw` archive.
+pub const TAR: Tool = Tool {
+    program: "tar",
+    package: "tar",
+};
+/// gzip, which GNU tar runs for `-z`.
+pub const GZIP: Tool = Tool {
+    program: "gzip",
+    package: "gzip",
+};
+
 /// The directories searched besides `PATH` (sbin tools are often outside a user's `PATH`).
 const EXTRA_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 

@@ -9,7 +9,8 @@
 //!    real file: push reports `healthy`, the node reboots to `vmnode01 login:`, the suite logs
 //!    in on the console and checks hostname, address, routes, resolver, time servers, and that
 //!    8443 serves the checks read-only and refuses uploads (409).
-//! 2. reject: boot the pristine image again (snapshot=on), upload a bad configuration, see it
+//! 2. reject: boot the baked image under UEFI (OVMF) with the disk on virtio-scsi (Google's
+//!    UEFI machines), upload a bad configuration, see it
 //!    rejected with its errors, the node still unconfigured and serving; then the `admin`
 //!    first login (forced password change) and `systemd-analyze` for the boot figures.
 //! 3. management: boot the pristine image again; at its login prompt the suite hands the
@@ -25,7 +26,12 @@
 //!    with the Management Node JSON (QEMU runs in a network namespace of its own whose loopback
 //!    holds that address, so the guest reaches it through its default route and nothing leaves
 //!    the namespace). Each node must configure itself, reboot to its configured login prompt,
-//!    and pass the checks of scenario 1 (oracle: those its JSON carries) from inside.
+//!    and pass the checks of scenario 1 (oracle: those its JSON carries) from inside. oracle
+//!    boots Oracle Cloud's emulated mode: an IDE disk and an e1000 NIC.
+//!
+//! configure boots VMware's paravirtual devices (PVSCSI disk, VMXNET3 NIC) under BIOS, as the
+//! OVA deploys by default. The other scenarios boot SeaBIOS with virtio devices; see
+//! [`Hardware`]. (Debian's OVMF has no PVSCSI driver, so VMware's set is booted by SeaBIOS.)
 //! 5. powerloss: boot a writable qcow2 overlay of the image to its banner and save the machine
 //!    there; for each kill point load it, `nodeboot push` the configuration, SIGKILL QEMU at a
 //!    fixed delay after the 202 and boot the same disk again. The node must be unconfigured
@@ -225,7 +231,14 @@ fn main() -> ExitCode {
 // Scenarios
 
 fn configure(opts: &Options) -> Fallible<()> {
-    let mut vm = Vm::boot(opts, "configure")?;
+    let mut vm = Vm::start_on(
+        opts,
+        "configure",
+        &snapshot_drive(&opts.image),
+        &[],
+        None,
+        VMWARE_BIOS,
+    )?;
     let ready = vm.wait_ready()?;
     println!(
         "vm:   boot to banner {:.1} s, to 8443 ready {:.1} s",
@@ -418,12 +431,13 @@ fn oracle(opts: &Options) -> Fallible<()> {
     .to_string();
     let lab = Lab::new("oracle")?;
     let server = lab.serve_metadata(instance)?;
-    let vm = Vm::start_with(
+    let vm = Vm::start_on(
         opts,
         "oracle",
         &snapshot_drive(&opts.image),
         &["-smbios", "type=3,asset=OracleCloud.com"],
         Some(lab),
+        ORACLE_EMULATED,
     )?;
     let result = unattended(vm, ORACLE_HOSTNAME, CONFIGURED_PASSWORD, |report| {
         check_from_json(report, ORACLE_HOSTNAME)
@@ -662,10 +676,14 @@ fn answer_metadata(mut stream: std::net::TcpStream, instance: &str) -> String {
 }
 
 fn reject(opts: &Options) -> Fallible<()> {
-    let mut vm = Vm::boot_image(
+    let image = opts.reject_image.as_deref().unwrap_or(&opts.image);
+    let mut vm = Vm::start_on(
         opts,
-        opts.reject_image.as_deref().unwrap_or(&opts.image),
         "reject",
+        &snapshot_drive(image),
+        &[],
+        None,
+        GOOGLE_UEFI,
     )?;
     let ready = vm.wait_ready()?;
     println!(
@@ -742,6 +760,9 @@ fn reject(opts: &Options) -> Fallible<()> {
     );
     if !analyze.contains("nodeboot-agent.service") {
         return Err("systemd-analyze blame does not list nodeboot-agent.service".into());
+    }
+    if let Some(share) = agent_share(&analyze) {
+        println!("vm:   {share}");
     }
     vm.shutdown()
 }
@@ -1351,7 +1372,8 @@ fn root_partition_offset(raw: &Path) -> Fallible<u64> {
         .captures(&dump.text)
         .and_then(|c| c[1].parse().ok())
         .unwrap_or(512);
-    Regex::new(r"(?m)start=\s*(\d+),.*type=83")
+    // MBR type 83, or GPT's Linux file system type (the image's root, partition 1).
+    Regex::new(r"(?m)start=\s*(\d+),.*type=(83|0FC63DAF-8483-4772-8E79-3D69D8477DE4)")
         .map_err(|e| e.to_string())?
         .captures(&dump.text)
         .and_then(|c| c[1].parse::<u64>().ok())
@@ -1545,6 +1567,175 @@ struct Vm {
     serial_log: PathBuf,
 }
 
+/// The virtual hardware a scenario boots on: the firmware, the disk's bus, the NIC's model.
+#[derive(Clone, Copy)]
+struct Hardware {
+    firmware: Firmware,
+    disk: DiskBus,
+    nic: &'static str,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Firmware {
+    SeaBios,
+    /// Debian's `ovmf`, with a copy of its variable store per boot.
+    Ovmf,
+}
+
+#[derive(Clone, Copy)]
+enum DiskBus {
+    Virtio,
+    /// A SCSI controller of this QEMU device name (`pvscsi`: VMware's paravirtual SCSI;
+    /// `virtio-scsi-pci`) with the disk on it.
+    Scsi(&'static str),
+    /// The PIIX IDE controller of QEMU's `pc` machine.
+    Ide,
+}
+
+/// KVM's usual devices under SeaBIOS (most scenarios).
+const VIRTIO: Hardware = Hardware {
+    firmware: Firmware::SeaBios,
+    disk: DiskBus::Virtio,
+    nic: "virtio-net-pci",
+};
+/// A VMware guest with BIOS firmware (what an OVA without a firmware setting deploys as) and
+/// its paravirtual devices (configure). Debian's OVMF has no PVSCSI driver.
+const VMWARE_BIOS: Hardware = Hardware {
+    firmware: Firmware::SeaBios,
+    disk: DiskBus::Scsi("pvscsi"),
+    nic: "vmxnet3",
+};
+/// UEFI with the disk on virtio-scsi, as Google's machines (reject).
+const GOOGLE_UEFI: Hardware = Hardware {
+    firmware: Firmware::Ovmf,
+    disk: DiskBus::Scsi("virtio-scsi-pci"),
+    nic: "virtio-net-pci",
+};
+/// Oracle Cloud's emulated launch mode: BIOS, an IDE-class disk, an e1000 NIC (oracle).
+const ORACLE_EMULATED: Hardware = Hardware {
+    firmware: Firmware::SeaBios,
+    disk: DiskBus::Ide,
+    nic: "e1000",
+};
+
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS.fd";
+
+impl Hardware {
+    fn describe(&self) -> String {
+        let firmware = match self.firmware {
+            Firmware::SeaBios => "SeaBIOS",
+            Firmware::Ovmf => "OVMF",
+        };
+        let disk = match self.disk {
+            DiskBus::Virtio => "virtio",
+            DiskBus::Scsi(controller) => controller,
+            DiskBus::Ide => "IDE",
+        };
+        format!("{firmware}, {disk} disk, {} NIC", self.nic)
+    }
+
+    /// QEMU's arguments for the firmware (OVMF's variable store copied into `dir`), the disk
+    /// `drive` (a `-drive` value written for virtio) and the NIC on netdev `n0`.
+    fn args(&self, drive: &str, dir: &Path) -> Fallible<Vec<String>> {
+        let mut args = Vec::new();
+        if self.firmware == Firmware::Ovmf {
+            let vars = dir.join("OVMF_VARS.fd");
+            std::fs::copy(OVMF_VARS, &vars)
+                .map_err(|e| format!("copying {OVMF_VARS}: {e} (run tests/vm/setup)"))?;
+            args.push("-drive".to_string());
+            args.push(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+            ));
+            args.push("-drive".to_string());
+            args.push(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ));
+        }
+        match self.disk {
+            DiskBus::Virtio => args.extend(["-drive".to_string(), drive.to_string()]),
+            DiskBus::Ide => {
+                args.extend(["-drive".to_string(), drive.replace("if=virtio", "if=ide")])
+            }
+            DiskBus::Scsi(controller) => args.extend([
+                "-drive".to_string(),
+                drive.replace("if=virtio", "if=none,id=disk0"),
+                "-device".to_string(),
+                format!("{controller},id=scsi0"),
+                "-device".to_string(),
+                "scsi-hd,drive=disk0,bus=scsi0.0,bootindex=0".to_string(),
+            ]),
+        }
+        // Other NICs than virtio boot without their PXE ROM: the firmware goes to the disk.
+        let rom = if self.nic == "virtio-net-pci" {
+            ""
+        } else {
+            ",romfile="
+        };
+        args.extend([
+            "-device".to_string(),
+            format!("{},netdev=n0{rom}", self.nic),
+        ]);
+        Ok(args)
+    }
+}
+
+/// The agent's share of the boot from `systemd-analyze time` and `blame` output: the time of
+/// its two units (the configuration sources, the endpoint) against userspace's. The first
+/// boot's host-key unit is the image's, not the agent's, and is left out.
+fn agent_share(analyze: &str) -> Option<String> {
+    let userspace = Regex::new(r"\+ ([0-9.]+(?:min|ms|s)(?: [0-9.]+(?:ms|s))?) \(userspace\)")
+        .ok()?
+        .captures(analyze)
+        .and_then(|c| seconds(&c[1]))?;
+    let mut parts = Vec::new();
+    let mut total = 0.0;
+    for line in analyze.lines() {
+        let line = line.trim();
+        if let Some((time, unit)) = line.rsplit_once(' ') {
+            if unit == "nodeboot-agent.service" || unit == "nodeboot-acquire.service" {
+                if let Some(s) = seconds(time.trim()) {
+                    if !parts.iter().any(|(u, _)| u == unit) {
+                        total += s;
+                        parts.push((unit.to_string(), s));
+                    }
+                }
+            }
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = parts
+        .iter()
+        .map(|(u, s)| format!("{u} {:.0} ms", s * 1000.0))
+        .collect();
+    Some(format!(
+        "agent's share of systemd-analyze blame: {} = {:.0} ms of {userspace:.1} s userspace ({:.1} %)",
+        list.join(" + "),
+        total * 1000.0,
+        100.0 * total / userspace
+    ))
+}
+
+/// `1min 2.5s`, `3.2s`, `450ms` in seconds.
+fn seconds(text: &str) -> Option<f64> {
+    text.split_whitespace()
+        .map(|w| {
+            if let Some(v) = w.strip_suffix("min") {
+                v.parse::<f64>().ok().map(|v| v * 60.0)
+            } else if let Some(v) = w.strip_suffix("ms") {
+                v.parse::<f64>().ok().map(|v| v / 1000.0)
+            } else if let Some(v) = w.strip_suffix("us") {
+                v.parse::<f64>().ok().map(|v| v / 1e6)
+            } else {
+                w.strip_suffix('s')?.parse::<f64>().ok()
+            }
+        })
+        .sum()
+}
+
 /// Counters of the guest's disk requests.
 #[derive(Clone, Copy)]
 struct DiskStats {
@@ -1602,6 +1793,18 @@ impl Vm {
         extra: &[&str],
         lab: Option<Lab>,
     ) -> Fallible<Vm> {
+        Vm::start_on(opts, name, drive, extra, lab, VIRTIO)
+    }
+
+    /// [`Vm::start_with`] on the virtual hardware `hw`.
+    fn start_on(
+        opts: &Options,
+        name: &str,
+        drive: &str,
+        extra: &[&str],
+        lab: Option<Lab>,
+        hw: Hardware,
+    ) -> Fallible<Vm> {
         let lab = match lab {
             Some(l) => l,
             None => Lab::new(name.split('-').next().unwrap_or(name))?,
@@ -1619,7 +1822,11 @@ impl Vm {
         let monitor = dir.join("monitor.sock");
         let file = drive.split(',').next().unwrap_or(drive);
         let file = file.strip_prefix("file=").unwrap_or(file);
-        println!("vm:   booting {file} ({accel}, port 8443 on 127.0.0.1:{port})");
+        println!(
+            "vm:   booting {file} ({accel}, {}, port 8443 on 127.0.0.1:{port})",
+            hw.describe()
+        );
+        let hw_args = hw.args(drive, &dir)?;
         let started = Instant::now();
         let child = lab
             .ns
@@ -1650,14 +1857,12 @@ impl Vm {
                 ),
             ])
             .args(["-serial", "chardev:ser0"])
-            .args(["-drive", drive])
+            .args(&hw_args)
             .args(extra)
             .args([
                 "-netdev",
                 // The guest may reach out: only the lab's services are there.
                 &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8443"),
-                "-device",
-                "virtio-net-pci,netdev=n0",
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -2312,6 +2517,62 @@ mod tests {
         let err = Cli::try_parse_from(["vm", "--list", "--only", "typo"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert_eq!(Cli::try_parse_from(["vm"]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn the_hardware_sets_become_qemu_arguments_and_the_agent_share_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let drive = "file=/i.raw,format=raw,if=virtio,snapshot=on";
+        assert_eq!(
+            ORACLE_EMULATED.args(drive, dir.path()).unwrap(),
+            [
+                "-drive",
+                "file=/i.raw,format=raw,if=ide,snapshot=on",
+                "-device",
+                "e1000,netdev=n0,romfile="
+            ]
+        );
+        assert_eq!(
+            VIRTIO.args(drive, dir.path()).unwrap()[2..],
+            ["-device", "virtio-net-pci,netdev=n0"]
+        );
+        assert_eq!(
+            VMWARE_BIOS.args(drive, dir.path()).unwrap(),
+            [
+                "-drive",
+                "file=/i.raw,format=raw,if=none,id=disk0,snapshot=on",
+                "-device",
+                "pvscsi,id=scsi0",
+                "-device",
+                "scsi-hd,drive=disk0,bus=scsi0.0,bootindex=0",
+                "-device",
+                "vmxnet3,netdev=n0,romfile="
+            ]
+        );
+        let uefi = GOOGLE_UEFI.args(drive, dir.path()).unwrap();
+        assert_eq!(
+            uefi[..4],
+            [
+                "-drive",
+                "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd",
+                "-drive",
+                &format!(
+                    "if=pflash,format=raw,unit=1,file={}",
+                    dir.path().join("OVMF_VARS.fd").display()
+                )
+            ]
+        );
+        assert!(dir.path().join("OVMF_VARS.fd").is_file());
+        let analyze = "Startup finished in 3.1s (kernel) + 9.8s (initrd) + 20.000s (userspace) = 32.9s\n\
+            1.500s nodeboot-acquire.service\n  250ms nodeboot-agent.service\n\
+            29.122s nodeboot-ssh-host-keys.service\n\
+            250ms nodeboot-agent.service\n";
+        assert_eq!(
+            agent_share(analyze).unwrap(),
+            "agent's share of systemd-analyze blame: nodeboot-acquire.service 1500 ms + \
+             nodeboot-agent.service 250 ms = 1750 ms of 20.0 s userspace (8.8 %)"
+        );
+        assert_eq!(seconds("1min 2.5s"), Some(62.5));
     }
 
     /// A peer on the other end of a real Unix socket, as QEMU's serial chardev is: the suite's
