@@ -161,7 +161,9 @@ impl Follow {
     /// the apply carries them (the agent before the reboot has none: ask again).
     fn judge_health(&mut self, health: Option<HealthStatus>, digest: &str) -> Verdict {
         let Some(h) = health else {
-            return Verdict::Again("configured; waiting for the reboot and its checks".into());
+            let waiting = "configured; waiting for the reboot and its checks";
+            self.last = Some(waiting.into());
+            return Verdict::Again(waiting.into());
         };
         if shown(&h.digest) != digest {
             return Verdict::Again(format!(
