@@ -354,3 +354,81 @@ async fn every_plan_reply_reads_as_the_contract() {
     refused("a plan without the token", &r, 401);
     server.stop().await;
 }
+
+/// The checks of the first boot after an apply, with a failed gateway.
+fn checks(digest: &str) -> nodeboot_config::api::HealthStatus {
+    use nodeboot_config::api::{
+        CheckKind, CheckResult, HealthPhase, HealthReport, HealthStatus, RollbackOn,
+    };
+    HealthStatus {
+        digest: digest.into(),
+        phase: HealthPhase::Checking,
+        rollback_on: RollbackOn::Gateway,
+        grace_secs: 120,
+        started_unix: 1_796_000_000,
+        window_ends_unix: 1_796_000_600,
+        report: HealthReport::new(
+            vec![CheckResult {
+                kind: CheckKind::Gateway,
+                subject: "10.0.0.1 on eth0".into(),
+                passed: false,
+                attempts: 2,
+                elapsed_ms: 4000,
+                tried: vec!["ARP who-has 10.0.0.1".into()],
+                reason: "gateway 10.0.0.1 did not answer ARP on eth0 within 20 s".into(),
+            }],
+            4001,
+        ),
+    }
+}
+
+#[tokio::test]
+async fn the_read_only_window_and_a_rollback_match_the_contract() {
+    // The window: a configured root, its checks carried by the status; uploads and plans
+    // refused with 409.
+    let mut server = start(Options {
+        window: Some(checks("ab")),
+        ..Options::default()
+    })
+    .await;
+    let client = server.client();
+    let doc = common::doc_for(&common::proxying_dual());
+    nodeboot_agent::apply::apply_config(server.root.path(), &doc).unwrap();
+    let s = status(&client).await;
+    assert_eq!(s.state, NodeState::Configured);
+    assert_eq!(s.health, Some(checks("ab")));
+    assert!(s.rolled_back.is_none());
+    refused(
+        "upload in the window",
+        &client.post_xml(&valid_xml(), &[]).await,
+        409,
+    );
+    let plan = client
+        .send(
+            "POST",
+            nodeboot_config::api::PLAN_PATH,
+            &[("content-type", "text/xml")],
+            valid_xml(),
+        )
+        .await;
+    refused("plan in the window", &plan, 409);
+    server.stop().await;
+
+    // A rollback: the record in the status of the unconfigured node.
+    let record = nodeboot_config::api::RolledBack {
+        digest: "cd".into(),
+        reason: "gateway 10.0.0.1 did not answer ARP on eth0 within 120 s".into(),
+        at_unix: 1_796_000_130,
+        checks: checks("cd").report.checks,
+    };
+    let mut server = start(Options {
+        rolled_back: Some(record.clone()),
+        ..Options::default()
+    })
+    .await;
+    let s = status(&server.client()).await;
+    assert_eq!(s.state, NodeState::Unconfigured);
+    assert_eq!(s.rolled_back, Some(record));
+    assert!(s.health.is_none());
+    server.stop().await;
+}

@@ -83,7 +83,10 @@ Examples:
   nodeboot push 10.0.0.31 conf01.xml --trust-first-use
   nodeboot push --inventory fleet.toml --only conf01,conf02 --parallel 64
   nodeboot push --inventory fleet.toml --dry-run
-  nodeboot push --inventory fleet.toml --plan")]
+  nodeboot push --inventory fleet.toml --plan
+
+With --wait, each node ends healthy, unhealthy: <failed check>, rolled back:
+<reason> or timed out; the exit status is 0 only when every node is healthy.")]
 pub struct PushArgs {
     /// The node: host, host:port or [ipv6]:port (port 8443 by default)
     #[arg(
@@ -114,11 +117,13 @@ pub struct PushArgs {
     /// Give up on a node that has not accepted its file after SECONDS (retrying meanwhile)
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
     pub timeout: f64,
-    /// After acceptance, follow each node through apply and reboot until it reports
-    /// configured
+    /// After acceptance, follow each node through apply and reboot until its first boot
+    /// proves itself: healthy (same certificate, our file, every check passed), unhealthy
+    /// (a check failed) or rolled back; only healthy counts as success
     #[arg(long)]
     pub wait: bool,
-    /// Give up waiting on a node after SECONDS
+    /// Give up waiting on a node after SECONDS; the default covers a reboot, the checks'
+    /// 120 s grace period and the second reboot of a rollback, with room to spare
     #[arg(
         long,
         value_name = "SECONDS",

@@ -9,7 +9,7 @@ mod fake_agent;
 
 use std::process::{Command, Output};
 
-use fake_agent::{Behaviour, FakeAgent};
+use fake_agent::{Behaviour, Checks, FakeAgent};
 use nodeboot_tests::fixtures::{config_xml, write};
 use nodeboot_tests::run::shown as text;
 
@@ -123,7 +123,7 @@ fn a_node_answering_503_while_it_starts_is_retried() {
 }
 
 #[test]
-fn wait_follows_the_node_through_its_reboot_until_configured() {
+fn wait_follows_the_node_through_its_reboot_until_its_checks_pass() {
     let dir = tempfile::tempdir().unwrap();
     let agent = FakeAgent::start(any_port(), Behaviour::Reboot);
     let xml = config_xml(4);
@@ -143,11 +143,192 @@ fn wait_follows_the_node_through_its_reboot_until_configured() {
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["nodes"][0]["result"], "applied", "{shown}");
+    assert_eq!(json["nodes"][0]["result"], "healthy", "{shown}");
     assert_eq!(json["nodes"][0]["state"], "configured", "{shown}");
+    assert_eq!(
+        json["nodes"][0]["verdict"], "healthy: 2 checks passed",
+        "{shown}"
+    );
+    assert_eq!(json["nodes"][0]["checks"].as_array().unwrap().len(), 2);
     let seen = agent.seen.lock().unwrap();
+    assert!(seen.came_back, "the verdict came before the reboot");
     assert_eq!(seen.applied.as_deref(), json["nodes"][0]["digest"].as_str());
     assert!(seen.requests.iter().any(|r| r == "GET /api/v1/status"));
+}
+
+/// `push --wait --json` of a fresh file to `agent` (whose checks say `checks`), with
+/// `timeout` seconds of wait: the run's output and its one node's JSON.
+fn push_and_wait(agent: &FakeAgent, checks: Checks, timeout: &str) -> (Output, serde_json::Value) {
+    agent.seen.lock().unwrap().checks = checks;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "c.xml", &config_xml(5));
+    let out = nodeboot(&[
+        "push",
+        &agent.addr.to_string(),
+        &file,
+        "--fingerprint",
+        &agent.fingerprint,
+        "--wait",
+        "--wait-timeout",
+        timeout,
+        "--json",
+    ]);
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    (out, json["nodes"][0].clone())
+}
+
+#[test]
+fn wait_reports_an_unhealthy_node_with_its_failed_check_and_fails() {
+    let agent = FakeAgent::start(any_port(), Behaviour::Reboot);
+    let (out, node) = push_and_wait(&agent, Checks::Unhealthy, "30");
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert_eq!(node["result"], "unhealthy", "{shown}");
+    let why = "unhealthy: gateway 10.0.0.1 did not answer ARP on eth0[2J within 120 s";
+    assert_eq!(node["verdict"], why, "{shown}");
+    assert_eq!(node["checks"][1]["passed"], false, "{shown}");
+    assert_eq!(node["checks"][0]["passed"], true, "{shown}");
+    assert!(agent.seen.lock().unwrap().came_back);
+}
+
+#[test]
+fn the_table_shows_the_verdict_and_the_failed_checks_cleaned() {
+    let agent = FakeAgent::start(any_port(), Behaviour::Reboot);
+    agent.seen.lock().unwrap().checks = Checks::Unhealthy;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "c.xml", &config_xml(6));
+    let out = nodeboot(&[
+        "push",
+        &agent.addr.to_string(),
+        &file,
+        "--fingerprint",
+        &agent.fingerprint,
+        "--wait",
+        "--wait-timeout",
+        "30",
+    ]);
+    let table = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(table.contains("VERDICT"), "{table}");
+    assert!(
+        table.contains("unhealthy  ") && table.contains("unhealthy: gateway 10.0.0.1"),
+        "{table}"
+    );
+    assert!(table.contains("): 1 of 2 check(s) failed:\n"), "{table}");
+    assert!(
+        table.contains(
+            "  gateway 10.0.0.1 on eth0: gateway 10.0.0.1 did not answer ARP on eth0[2J within 120 s (6 attempt(s), 120000 ms)\n"
+        ),
+        "{table}"
+    );
+    assert!(!table.contains('\u{1b}'), "{table:?}");
+}
+
+#[test]
+fn wait_reports_a_rollback_of_the_file_with_its_reason_and_fails() {
+    let agent = FakeAgent::start(any_port(), Behaviour::Reboot);
+    let (out, node) = push_and_wait(&agent, Checks::RolledBack, "30");
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert_eq!(node["result"], "rolled-back", "{shown}");
+    assert_eq!(
+        node["verdict"], "rolled back: gateway 10.0.0.1 did not answer ARP on eth0[2J within 120 s",
+        "{shown}"
+    );
+    assert_eq!(node["state"], "unconfigured", "{shown}");
+    assert_eq!(node["checks"].as_array().unwrap().len(), 2, "{shown}");
+}
+
+#[test]
+fn wait_times_out_while_the_checks_run_and_fails() {
+    let agent = FakeAgent::start(any_port(), Behaviour::Reboot);
+    let (out, node) = push_and_wait(&agent, Checks::Checking, "4");
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert_eq!(node["result"], "failed", "{shown}");
+    assert_eq!(
+        node["verdict"],
+        "timed out (checking: gateway 10.0.0.1 did not answer ARP on eth0[2J within 120 s)",
+        "{shown}"
+    );
+    assert!(
+        node["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("accepted, but not back healthy before the --wait-timeout"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn configured_without_checks_is_the_agent_before_its_reboot_never_success() {
+    // Where the node answers after the upload, it says configured with our file and has no
+    // checks (the agent before its reboot, which never comes).
+    let before = FakeAgent::start(any_port(), Behaviour::Vanish);
+    let after = FakeAgent::start_as(any_port(), Behaviour::Reboot, before.identity());
+    let dir = tempfile::tempdir().unwrap();
+    let xml = config_xml(7);
+    let file = write(dir.path(), "c.xml", &xml);
+    after.seen.lock().unwrap().applied = Some(nodeboot_config::digest(xml.as_bytes()));
+    let out = nodeboot(&[
+        "push",
+        &before.addr.to_string(),
+        &file,
+        "--fingerprint",
+        &before.fingerprint,
+        "--wait",
+        "--wait-address",
+        &after.addr.to_string(),
+        "--wait-timeout",
+        "3",
+        "--json",
+    ]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let node = &json["nodes"][0];
+    assert_eq!(node["result"], "failed", "{shown}");
+    assert_eq!(
+        node["verdict"], "timed out (configured; waiting for the reboot and its checks)",
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_node_back_with_another_certificate_is_untrusted_never_answered() {
+    let before = FakeAgent::start(any_port(), Behaviour::Vanish);
+    // Something at the address the node should come back at, healthy, but another key.
+    let impostor = FakeAgent::start(any_port(), Behaviour::Accept);
+    let dir = tempfile::tempdir().unwrap();
+    let xml = config_xml(8);
+    let file = write(dir.path(), "c.xml", &xml);
+    impostor.seen.lock().unwrap().applied = Some(nodeboot_config::digest(xml.as_bytes()));
+    let out = nodeboot(&[
+        "push",
+        &before.addr.to_string(),
+        &file,
+        "--fingerprint",
+        &before.fingerprint,
+        "--wait",
+        "--wait-address",
+        &impostor.addr.to_string(),
+        "--wait-timeout",
+        "20",
+        "--json",
+    ]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let node = &json["nodes"][0];
+    assert_eq!(node["result"], "untrusted", "{shown}");
+    assert!(
+        node["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("presents certificate {}", impostor.fingerprint)),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -337,7 +518,7 @@ fn wait_finds_the_node_at_its_new_address_after_the_reboot() {
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["nodes"][0]["result"], "applied", "{shown}");
+    assert_eq!(json["nodes"][0]["result"], "healthy", "{shown}");
     assert_eq!(json["nodes"][0]["state"], "configured", "{shown}");
     assert_eq!(before.seen.lock().unwrap().uploads.len(), 1);
     assert!(after.seen.lock().unwrap().uploads.is_empty());

@@ -215,7 +215,9 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
     // The unit: systemd accepts it, with its binary where the package puts it.
     let unit = std::fs::read_to_string(tree.join("usr/lib/systemd/system/nodeboot-agent.service"))
         .unwrap();
-    assert!(unit.contains("ConditionPathExists=!/var/lib/nodeboot/configured.json\n"));
+    // Unconfigured, or the first boot after an apply (its read-only status window).
+    assert!(unit.contains("ConditionPathExists=|!/var/lib/nodeboot/configured.json\n"));
+    assert!(unit.contains("ConditionPathExists=|/run/nodeboot/health.json\n"));
     assert!(unit.contains("Type=notify\n") && unit.contains("Restart=on-failure\n"));
     assert!(
         !unit.contains("network-online.target"),

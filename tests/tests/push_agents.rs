@@ -9,7 +9,8 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{Agent, binary, free_port, nodeboot};
+use common::{AfterReboot, Agent, binary, free_port, nodeboot, push_through_reboots};
+use nodeboot_config::api::HealthPhase;
 use nodeboot_tests::fixtures::{config_xml, write};
 use nodeboot_tests::run::shown;
 
@@ -51,33 +52,41 @@ fn fleet_states(inventory: &str) -> Vec<String> {
 }
 
 #[test]
-fn push_one_node_and_wait_until_it_reports_configured() {
+fn push_one_node_and_wait_until_its_first_boot_is_healthy() {
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start();
+    let mut agent = Agent::start();
     let xml = config_xml(1);
     let file = write(dir.path(), "conf001.xml", &xml);
     let node = agent.addr.to_string();
-    let out = nodeboot(&[
-        "push",
-        &node,
-        &file,
-        "--fingerprint",
-        &agent.fingerprint(),
-        "--wait",
-        "--wait-timeout",
-        "60",
-        "--json",
-    ]);
+    let fingerprint = agent.fingerprint();
+    let digest = nodeboot_config::digest(xml.as_bytes());
+    let out = push_through_reboots(
+        &[
+            "push",
+            &node,
+            &file,
+            "--fingerprint",
+            &fingerprint,
+            "--wait",
+            "--wait-timeout",
+            "60",
+            "--json",
+        ],
+        &mut [&mut agent],
+        std::slice::from_ref(&digest),
+        AfterReboot::Checks(HealthPhase::Healthy),
+    );
     let report = json(&out);
     assert!(out.status.success(), "{}", shown(&out));
     assert_eq!(report["ok"], true);
     let n = &report["nodes"][0];
     assert_eq!(n["node"], node.as_str());
-    assert_eq!(n["result"], "applied", "{}", shown(&out));
+    assert_eq!(n["result"], "healthy", "{}", shown(&out));
+    assert_eq!(n["verdict"], "healthy: 2 checks passed", "{}", shown(&out));
+    assert_eq!(n["checks"].as_array().unwrap().len(), 2);
     assert_eq!(n["state"], "configured");
     assert_eq!(n["attempts"], 1);
-    assert_eq!(n["fingerprint"], agent.fingerprint().as_str());
-    let digest = nodeboot_config::digest(xml.as_bytes());
+    assert_eq!(n["fingerprint"], fingerprint.as_str());
     assert_eq!(n["digest"], digest.as_str());
     // The node applied it: its files are written under its root.
     let hostname = std::fs::read_to_string(agent.root.path().join("etc/hostname")).unwrap();
@@ -95,6 +104,7 @@ fn push_an_inventory_of_24_nodes_one_rejecting_its_file() {
     // Node 0 only takes uploads that carry its bootstrap token.
     let token = private(dir.path(), "n00.token", "fleet-t0ken-secret\n");
     let mut agents = vec![Agent::start_with(&["--token-file", &token], true)];
+    let mut digests = Vec::new();
     agents.extend((1..N).map(|_| Agent::start()));
     let mut inventory = String::new();
     for (i, agent) in agents.iter().enumerate() {
@@ -104,6 +114,7 @@ fn push_an_inventory_of_24_nodes_one_rejecting_its_file() {
             xml = xml.replace("gateway=\"10.0.0.1\"", "gateway=\"192.0.2.1\"");
         }
         write(dir.path(), &format!("n{i}.xml"), &xml);
+        digests.push(nodeboot_config::digest(xml.as_bytes()));
         inventory.push_str(&format!(
             "[[node]]\nname = \"n{i:02}\"\naddress = \"127.0.0.1\"\nport = {}\n\
              fingerprint = \"{}\"\nfile = \"n{i}.xml\"\n{}\n",
@@ -124,15 +135,28 @@ fn push_an_inventory_of_24_nodes_one_rejecting_its_file() {
     assert!(shown(&out).contains("nothing was sent"), "{}", shown(&out));
     assert_eq!(fleet_states(&inv), vec!["unconfigured"; N]);
 
-    // Sent as they are, the node refuses its file and says why; the others apply.
-    let out = nodeboot(&[
-        "push",
-        "--inventory",
-        &inv,
-        "--no-validate",
-        "--wait",
-        "--json",
-    ]);
+    // Sent as they are, the node refuses its file and says why; the others apply, reboot
+    // and come back healthy.
+    let (mut rebooting, mut sent): (Vec<&mut Agent>, Vec<String>) = (Vec::new(), Vec::new());
+    for (i, (agent, digest)) in agents.iter_mut().zip(&digests).enumerate() {
+        if i != REJECTING {
+            rebooting.push(agent);
+            sent.push(digest.clone());
+        }
+    }
+    let out = push_through_reboots(
+        &[
+            "push",
+            "--inventory",
+            &inv,
+            "--no-validate",
+            "--wait",
+            "--json",
+        ],
+        &mut rebooting,
+        &sent,
+        AfterReboot::Checks(HealthPhase::Healthy),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
     assert!(!shown(&out).contains("t0ken"), "the token is never printed");
     let report = json(&out);
@@ -151,7 +175,7 @@ fn push_an_inventory_of_24_nodes_one_rejecting_its_file() {
             assert_eq!(errors[0]["line"], 9, "{n}");
             assert!(errors[0]["path"].as_str().unwrap().contains("ipv4"), "{n}");
         } else {
-            assert_eq!(n["result"], "applied", "{n}");
+            assert_eq!(n["result"], "healthy", "{n}");
         }
     }
     let mut want = vec!["configured"; N];
@@ -381,7 +405,7 @@ fn a_wrong_token_is_refused_by_the_node_without_retrying() {
 #[test]
 fn a_node_given_by_generate_parameters_is_generated_checked_and_applied() {
     let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::start();
+    let mut agent = Agent::start();
     let inventory = format!(
         r#"[defaults]
 role = "transcoding"
@@ -406,11 +430,19 @@ ip = "10.0.0.41"
         agent.fingerprint()
     );
     let inv = write(dir.path(), "fleet.toml", &inventory);
-    let out = nodeboot(&["push", "--inventory", &inv, "--wait", "--json"]);
+    let child = common::nodeboot_spawn(&["push", "--inventory", &inv, "--wait", "--json"]);
+    // The file is generated: its digest is the one the node applied.
+    agent.wait_applied();
+    let record = agent.root.path().join("var/lib/nodeboot/configured.json");
+    let applied: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let digest = applied["digest"].as_str().unwrap().to_string();
+    agent.reboot_after_apply(&digest, AfterReboot::Checks(HealthPhase::Healthy));
+    let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", shown(&out));
     assert_eq!(
         json(&out)["nodes"][0]["result"],
-        "applied",
+        "healthy",
         "{}",
         shown(&out)
     );
@@ -427,7 +459,7 @@ fn every_answer_of_a_real_agent_is_read_as_the_contract_types() {
     let dir = tempfile::tempdir().unwrap();
     let token = private(dir.path(), "t.token", "right-token\n");
     let wrong = private(dir.path(), "w.token", "wrong-token\n");
-    let agent = Agent::start_with(&["--token-file", &token], true);
+    let mut agent = Agent::start_with(&["--token-file", &token], true);
     let node = agent.addr.to_string();
     let fp = agent.fingerprint();
     let push = |file: &str, token: &str, extra: &[&str]| {
@@ -473,11 +505,42 @@ fn every_answer_of_a_real_agent_is_read_as_the_contract_types() {
     let s = status_of_with_token(&agent, &token);
     assert_eq!(s["state"], "unconfigured", "{s}");
     assert!(!s["errors"].as_array().unwrap().is_empty(), "{s}");
-    // 202, followed until the status says configured with our digest
-    let (n, text) = push(&good, &token, &["--wait", "--wait-timeout", "30"]);
-    assert_eq!(n["result"], "applied", "{text}");
+    // 202, followed through the reboot until the first boot's status (the read-only window)
+    // says configured with our digest and its checks passed
+    let waiting = |node: &str, file: &str, fp: &str| -> Vec<String> {
+        [
+            "push",
+            node,
+            file,
+            "--fingerprint",
+            fp,
+            "--token-file",
+            &token,
+            "--json",
+            "--wait",
+            "--wait-timeout",
+            "60",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let good_digest = nodeboot_config::digest(config_xml(70).as_bytes());
+    let args = waiting(&node, &good, &fp);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = push_through_reboots(
+        &args,
+        &mut [&mut agent],
+        std::slice::from_ref(&good_digest),
+        AfterReboot::Checks(HealthPhase::Healthy),
+    );
+    let text = shown(&out);
+    assert!(!text.contains(OFF), "{text}");
+    let n = &json(&out)["nodes"][0];
+    assert_eq!(n["result"], "healthy", "{text}");
     assert_eq!(n["state"], "configured", "{text}");
-    // 409 with a refusal, then the status: the same file is unchanged, another is refused
+    assert_eq!(n["checks"][1]["kind"], "gateway", "{text}");
+    // In the window, 409 with a refusal, then the status: the same file is unchanged,
+    // another is refused
     let (n, text) = push(&good, &token, &[]);
     assert_eq!(n["result"], "unchanged", "{text}");
     let (n, text) = push(&bad, &token, &["--no-validate"]);
@@ -489,10 +552,81 @@ fn every_answer_of_a_real_agent_is_read_as_the_contract_types() {
             .starts_with("the node refused (409 configured): "),
         "{text}"
     );
+    assert!(
+        n["error"]
+            .as_str()
+            .unwrap()
+            .contains("served read-only until"),
+        "{text}"
+    );
     let s = status_of_with_token(&agent, &token);
     assert_eq!(s["result"], "answered", "{s}");
     assert_eq!(s["state"], "configured", "{s}");
     assert_eq!(s["version"], env!("CARGO_PKG_VERSION"), "{s}");
+
+    // A first boot whose checks failed (kept configured): unhealthy, with the check.
+    let mut sick = Agent::start_with(&["--token-file", &token], true);
+    let args = waiting(&sick.addr.to_string(), &good, &sick.fingerprint());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = push_through_reboots(
+        &args,
+        &mut [&mut sick],
+        std::slice::from_ref(&good_digest),
+        AfterReboot::Checks(HealthPhase::Unhealthy),
+    );
+    let text = shown(&out);
+    assert!(!text.contains(OFF), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let n = &json(&out)["nodes"][0];
+    assert_eq!(n["result"], "unhealthy", "{text}");
+    assert_eq!(
+        n["verdict"],
+        format!("unhealthy: {}", common::GATEWAY_FAILED).as_str(),
+        "{text}"
+    );
+
+    // A node that rolled the file back: rolled back with the reason, then it accepts a
+    // corrected file.
+    let mut undone = Agent::start_with(&["--token-file", &token], true);
+    let undone_fp = undone.fingerprint();
+    let args = waiting(&undone.addr.to_string(), &good, &undone_fp);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = push_through_reboots(
+        &args,
+        &mut [&mut undone],
+        std::slice::from_ref(&good_digest),
+        AfterReboot::RolledBack,
+    );
+    let text = shown(&out);
+    assert!(!text.contains(OFF), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let n = &json(&out)["nodes"][0];
+    assert_eq!(n["result"], "rolled-back", "{text}");
+    assert_eq!(
+        n["verdict"],
+        format!("rolled back: {}", common::GATEWAY_FAILED).as_str(),
+        "{text}"
+    );
+    assert_eq!(n["checks"].as_array().unwrap().len(), 2, "{text}");
+    let s = status_of_with_token(&undone, &token);
+    assert_eq!(s["state"], "unconfigured", "{s}");
+    let other = write(dir.path(), "other.xml", &config_xml(72));
+    let out = nodeboot(&[
+        "push",
+        &undone.addr.to_string(),
+        &other,
+        "--fingerprint",
+        &undone_fp,
+        "--token-file",
+        &token,
+        "--json",
+    ]);
+    assert_eq!(
+        json(&out)["nodes"][0]["result"],
+        "accepted",
+        "{}",
+        shown(&out)
+    );
 }
 
 /// `nodeboot status --json` of one node with a token file.

@@ -119,8 +119,9 @@ fn plan_an_inventory_counts_the_nodes_each_file_would_change_on() {
     let inv = write(dir.path(), "fleet.toml", &inventory);
     // Node 2 already runs its file: its plan is "unchanged" (the node answers 409 and its
     // status names our digest).
-    let out = nodeboot(&["push", "--inventory", &inv, "--only", "n02", "--wait"]);
+    let out = nodeboot(&["push", "--inventory", &inv, "--only", "n02"]);
     assert!(out.status.success(), "{}", shown(&out));
+    agents[2].wait_applied();
     let before: Vec<_> = agents.iter().map(contents).collect();
 
     let out = nodeboot(&["push", "--inventory", &inv, "--plan"]);
@@ -174,7 +175,7 @@ fn every_plan_answer_of_a_real_agent_is_read_as_the_contract_types() {
     let dir = tempfile::tempdir().unwrap();
     let token = private(dir.path(), "t.token", "right-token\n");
     let wrong = private(dir.path(), "w.token", "wrong-token\n");
-    let agent = Agent::start_with(&["--token-file", &token], true);
+    let mut agent = Agent::start_with(&["--token-file", &token], true);
     let node = agent.addr.to_string();
     let fp = agent.fingerprint();
     let push = |file: &str, token: &str, extra: &[&str]| {
@@ -211,8 +212,28 @@ fn every_plan_answer_of_a_real_agent_is_read_as_the_contract_types() {
     let (n, text) = push(&bad, &token, &["--plan", "--no-validate"]);
     assert_eq!(n["result"], "rejected", "{text}");
     assert_eq!(n["errors"][0]["path"], "/node-config/hostname", "{text}");
-    let (n, text) = push(&good, &token, &["--wait", "--wait-timeout", "30"]);
-    assert_eq!(n["result"], "applied", "{text}");
+    let args = [
+        "push",
+        &node,
+        &good,
+        "--fingerprint",
+        &fp,
+        "--token-file",
+        &token,
+        "--json",
+        "--wait",
+        "--wait-timeout",
+        "60",
+    ];
+    let out = common::push_through_reboots(
+        &args,
+        &mut [&mut agent],
+        &[nodeboot_config::digest(config_xml(70).as_bytes())],
+        common::AfterReboot::Checks(nodeboot_config::api::HealthPhase::Healthy),
+    );
+    let text = shown(&out);
+    assert!(!text.contains(OFF), "{text}");
+    assert_eq!(json(&out)["nodes"][0]["result"], "healthy", "{text}");
     let (n, text) = push(&good, &token, &["--plan"]);
     assert_eq!(n["result"], "unchanged", "{text}");
     let (n, text) = push(&other, &token, &["--plan"]);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nodeboot_config::api::{AttemptOutcome, NodeState, StatusReport};
+use nodeboot_config::api::{AttemptOutcome, HealthStatus, NodeState, RolledBack, StatusReport};
 use tokio::sync::Semaphore;
 use tracing::warn;
 
@@ -36,6 +36,47 @@ pub struct Agent {
     last: Mutex<Option<LastAttempt>>,
     /// Upload bodies being read or validated ([`Limits::max_uploads`]).
     pub(super) uploads: Arc<Semaphore>,
+    /// The read-only window of the first boot after an apply, when serving one.
+    pub(super) window: Option<Window>,
+    /// The configuration this node rolled back, shown until a configuration is applied.
+    pub(super) rolled_back: Option<RolledBack>,
+}
+
+/// The read-only status window of the first boot after an apply: the checks as last read
+/// and when the window ends (uploads and plans are refused until then; then `serve` stops).
+#[derive(Debug)]
+pub struct Window {
+    /// When the window ends (seconds since the epoch).
+    pub ends_unix: u64,
+    health: Mutex<HealthStatus>,
+}
+
+impl Window {
+    /// A window ending at `ends_unix`, showing `health` until a newer reading.
+    pub fn new(ends_unix: u64, health: HealthStatus) -> Self {
+        Window {
+            ends_unix,
+            health: Mutex::new(health),
+        }
+    }
+
+    /// The checks as last read.
+    pub fn health(&self) -> HealthStatus {
+        self.health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Keeps a newer reading; true when it differs from the one shown.
+    pub fn update(&self, health: HealthStatus) -> bool {
+        let mut shown = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+        if *shown == health {
+            return false;
+        }
+        *shown = health;
+        true
+    }
 }
 
 impl std::fmt::Debug for Agent {
@@ -78,7 +119,26 @@ impl Agent {
             busy: AtomicBool::new(false),
             last: Mutex::new(None),
             uploads: Arc::new(Semaphore::new(Limits::default().max_uploads)),
+            window: None,
+            rolled_back: None,
         }
+    }
+
+    /// Serves the status read-only through `window` (uploads and plans get 409).
+    pub fn with_window(mut self, window: Window) -> Self {
+        self.window = Some(window);
+        self
+    }
+
+    /// Shows the rollback `record` (status, page) while the node is not configured.
+    pub fn with_rolled_back(mut self, record: Option<RolledBack>) -> Self {
+        self.rolled_back = record;
+        self
+    }
+
+    /// The read-only window, when serving one.
+    pub fn window(&self) -> Option<&Window> {
+        self.window.as_ref()
     }
 
     /// Sets the time between a finished apply and the reboot.
@@ -212,9 +272,17 @@ impl Agent {
             fingerprint: self.fingerprint.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             source: self.source_shown(view.state),
-            health: None,
-            rolled_back: None,
+            health: self.window.as_ref().map(Window::health),
+            rolled_back: self.rolled_back_shown(view.state),
         }
+    }
+
+    /// The rollback record while it still matters: not once a configuration is being
+    /// applied or is in place.
+    fn rolled_back_shown(&self, state: NodeState) -> Option<RolledBack> {
+        matches!(state, NodeState::Unconfigured | NodeState::Failed)
+            .then(|| self.rolled_back.clone())
+            .flatten()
     }
 
     /// The source report while it still matters: not once the node is configured.
@@ -235,6 +303,9 @@ impl Agent {
             token_required: self.access.requires_token(),
             version: env!("CARGO_PKG_VERSION"),
             source: self.source_shown(view.state),
+            health: self.window.as_ref().map(Window::health),
+            window_ends_unix: self.window.as_ref().map(|w| w.ends_unix),
+            rolled_back: self.rolled_back_shown(view.state),
         }
     }
 }

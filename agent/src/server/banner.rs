@@ -102,22 +102,69 @@ pub fn render_banner(urls: &[String], fingerprint: &str, configured: bool) -> St
     s
 }
 
+/// Outside text as one banner line: printable ASCII without a backslash (getty reads `\`
+/// escapes), cut to 200 characters.
+pub fn ascii_line(s: &str) -> String {
+    let line: String = nodeboot_config::text::printable_line(s)
+        .chars()
+        .map(|c| match c {
+            '\\' => '/',
+            c if c.is_ascii() => c,
+            _ => '?',
+        })
+        .collect();
+    crate::server::status::shorten(&line, 200).replace('…', "...")
+}
+
+/// The banner's note of the checks after the reboot: the summary line, each failed check
+/// (at most 20), and when the read-only status window ends.
+pub fn render_health_note(h: &nodeboot_config::api::HealthStatus, window_ends_unix: u64) -> String {
+    let mut s = format!(
+        "nodeboot: checks after the reboot: {}\n",
+        ascii_line(&h.summary())
+    );
+    for c in h.report.failures().take(20) {
+        s.push_str(&format!(
+            "    failed: {} {}: {}\n",
+            c.kind,
+            ascii_line(&c.subject),
+            ascii_line(&c.reason)
+        ));
+    }
+    s.push_str(&format!(
+        "The status is served read-only until {}.\n\n",
+        crate::server::window::hh_mm_utc(window_ends_unix)
+    ));
+    s
+}
+
+/// The banner's note of a rollback, for the top of the banner: `rolled back: <reason>` and
+/// each check that failed (at most 20).
+pub fn render_rolled_back_note(r: &nodeboot_config::api::RolledBack) -> String {
+    let mut s = format!(
+        "nodeboot: ROLLED BACK. {}\n    The configuration sha256 {} was undone; the node is \
+         back in its generic state.\n",
+        ascii_line(&r.summary()),
+        ascii_line(&r.digest)
+    );
+    for c in r.checks.iter().filter(|c| !c.passed).take(20) {
+        s.push_str(&format!(
+            "    failed: {} {}: {}\n",
+            c.kind,
+            ascii_line(&c.subject),
+            ascii_line(&c.reason)
+        ));
+    }
+    s.push('\n');
+    s
+}
+
 /// The banner's note of a configuration source that failed closed: "configuration from
 /// <origin> is invalid:" and its findings, at most 20 lines, ASCII with no backslash (getty
 /// reads `\` escapes), each line cut to 200 characters.
 pub fn render_source_note(r: &nodeboot_config::api::SourceReport) -> String {
     use nodeboot_config::api::SourceOutcome;
-    let ascii = |s: &str| -> String {
-        let line: String = nodeboot_config::text::printable_line(s)
-            .chars()
-            .map(|c| match c {
-                '\\' => '/',
-                c if c.is_ascii() => c,
-                _ => '?',
-            })
-            .collect();
-        crate::server::status::shorten(&line, 200).replace('…', "...")
-    };
+    let ascii = ascii_line;
     let mut s = String::new();
     match &r.outcome {
         SourceOutcome::Invalid { findings } => {

@@ -47,6 +47,11 @@ pub type Slot = Arc<Mutex<Option<PendingApply>>>;
 /// Carries out `action` (with the request's `body` for an upload) and says what to answer.
 pub async fn act(action: Action, body: Incoming, agent: &Arc<Agent>, slot: &Slot) -> Answer {
     match action {
+        // The read-only window: refused before the token or a byte of the body is read.
+        Action::Upload(_) | Action::Plan(_) if agent.window.is_some() => {
+            let ends = agent.window.as_ref().map_or(0, |w| w.ends_unix);
+            Answer::refused(409, super::window::refusal(ends))
+        }
         Action::ShowPage => Answer::Page(Box::new(agent.home())),
         Action::ShowStatus => Answer::Status(Box::new(agent.status_report())),
         Action::Upload(upload) => accept_upload(upload, body, agent, slot).await,

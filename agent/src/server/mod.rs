@@ -27,13 +27,16 @@ pub mod render;
 pub mod route;
 pub mod status;
 pub mod tls;
+pub mod window;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use nodeboot_config::api::NodeState;
+use std::path::PathBuf;
+
+use nodeboot_config::api::{self, NodeState};
 use tracing::{info, warn};
 
 pub use http::{Agent, serve};
@@ -85,6 +88,45 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
         return Ok(());
     }
 
+    // A configured node serves only during the read-only window of its first boot after the
+    // apply (while `nodeboot-check` keeps its checks in run/nodeboot/health.json), then stops
+    // for good; an unconfigured one shows a rollback's reason, if it had one.
+    let configured = matches!(
+        node::Node::status(node.as_ref()).map(|s| s.phase),
+        Ok(NodeState::Configured)
+    );
+    let now = now_unix();
+    let (window, rolled_back) = if configured {
+        let health = window::read_health(&args.root).unwrap_or_else(|e| {
+            warn!(error = %e, "reading {}; served as absent", api::HEALTH_STATUS_PATH);
+            None
+        });
+        match health {
+            None => {
+                info!(
+                    "this node is configured and no checks of this boot are running; nothing to serve"
+                );
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                return Ok(());
+            }
+            Some(h) if window::window_end(&h, now) <= now => {
+                info!("the read-only status window of this boot has ended; nothing to serve");
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                return Ok(());
+            }
+            Some(h) => (
+                Some(agent::Window::new(window::window_end(&h, now), h)),
+                None,
+            ),
+        }
+    } else {
+        let record = window::read_rolled_back(&args.root).unwrap_or_else(|e| {
+            warn!(error = %e, "reading {}; served as absent", api::ROLLED_BACK_PATH);
+            None
+        });
+        (None, record)
+    };
+
     // Descriptors first: one per connection, and an apply must never run out of them.
     let max_connections = match descriptor_limit() {
         Some(nofile) => {
@@ -130,10 +172,18 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
         .context("reading the listening address")?;
     let urls = banner::urls(local, &addresses);
 
-    let configured = node::Node::status(node.as_ref())
-        .map(|s| s.phase == nodeboot_config::api::NodeState::Configured)
-        .unwrap_or(false);
-    let mut banner_text = banner::render_banner(&urls, &identity.fingerprint, configured);
+    let mut banner_text = rolled_back
+        .as_ref()
+        .map(banner::render_rolled_back_note)
+        .unwrap_or_default();
+    banner_text.push_str(&banner::render_banner(
+        &urls,
+        &identity.fingerprint,
+        configured,
+    ));
+    if let Some(w) = &window {
+        banner_text.push_str(&banner::render_health_note(&w.health(), w.ends_unix));
+    }
     if let (false, Some(r)) = (configured, &source) {
         banner_text.push_str(&banner::render_source_note(r));
         banner_text.push('\n');
@@ -168,10 +218,82 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
             max_uploads: args.max_uploads.max(1),
             ..limits::Limits::default()
         })
-        .with_banner(args.root.clone(), urls)
-        .with_source(source);
-    serve(listener, tls_config, Arc::new(agent), shutdown).await;
+        .with_banner(args.root.clone(), urls.clone())
+        .with_source(source)
+        .with_rolled_back(rolled_back);
+    let Some(window) = window else {
+        serve(listener, tls_config, Arc::new(agent), shutdown).await;
+        return Ok(());
+    };
+    let ends = window.ends_unix;
+    info!(
+        until = %nodeboot_config::format_utc(i64::try_from(ends).unwrap_or(i64::MAX)),
+        "serving the status of this boot's checks read-only"
+    );
+    let agent = Arc::new(agent.with_window(window));
+    let poll = tokio::spawn(follow_health(
+        agent.clone(),
+        args.root.clone(),
+        urls,
+        identity.fingerprint.clone(),
+    ));
+    let left = Duration::from_secs(ends.saturating_sub(now_unix()));
+    let until_end = async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = tokio::time::sleep(left) => {
+                info!("the read-only status window ended; stopping for good");
+            }
+        }
+    };
+    serve(listener, tls_config, agent, until_end).await;
+    poll.abort();
     Ok(())
+}
+
+/// How often the window re-reads the checks (`nodeboot-check` rewrites them while it retries).
+const HEALTH_POLL: Duration = Duration::from_secs(1);
+
+/// Re-reads the checks every [`HEALTH_POLL`] during the window; a new reading replaces the
+/// one shown and rewrites the banner. A file gone or unreadable keeps the last reading (the
+/// error is logged once until it changes).
+async fn follow_health(agent: Arc<Agent>, root: PathBuf, urls: Vec<String>, fingerprint: String) {
+    let mut tick = tokio::time::interval(HEALTH_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_error: Option<String> = None;
+    loop {
+        tick.tick().await;
+        let Some(window) = agent.window() else { return };
+        let read_root = root.clone();
+        let read = tokio::task::spawn_blocking(move || window::read_health(&read_root)).await;
+        let health = match read {
+            Ok(Ok(Some(h))) => h,
+            Ok(Ok(None)) => continue,
+            Ok(Err(e)) => {
+                if last_error.as_ref() != Some(&e) {
+                    warn!(error = %e, "reading {}; keeping the last reading", api::HEALTH_STATUS_PATH);
+                    last_error = Some(e);
+                }
+                continue;
+            }
+            Err(_) => continue,
+        };
+        last_error = None;
+        if window.update(health.clone()) {
+            info!(summary = %health.summary(), "checks of this boot");
+            let mut text = banner::render_banner(&urls, &fingerprint, true);
+            text.push_str(&banner::render_health_note(&health, window.ends_unix));
+            if let Err(e) = banner::write_banner(&root, &text) {
+                warn!(error = %e, "updating the console banner");
+            }
+        }
+    }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The process's descriptor limit (RLIMIT_NOFILE), after raising the soft limit to the hard

@@ -3,7 +3,8 @@
 //! readable on a phone.
 
 use nodeboot_config::api::{
-    AttemptOutcome, BOOTSTRAP_PATH, NodeState, SourceOutcome, SourceReport,
+    AttemptOutcome, BOOTSTRAP_PATH, CheckResult, HealthPhase, HealthStatus, NodeState, RolledBack,
+    SourceOutcome, SourceReport,
 };
 use nodeboot_config::{Diagnostic, Severity};
 
@@ -26,6 +27,12 @@ pub struct HomeView {
     pub version: &'static str,
     /// What the boot-time configuration sources could not use.
     pub source: Option<SourceReport>,
+    /// The checks of the first boot after an apply, during the read-only window.
+    pub health: Option<HealthStatus>,
+    /// When the read-only window ends (seconds since the epoch), during one.
+    pub window_ends_unix: Option<u64>,
+    /// The configuration this node rolled back, while it is not configured again.
+    pub rolled_back: Option<RolledBack>,
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -56,6 +63,9 @@ dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}\
 input[type=file],input[type=password]{display:block;width:100%;margin:.4rem 0 .8rem;\
 font-size:1rem}button{font-size:1.05rem;padding:.6rem 1.4rem;border-radius:6px;\
 border:0;background:#0969da;color:#fff}\
+table{border-collapse:collapse;width:100%;font-size:.9rem}\
+th,td{text-align:left;vertical-align:top;padding:.25rem .4rem;border-top:1px solid #d6dae0}\
+td.pass{color:#1a7f37;font-weight:600}td.fail{color:#cf222e;font-weight:600}\
 ol{padding-left:1.2rem}li{margin:.5rem 0}.where{font-family:ui-monospace,monospace;\
 font-size:.85rem;color:#57606a}.help{color:#57606a}a{color:#0969da}";
 
@@ -153,6 +163,79 @@ pub fn source_card(r: &SourceReport) -> String {
     }
 }
 
+/// A table of every check: kind, subject, result, attempts, time, and the reason with what
+/// was tried (text cleaned by `super::window`; escaped here).
+pub fn checks_table(checks: &[CheckResult]) -> String {
+    let mut s = String::from(
+        "<table class=\"checks\"><tr><th>Check</th><th>Subject</th><th>Result</th>\
+         <th>Attempts</th><th>Time</th><th>Details</th></tr>",
+    );
+    for c in checks {
+        let (class, result) = if c.passed {
+            ("pass", "passed")
+        } else {
+            ("fail", "failed")
+        };
+        let mut details = escape(&c.reason);
+        if !c.tried.is_empty() {
+            details.push_str(&format!(
+                "<br><span class=\"help\">tried: {}</span>",
+                escape(&c.tried.join("; "))
+            ));
+        }
+        s.push_str(&format!(
+            "<tr><td>{}</td><td><code>{}</code></td><td class=\"{class}\">{result}</td>\
+             <td>{}</td><td>{} ms</td><td>{details}</td></tr>",
+            escape(c.kind.as_str()),
+            escape(&c.subject),
+            c.attempts,
+            c.elapsed_ms
+        ));
+    }
+    s.push_str("</table>");
+    s
+}
+
+/// The card of the checks after the reboot: the summary line, every check, and the window.
+pub fn health_card(h: &HealthStatus, window_ends_unix: Option<u64>) -> String {
+    let class = match h.phase {
+        HealthPhase::Healthy => "ok",
+        HealthPhase::Checking => "info",
+        HealthPhase::Unhealthy | HealthPhase::RollingBack => "bad",
+    };
+    let mut s = format!(
+        "<div class=\"card {class}\" id=\"health\"><b id=\"health-summary\">{}</b>\
+         <br>sha256 <code>{}</code>; started {}, grace period {} s.{}",
+        escape(&h.summary()),
+        escape(&h.digest),
+        nodeboot_config::format_utc(i64::try_from(h.started_unix).unwrap_or(i64::MAX)),
+        h.grace_secs,
+        checks_table(&h.report.checks)
+    );
+    if let Some(end) = window_ends_unix {
+        s.push_str(&format!(
+            "<p class=\"help\">This status is served read-only until {}; the node accepts no \
+             configuration, and this page then stops answering.</p>",
+            escape(&super::window::hh_mm_utc(end))
+        ));
+    }
+    s.push_str("</div>");
+    s
+}
+
+/// The card of a rollback: the reason first, then the checks that led to it.
+pub fn rolled_back_card(r: &RolledBack) -> String {
+    format!(
+        "<div class=\"card bad\" id=\"rolled-back\"><b>{}</b><br>The configuration sha256 \
+         <code>{}</code> was rolled back at {}: the node is back in its generic state. \
+         Upload a corrected configuration below.{}</div>",
+        escape(&r.summary()),
+        escape(&r.digest),
+        nodeboot_config::format_utc(i64::try_from(r.at_unix).unwrap_or(i64::MAX)),
+        checks_table(&r.checks)
+    )
+}
+
 /// "1 problem", "2 problems".
 pub fn problems(n: usize) -> String {
     if n == 1 {
@@ -165,6 +248,9 @@ pub fn problems(n: usize) -> String {
 /// The upload page (`GET /`).
 pub fn render_home(v: &HomeView) -> String {
     let mut body = String::from("<h1>nodeboot — node configuration</h1>");
+    if let Some(r) = &v.rolled_back {
+        body.push_str(&rolled_back_card(r));
+    }
     body.push_str(&format!(
         "<div class=\"card\"><dl><dt>State</dt><dd id=\"state\">{}</dd>",
         escape(state_text(v.state))
@@ -180,6 +266,10 @@ pub fn render_home(v: &HomeView) -> String {
         escape(&v.fingerprint),
         escape(v.version)
     ));
+    if let Some(h) = &v.health {
+        body.push_str("<h2>Checks after the reboot</h2>");
+        body.push_str(&health_card(h, v.window_ends_unix));
+    }
     if let Some(r) = &v.source {
         body.push_str("<h2>Configuration source</h2>");
         body.push_str(&source_card(r));
@@ -212,7 +302,7 @@ pub fn render_home(v: &HomeView) -> String {
              Scripts can POST the XML to <code>{BOOTSTRAP_PATH}</code> with \
              <code>Content-Type: text/xml</code>.</p></div>"
         ));
-    } else if v.state == NodeState::Configured {
+    } else if v.state == NodeState::Configured && v.window_ends_unix.is_none() {
         body.push_str(
             "<div class=\"card info\">This node is configured: it accepts no further \
              configuration until <code>nodeboot-agent reset</code> is run on it.</div>",
@@ -333,6 +423,9 @@ mod tests {
             fingerprint: "SHA256:aa:bb".into(),
             last: None,
             source: None,
+            health: None,
+            window_ends_unix: None,
+            rolled_back: None,
             token_required: true,
             version: "0.1.0",
         };

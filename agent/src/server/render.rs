@@ -337,6 +337,9 @@ mod tests {
             token_required: false,
             version: "0.1.0",
             source: None,
+            health: None,
+            window_ends_unix: None,
+            rolled_back: None,
         };
         let r = render(&Answer::Page(Box::new(home)), Format::Json);
         assert_eq!(

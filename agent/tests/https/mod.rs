@@ -73,6 +73,10 @@ pub struct Options {
     pub gated: bool,
     /// An empty root instead of a node image (apply then fails: no `admin` account).
     pub bare_root: bool,
+    /// Serve the read-only window of the first boot after an apply with these checks.
+    pub window: Option<nodeboot_config::api::HealthStatus>,
+    /// Show this rollback record (while the node is not configured).
+    pub rolled_back: Option<nodeboot_config::api::RolledBack>,
 }
 
 pub struct Server {
@@ -160,6 +164,13 @@ pub async fn start(opts: Options) -> Server {
     if let Some(l) = opts.limits {
         agent = agent.with_limits(l);
     }
+    if let Some(h) = opts.window {
+        agent = agent.with_window(nodeboot_agent::server::agent::Window::new(
+            h.window_ends_unix,
+            h,
+        ));
+    }
+    agent = agent.with_rolled_back(opts.rolled_back);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();

@@ -1,5 +1,10 @@
 //! `--wait`: following a node after it accepted its file, through the apply and the reboot
-//! that takes its endpoint away, until its status reports our file configured.
+//! that takes its endpoint away, until the first boot with our file proves itself: the node
+//! answers with the pinned certificate, its status carries our digest and its checks passed
+//! (`healthy`); or its checks failed (`unhealthy`); or it rolled our file back (`rolled back`).
+//! The agent before its reboot (`configured` without checks), checks still running, a
+//! rollback under way and a node that does not answer all mean: ask again, until the
+//! `--wait-timeout`. Nothing else that answers counts.
 //!
 //! Pure: where to look ([`places`]), when ([`Follow::pause`]), and what one answer means
 //! ([`Follow::judge`]); the node's state machine (`node`) does the asking.
@@ -7,7 +12,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use nodeboot_config::api::NodeState;
+use nodeboot_config::api::{HealthPhase, HealthStatus, NodeState, RolledBack};
 
 use super::client::{ClientError, Endpoint, Reply};
 use super::reply::{self, shown};
@@ -50,8 +55,12 @@ pub struct Follow {
 pub enum Verdict {
     /// Not there yet: show this and ask again.
     Again(String),
-    /// The node runs our file; its state as reported.
-    Applied(String),
+    /// The node came back with our file and every check passed.
+    Healthy(Box<HealthStatus>),
+    /// The node came back with our file and a check failed (its policy keeps it configured).
+    Unhealthy(Box<HealthStatus>),
+    /// The node rolled our file back.
+    RolledBack(Box<RolledBack>),
     /// The node will not run our file: why, and its findings.
     Failed(String, Vec<FileError>),
     /// After its reboot the node presents another certificate.
@@ -102,9 +111,16 @@ impl Follow {
                         self.state = Some(state);
                         self.last = Some(state.to_string());
                         let theirs = report.digest.as_deref().map(shown);
+                        if let Some(rb) = &report.rolled_back {
+                            if matches!(state, NodeState::Unconfigured | NodeState::Failed)
+                                && shown(&rb.digest) == digest
+                            {
+                                return Verdict::RolledBack(Box::new(rb.clone()));
+                            }
+                        }
                         match state {
                             NodeState::Configured if theirs.as_deref() == Some(digest) => {
-                                Verdict::Applied(state.to_string())
+                                self.judge_health(report.health, digest)
                             }
                             NodeState::Configured | NodeState::Failed => {
                                 let why = report.error.as_deref().map(shown);
@@ -129,10 +145,7 @@ impl Follow {
                     }
                 }
             }
-            // Something else answers now (the node's own service after its reboot).
-            Ok(reply) if self.went_away => {
-                Verdict::Applied(format!("back (HTTP {})", reply.status.as_u16()))
-            }
+            // Something else answers: never proof (the node's own status is the only one).
             Ok(reply) => Verdict::Again(format!("status answered {}", reply.status.as_u16())),
             Err(ClientError::Mismatch { expected, seen }) => Verdict::Untrusted(format!(
                 "after its reboot the node presents certificate {seen}, not {expected}"
@@ -144,10 +157,32 @@ impl Follow {
         }
     }
 
+    /// What the checks of a node configured with our file say: only the first boot after
+    /// the apply carries them (the agent before the reboot has none: ask again).
+    fn judge_health(&mut self, health: Option<HealthStatus>, digest: &str) -> Verdict {
+        let Some(h) = health else {
+            let waiting = "configured; waiting for the reboot and its checks";
+            self.last = Some(waiting.into());
+            return Verdict::Again(waiting.into());
+        };
+        if shown(&h.digest) != digest {
+            return Verdict::Again(format!(
+                "configured; the checks are of another file ({})",
+                shown(&h.digest)
+            ));
+        }
+        self.last = Some(shown(&h.summary()));
+        match h.phase {
+            HealthPhase::Healthy => Verdict::Healthy(Box::new(h)),
+            HealthPhase::Unhealthy => Verdict::Unhealthy(Box::new(h)),
+            HealthPhase::Checking | HealthPhase::RollingBack => Verdict::Again(shown(&h.summary())),
+        }
+    }
+
     /// Why the node was given up on at the `--wait-timeout`.
     pub fn gave_up(&self) -> String {
         format!(
-            "accepted, but not back configured before the --wait-timeout ({}){}",
+            "accepted, but not back healthy before the --wait-timeout ({}){}",
             self.last
                 .as_deref()
                 .map(|s| format!("last state: {s}"))
@@ -178,6 +213,19 @@ mod tests {
             body: Bytes::from(body.to_string()),
             fingerprint: None,
         }
+    }
+
+    /// `reply` with checks of `digest` in `phase`: one gateway check, failed unless healthy.
+    fn with_health(mut reply: Reply, digest: &str, phase: HealthPhase) -> Reply {
+        let mut v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        v["health"] = serde_json::json!({"digest": digest, "phase": phase.as_str(),
+            "rollback_on": "gateway", "grace_secs": 120, "started_unix": 1,
+            "window_ends_unix": 601, "report": {"healthy": phase == HealthPhase::Healthy,
+            "elapsed_ms": 5, "checks": [{"kind": "gateway", "subject": "10.0.0.1 on eth0",
+            "passed": phase == HealthPhase::Healthy, "attempts": 1, "elapsed_ms": 5,
+            "tried": [], "reason": "gateway 10.0.0.1 did not answer"}]}});
+        reply.body = Bytes::from(v.to_string());
+        reply
     }
 
     fn ep(text: &str) -> Endpoint {
@@ -227,10 +275,73 @@ mod tests {
         assert!(f.went_away);
         assert_eq!(
             f.gave_up(),
-            "accepted, but not back configured before the --wait-timeout (last state: applying), after the endpoint went away"
+            "accepted, but not back healthy before the --wait-timeout (last state: applying), after the endpoint went away"
         );
+        // Configured with our file but no checks: the agent before its reboot, never proof.
         let r = status("configured", Some("ab"), None);
-        assert_eq!(f.judge(Ok(&r), "ab"), Verdict::Applied("configured".into()));
+        assert_eq!(
+            f.judge(Ok(&r), "ab"),
+            Verdict::Again("configured; waiting for the reboot and its checks".into())
+        );
+        for (phase, again) in [
+            (
+                HealthPhase::Checking,
+                "checking: gateway 10.0.0.1 did not answer",
+            ),
+            (
+                HealthPhase::RollingBack,
+                "rolling_back: gateway 10.0.0.1 did not answer",
+            ),
+        ] {
+            let r = with_health(status("configured", Some("ab"), None), "ab", phase);
+            assert_eq!(f.judge(Ok(&r), "ab"), Verdict::Again(again.into()));
+            assert_eq!(f.last.as_deref(), Some(again));
+        }
+        // Checks of another file are not ours.
+        let r = with_health(
+            status("configured", Some("ab"), None),
+            "cd",
+            HealthPhase::Healthy,
+        );
+        assert!(
+            matches!(f.judge(Ok(&r), "ab"), Verdict::Again(s) if s.contains("another file (cd)"))
+        );
+        let r = with_health(
+            status("configured", Some("ab"), None),
+            "ab",
+            HealthPhase::Healthy,
+        );
+        assert!(
+            matches!(f.judge(Ok(&r), "ab"), Verdict::Healthy(h) if h.summary() == "healthy: 1 checks passed")
+        );
+        let r = with_health(
+            status("configured", Some("ab"), None),
+            "ab",
+            HealthPhase::Unhealthy,
+        );
+        assert!(matches!(f.judge(Ok(&r), "ab"), Verdict::Unhealthy(h)
+            if h.summary() == "unhealthy: gateway 10.0.0.1 did not answer"));
+    }
+
+    #[test]
+    fn a_rollback_of_our_file_is_a_verdict_and_one_of_another_file_is_not() {
+        let mut f = Follow::new(vec![ep("n1")]);
+        let rolled = |digest: &str| {
+            let mut r = status("unconfigured", None, None);
+            let mut v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            v["rolled_back"] = serde_json::json!({"digest": digest,
+                "reason": "gateway 10.0.0.1 did not answer\u{1b}[2J", "at_unix": 5, "checks": []});
+            r.body = Bytes::from(v.to_string());
+            r
+        };
+        let Verdict::RolledBack(r) = f.judge(Ok(&rolled("ab")), "ab") else {
+            panic!("not a rollback")
+        };
+        assert_eq!(r.digest, "ab");
+        assert_eq!(
+            f.judge(Ok(&rolled("cd")), "ab"),
+            Verdict::Again("node unconfigured".into())
+        );
     }
 
     #[test]
@@ -261,21 +372,17 @@ mod tests {
     }
 
     #[test]
-    fn after_the_reboot_any_answer_from_the_node_means_back_and_a_foreign_document_is_shown() {
+    fn after_the_reboot_an_answer_that_is_not_the_status_is_never_proof() {
         let mut f = Follow::new(vec![ep("n1")]);
         let other = Reply {
             status: StatusCode::NOT_FOUND,
             body: Bytes::from_static(b"<html>"),
             fingerprint: None,
         };
-        assert_eq!(
-            f.judge(Ok(&other), "ab"),
-            Verdict::Again("status answered 404".into())
-        );
         f.went_away = true;
         assert_eq!(
             f.judge(Ok(&other), "ab"),
-            Verdict::Applied("back (HTTP 404)".into())
+            Verdict::Again("status answered 404".into())
         );
         let mut f = Follow::new(vec![ep("n1")]);
         let foreign = status("applied", Some("ab"), None);
@@ -286,7 +393,7 @@ mod tests {
         assert_eq!(
             f.gave_up(),
             format!(
-                "accepted, but not back configured before the --wait-timeout (last state: {shown})"
+                "accepted, but not back healthy before the --wait-timeout (last state: {shown})"
             )
         );
     }

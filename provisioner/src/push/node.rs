@@ -9,10 +9,13 @@
 //!    │ ──unknown certificate, terminal─▶ Asking ──yes──▶ Sending (pinned)
 //!    │                                          └─no───▶ Done(untrusted)
 //!    └ ──mismatch, unknown, gave up────▶ Done(untrusted/unreachable)
-//! Following ──status: configured with our file (or any answer after going away)──▶ Done(applied)
+//! Following ──status: our file, checks passed────────────────────▶ Done(healthy)
+//!    │ ──our file, checks failed (kept)───────────────────────────▶ Done(unhealthy)
+//!    │ ──unconfigured, our file rolled back──────────────────────▶ Done(rolled-back)
 //!    │ ──configured with another file, failed, another certificate──▶ Done(failed/untrusted)
 //!    │ ──--wait-timeout over──▶ Done(failed)
-//!    └ ──not yet (applying, rebooting)──▶ Following
+//!    └ ──not yet (applying, configured before the reboot, rebooting, checking,
+//!         rolling back, any other answer)──▶ Following
 //! ```
 //!
 //! [`Node::on`] is the transition function: pure (an event in, the next state and what to
@@ -193,9 +196,26 @@ impl Node {
                         effects.step = Some(step);
                         State::Following(follow)
                     }
-                    Verdict::Applied(state) => {
-                        self.result.state = Some(state);
-                        self.result.result = Outcome::Applied;
+                    Verdict::Healthy(h) => {
+                        self.result.result = Outcome::Healthy;
+                        self.result.verdict = Some(shown(&h.summary()));
+                        self.result.checks = h.report.checks;
+                        State::Done
+                    }
+                    Verdict::Unhealthy(h) => {
+                        let verdict = shown(&h.summary());
+                        self.result.result = Outcome::Unhealthy;
+                        self.result.error = Some(verdict.clone());
+                        self.result.verdict = Some(verdict);
+                        self.result.checks = h.report.checks;
+                        State::Done
+                    }
+                    Verdict::RolledBack(r) => {
+                        let verdict = shown(&r.summary());
+                        self.result.result = Outcome::RolledBack;
+                        self.result.error = Some(verdict.clone());
+                        self.result.verdict = Some(verdict);
+                        self.result.checks = r.checks;
                         State::Done
                     }
                     Verdict::Failed(error, errors) => {
@@ -213,6 +233,10 @@ impl Node {
             }
             (State::Following(follow), Event::WaitOver) => {
                 self.result.result = Outcome::Failed;
+                self.result.verdict = Some(match &follow.last {
+                    Some(last) => format!("timed out ({last})"),
+                    None => "timed out (no answer)".into(),
+                });
                 self.result.error = Some(follow.gave_up());
                 State::Done
             }
@@ -602,6 +626,9 @@ mod tests {
     use crate::push::prepare::Job;
     use crate::push::session::PinHint;
     use crate::push::trust::KnownNodes;
+    use nodeboot_config::api::{
+        CheckKind, CheckResult, HealthPhase, HealthReport, HealthStatus, RollbackOn, RolledBack,
+    };
 
     const OURS: &str = "00aa";
 
@@ -654,6 +681,58 @@ mod tests {
             serde_json::json!({"status": "accepted", "digest": digest, "reboot_delay_seconds": 5,
                 "warnings": [], "message": "ok"}),
         )
+    }
+
+    fn health(digest: &str, phase: HealthPhase) -> HealthStatus {
+        let ok = phase == HealthPhase::Healthy;
+        HealthStatus {
+            digest: digest.into(),
+            phase,
+            rollback_on: RollbackOn::Gateway,
+            grace_secs: 120,
+            started_unix: 1,
+            window_ends_unix: 601,
+            report: HealthReport::new(
+                vec![
+                    CheckResult {
+                        kind: CheckKind::Addresses,
+                        subject: "eth0".into(),
+                        passed: true,
+                        attempts: 1,
+                        elapsed_ms: 1,
+                        tried: vec![],
+                        reason: "eth0 has its addresses".into(),
+                    },
+                    CheckResult {
+                        kind: CheckKind::Gateway,
+                        subject: "10.0.0.1 on eth0".into(),
+                        passed: ok,
+                        attempts: 3,
+                        elapsed_ms: 20000,
+                        tried: vec!["ARP who-has 10.0.0.1".into()],
+                        reason: if ok {
+                            "gateway 10.0.0.1 answered".into()
+                        } else {
+                            "gateway 10.0.0.1 did not answer ARP on eth0 within 20 s".into()
+                        },
+                    },
+                ],
+                20001,
+            ),
+        }
+    }
+
+    /// A status of the first boot with `digest`, its checks in `phase`.
+    fn checked(digest: &str, phase: HealthPhase) -> Reply {
+        let mut report =
+            serde_json::from_slice::<serde_json::Value>(&status("configured", digest).body)
+                .unwrap();
+        report["health"] = serde_json::to_value(health(digest, phase)).unwrap();
+        Reply {
+            status: StatusCode::OK,
+            body: Bytes::from(report.to_string()),
+            fingerprint: None,
+        }
     }
 
     fn status(state: &str, digest: &str) -> Reply {
@@ -738,10 +817,76 @@ mod tests {
 
         let fx = n.on(Event::Polled(Ok(status("applying", OURS))), &t, &target);
         assert_eq!(fx.step.as_deref(), Some("node applying"));
-        n.on(Event::Polled(Ok(status("configured", OURS))), &t, &target);
+        // The agent before its reboot says configured, with no checks: not proof.
+        let fx = n.on(Event::Polled(Ok(status("configured", OURS))), &t, &target);
+        assert_eq!(
+            fx.step.as_deref(),
+            Some("configured; waiting for the reboot and its checks")
+        );
+        let fx = n.on(
+            Event::Polled(Ok(checked(OURS, HealthPhase::Checking))),
+            &t,
+            &target,
+        );
+        assert_eq!(
+            fx.step.as_deref(),
+            Some("checking: gateway 10.0.0.1 did not answer ARP on eth0 within 20 s")
+        );
+        n.on(
+            Event::Polled(Ok(checked(OURS, HealthPhase::Healthy))),
+            &t,
+            &target,
+        );
         assert_eq!(n.state, State::Done);
-        assert_eq!(n.result.result, Outcome::Applied);
+        assert_eq!(n.result.result, Outcome::Healthy);
         assert_eq!(n.result.state.as_deref(), Some("configured"));
+        assert_eq!(
+            n.result.verdict.as_deref(),
+            Some("healthy: 2 checks passed")
+        );
+        assert_eq!(n.result.checks.len(), 2);
+    }
+
+    #[test]
+    fn following_ends_unhealthy_or_rolled_back_with_the_reason_and_the_checks() {
+        let (t, target) = (trust(false), target());
+        let mut n = node(Policy::Insecure, true);
+        n.on(accepted(OURS), &t, &target);
+        n.on(
+            Event::Polled(Ok(checked(OURS, HealthPhase::Unhealthy))),
+            &t,
+            &target,
+        );
+        assert_eq!(n.result.result, Outcome::Unhealthy);
+        let why = "unhealthy: gateway 10.0.0.1 did not answer ARP on eth0 within 20 s";
+        assert_eq!(n.result.verdict.as_deref(), Some(why));
+        assert_eq!(n.result.error.as_deref(), Some(why));
+        assert_eq!(n.result.checks.len(), 2);
+
+        let mut n = node(Policy::Insecure, true);
+        n.on(accepted(OURS), &t, &target);
+        let record = RolledBack {
+            digest: OURS.into(),
+            reason: "gateway 10.0.0.1 did not answer ARP on eth0 within 120 s".into(),
+            at_unix: 1,
+            checks: health(OURS, HealthPhase::RollingBack).report.checks,
+        };
+        let mut report =
+            serde_json::from_slice::<serde_json::Value>(&status("unconfigured", "").body).unwrap();
+        report["digest"] = serde_json::Value::Null;
+        report["rolled_back"] = serde_json::to_value(&record).unwrap();
+        let reply = Reply {
+            status: StatusCode::OK,
+            body: Bytes::from(report.to_string()),
+            fingerprint: None,
+        };
+        n.on(Event::Polled(Ok(reply)), &t, &target);
+        assert_eq!(n.result.result, Outcome::RolledBack);
+        assert_eq!(
+            n.result.verdict.as_deref(),
+            Some("rolled back: gateway 10.0.0.1 did not answer ARP on eth0 within 120 s")
+        );
+        assert!(!n.result.result.is_ok());
     }
 
     #[test]
@@ -753,8 +898,9 @@ mod tests {
         assert_eq!(n.result.result, Outcome::Failed);
         assert_eq!(
             n.result.error.as_deref(),
-            Some("accepted, but not back configured before the --wait-timeout (no answer)")
+            Some("accepted, but not back healthy before the --wait-timeout (no answer)")
         );
+        assert_eq!(n.result.verdict.as_deref(), Some("timed out (no answer)"));
     }
 
     #[test]

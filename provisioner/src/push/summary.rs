@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use nodeboot_config::api::{FileChange, PlanReply};
+use nodeboot_config::api::{CheckResult, FileChange, PlanReply};
 use nodeboot_config::text::{is_unsafe_char, printable_line};
 use serde::Serialize;
 
@@ -16,8 +16,12 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
-    /// Accepted, and (with `--wait`) reported configured with our file.
-    Applied,
+    /// `--wait`: back after its reboot with our file, every check passed.
+    Healthy,
+    /// `--wait`: back after its reboot with our file, a check failed (kept configured).
+    Unhealthy,
+    /// `--wait`: the node rolled our file back after its checks failed.
+    RolledBack,
     /// Accepted; not followed further (no `--wait`).
     Accepted,
     /// The node already runs this very file (same SHA-256): nothing to do.
@@ -45,7 +49,7 @@ impl Outcome {
     pub fn is_ok(self) -> bool {
         matches!(
             self,
-            Outcome::Applied
+            Outcome::Healthy
                 | Outcome::Accepted
                 | Outcome::Unchanged
                 | Outcome::WouldSend
@@ -57,7 +61,9 @@ impl Outcome {
     /// The word shown in the table and the JSON.
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Applied => "applied",
+            Outcome::Healthy => "healthy",
+            Outcome::Unhealthy => "unhealthy",
+            Outcome::RolledBack => "rolled-back",
             Outcome::Accepted => "accepted",
             Outcome::Unchanged => "unchanged",
             Outcome::WouldSend => "would-send",
@@ -136,6 +142,14 @@ pub struct NodeResult {
     /// `push --plan`: what the node said an apply would do (the wire contract's type).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlanReply>,
+    /// `push --wait`: the verdict of the first boot after the apply, one line
+    /// (`healthy: 6 checks passed`, `unhealthy: …`, `rolled back: …`, `timed out (…)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    /// `push --wait`: every check of that boot as the node reported it (the wire contract's
+    /// type), passed ones included.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
 }
 
 impl NodeResult {
@@ -154,6 +168,8 @@ impl NodeResult {
             error: None,
             errors: Vec::new(),
             plan: None,
+            verdict: None,
+            checks: Vec::new(),
         }
     }
 }
@@ -280,16 +296,31 @@ pub fn render_json(results: &[NodeResult], elapsed: Duration) -> String {
 /// Renders the summary table, the errors of rejected nodes below it, and a count line.
 /// With `status_columns`, shows state and digest instead of attempts.
 pub fn render_table(results: &[NodeResult], elapsed: Duration, status_columns: bool) -> String {
-    let mut rows: Vec<[String; 5]> = Vec::with_capacity(results.len() + 1);
-    rows.push(if status_columns {
-        ["NODE", "ADDRESS", "STATE", "DIGEST", "ERROR"].map(String::from)
+    let verdicts = results.iter().any(|r| r.verdict.is_some());
+    let mut rows: Vec<Vec<String>> = Vec::with_capacity(results.len() + 1);
+    let mut header: Vec<String> = if status_columns {
+        ["NODE", "ADDRESS", "STATE", "DIGEST"]
+            .map(String::from)
+            .to_vec()
     } else {
-        ["NODE", "ADDRESS", "RESULT", "TIME", "ERROR"].map(String::from)
-    });
+        ["NODE", "ADDRESS", "RESULT", "TIME"]
+            .map(String::from)
+            .to_vec()
+    };
+    if verdicts {
+        header.push("VERDICT".into());
+    }
+    header.push("ERROR".into());
+    rows.push(header);
     for r in results {
-        let error = r.error.clone().unwrap_or_default();
-        rows.push(if status_columns {
-            [
+        // The verdict's column already says why: the error column does not repeat it.
+        let error = r
+            .error
+            .clone()
+            .filter(|e| Some(e) != r.verdict.as_ref())
+            .unwrap_or_default();
+        let mut row: Vec<String> = if status_columns {
+            vec![
                 r.node.clone(),
                 r.address.clone(),
                 r.state
@@ -299,17 +330,20 @@ pub fn render_table(results: &[NodeResult], elapsed: Duration, status_columns: b
                     .as_deref()
                     .map(|d| d.chars().take(12).collect())
                     .unwrap_or_default(),
-                error,
             ]
         } else {
-            [
+            vec![
                 r.node.clone(),
                 r.address.clone(),
                 r.result.as_str().to_string(),
                 format!("{:.2}s", r.seconds),
-                error,
             ]
-        });
+        };
+        if verdicts {
+            row.push(r.verdict.clone().unwrap_or_default());
+        }
+        row.push(error);
+        rows.push(row);
     }
     for row in &mut rows {
         for cell in row.iter_mut() {
@@ -321,7 +355,7 @@ pub fn render_table(results: &[NodeResult], elapsed: Duration, status_columns: b
             }
         }
     }
-    let mut widths = [0usize; 5];
+    let mut widths = vec![0usize; rows.first().map_or(0, Vec::len)];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -330,7 +364,7 @@ pub fn render_table(results: &[NodeResult], elapsed: Duration, status_columns: b
     let mut out = String::new();
     for row in &rows {
         let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+        for (i, (cell, &w)) in row.iter().zip(&widths).enumerate() {
             if i + 1 == row.len() {
                 line.push_str(cell);
             } else {
@@ -350,6 +384,31 @@ pub fn render_table(results: &[NodeResult], elapsed: Duration, status_columns: b
         );
         for e in &r.errors {
             let _ = writeln!(out, "  {}", printable_line(&e.to_string()));
+        }
+    }
+    for r in results {
+        let failed: Vec<&CheckResult> = r.checks.iter().filter(|c| !c.passed).collect();
+        if failed.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n{} ({}): {} of {} check(s) failed:",
+            printable_line(&r.node),
+            printable_line(&r.address),
+            failed.len(),
+            r.checks.len()
+        );
+        for c in failed {
+            let _ = writeln!(
+                out,
+                "  {} {}: {} ({} attempt(s), {} ms)",
+                c.kind,
+                printable_line(&c.subject),
+                printable_line(&c.reason),
+                c.attempts,
+                c.elapsed_ms
+            );
         }
     }
     out.push_str(&render_plans(results));
@@ -388,7 +447,7 @@ mod tests {
         let mut ok = NodeResult::new(
             "conf01",
             "10.0.0.31:8443",
-            Outcome::Applied,
+            Outcome::Healthy,
             Duration::from_millis(1234),
         );
         ok.attempts = 1;
@@ -414,13 +473,13 @@ mod tests {
         assert_eq!(
             table,
             "NODE    ADDRESS         RESULT    TIME   ERROR\n\
-             conf01  10.0.0.31:8443  applied   1.23s\n\
+             conf01  10.0.0.31:8443  healthy   1.23s\n\
              conf02  10.0.0.32:8443  rejected  0.05s  the node refused the file (422)\n\
              \n\
              conf02 (10.0.0.32:8443): 1 error(s):\n  \
              7:5: /node-config/hostname: `-x` is not a valid hostname\n\
              \n\
-             2 node(s) in 1.50s: 1 applied, 1 rejected — 1 FAILED\n"
+             2 node(s) in 1.50s: 1 healthy, 1 rejected — 1 FAILED\n"
         );
     }
 
@@ -448,10 +507,60 @@ mod tests {
         assert_eq!(json["ok"], false);
         assert_eq!(json["succeeded"], 1);
         assert_eq!(json["failed"], 1);
-        assert_eq!(json["nodes"][0]["result"], "applied");
+        assert_eq!(json["nodes"][0]["result"], "healthy");
         assert_eq!(json["nodes"][0]["seconds"], 1.234);
         assert_eq!(json["nodes"][1]["errors"][0]["line"], 7);
         assert!(json["nodes"][0].get("errors").is_none());
+    }
+
+    #[test]
+    fn wait_verdicts_get_their_column_then_the_failed_checks_and_json_every_check() {
+        use nodeboot_config::api::CheckKind;
+        let check = |subject: &str, passed: bool, reason: &str| CheckResult {
+            kind: CheckKind::Ntp,
+            subject: subject.into(),
+            passed,
+            attempts: 2,
+            elapsed_ms: 900,
+            tried: vec!["resolved ntp.example".into()],
+            reason: reason.into(),
+        };
+        let mut healthy = NodeResult::new("n1", "h1:8443", Outcome::Healthy, Duration::ZERO);
+        healthy.verdict = Some("healthy: 1 checks passed".into());
+        healthy.checks = vec![check("10.0.0.9", true, "answered")];
+        let mut sick = NodeResult::new("n2", "h2:8443", Outcome::Unhealthy, Duration::ZERO);
+        let why = "unhealthy: ntp 10.0.0.9 did not answer\u{1b}[2J";
+        sick.verdict = Some(why.into());
+        sick.error = Some(why.into());
+        sick.checks = vec![
+            check("10.0.0.8", true, "answered"),
+            check("10.0.0.9", false, "ntp 10.0.0.9 did not answer\u{1b}[2J"),
+        ];
+        let results = vec![healthy, sick];
+        let table = render_table(&results, Duration::from_millis(1000), false);
+        assert_eq!(
+            table,
+            "NODE  ADDRESS  RESULT     TIME   VERDICT                                    ERROR\n\
+             n1    h1:8443  healthy    0.00s  healthy: 1 checks passed\n\
+             n2    h2:8443  unhealthy  0.00s  unhealthy: ntp 10.0.0.9 did not answer[2J\n\
+             \n\
+             n2 (h2:8443): 1 of 2 check(s) failed:\n  \
+             ntp 10.0.0.9: ntp 10.0.0.9 did not answer[2J (2 attempt(s), 900 ms)\n\
+             \n\
+             2 node(s) in 1.00s: 1 healthy, 1 unhealthy — 1 FAILED\n"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render_json(&results, Duration::ZERO)).unwrap();
+        assert_eq!(json["ok"], false);
+        assert_eq!(json["nodes"][1]["result"], "unhealthy");
+        assert_eq!(json["nodes"][1]["verdict"], why);
+        assert_eq!(json["nodes"][1]["checks"].as_array().unwrap().len(), 2);
+        assert_eq!(json["nodes"][1]["checks"][1]["kind"], "ntp");
+        assert_eq!(json["nodes"][1]["checks"][1]["passed"], false);
+        assert_eq!(
+            json["nodes"][0]["checks"][0]["tried"][0],
+            "resolved ntp.example"
+        );
     }
 
     #[test]

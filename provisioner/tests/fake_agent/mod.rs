@@ -16,7 +16,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use nodeboot_config::api::{
-    Accepted, BOOTSTRAP_PATH, NodeState, Rejected, STATUS_PATH, StatusReport, UploadReply,
+    Accepted, BOOTSTRAP_PATH, CheckKind, CheckResult, HealthPhase, HealthReport, HealthStatus,
+    NodeState, Rejected, RollbackOn, RolledBack, STATUS_PATH, StatusReport, UploadReply,
 };
 use nodeboot_config::pin::Fingerprint;
 use nodeboot_config::{Diagnostic, Severity};
@@ -55,7 +56,71 @@ pub struct Seen {
     pub unavailable: u32,
     /// While set and in the future, connections are dropped (the node reboots).
     pub down_until: Option<std::time::Instant>,
+    /// Set at the first connection after `down_until` (the node is back from its reboot).
+    pub came_back: bool,
+    /// What the first boot with the applied file reports (`Reboot`: once back; otherwise
+    /// as soon as applied).
+    pub checks: Checks,
 }
+
+/// What the checks of the first boot after the apply say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Checks {
+    /// Every check passed.
+    #[default]
+    Healthy,
+    /// The gateway check failed and the policy keeps the node configured.
+    Unhealthy,
+    /// Still checking, for ever (a wait that times out).
+    Checking,
+    /// The node rolled the file back: unconfigured, with the rollback record.
+    RolledBack,
+}
+
+/// The checks of `digest` in `phase`: an addresses check that passed, and a gateway check
+/// that passed only when healthy (its reason carries control characters).
+pub fn health(digest: &str, phase: HealthPhase) -> HealthStatus {
+    let ok = phase == HealthPhase::Healthy;
+    HealthStatus {
+        digest: digest.into(),
+        phase,
+        rollback_on: RollbackOn::Gateway,
+        grace_secs: 120,
+        started_unix: 1_796_000_000,
+        window_ends_unix: 1_796_000_600,
+        report: HealthReport::new(
+            vec![
+                CheckResult {
+                    kind: CheckKind::Addresses,
+                    subject: "eth0".into(),
+                    passed: true,
+                    attempts: 1,
+                    elapsed_ms: 3,
+                    tried: vec!["eth0: 10.0.0.31/24".into()],
+                    reason: "eth0 has exactly 10.0.0.31/24".into(),
+                },
+                CheckResult {
+                    kind: CheckKind::Gateway,
+                    subject: "10.0.0.1 on eth0".into(),
+                    passed: ok,
+                    attempts: if ok { 1 } else { 6 },
+                    elapsed_ms: if ok { 2 } else { 120_000 },
+                    tried: vec!["ARP who-has 10.0.0.1".into()],
+                    reason: if ok {
+                        "gateway 10.0.0.1 answered ARP on eth0".into()
+                    } else {
+                        GATEWAY_FAILED.into()
+                    },
+                },
+            ],
+            120_001,
+        ),
+    }
+}
+
+/// The reason of the failed gateway check (with an escape sequence the table must drop).
+pub const GATEWAY_FAILED: &str =
+    "gateway 10.0.0.1 did not answer ARP on eth0\u{1b}[2J within 120 s";
 
 /// A running fake agent.
 pub struct FakeAgent {
@@ -122,6 +187,9 @@ impl FakeAgent {
                         // Rebooting: the connection dies before TLS.
                         drop(tcp);
                         continue;
+                    }
+                    if down.is_some() {
+                        seen2.lock().unwrap().came_back = true;
                     }
                     let acceptor = acceptor.clone();
                     let seen = seen2.clone();
@@ -209,14 +277,9 @@ async fn handle(
             reply(StatusCode::OK, &body)
         }
         (false, STATUS_PATH) => {
-            let state = if s.applied.is_some() {
-                NodeState::Configured
-            } else {
-                NodeState::Unconfigured
-            };
-            let report = StatusReport {
-                state,
-                digest: s.applied.clone(),
+            let mut report = StatusReport {
+                state: NodeState::Unconfigured,
+                digest: None,
                 errors: vec![],
                 error: None,
                 last_attempt: None,
@@ -226,6 +289,33 @@ async fn handle(
                 health: None,
                 rolled_back: None,
             };
+            // Before its reboot a node that reboots reports configured, without checks.
+            let booted = behaviour != Behaviour::Reboot || s.came_back;
+            match (&s.applied, booted, s.checks) {
+                (None, _, _) => {}
+                (Some(d), false, _) => {
+                    report.state = NodeState::Configured;
+                    report.digest = Some(d.clone());
+                }
+                (Some(d), true, Checks::RolledBack) => {
+                    report.rolled_back = Some(RolledBack {
+                        digest: d.clone(),
+                        reason: GATEWAY_FAILED.into(),
+                        at_unix: 1_796_000_130,
+                        checks: health(d, HealthPhase::RollingBack).report.checks,
+                    });
+                }
+                (Some(d), true, checks) => {
+                    report.state = NodeState::Configured;
+                    report.digest = Some(d.clone());
+                    let phase = match checks {
+                        Checks::Healthy => HealthPhase::Healthy,
+                        Checks::Unhealthy => HealthPhase::Unhealthy,
+                        _ => HealthPhase::Checking,
+                    };
+                    report.health = Some(health(d, phase));
+                }
+            }
             reply(StatusCode::OK, &report)
         }
         (true, BOOTSTRAP_PATH) => {

@@ -58,6 +58,82 @@ pub struct Agent {
     log: Arc<Mutex<String>>,
     listening: std::sync::mpsc::Receiver<String>,
     child: Child,
+    extra: Vec<String>,
+}
+
+/// What the first boot after an apply shows, for [`Agent::reboot_after_apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterReboot {
+    /// Checks in this phase (`run/nodeboot/health.json`): the read-only window.
+    Checks(nodeboot_config::api::HealthPhase),
+    /// The configuration was rolled back: the node is unconfigured again, with the record.
+    RolledBack,
+}
+
+/// The reason of the gateway check that fails in [`health`] and [`rolled_back`].
+pub const GATEWAY_FAILED: &str = "gateway 10.0.0.1 did not answer ARP on eth0 within 120 s";
+
+/// Checks of `digest` in `phase` (as `nodeboot-check` writes them): eth0's addresses passed;
+/// the gateway passed only when healthy. The window ends in 10 minutes.
+pub fn health(
+    digest: &str,
+    phase: nodeboot_config::api::HealthPhase,
+) -> nodeboot_config::api::HealthStatus {
+    use nodeboot_config::api::{
+        CheckKind, CheckResult, HealthPhase, HealthReport, HealthStatus, RollbackOn,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let ok = phase == HealthPhase::Healthy;
+    HealthStatus {
+        digest: digest.into(),
+        phase,
+        rollback_on: RollbackOn::Gateway,
+        grace_secs: 120,
+        started_unix: now,
+        window_ends_unix: now + 600,
+        report: HealthReport::new(
+            vec![
+                CheckResult {
+                    kind: CheckKind::Addresses,
+                    subject: "eth0".into(),
+                    passed: true,
+                    attempts: 1,
+                    elapsed_ms: 2,
+                    tried: vec!["eth0: 10.0.0.31/24".into()],
+                    reason: "eth0 has exactly 10.0.0.31/24".into(),
+                },
+                CheckResult {
+                    kind: CheckKind::Gateway,
+                    subject: "10.0.0.1 on eth0".into(),
+                    passed: ok,
+                    attempts: if ok { 1 } else { 7 },
+                    elapsed_ms: if ok { 3 } else { 120_000 },
+                    tried: vec!["ARP who-has 10.0.0.1".into()],
+                    reason: if ok {
+                        "gateway 10.0.0.1 answered ARP on eth0".into()
+                    } else {
+                        GATEWAY_FAILED.into()
+                    },
+                },
+            ],
+            120_003,
+        ),
+    }
+}
+
+/// The record a rollback of `digest` leaves.
+pub fn rolled_back(digest: &str) -> nodeboot_config::api::RolledBack {
+    nodeboot_config::api::RolledBack {
+        digest: digest.into(),
+        reason: GATEWAY_FAILED.into(),
+        at_unix: 1_796_000_000,
+        checks: health(digest, nodeboot_config::api::HealthPhase::RollingBack)
+            .report
+            .checks,
+    }
 }
 
 impl Agent {
@@ -87,9 +163,67 @@ impl Agent {
             // the owners only where the test may set them (as root)
             let _ = nodeboot_tests::fixtures::populate_image(root.path());
         }
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Agent::spawn_in(addr, root, extra)
+    }
+
+    /// The node's reboot: stops the agent, lets `between` change its root (what the boot
+    /// finds), and starts it again on the same address and root (same certificate).
+    pub fn reboot(&mut self, between: impl FnOnce(&Path)) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        between(self.root.path());
+        let root = std::mem::replace(&mut self.root, tempfile::tempdir().unwrap());
+        let log = self.log();
+        let again = Agent::spawn_in(self.addr, root, std::mem::take(&mut self.extra));
+        again.log.lock().unwrap().insert_str(0, &log);
+        *self = again;
+        self.wait_listening();
+    }
+
+    /// Waits (at most 60 s) until the agent applied a configuration, then reboots it into
+    /// `after`: the read-only window with checks of `digest` in a phase, or a rollback.
+    pub fn reboot_after_apply(&mut self, digest: &str, after: AfterReboot) {
+        self.wait_applied();
+        let digest = digest.to_string();
+        self.reboot(move |root| {
+            let (rel, bytes) = match after {
+                AfterReboot::Checks(phase) => (
+                    nodeboot_config::api::HEALTH_STATUS_PATH,
+                    serde_json::to_vec(&health(&digest, phase)).unwrap(),
+                ),
+                AfterReboot::RolledBack => {
+                    std::fs::remove_file(root.join("var/lib/nodeboot/configured.json")).unwrap();
+                    (
+                        nodeboot_config::api::ROLLED_BACK_PATH,
+                        serde_json::to_vec(&rolled_back(&digest)).unwrap(),
+                    )
+                }
+            };
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        });
+    }
+
+    /// Waits (at most 60 s) until the agent logged that it applied a configuration (every
+    /// file written and synced: a reboot from then on finds it whole).
+    pub fn wait_applied(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !self.log().contains("configuration applied") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the agent applied nothing: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn spawn_in(addr: SocketAddr, root: tempfile::TempDir, extra: Vec<String>) -> Agent {
         let mut child = Command::new(binary("nodeboot-agent"))
             .args(agent_args(addr, root.path()))
-            .args(extra)
+            .args(&extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -116,6 +250,7 @@ impl Agent {
             log,
             listening,
             child,
+            extra,
         }
     }
 
@@ -185,6 +320,35 @@ pub fn agent_args(addr: SocketAddr, root: &Path) -> Vec<String> {
         "--reboot".into(),
         "none".into(),
     ]
+}
+
+/// Starts `nodeboot` with `args` (output collected; wait with `wait_with_output`), for a run
+/// that goes on while the test reboots its nodes.
+pub fn nodeboot_spawn(args: &[&str]) -> Child {
+    Command::new(binary("nodeboot"))
+        .args(args)
+        .env("HOME", "/nonexistent")
+        .env_remove("XDG_CONFIG_HOME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs `nodeboot push … --wait` with `args` while `agents` apply what they are sent and
+/// reboot into `after` (each with the digest it was sent: `digests`, in the same order).
+pub fn push_through_reboots(
+    args: &[&str],
+    agents: &mut [&mut Agent],
+    digests: &[String],
+    after: AfterReboot,
+) -> std::process::Output {
+    let child = nodeboot_spawn(args);
+    for (agent, digest) in agents.iter_mut().zip(digests) {
+        agent.reboot_after_apply(digest, after);
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// Runs `nodeboot` with `args`; HOME points nowhere so no real known-nodes file is touched.
