@@ -291,3 +291,83 @@ fn the_next_start_finishes_an_interrupted_apply_before_anything_else() {
     );
     assert!(!r.join("var/lib/nodeboot/journal.json").exists());
 }
+
+#[test]
+fn status_shows_the_checks_of_the_first_boot_and_a_rollback() {
+    use nodeboot_config::api::{
+        CheckKind, CheckResult, HEALTH_STATUS_PATH, HealthPhase, HealthReport, HealthStatus,
+        ROLLED_BACK_PATH, RollbackOn, RolledBack,
+    };
+    let root = image_root();
+    let r = root.path();
+    let xml = fixture("tests/fixtures/valid/transcoding.xml");
+    let digest = nodeboot_config::digest(&std::fs::read(&xml).unwrap());
+    assert!(
+        agent(&["apply", "--reboot=none", xml.to_str().unwrap()], r)
+            .status
+            .success()
+    );
+    let check = |kind, passed: bool, reason: &str| CheckResult {
+        kind,
+        subject: "10.0.0.1 on eth0".into(),
+        passed,
+        attempts: 1,
+        elapsed_ms: 3,
+        tried: vec![],
+        reason: reason.into(),
+    };
+    let health = HealthStatus {
+        digest: digest.clone(),
+        phase: HealthPhase::Unhealthy,
+        rollback_on: RollbackOn::Gateway,
+        grace_secs: 120,
+        started_unix: 1,
+        window_ends_unix: 601,
+        report: HealthReport::new(
+            vec![
+                check(CheckKind::Gateway, true, "gateway answered ARP in 3 ms"),
+                // Outside text with a terminal escape: printed cleaned.
+                check(CheckKind::Ntp, false, "ntp \u{1b}[2Jdid not answer"),
+            ],
+            20,
+        ),
+    };
+    let path = r.join(HEALTH_STATUS_PATH);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, serde_json::to_vec(&health).unwrap()).unwrap();
+    let (out, err) = text(&agent(&["status"], r));
+    assert!(
+        out.contains("checks: unhealthy: ntp [2Jdid not answer\n"),
+        "{out}{err}"
+    );
+    assert!(out.contains("  pass gateway 10.0.0.1 on eth0: gateway answered ARP in 3 ms\n"));
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&agent(&["status", "--json"], r).stdout).unwrap();
+    assert_eq!(v["health"]["phase"], "unhealthy");
+
+    // Rolled back: the node is unconfigured again and says why.
+    assert!(agent(&["reset"], r).status.success());
+    std::fs::remove_file(&path).unwrap();
+    let record = RolledBack {
+        digest: digest.clone(),
+        reason: "gateway 10.0.0.1 did not answer ARP on eth0 within 120 s".into(),
+        at_unix: 2,
+        checks: vec![],
+    };
+    let path = r.join(ROLLED_BACK_PATH);
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let (out, _) = text(&agent(&["status"], r));
+    assert_eq!(
+        out,
+        format!(
+            "state: unconfigured\nrolled back: gateway 10.0.0.1 did not answer ARP on eth0 within 120 s (sha256 {digest})\n"
+        )
+    );
+    // A record that is a link is not followed: the status says nothing of it.
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", &path).unwrap();
+    let o = agent(&["status"], r);
+    assert!(o.status.success());
+    assert_eq!(text(&o).0, "state: unconfigured\n");
+}

@@ -290,7 +290,19 @@ pub fn file_diffs(root: &Path, plan: &Plan) -> Vec<FileDiff> {
 
 /// Runs `nodeboot-agent status`.
 pub fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    use crate::health::records;
     let state = super::read_state(&args.root)?;
+    // The checks of this boot, else the last verdict kept; a rollback on an unconfigured node.
+    let health = records::read_health(&args.root)
+        .ok()
+        .flatten()
+        .or_else(|| records::read_health_record(&args.root).ok().flatten());
+    let rolled_back = match state {
+        NodeState::Unconfigured | NodeState::Failed { .. } => {
+            records::read_rolled_back(&args.root).ok().flatten()
+        }
+        _ => None,
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         let mut value = serde_json::to_value(&state)?;
@@ -299,6 +311,12 @@ pub fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 "version".into(),
                 serde_json::Value::String(env!("CARGO_PKG_VERSION").into()),
             );
+            if let Some(h) = &health {
+                obj.insert("health".into(), serde_json::to_value(h)?);
+            }
+            if let Some(r) = &rolled_back {
+                obj.insert("rolled_back".into(), serde_json::to_value(r)?);
+            }
         }
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(ExitCode::SUCCESS);
@@ -321,6 +339,16 @@ pub fn run_status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             out,
             "state: failed (the node is still unconfigured)\nsha256: {digest}\nerror: {error}"
         )?,
+    }
+    if let Some(h) = &health {
+        writeln!(out, "checks: {}", h.summary())?;
+        for c in &h.report.checks {
+            let mark = if c.passed { "pass" } else { "FAIL" };
+            writeln!(out, "  {mark} {} {}: {}", c.kind, c.subject, c.reason)?;
+        }
+    }
+    if let Some(r) = &rolled_back {
+        writeln!(out, "{} (sha256 {})", r.summary(), r.digest)?;
     }
     Ok(ExitCode::SUCCESS)
 }

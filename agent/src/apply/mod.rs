@@ -394,16 +394,6 @@ fn rolled_back_json(record: &nodeboot_config::api::RolledBack) -> serde_json::Re
     Ok(json)
 }
 
-/// The configuration a rollback set aside, if any (a record that cannot be read is `None`:
-/// a damaged record must not stop a person from configuring the node).
-pub fn read_rolled_back(root: &Path) -> Option<nodeboot_config::api::RolledBack> {
-    let root = open_root(root).ok()?;
-    let bytes =
-        crate::source::read_bounded(&root, Path::new(state::ROLLED_BACK), MAX_ROLLED_BACK + 1)
-            .ok()??;
-    serde_json::from_slice(&bytes).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@
 pub mod boot;
 mod plan;
 mod probe;
+pub mod records;
 mod run;
 mod wire;
 

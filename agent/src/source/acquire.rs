@@ -272,7 +272,9 @@ fn rolled_back_report(
     origin: &str,
     digest: &str,
 ) -> Option<nodeboot_config::api::SourceReport> {
-    let rolled = crate::apply::read_rolled_back(root)?;
+    let rolled = crate::health::records::read_rolled_back(root)
+        .ok()
+        .flatten()?;
     (rolled.digest == digest).then(|| {
         let reason: String = nodeboot_config::text::printable_line(&rolled.reason)
             .chars()
