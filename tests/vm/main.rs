@@ -4,7 +4,7 @@
 //!
 //! 1. configure: wait for the banner's certificate fingerprint on the console; `nodeboot push
 //!    --wait` a file whose gateway does not exist (10.0.2.1) pinned to it: the node applies it,
-//!    reboots, finds the gateway silent for the file's 30 s of grace, rolls back and serves
+//!    reboots, finds the gateway silent for the file's 10 s of grace, rolls back and serves
 //!    8443 again, and push reports `rolled back: <reason>` (the banner shows it too); then the
 //!    real file: push reports `healthy`, the node reboots to `vmnode01 login:`, the suite logs
 //!    in on the console and checks hostname, address, routes, resolver, time servers, and that
@@ -246,7 +246,7 @@ fn configure(opts: &Options) -> Fallible<()> {
     );
 
     // A wrong gateway first: the node applies it, reboots, finds its gateway silent for the
-    // file's 30 s of grace, rolls back to the generic image and serves 8443 again.
+    // file's 10 s of grace, rolls back to the generic image and serves 8443 again.
     let upload = Instant::now();
     let out = push_wait(&vm, opts, "wrong-gateway.xml", &ready.fingerprint)?;
     println!(
