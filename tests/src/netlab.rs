@@ -33,16 +33,21 @@ pub struct Netns {
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
+    let mut cmd = Command::new("ip");
+    cmd.args(args);
+    succeed(cmd, "Debian iproute2")
+}
+
+/// Runs `cmd`: an error names it (`package` holds the program) and gives its stderr.
+fn succeed(mut cmd: Command, package: &str) -> Result<(), String> {
+    let out = cmd
         .output()
-        .map_err(|e| format!("running ip: {e} (Debian iproute2)"))?;
+        .map_err(|e| format!("running {cmd:?}: {e} ({package})"))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(format!(
-            "ip {}: {}",
-            args.join(" "),
+            "{cmd:?}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
@@ -95,20 +100,9 @@ impl Netns {
 
     /// `sysctl -w SETTING` inside the namespace (`net.ipv4.conf.all.arp_ignore=1`).
     pub fn sysctl(&self, setting: &str) -> Result<(), String> {
-        let out = self
-            .command("sysctl")
-            .args(["-qw", setting])
-            .output()
-            .map_err(|e| format!("running sysctl: {e} (Debian procps)"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "sysctl -w {setting} in {}: {}",
-                self.name,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
+        let mut cmd = self.command("sysctl");
+        cmd.args(["-qw", setting]);
+        succeed(cmd, "Debian procps")
     }
 
     /// A veth pair: `iface` here, `peer_iface` in `peer`'s namespace (both left down).
