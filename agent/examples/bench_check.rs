@@ -14,31 +14,14 @@ use nodeboot_agent::apply::{self, NoReboot};
 use nodeboot_agent::health::boot::{self, Verdict};
 use nodeboot_agent::health::{Policy, SystemProbe};
 use nodeboot_config::api::RollbackOn;
-
-fn config(gateway: &str) -> String {
-    format!(
-        r#"<node-config schema="1">
-  <role>transcoding</role><name>conf01</name><hostname>conf01</hostname>
-  <domain>example.test</domain><system-location>Lab</system-location>
-  <network>
-    <ipv4 address="10.77.0.31" netmask="255.255.255.0" gateway="{gateway}"/>
-    <ipv6 address="2001:db8:77::31/64" gateway="2001:db8:77::1"/>
-    <route name="lab" destination="192.168.50.0/24" gateway="10.77.0.254"/>
-    <dns-server>10.77.0.53</dns-server>
-    <ntp-server>ntp.example.test</ntp-server>
-    <ntp-server>10.77.0.123</ntp-server>
-  </network>
-  <ssh enabled="global"><password-hash>$6$nodebootsalt$D911Z.xpU/20.GOmWv6hQCOj3iCaPm.6.JisGFVWKxsB2gSHSPq9mnCmihYdeLhjjdIG1fNiQJdokl3zaGkzI/</password-hash></ssh>
-  <management-node address="mgr.example.test"/>
-</node-config>"#
-    )
-}
+use nodeboot_tests::netlab::health_config;
+use nodeboot_tests::run::runtime;
 
 /// One run on a fresh configured root: (time to ready, time to the end, verdict).
 fn once(gateway: &str, grace: Duration) -> (Duration, Duration, Verdict) {
     let root = tempfile::tempdir().unwrap();
     nodeboot_tests::fixtures::populate_image(root.path()).unwrap();
-    let doc = nodeboot_config::parse(config(gateway).as_bytes()).unwrap();
+    let doc = nodeboot_config::parse(health_config(gateway).as_bytes()).unwrap();
     apply::apply_config(root.path(), &doc).unwrap();
     let opts = boot::Options {
         root: root.path().to_owned(),
@@ -49,10 +32,7 @@ fn once(gateway: &str, grace: Duration) -> (Duration, Duration, Verdict) {
         round_pause: Duration::from_secs(2),
         reboot: Arc::new(NoReboot::new()),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let start = Instant::now();
     let mut ready = None;
     let verdict = rt

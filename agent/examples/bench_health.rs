@@ -12,25 +12,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{UsageWho, getrusage};
 use nodeboot_agent::health::{Check, Policy, SystemProbe, plan_checks, report, run_checks};
-
-const CONFIG: &str = r#"<node-config schema="1">
-  <role>transcoding</role><name>conf01</name><hostname>conf01</hostname>
-  <domain>example.test</domain><system-location>Lab</system-location>
-  <network>
-    <ipv4 address="10.77.0.31" netmask="255.255.255.0" gateway="10.77.0.1"/>
-    <ipv6 address="2001:db8:77::31/64" gateway="2001:db8:77::1"/>
-    <route name="lab" destination="192.168.50.0/24" gateway="10.77.0.254"/>
-    <dns-server>10.77.0.53</dns-server>
-    <ntp-server>ntp.example.test</ntp-server>
-    <ntp-server>10.77.0.123</ntp-server>
-  </network>
-  <ssh enabled="global"><password-hash>$6$nodebootsalt$D911Z.xpU/20.GOmWv6hQCOj3iCaPm.6.JisGFVWKxsB2gSHSPq9mnCmihYdeLhjjdIG1fNiQJdokl3zaGkzI/</password-hash></ssh>
-  <management-node address="mgr.example.test"/>
-</node-config>"#;
+use nodeboot_tests::netlab::{dns_reply, health_config, health_zone, ntp_reply, serve_udp};
+use nodeboot_tests::run::runtime;
 
 fn cpu() -> Duration {
     let u = getrusage(UsageWho::RUSAGE_SELF).unwrap();
@@ -40,56 +29,15 @@ fn cpu() -> Duration {
     t(u.user_time()) + t(u.system_time())
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn serve() {
-    let udp = |addr: &'static str, port: u16, answer: fn(&[u8]) -> Option<Vec<u8>>| {
-        let sock = UdpSocket::bind((addr, port)).unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 1500];
-            loop {
-                if let Ok((n, from)) = sock.recv_from(&mut buf) {
-                    if let Some(r) = answer(&buf[..n]) {
-                        let _ = sock.send_to(&r, from);
-                    }
-                }
-            }
-        })
+    let stop = Arc::new(AtomicBool::new(false));
+    let udp = |addr: &str, answer: fn(&[u8]) -> Vec<Vec<u8>>| {
+        let sock = UdpSocket::bind(addr).unwrap();
+        let stop = stop.clone();
+        std::thread::spawn(move || serve_udp(&sock, &stop, answer))
     };
-    udp("10.77.0.53", 53, |req| {
-        if req.len() < 12 {
-            return None;
-        }
-        let name = String::from_utf8_lossy(&req[12..]).to_lowercase();
-        let addr = if name.contains("conf01") {
-            [10, 77, 0, 31]
-        } else if name.contains("ntp") {
-            [10, 77, 0, 123]
-        } else {
-            [10, 77, 0, 10]
-        };
-        let mut r = req.to_vec();
-        r[2] = 0x81;
-        r[3] = 0x80;
-        r[6..8].copy_from_slice(&[0, 1]);
-        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
-        r.extend_from_slice(&addr);
-        Some(r)
-    });
-    udp("10.77.0.123", 123, |req| {
-        let nonce = req.get(40..48)?;
-        let mut r = vec![0u8; 48];
-        r[0] = 0x24;
-        r[1] = 2;
-        r[24..32].copy_from_slice(nonce);
-        r[40] = 0xe9;
-        Some(r)
-    });
+    udp("10.77.0.53:53", |q| dns_reply(q, &health_zone()));
+    udp("10.77.0.123:123", ntp_reply);
     let listener = TcpListener::bind(("10.77.0.10", 443)).unwrap();
     println!("serving");
     for conn in listener.incoming() {
@@ -98,7 +46,8 @@ fn serve() {
 }
 
 fn run(rounds: usize, only: Option<&str>) {
-    let doc = nodeboot_config::parse(CONFIG.as_bytes()).expect("the benchmark's configuration");
+    let doc = nodeboot_config::parse(health_config("10.77.0.1").as_bytes())
+        .expect("the benchmark's configuration");
     let mut checks = plan_checks(doc.config());
     if let Some(kind) = only {
         checks.retain(|c| c.kind().as_str() == kind);

@@ -10,222 +10,43 @@
 mod common;
 mod https;
 
-use std::io::ErrorKind;
-use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use nix::sched::{CloneFlags, setns};
 use nodeboot_agent::apply::{self, NoReboot};
 use nodeboot_agent::health::Policy;
 use nodeboot_agent::health::boot::{self, Verdict};
 use nodeboot_config::api::{
     CheckKind, CheckResult, HealthPhase, HealthStatus, RollbackOn, RolledBack,
 };
-use nodeboot_tests::require::{require, root, tool};
+use nodeboot_tests::netlab::{DNS, GATEWAY, Lab, MANAGEMENT, NOBODY, NODE, NTP, can_run};
+use nodeboot_tests::run::{runtime, shown};
 
-fn can_run() -> bool {
-    require(root(), "root (network namespaces, the image's owners)")
-        && require(tool("ip"), "ip (Debian iproute2)")
+/// Runs the real `nodeboot-check` inside the lab's node namespace; it must succeed.
+fn check(lab: &Lab, root: &Path, args: &[&str]) -> std::process::Output {
+    let out = lab
+        .exec(env!("CARGO_BIN_EXE_nodeboot-check"))
+        .arg("--root")
+        .arg(root)
+        .args(["--reboot", "none", "--check-deadline", "1"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "nodeboot-check: {}", shown(&out));
+    out
 }
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("running ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A named network namespace, deleted (with its links) on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(name: String) -> Self {
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        ip(&["netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        ip(&all);
-    }
-
-    fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("opening the namespace");
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("entering the namespace");
-            f()
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
-
-const GATEWAY: &str = "10.78.0.1";
-const DNS: &str = "10.78.0.53";
-const NTP: &str = "10.78.0.123";
-const MANAGEMENT: &str = "10.78.0.10";
-
-/// The node (`eth0` 10.78.0.31/24, default route via the gateway) and its peer, which holds
-/// the DNS, NTP and management addresses and the gateway's when `gateway` is true.
-struct Lab {
-    node: Netns,
-    _peer: Netns,
-    stop: Arc<AtomicBool>,
-    servers: Vec<JoinHandle<()>>,
-}
-
-impl Lab {
-    fn new(tag: &str, gateway: bool) -> Lab {
-        let id = std::process::id();
-        let node = Netns::new(format!("nbc{id}-{tag}-n"));
-        let peer = Netns::new(format!("nbc{id}-{tag}-g"));
-        node.ip(&[
-            "link", "add", "eth0", "type", "veth", "peer", "name", "gw0", "netns", &peer.name,
-        ]);
-        node.ip(&["addr", "add", "10.78.0.31/24", "dev", "eth0"]);
-        let mut addrs = vec![DNS, NTP, MANAGEMENT];
-        if gateway {
-            addrs.push(GATEWAY);
-        }
-        for a in addrs {
-            peer.ip(&["addr", "add", &format!("{a}/24"), "dev", "gw0"]);
-        }
-        peer.ip(&["link", "set", "gw0", "up"]);
-        node.ip(&["link", "set", "eth0", "up"]);
-        node.ip(&["route", "add", "default", "via", GATEWAY]);
-        let mut lab = Lab {
-            node,
-            _peer: peer,
-            stop: Arc::new(AtomicBool::new(false)),
-            servers: Vec::new(),
-        };
-        let (tx, rx) = mpsc::channel();
-        for (addr, port) in [(DNS, 53), (NTP, 123)] {
-            let (stop, tx) = (lab.stop.clone(), tx.clone());
-            lab.servers.push(lab._peer.spawn(move || {
-                let sock = UdpSocket::bind((addr, port)).unwrap();
-                sock.set_read_timeout(Some(Duration::from_millis(20)))
-                    .unwrap();
-                tx.send(()).unwrap();
-                let mut buf = [0u8; 1500];
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok((n, from)) = sock.recv_from(&mut buf) {
-                        let reply = if port == 53 {
-                            dns_answer(&buf[..n])
-                        } else {
-                            ntp_answer(&buf[..n])
-                        };
-                        let _ = sock.send_to(&reply, from);
-                    }
-                }
-            }));
-        }
-        let stop = lab.stop.clone();
-        lab.servers.push(lab._peer.spawn(move || {
-            let listener = TcpListener::bind((MANAGEMENT, 443)).unwrap();
-            listener.set_nonblocking(true).unwrap();
-            tx.send(()).unwrap();
-            while !stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok(_conn) => {}
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(10))
-                    }
-                    Err(e) => panic!("accept: {e}"),
-                }
-            }
-        }));
-        for _ in 0..3 {
-            rx.recv().unwrap();
-        }
-        lab
-    }
-
-    /// Runs the real `nodeboot-check` inside the node's namespace.
-    fn check(&self, root: &Path, args: &[&str]) -> std::process::Output {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.node.name])
-            .arg(env!("CARGO_BIN_EXE_nodeboot-check"))
-            .arg("--root")
-            .arg(root)
-            .args(["--reboot", "none", "--check-deadline", "1"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "nodeboot-check: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for s in self.servers.drain(..) {
-            let _ = s.join();
-        }
-    }
-}
-
-/// An A record 10.78.0.31 for any question.
-fn dns_answer(req: &[u8]) -> Vec<u8> {
-    let mut r = req.to_vec();
-    if r.len() < 12 {
-        return vec![];
-    }
-    r[2] = 0x81;
-    r[3] = 0x80;
-    r[6..8].copy_from_slice(&[0, 1]);
-    r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 78, 0, 31]);
-    r
-}
-
-fn ntp_answer(req: &[u8]) -> Vec<u8> {
-    if req.len() < 48 {
-        return vec![];
-    }
-    let mut r = [0u8; 48];
-    r[0] = 0x24;
-    r[1] = 2;
-    r[24..32].copy_from_slice(&req[40..48]);
-    r[40..48].copy_from_slice(&[0xe9, 0, 0, 0, 1, 2, 3, 4]);
-    r.to_vec()
-}
-
-/// The lab's node: every check has its responder, but NTP when `ntp` names a silent address.
+/// The lab's node (`conf01.lab.test`, which the lab's DNS answers): every check has its
+/// responder, but NTP when `ntp` names a silent address.
 fn config(ntp: &str) -> String {
     format!(
         r#"<node-config schema="1">
   <role>transcoding</role><name>conf01</name><hostname>conf01</hostname>
-  <domain>example.test</domain><system-location>Lab</system-location>
+  <domain>lab.test</domain><system-location>Lab</system-location>
   <network>
-    <ipv4 address="10.78.0.31" netmask="255.255.255.0" gateway="{GATEWAY}"/>
+    <ipv4 address="{NODE}" netmask="255.255.255.0" gateway="{GATEWAY}"/>
     <dns-server>{DNS}</dns-server>
     <ntp-server>{ntp}</ntp-server>
   </network>
@@ -333,9 +154,9 @@ fn a_node_whose_gateway_answers_is_healthy_and_keeps_its_configuration() {
     if !can_run() {
         return;
     }
-    let lab = Lab::new("ok", true);
+    let lab = Lab::new("ok");
     let (root, _) = configured(&config(NTP));
-    let out = lab.check(root.path(), &["--grace", "30"]);
+    let out = check(&lab, root.path(), &["--grace", "30"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("pass gateway 10.78.0.1 on eth0: gateway 10.78.0.1 answered ARP on eth0"),
@@ -359,7 +180,7 @@ fn a_node_whose_gateway_answers_is_healthy_and_keeps_its_configuration() {
             .exists()
     );
     // Run again (the next boot): nothing to check.
-    let out = lab.check(root.path(), &[]);
+    let out = check(&lab, root.path(), &[]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "nothing to check\n");
 }
 
@@ -368,10 +189,10 @@ fn a_node_whose_gateway_is_silent_rolls_back_within_the_grace() {
     if !can_run() {
         return;
     }
-    let lab = Lab::new("nogw", false);
+    let lab = Lab::without_gateway("nogw");
     let (root, generic) = configured(&config(NTP));
     let digest: serde_json::Value = read_json(root.path(), MARKER);
-    let out = lab.check(root.path(), &["--grace", "3"]);
+    let out = check(&lab, root.path(), &["--grace", "3"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("FAIL gateway 10.78.0.1 on eth0: gateway 10.78.0.1 did not answer ARP on eth0 within 1 s"),
@@ -404,9 +225,13 @@ fn a_silent_ntp_server_makes_the_node_unhealthy_but_not_rolled_back() {
     if !can_run() {
         return;
     }
-    let lab = Lab::new("nontp", true);
-    let (root, _) = configured(&config("10.78.0.99"));
-    let out = lab.check(root.path(), &["--grace", "3", "--rollback", "gateway"]);
+    let lab = Lab::new("nontp");
+    let (root, _) = configured(&config(NOBODY));
+    let out = check(
+        &lab,
+        root.path(),
+        &["--grace", "3", "--rollback", "gateway"],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("): unhealthy: NTP server 10.78.0.99 did not answer within 1 s"),
@@ -429,7 +254,7 @@ fn the_library_entry_requests_the_reboot_after_a_rollback_and_says_ready_once() 
     if !can_run() {
         return;
     }
-    let lab = Lab::new("lib", false);
+    let lab = Lab::without_gateway("lib");
     let (root, _) = configured(&config(NTP));
     let reboot = Arc::new(NoReboot::new());
     let opts = boot::Options {
@@ -446,15 +271,10 @@ fn the_library_entry_requests_the_reboot_after_a_rollback_and_says_ready_once() 
         reboot: reboot.clone(),
     };
     let (verdict, readies) = lab
-        .node
         .spawn(move || {
             let mut readies = 0;
             let mut out = Vec::new();
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let v = rt
+            let v = runtime()
                 .block_on(boot::run(
                     &opts,
                     &nodeboot_agent::health::SystemProbe::default(),
@@ -462,9 +282,10 @@ fn the_library_entry_requests_the_reboot_after_a_rollback_and_says_ready_once() 
                     &mut || readies += 1,
                 ))
                 .unwrap();
-            (v, readies)
+            Ok((v, readies))
         })
         .join()
+        .unwrap()
         .unwrap();
     assert!(matches!(verdict, Verdict::RolledBack(_)), "{verdict:?}");
     assert_eq!(readies, 1);

@@ -1,111 +1,36 @@
 //! The checks after the reboot, run for real: the node side in one network namespace with
 //! its configured addresses and routes, a peer namespace as the gateway (answering ARP and
-//! neighbour discovery because it has the address), DNS and NTP responders written here (and
-//! ones that send garbage, refuse or say nothing), a TCP listener as the management node.
+//! neighbour discovery because it has the address), DNS and NTP responders (ones that answer,
+//! send garbage, refuse or say nothing; `nodeboot_tests::netlab`), a TCP listener as the
+//! management node.
 //! Needs root and `ip` (iproute2); traffic never leaves the namespaces made here.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::ErrorKind;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::process::Command;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use nix::sched::{CloneFlags, setns};
 use nodeboot_agent::health::{
     Check, DnsQuery, KernelRoute, Policy, Probe, SystemProbe, plan_checks, report, run_checks,
 };
 use nodeboot_config::ServerName;
 use nodeboot_config::api::{CheckKind, CheckResult, HealthReport};
-use nodeboot_tests::require::{require, root, tool};
+use nodeboot_tests::netlab::{
+    Behaviour, Netns, Responders, can_run, dns_answer, health_config, health_zone, ntp_answer,
+};
+use nodeboot_tests::run::runtime;
 
-fn can_run() -> bool {
-    require(root(), "root (it makes network namespaces)")
-        && require(tool("ip"), "ip (Debian iproute2)")
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("running ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A named network namespace, deleted (with its links) on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(name: String) -> Self {
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        ip(&["netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        // No duplicate address detection: addresses are usable at once.
-        for key in ["all", "default"] {
-            ns.sysctl(&format!("net.ipv6.conf.{key}.accept_dad=0"));
-        }
-        ns
+/// A namespace without duplicate address detection: its addresses are usable at once.
+fn netns(name: &str) -> Netns {
+    let ns = Netns::new(name).unwrap();
+    for key in ["all", "default"] {
+        ns.sysctl(&format!("net.ipv6.conf.{key}.accept_dad=0"))
+            .unwrap();
     }
-
-    /// `sysctl -w SETTING` inside the namespace.
-    fn sysctl(&self, setting: &str) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name, "sysctl", "-qw", setting])
-            .output()
-            .expect("sysctl");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// `ip -n NAME ARGS`.
-    fn ip(&self, args: &[&str]) {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        ip(&all);
-    }
-
-    /// Runs `f` on a new thread inside the namespace.
-    fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("opening the namespace");
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("entering the namespace");
-            f()
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
-
-/// How a DNS responder behaves.
-#[derive(Clone, Copy, Debug)]
-enum Dns {
-    /// Answers from the lab's zone.
-    Zone,
-    /// Sends bytes that are no DNS reply, then a reply with the wrong id.
-    Garbage,
-    /// Reads and never answers.
-    Silent,
-    /// Answers REFUSED.
-    Refuse,
+    ns
 }
 
 /// The addresses the lab's peer holds.
@@ -122,21 +47,20 @@ const MANAGEMENT: &str = "10.77.0.10";
 struct Lab {
     node: Netns,
     peer: Netns,
-    stop: Arc<AtomicBool>,
-    servers: Vec<JoinHandle<()>>,
+    _responders: Option<Responders>,
 }
 
 impl Lab {
     /// A lab whose node `eth0` is up (or not) with the configured addresses and routes.
     fn new(tag: &str, node_up: bool) -> Lab {
         let id = std::process::id();
-        let node = Netns::new(format!("nbh{id}-{tag}-n"));
-        let peer = Netns::new(format!("nbh{id}-{tag}-g"));
-        node.ip(&[
-            "link", "add", "eth0", "type", "veth", "peer", "name", "gw0", "netns", &peer.name,
-        ]);
-        node.ip(&["addr", "add", "10.77.0.31/24", "dev", "eth0"]);
-        node.ip(&["addr", "add", "2001:db8:77::31/64", "dev", "eth0", "nodad"]);
+        let node = netns(&format!("nbh{id}-{tag}-n"));
+        let peer = netns(&format!("nbh{id}-{tag}-g"));
+        node.veth("eth0", &peer, "gw0").unwrap();
+        node.ip(&["addr", "add", "10.77.0.31/24", "dev", "eth0"])
+            .unwrap();
+        node.ip(&["addr", "add", "2001:db8:77::31/64", "dev", "eth0", "nodad"])
+            .unwrap();
         for a in [
             GATEWAY,
             DNS,
@@ -147,75 +71,55 @@ impl Lab {
             NTP,
             MANAGEMENT,
         ] {
-            peer.ip(&["addr", "add", &format!("{a}/24"), "dev", "gw0"]);
+            peer.ip(&["addr", "add", &format!("{a}/24"), "dev", "gw0"])
+                .unwrap();
         }
-        peer.ip(&["addr", "add", "2001:db8:77::1/64", "dev", "gw0", "nodad"]);
-        peer.ip(&["link", "set", "gw0", "up"]);
+        peer.ip(&["addr", "add", "2001:db8:77::1/64", "dev", "gw0", "nodad"])
+            .unwrap();
+        peer.ip(&["link", "set", "gw0", "up"]).unwrap();
         if node_up {
-            node.ip(&["link", "set", "eth0", "up"]);
-            node.ip(&["route", "add", "default", "via", GATEWAY]);
-            node.ip(&["-6", "route", "add", "default", "via", "2001:db8:77::1"]);
-            node.ip(&["route", "add", "192.168.50.0/24", "via", "10.77.0.254"]);
+            node.ip(&["link", "set", "eth0", "up"]).unwrap();
+            node.ip(&["route", "add", "default", "via", GATEWAY])
+                .unwrap();
+            node.ip(&["-6", "route", "add", "default", "via", "2001:db8:77::1"])
+                .unwrap();
+            node.ip(&["route", "add", "192.168.50.0/24", "via", "10.77.0.254"])
+                .unwrap();
         }
         Lab {
             node,
             peer,
-            stop: Arc::new(AtomicBool::new(false)),
-            servers: Vec::new(),
+            _responders: None,
         }
     }
 
     /// Starts the responders: DNS (each behaviour at its address), NTP, the management node's
     /// TCP listener on 443. Returns once all are bound.
     fn serve(mut self) -> Lab {
-        let (tx, rx) = mpsc::channel();
-        let mut started = 0;
+        let at = |a: &str, port: u16| SocketAddr::from((a.parse::<Ipv4Addr>().unwrap(), port));
+        let mut r = Responders::default();
         for (addr, behaviour) in [
-            (DNS, Dns::Zone),
-            (DNS_GARBAGE, Dns::Garbage),
-            (DNS_SILENT, Dns::Silent),
-            (DNS_REFUSE, Dns::Refuse),
+            (DNS, Behaviour::Answer),
+            (DNS_GARBAGE, Behaviour::Garbage),
+            (DNS_SILENT, Behaviour::Silent),
+            (DNS_REFUSE, Behaviour::Refuse),
         ] {
-            let (stop, tx) = (self.stop.clone(), tx.clone());
-            self.servers.push(self.peer.spawn(move || {
-                let sock = UdpSocket::bind((addr, 53)).unwrap();
-                tx.send(()).unwrap();
-                serve_udp(&sock, &stop, |req| dns_answer(req, behaviour));
-            }));
-            started += 1;
+            let zone = health_zone();
+            r.udp(&self.peer, at(addr, 53), move |q| {
+                dns_answer(q, &zone, behaviour)
+            })
+            .unwrap();
         }
         for (addr, behaviour) in [
-            (NTP, Dns::Zone),
-            (DNS_GARBAGE, Dns::Garbage),
-            (DNS_SILENT, Dns::Silent),
+            (NTP, Behaviour::Answer),
+            (DNS_GARBAGE, Behaviour::Garbage),
+            (DNS_SILENT, Behaviour::Silent),
         ] {
-            let (stop, tx) = (self.stop.clone(), tx.clone());
-            self.servers.push(self.peer.spawn(move || {
-                let sock = UdpSocket::bind((addr, 123)).unwrap();
-                tx.send(()).unwrap();
-                serve_udp(&sock, &stop, |req| ntp_answer(req, behaviour));
-            }));
-            started += 1;
+            r.udp(&self.peer, at(addr, 123), move |q| ntp_answer(q, behaviour))
+                .unwrap();
         }
-        let (stop, tx2) = (self.stop.clone(), tx.clone());
-        self.servers.push(self.peer.spawn(move || {
-            let listener = TcpListener::bind((MANAGEMENT, 443)).unwrap();
-            listener.set_nonblocking(true).unwrap();
-            tx2.send(()).unwrap();
-            while !stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok(_conn) => {}
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(10))
-                    }
-                    Err(e) => panic!("accept: {e}"),
-                }
-            }
-        }));
-        started += 1;
-        for _ in 0..started {
-            rx.recv().unwrap();
-        }
+        r.tcp(&self.peer, at(MANAGEMENT, 443)).unwrap();
+        self._responders = Some(r);
         self
     }
 
@@ -227,104 +131,10 @@ impl Lab {
         policy: Policy,
     ) -> Vec<CheckResult> {
         self.node
-            .spawn(move || runtime().block_on(run_checks(&checks, &probe, &policy)))
+            .spawn(move || Ok(runtime().block_on(run_checks(&checks, &probe, &policy))))
             .join()
             .unwrap()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for s in self.servers.drain(..) {
-            let _ = s.join();
-        }
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn serve_udp(sock: &UdpSocket, stop: &AtomicBool, answer: impl Fn(&[u8]) -> Vec<Vec<u8>>) {
-    sock.set_read_timeout(Some(Duration::from_millis(20)))
-        .unwrap();
-    let mut buf = [0u8; 1500];
-    while !stop.load(Ordering::Relaxed) {
-        if let Ok((n, from)) = sock.recv_from(&mut buf) {
-            for reply in answer(&buf[..n]) {
-                let _ = sock.send_to(&reply, from);
-            }
-        }
-    }
-}
-
-/// The labels of the question in a query, lowercased.
-fn qname(req: &[u8]) -> String {
-    let mut at = 12;
-    let mut labels = Vec::new();
-    while let Some(&len) = req.get(at) {
-        if len == 0 {
-            break;
-        }
-        let label = req
-            .get(at + 1..at + 1 + usize::from(len))
-            .unwrap_or_default();
-        labels.push(String::from_utf8_lossy(label).to_lowercase());
-        at += 1 + usize::from(len);
-    }
-    labels.join(".")
-}
-
-fn dns_answer(req: &[u8], behaviour: Dns) -> Vec<Vec<u8>> {
-    let reply = |rcode: u8, a: Option<[u8; 4]>| {
-        let mut r = req.to_vec();
-        r[2] = 0x81;
-        r[3] = 0x80 | rcode;
-        r[6..8].copy_from_slice(&[0, u8::from(a.is_some())]);
-        if let Some(a) = a {
-            r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
-            r.extend_from_slice(&a);
-        }
-        r
-    };
-    match behaviour {
-        Dns::Silent => vec![],
-        Dns::Refuse => vec![reply(5, None)],
-        Dns::Garbage => {
-            let mut wrong_id = reply(0, Some([6, 6, 6, 6]));
-            wrong_id[0] ^= 0xff;
-            vec![b"\xff\xfe garbage".to_vec(), wrong_id, req[..5].to_vec()]
-        }
-        Dns::Zone => match qname(req).as_str() {
-            "conf01.example.test" => vec![reply(0, Some([10, 77, 0, 31]))],
-            "ntp.example.test" => vec![reply(0, Some([10, 77, 0, 123]))],
-            "mgr.example.test" => vec![reply(0, Some([10, 77, 0, 10]))],
-            _ => vec![reply(3, None)],
-        },
-    }
-}
-
-fn ntp_answer(req: &[u8], behaviour: Dns) -> Vec<Vec<u8>> {
-    if req.len() < 48 {
-        return vec![];
-    }
-    let mut r = [0u8; 48];
-    r[0] = 0x24;
-    r[1] = 2;
-    r[24..32].copy_from_slice(&req[40..48]);
-    r[40..48].copy_from_slice(&[0xe9, 0, 0, 0, 1, 2, 3, 4]);
-    match behaviour {
-        Dns::Silent | Dns::Refuse => vec![],
-        Dns::Garbage => {
-            let mut wrong = r;
-            wrong[24] ^= 1; // not our origin timestamp: a spoofed answer
-            vec![b"no ntp".to_vec(), wrong.to_vec()]
-        }
-        Dns::Zone => vec![r.to_vec()],
+            .unwrap()
     }
 }
 
@@ -335,21 +145,6 @@ fn quick() -> Policy {
         pause: Duration::from_millis(100),
     }
 }
-
-const CONFIG: &str = r#"<node-config schema="1">
-  <role>transcoding</role><name>conf01</name><hostname>conf01</hostname>
-  <domain>example.test</domain><system-location>Lab</system-location>
-  <network>
-    <ipv4 address="10.77.0.31" netmask="255.255.255.0" gateway="10.77.0.1"/>
-    <ipv6 address="2001:db8:77::31/64" gateway="2001:db8:77::1"/>
-    <route name="lab" destination="192.168.50.0/24" gateway="10.77.0.254"/>
-    <dns-server>10.77.0.53</dns-server>
-    <ntp-server>ntp.example.test</ntp-server>
-    <ntp-server>10.77.0.123</ntp-server>
-  </network>
-  <ssh enabled="global"><password-hash>$6$nodebootsalt$D911Z.xpU/20.GOmWv6hQCOj3iCaPm.6.JisGFVWKxsB2gSHSPq9mnCmihYdeLhjjdIG1fNiQJdokl3zaGkzI/</password-hash></ssh>
-  <management-node address="mgr.example.test"/>
-</node-config>"#;
 
 fn reasons(results: &[CheckResult]) -> Vec<(bool, String)> {
     results
@@ -364,14 +159,15 @@ fn a_healthy_node_passes_every_planned_check() {
         return;
     }
     let lab = Lab::new("ok", true).serve();
-    let doc = nodeboot_config::parse(CONFIG.as_bytes()).unwrap();
+    let doc = nodeboot_config::parse(health_config(GATEWAY).as_bytes()).unwrap();
     let checks = plan_checks(doc.config());
     let report: HealthReport = lab
         .node
         .spawn(move || {
-            runtime().block_on(report(&checks, &SystemProbe::default(), &Policy::default()))
+            Ok(runtime().block_on(report(&checks, &SystemProbe::default(), &Policy::default())))
         })
         .join()
+        .unwrap()
         .unwrap();
     let mut got = reasons(&report.checks);
     // The gateways' hardware addresses are the veth's, made at random.
@@ -422,21 +218,10 @@ fn a_gateway_that_is_not_there_fails_with_its_reason() {
     // eth0's check runs at the same time, so eth1's must not take eth0's reply for its own.
     // (arp_ignore=1: the peer answers only on the link that holds the address, not, as Linux
     // does by default, for any of its addresses on any link.)
-    lab.peer.sysctl("net.ipv4.conf.all.arp_ignore=1");
-    lab.node.ip(&[
-        "link",
-        "add",
-        "eth1",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "gw1",
-        "netns",
-        &lab.peer.name,
-    ]);
-    lab.peer.ip(&["link", "set", "gw1", "up"]);
-    lab.node.ip(&["link", "set", "eth1", "up"]);
+    lab.peer.sysctl("net.ipv4.conf.all.arp_ignore=1").unwrap();
+    lab.node.veth("eth1", &lab.peer, "gw1").unwrap();
+    lab.peer.ip(&["link", "set", "gw1", "up"]).unwrap();
+    lab.node.ip(&["link", "set", "eth1", "up"]).unwrap();
     let gateway = |iface: &str, addr: &str| Check::Gateway {
         iface: iface.into(),
         addr: addr.parse().unwrap(),
@@ -529,7 +314,8 @@ fn a_closed_management_port_a_missing_route_and_a_stray_address_fail() {
     }
     let lab = Lab::new("mgmt", true);
     lab.node
-        .ip(&["addr", "add", "10.77.0.99/24", "dev", "eth0"]);
+        .ip(&["addr", "add", "10.77.0.99/24", "dev", "eth0"])
+        .unwrap();
     let checks = vec![
         Check::Management {
             addr: ServerName::Address(MANAGEMENT.parse().unwrap()),
@@ -653,12 +439,12 @@ fn the_gateway_check_retries_while_the_link_comes_up() {
     };
     let run = lab
         .node
-        .spawn(move || runtime().block_on(run_checks(&checks, &probe, &policy)));
+        .spawn(move || Ok(runtime().block_on(run_checks(&checks, &probe, &policy))));
     // The link comes up only after the check has tried and failed at least once.
     rx.recv_timeout(Duration::from_secs(30))
         .expect("a first attempt on the down link");
-    lab.node.ip(&["link", "set", "eth0", "up"]);
-    let results = run.join().unwrap();
+    lab.node.ip(&["link", "set", "eth0", "up"]).unwrap();
+    let results = run.join().unwrap().unwrap();
     let r = &results[0];
     assert!(r.passed, "{r:?}");
     assert!(

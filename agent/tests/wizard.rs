@@ -5,13 +5,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use nodeboot_tests::fixtures::{OS_PASSWORD, node_root};
+use nodeboot_tests::pty::Pty;
+use nodeboot_tests::run::reports_configured;
 
 fn wizard() -> &'static str {
     env!("CARGO_BIN_EXE_nodeboot-wizard")
@@ -22,81 +21,18 @@ fn agent() -> &'static str {
 }
 
 /// The wizard on the slave side of a pty; the test types on the master.
-struct Wizard {
-    child: Child,
-    master: std::fs::File,
-    output: Receiver<Vec<u8>>,
-    seen: Vec<u8>,
-}
-
-impl Wizard {
-    fn start(root: &Path) -> Wizard {
-        let pty = nix::pty::openpty(None, None).unwrap();
-        let child = Command::new(wizard())
-            .args(["--reboot", "none", "--skip-checks", "--root"])
-            .arg(root)
-            .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
-            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
-            .stderr(Stdio::from(pty.slave))
-            .spawn()
-            .unwrap();
-        let master = std::fs::File::from(pty.master);
-        let mut reader = master.try_clone().unwrap();
-        let (tx, output) = channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 1024];
-            // EIO once the wizard has exited and its side is closed
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        Wizard {
-            child,
-            master,
-            output,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits until the output since the last call contains `text`; returns that output.
-    /// The generous limit only keeps a broken wizard from hanging the suite.
-    fn expect(&mut self, text: &str) -> String {
-        loop {
-            if let Some(pos) = find(&self.seen, text.as_bytes()) {
-                let upto = pos + text.len();
-                let got: Vec<u8> = self.seen.drain(..upto).collect();
-                return String::from_utf8_lossy(&got).into_owned();
-            }
-            match self.output.recv_timeout(Duration::from_secs(60)) {
-                Ok(chunk) => self.seen.extend(chunk),
-                Err(_) => panic!(
-                    "no {text:?} from the wizard; it showed:\n{}",
-                    String::from_utf8_lossy(&self.seen)
-                ),
-            }
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.master.write_all(bytes).unwrap();
-    }
-
-    fn wait(mut self) -> i32 {
-        self.child.wait().unwrap().code().unwrap_or(-1)
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+fn start(root: &Path) -> Pty {
+    let mut cmd = Command::new(wizard());
+    cmd.args(["--reboot", "none", "--skip-checks", "--root"])
+        .arg(root);
+    Pty::spawn(cmd)
 }
 
 #[test]
 fn the_wizard_works_on_a_plain_serial_console() {
     let dir = tempfile::tempdir().unwrap();
     let root = node_root(dir.path());
-    let mut w = Wizard::start(&root);
+    let mut w = start(&root);
     w.expect("IP address");
     w.expect(": ");
     w.send(b"10.0.0.10\n"); // LF
@@ -164,17 +100,12 @@ fn the_wizard_works_on_a_plain_serial_console() {
         std::fs::read_to_string(root.join("etc/hostname")).unwrap(),
         "mgr01\n"
     );
-    let status = Command::new(agent())
-        .args(["status", "--json", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&status.stdout).contains("\"configured\""));
+    assert!(reports_configured(Path::new(agent()), &root));
     // Run again on the configured node: it says so and shows what the node is, no hash.
     let again = Command::new(wizard())
         .args(["--reboot=none", "--root"])
         .arg(&root)
-        .stdin(std::process::Stdio::null())
+        .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(again.status.success());
@@ -196,7 +127,7 @@ fn ctrl_c_cancels_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = node_root(dir.path());
     let before = std::fs::read_to_string(root.join("etc/shadow")).unwrap();
-    let mut w = Wizard::start(&root);
+    let mut w = start(&root);
     w.expect("IP address");
     w.expect(": ");
     w.send(b"10.0.0.10\r");

@@ -7,100 +7,27 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::Duration;
+use std::process::Stdio;
 
-use nodeboot_tests::fixtures::{OS_PASSWORD, node_root};
-use nodeboot_tests::netlab::{self, DNS, GATEWAY, Lab, NOBODY, NTP, NTP_NAME};
+use nodeboot_tests::fixtures::node_root;
+use nodeboot_tests::netlab::{self, DNS, GATEWAY, Lab, NOBODY, NTP, NTP_NAME, answers_file};
+use nodeboot_tests::pty::Pty;
 
 fn wizard() -> &'static str {
     env!("CARGO_BIN_EXE_nodeboot-wizard")
 }
 
 /// The wizard on the slave side of a pty inside the lab's node namespace.
-struct Wizard {
-    child: Child,
-    master: std::fs::File,
-    output: Receiver<Vec<u8>>,
-    seen: Vec<u8>,
-}
-
-impl Wizard {
-    fn start(lab: &Lab, root: &Path) -> Wizard {
-        let pty = nix::pty::openpty(None, None).unwrap();
-        let child = lab
-            .exec(wizard())
-            .args(["--reboot", "none", "--check-timeout", "1", "--root"])
-            .arg(root)
-            .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
-            .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
-            .stderr(Stdio::from(pty.slave))
-            .spawn()
-            .unwrap();
-        let master = std::fs::File::from(pty.master);
-        let mut reader = master.try_clone().unwrap();
-        let (tx, output) = channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 1024];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        Wizard {
-            child,
-            master,
-            output,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits until the output contains `text`; returns the output up to it. The limit only
-    /// keeps a broken wizard from hanging the suite.
-    fn expect(&mut self, text: &str) -> String {
-        loop {
-            if let Some(pos) = self
-                .seen
-                .windows(text.len())
-                .position(|w| w == text.as_bytes())
-            {
-                let got: Vec<u8> = self.seen.drain(..pos + text.len()).collect();
-                return String::from_utf8_lossy(&got).into_owned();
-            }
-            match self.output.recv_timeout(Duration::from_secs(60)) {
-                Ok(chunk) => self.seen.extend(chunk),
-                Err(_) => panic!(
-                    "no {text:?} from the wizard; it showed:\n{}",
-                    String::from_utf8_lossy(&self.seen)
-                ),
-            }
-        }
-    }
-
-    /// Answers the prompt that ends with `prompt`.
-    fn answer(&mut self, prompt: &str, text: &str) -> String {
-        let shown = self.expect(prompt);
-        self.send(text);
-        shown
-    }
-
-    /// Types `text` and Enter.
-    fn send(&mut self, text: &str) {
-        self.master.write_all(text.as_bytes()).unwrap();
-        self.master.write_all(b"\r").unwrap();
-    }
-
-    fn wait(mut self) -> i32 {
-        self.child.wait().unwrap().code().unwrap_or(-1)
-    }
+fn start(lab: &Lab, root: &Path) -> Pty {
+    let mut cmd = lab.exec(wizard());
+    cmd.args(["--reboot", "none", "--check-timeout", "1", "--root"])
+        .arg(root);
+    Pty::spawn(cmd)
 }
 
 /// Answers every question up to the summary; the network values as given.
-fn answer_all(w: &mut Wizard, gateway: &str, dns: &str, ntp: &str) {
+fn answer_all(w: &mut Pty, gateway: &str, dns: &str, ntp: &str) {
     // the defaults are the lab's "DHCP" settings of eth0
     w.answer("IP address [10.78.0.31]: ", "10.78.0.10");
     w.answer("Network mask [255.255.255.0]: ", "");
@@ -118,12 +45,7 @@ fn answer_all(w: &mut Wizard, gateway: &str, dns: &str, ntp: &str) {
 
 /// Whether the agent reports the root as configured.
 fn configured(root: &Path) -> bool {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodeboot-agent"))
-        .args(["status", "--json", "--root"])
-        .arg(root)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("\"configured\"")
+    nodeboot_tests::run::reports_configured(Path::new(env!("CARGO_BIN_EXE_nodeboot-agent")), root)
 }
 
 #[test]
@@ -134,7 +56,7 @@ fn a_failed_dns_check_is_reentered_and_the_checks_pass_the_second_time() {
     let lab = Lab::new("reenter");
     let dir = tempfile::tempdir().unwrap();
     let root = node_root(dir.path());
-    let mut w = Wizard::start(&lab, &root);
+    let mut w = start(&lab, &root);
     answer_all(&mut w, GATEWAY, NOBODY, &format!("{NTP_NAME} {NTP}"));
     w.answer("Apply this configuration and restart? (y/n): ", "y");
     let shown = w.expect("Re-enter the values, continue anyway, or quit? (r/c/q): ");
@@ -173,7 +95,7 @@ fn a_failed_dns_check_is_reentered_and_the_checks_pass_the_second_time() {
         "{shown:?}"
     );
     assert!(!configured(&root));
-    w.send("r");
+    w.send_line("r");
     w.answer(&format!("DNS servers [{NOBODY}]: "), DNS);
     w.answer(&format!("NTP servers [{NTP_NAME} {NTP}]: "), "");
     let summary = w.answer("Apply this configuration and restart? (y/n): ", "y");
@@ -203,7 +125,7 @@ fn a_gateway_that_does_not_answer_can_be_quit_and_nothing_is_applied() {
     let dir = tempfile::tempdir().unwrap();
     let root = node_root(dir.path());
     let shadow = std::fs::read(root.join("etc/shadow")).unwrap();
-    let mut w = Wizard::start(&lab, &root);
+    let mut w = start(&lab, &root);
     answer_all(&mut w, NOBODY, DNS, NTP);
     w.answer("Apply this configuration and restart? (y/n): ", "y");
     let shown = w.answer(
@@ -235,7 +157,7 @@ fn continue_anyway_applies_what_failed_the_checks() {
     let lab = Lab::new("cont");
     let dir = tempfile::tempdir().unwrap();
     let root = node_root(dir.path());
-    let mut w = Wizard::start(&lab, &root);
+    let mut w = start(&lab, &root);
     answer_all(&mut w, GATEWAY, DNS, NOBODY);
     w.answer("Apply this configuration and restart? (y/n): ", "y");
     w.answer(
@@ -245,30 +167,6 @@ fn continue_anyway_applies_what_failed_the_checks() {
     w.expect("The configuration is applied. The node restarts now.\r\n");
     assert_eq!(w.wait(), 0);
     assert!(configured(&root));
-}
-
-fn answers_file(dir: &Path, gateway: &str) -> std::path::PathBuf {
-    let os = nodeboot_config::hash_password(OS_PASSWORD).unwrap();
-    let web = nodeboot_config::hash_password("Web-pass 2?").unwrap();
-    let xml = format!(
-        r#"<node-config schema="1">
-  <role>management</role><name>mgr01</name><hostname>mgr01</hostname><domain>lab.test</domain>
-  <network>
-    <ipv4 address="10.78.0.10" netmask="255.255.255.0" gateway="{gateway}"/>
-    <dns-server>{DNS}</dns-server>
-    <ntp-server>{NTP_NAME}</ntp-server>
-  </network>
-  <ssh enabled="global"><password-hash>{}</password-hash></ssh>
-  <web-admin username="admin" password-hash="{}"/>
-  <incident-reporting>false</incident-reporting>
-  <usage-statistics>false</usage-statistics>
-</node-config>"#,
-        os.expose(),
-        web.expose()
-    );
-    let file = dir.join("mgr01.xml");
-    std::fs::write(&file, xml).unwrap();
-    file
 }
 
 fn run_answers(lab: &Lab, root: &Path, file: &Path, extra: &[&str]) -> std::process::Output {
@@ -293,7 +191,7 @@ fn an_answers_run_fails_on_a_failed_check_unless_the_flag_allows_it() {
     let root = node_root(dir.path());
 
     // the gateway does not answer: the run fails, nothing applied
-    let bad = answers_file(dir.path(), NOBODY);
+    let bad = answers_file(dir.path(), NOBODY, DNS);
     let out = run_answers(&lab, &root, &bad, &[]);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
@@ -339,7 +237,7 @@ fn an_answers_run_fails_on_a_failed_check_unless_the_flag_allows_it() {
     // a good file on a fresh root passes every check and applies without a flag
     let dir = tempfile::tempdir().unwrap();
     let root = node_root(dir.path());
-    let good = answers_file(dir.path(), GATEWAY);
+    let good = answers_file(dir.path(), GATEWAY, DNS);
     let out = run_answers(&lab, &root, &good, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

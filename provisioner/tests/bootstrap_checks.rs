@@ -8,48 +8,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{OS_PASSWORD, WEB_PASSWORD};
-use nodeboot_tests::netlab::{self, DNS, GATEWAY, Lab, NOBODY, NTP_NAME};
-
-/// An answers file for the lab with `dns` as its DNS server, and its secrets file.
-fn answers(dir: &Path, dns: &str) -> (PathBuf, PathBuf) {
-    let os = nodeboot_config::hash_password(OS_PASSWORD).unwrap();
-    let web = nodeboot_config::hash_password(WEB_PASSWORD).unwrap();
-    let xml = format!(
-        r#"<node-config schema="1">
-  <role>management</role><name>mgr01</name><hostname>mgr01</hostname><domain>lab.test</domain>
-  <network>
-    <ipv4 address="10.78.0.10" netmask="255.255.255.0" gateway="{GATEWAY}"/>
-    <dns-server>{dns}</dns-server>
-    <ntp-server>{NTP_NAME}</ntp-server>
-  </network>
-  <ssh enabled="global"><password-hash>{}</password-hash></ssh>
-  <web-admin username="admin" password-hash="{}"/>
-  <incident-reporting>false</incident-reporting>
-  <usage-statistics>false</usage-statistics>
-</node-config>"#,
-        os.expose(),
-        web.expose()
-    );
-    let file = dir.join("mgr01.xml");
-    std::fs::write(&file, xml).unwrap();
-    let secrets = dir.join("mgr01.secrets");
-    std::fs::write(
-        &secrets,
-        format!("os_password={OS_PASSWORD}\nweb_password={WEB_PASSWORD}\n"),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
-    (file, secrets)
-}
+use nodeboot_tests::fixtures::secrets_file;
+use nodeboot_tests::netlab::{self, DNS, GATEWAY, Lab, NOBODY, NTP_NAME, answers_file};
+use nodeboot_tests::run::reports_configured;
 
 /// Bootstrap over `exec:` the wizard in the lab's node namespace, with `--json`.
 fn bootstrap(lab: &Lab, dir: &Path, root: &Path, dns: &str, extra: &[&str]) -> Output {
-    let (file, secrets) = answers(dir, dns);
+    let file = answers_file(dir, GATEWAY, dns);
+    let secrets = secrets_file(dir);
     let console = format!(
         "exec:{} {} --check-timeout 1 --root {} --reboot-command \"printf 'mgr01 login: '\"",
         lab.exec_prefix(),
@@ -70,12 +40,7 @@ fn bootstrap(lab: &Lab, dir: &Path, root: &Path, dns: &str, extra: &[&str]) -> O
 }
 
 fn configured(root: &Path) -> bool {
-    let out = Command::new(common::agent())
-        .args(["status", "--json", "--root"])
-        .arg(root)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).contains("\"configured\"")
+    reports_configured(&common::agent(), root)
 }
 
 fn checks(stdout: &[u8]) -> (serde_json::Value, Vec<(String, String, bool)>) {

@@ -6,6 +6,8 @@ use std::process::Command;
 
 /// The OS password the tests type, and the one [`node_root`] gives `admin`.
 pub const OS_PASSWORD: &str = "Os-pass 1!";
+/// The web administration password the tests type.
+pub const WEB_PASSWORD: &str = "Web-pass 2?";
 
 /// A node root as the image ships it: an `admin` account whose password the forced change
 /// has just set to [`OS_PASSWORD`] (SHA-512-crypt, as the image's PAM is configured).
@@ -72,6 +74,20 @@ pub fn write(dir: &Path, name: &str, content: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, content).unwrap();
     path.to_str().unwrap().to_string()
+}
+
+/// A 0600 secrets file `dir/mgr01.secrets` holding [`OS_PASSWORD`] and [`WEB_PASSWORD`], as
+/// `nodeboot bootstrap --secrets-file` reads it.
+pub fn secrets_file(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let secrets = dir.join("mgr01.secrets");
+    std::fs::write(
+        &secrets,
+        format!("os_password={OS_PASSWORD}\nweb_password={WEB_PASSWORD}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    secrets
 }
 
 /// A valid schema-1 configuration for a transcoding node numbered `i`.

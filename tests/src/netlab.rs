@@ -8,6 +8,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::AsFd as _;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use nix::sched::{CloneFlags, setns};
 
+use crate::fixtures::{OS_PASSWORD, WEB_PASSWORD};
 use crate::require::{require, root, tool};
 
 /// Whether namespaces can be made here (fails the test, or skips it as `require` says).
@@ -31,16 +33,21 @@ pub struct Netns {
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
+    let mut cmd = Command::new("ip");
+    cmd.args(args);
+    succeed(cmd, "Debian iproute2")
+}
+
+/// Runs `cmd`: an error names it (`package` holds the program) and gives its stderr.
+fn succeed(mut cmd: Command, package: &str) -> Result<(), String> {
+    let out = cmd
         .output()
-        .map_err(|e| format!("running ip: {e} (Debian iproute2)"))?;
+        .map_err(|e| format!("running {cmd:?}: {e} ({package})"))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(format!(
-            "ip {}: {}",
-            args.join(" "),
+            "{cmd:?}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
@@ -91,8 +98,31 @@ impl Netns {
         })
     }
 
+    /// `sysctl -w SETTING` inside the namespace (`net.ipv4.conf.all.arp_ignore=1`).
+    pub fn sysctl(&self, setting: &str) -> Result<(), String> {
+        let mut cmd = self.command("sysctl");
+        cmd.args(["-qw", setting]);
+        succeed(cmd, "Debian procps")
+    }
+
+    /// A veth pair: `iface` here, `peer_iface` in `peer`'s namespace (both left down).
+    pub fn veth(&self, iface: &str, peer: &Netns, peer_iface: &str) -> Result<(), String> {
+        self.ip(&[
+            "link",
+            "add",
+            iface,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            peer_iface,
+            "netns",
+            peer.name(),
+        ])
+    }
+
     /// Binds `addr` inside the namespace and hands the socket back.
-    fn bind<S: Send + 'static>(
+    pub fn bind<S: Send + 'static>(
         &self,
         addr: SocketAddr,
         bind: fn(SocketAddr) -> std::io::Result<S>,
@@ -113,36 +143,18 @@ impl Netns {
         tcp: SocketAddr,
         zone: Vec<(String, Ipv4Addr)>,
     ) -> Result<Responders, String> {
-        let dns_sock = self.bind(dns, UdpSocket::bind)?;
-        let ntp_sock = self.bind(ntp, UdpSocket::bind)?;
-        let listener = self.bind(tcp, TcpListener::bind)?;
         let mut r = Responders::default();
-        let (stop, asked) = (r.stop.clone(), r.dns_queries.clone());
-        r.threads.push(std::thread::spawn(move || {
-            serve_udp(&dns_sock, &stop, |q| {
-                asked.fetch_add(1, Ordering::Relaxed);
-                dns_reply(q, &zone)
-            })
-        }));
-        let (stop, asked) = (r.stop.clone(), r.ntp_requests.clone());
-        r.threads.push(std::thread::spawn(move || {
-            serve_udp(&ntp_sock, &stop, |q| {
-                asked.fetch_add(1, Ordering::Relaxed);
-                ntp_reply(q)
-            })
-        }));
-        let (stop, asked) = (r.stop.clone(), r.tcp_connections.clone());
-        r.threads.push(std::thread::spawn(move || {
-            let _ = listener.set_nonblocking(true);
-            while !stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok(_) => {
-                        asked.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        }));
+        let asked = r.dns_queries.clone();
+        r.udp(self, dns, move |q| {
+            asked.fetch_add(1, Ordering::Relaxed);
+            dns_reply(q, &zone)
+        })?;
+        let asked = r.ntp_requests.clone();
+        r.udp(self, ntp, move |q| {
+            asked.fetch_add(1, Ordering::Relaxed);
+            ntp_reply(q)
+        })?;
+        r.tcp(self, tcp)?;
         Ok(r)
     }
 }
@@ -166,6 +178,39 @@ pub struct Responders {
 }
 
 impl Responders {
+    /// Answers each datagram to `addr` (bound in `ns` before this returns) with what `answer`
+    /// returns, on a thread of its own.
+    pub fn udp(
+        &mut self,
+        ns: &Netns,
+        addr: SocketAddr,
+        answer: impl Fn(&[u8]) -> Vec<Vec<u8>> + Send + 'static,
+    ) -> Result<(), String> {
+        let sock = ns.bind(addr, UdpSocket::bind)?;
+        let stop = self.stop.clone();
+        self.threads
+            .push(std::thread::spawn(move || serve_udp(&sock, &stop, answer)));
+        Ok(())
+    }
+
+    /// Accepts and closes each TCP connection to `addr` (bound in `ns` before this returns).
+    pub fn tcp(&mut self, ns: &Netns, addr: SocketAddr) -> Result<(), String> {
+        let listener = ns.bind(addr, TcpListener::bind)?;
+        let (stop, asked) = (self.stop.clone(), self.tcp_connections.clone());
+        self.threads.push(std::thread::spawn(move || {
+            let _ = listener.set_nonblocking(true);
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok(_) => {
+                        asked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }));
+        Ok(())
+    }
+
     /// "DNS queries N, NTP requests N, TCP connections N" so far.
     pub fn summary(&self) -> String {
         format!(
@@ -258,28 +303,110 @@ pub fn ntp_reply(request: &[u8]) -> Vec<Vec<u8>> {
     vec![r.to_vec()]
 }
 
+/// How a DNS or NTP responder behaves: the answers a node's checks must tell apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Answers: DNS from the zone (NXDOMAIN for other names), NTP as a server.
+    Answer,
+    /// Sends bytes that are no reply, then a reply that does not match the request (DNS: the
+    /// wrong id; NTP: not our origin timestamp), and (DNS) a reply cut short.
+    Garbage,
+    /// Reads and never answers.
+    Silent,
+    /// DNS answers REFUSED; NTP says nothing.
+    Refuse,
+}
+
+/// What a DNS server behaving as `behaviour` sends back for `query` ([`dns_reply`] when it
+/// answers).
+pub fn dns_answer(query: &[u8], zone: &[(String, Ipv4Addr)], behaviour: Behaviour) -> Vec<Vec<u8>> {
+    match behaviour {
+        Behaviour::Answer => dns_reply(query, zone),
+        Behaviour::Silent => vec![],
+        Behaviour::Refuse => vec![dns_response(query, 5, None)],
+        Behaviour::Garbage => {
+            let mut wrong_id = dns_response(query, 0, Some(Ipv4Addr::new(6, 6, 6, 6)));
+            if let Some(id) = wrong_id.first_mut() {
+                *id ^= 0xff;
+            }
+            let cut = query.get(..5).unwrap_or(query).to_vec();
+            vec![b"\xff\xfe garbage".to_vec(), wrong_id, cut]
+        }
+    }
+}
+
+/// What an NTP server behaving as `behaviour` sends back for `request` ([`ntp_reply`] when it
+/// answers).
+pub fn ntp_answer(request: &[u8], behaviour: Behaviour) -> Vec<Vec<u8>> {
+    match behaviour {
+        Behaviour::Answer => ntp_reply(request),
+        Behaviour::Silent | Behaviour::Refuse => vec![],
+        Behaviour::Garbage => {
+            let mut replies = ntp_reply(request);
+            if let Some(r) = replies.first_mut() {
+                r[24] ^= 1; // not our origin timestamp: a spoofed answer
+                replies.insert(0, b"no ntp".to_vec());
+            }
+            replies
+        }
+    }
+}
+
 /// The node's address in a [`Lab`] before its configuration (as a DHCP server would give it).
 pub const NODE: &str = "10.78.0.31";
 /// The [`Lab`]'s gateway: the peer's address, so it answers ARP.
 pub const GATEWAY: &str = "10.78.0.1";
-/// The [`Lab`]'s DNS server, answering [`NTP_NAME`] (and NXDOMAIN for every other name).
+/// The [`Lab`]'s DNS server, answering [`NTP_NAME`] and [`NODE_NAME`] (and NXDOMAIN for every
+/// other name).
 pub const DNS: &str = "10.78.0.53";
 /// The [`Lab`]'s NTP server, answering one client request.
 pub const NTP: &str = "10.78.0.123";
 /// A name of [`NTP`] in the lab's DNS.
 pub const NTP_NAME: &str = "ntp.lab.test";
+/// A name of [`NODE`] in the lab's DNS.
+pub const NODE_NAME: &str = "conf01.lab.test";
+/// The [`Lab`]'s management node: a TCP listener on port 443 that accepts and closes.
+pub const MANAGEMENT: &str = "10.78.0.20";
 /// An address in the [`Lab`]'s subnet nobody holds: no ARP answer, no DNS, no NTP.
 pub const NOBODY: &str = "10.78.0.99";
 
+/// Writes `dir/mgr01.xml`, the answers for a Management Node in the [`Lab`] (10.78.0.10, its
+/// gateway and DNS server as given, [`NTP_NAME`] its NTP server; the hashes of
+/// [`OS_PASSWORD`] and [`WEB_PASSWORD`]), and returns its path.
+pub fn answers_file(dir: &Path, gateway: &str, dns: &str) -> PathBuf {
+    let os = nodeboot_config::hash_password(OS_PASSWORD).unwrap();
+    let web = nodeboot_config::hash_password(WEB_PASSWORD).unwrap();
+    let xml = format!(
+        r#"<node-config schema="1">
+  <role>management</role><name>mgr01</name><hostname>mgr01</hostname><domain>lab.test</domain>
+  <network>
+    <ipv4 address="10.78.0.10" netmask="255.255.255.0" gateway="{gateway}"/>
+    <dns-server>{dns}</dns-server>
+    <ntp-server>{NTP_NAME}</ntp-server>
+  </network>
+  <ssh enabled="global"><password-hash>{}</password-hash></ssh>
+  <web-admin username="admin" password-hash="{}"/>
+  <incident-reporting>false</incident-reporting>
+  <usage-statistics>false</usage-statistics>
+</node-config>"#,
+        os.expose(),
+        web.expose()
+    );
+    let file = dir.join("mgr01.xml");
+    std::fs::write(&file, xml).unwrap();
+    file
+}
+
 /// Two namespaces joined by a veth pair: the node's (`eth0` with [`NODE`]/24 and a default
-/// route via [`GATEWAY`]) and a peer's (`gw0`) holding the gateway, the DNS and the NTP
-/// server. Run a binary in the node's namespace with [`Lab::exec`]. Removed on drop.
+/// route via [`GATEWAY`]) and a peer's (`gw0`) holding the gateway (unless made with
+/// [`Lab::without_gateway`]), the DNS and the NTP server and the management node. Run a binary
+/// in the node's namespace with [`Lab::exec`], a thread with [`Lab::spawn`]. Removed on drop.
 #[derive(Debug)]
 pub struct Lab {
     /// The node's namespace name.
     pub node: String,
     _responders: Responders,
-    _node_ns: Netns,
+    node_ns: Netns,
     _peer_ns: Netns,
 }
 
@@ -287,49 +414,52 @@ impl Lab {
     /// Makes the namespaces and starts the responders; returns once they are bound. `tag`
     /// keeps the names of parallel tests apart. Panics (fails the test) when it cannot.
     pub fn new(tag: &str) -> Lab {
-        Lab::try_new(tag).unwrap_or_else(|e| panic!("making the lab {tag}: {e}"))
+        Lab::try_new(tag, true).unwrap_or_else(|e| panic!("making the lab {tag}: {e}"))
     }
 
-    fn try_new(tag: &str) -> Result<Lab, String> {
+    /// A [`Lab`] whose peer does not hold [`GATEWAY`]: nothing answers ARP for it.
+    pub fn without_gateway(tag: &str) -> Lab {
+        Lab::try_new(tag, false).unwrap_or_else(|e| panic!("making the lab {tag}: {e}"))
+    }
+
+    fn try_new(tag: &str, gateway: bool) -> Result<Lab, String> {
         let id = std::process::id();
         let node = Netns::new(&format!("nbw{id}-{tag}-n"))?;
         let peer = Netns::new(&format!("nbw{id}-{tag}-g"))?;
-        node.ip(&[
-            "link",
-            "add",
-            "eth0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "gw0",
-            "netns",
-            peer.name(),
-        ])?;
+        node.veth("eth0", &peer, "gw0")?;
         node.ip(&["addr", "add", &format!("{NODE}/24"), "dev", "eth0"])?;
         node.ip(&["link", "set", "eth0", "up"])?;
-        for a in [GATEWAY, DNS, NTP] {
+        let held = [DNS, NTP, MANAGEMENT];
+        for a in held.iter().chain(gateway.then_some(&GATEWAY)) {
             peer.ip(&["addr", "add", &format!("{a}/24"), "dev", "gw0"])?;
         }
         peer.ip(&["link", "set", "gw0", "up"])?;
         node.ip(&["route", "add", "default", "via", GATEWAY])?;
-        let at = |a: &str, port| -> Result<SocketAddr, String> {
-            let ip: Ipv4Addr = a.parse().map_err(|e| format!("{a}: {e}"))?;
-            Ok(SocketAddr::from((ip, port)))
-        };
-        let ntp: Ipv4Addr = NTP.parse().map_err(|e| format!("{NTP}: {e}"))?;
+        let at =
+            |a: &str| -> Result<Ipv4Addr, String> { a.parse().map_err(|e| format!("{a}: {e}")) };
         let responders = peer.serve_checks(
-            at(DNS, 53)?,
-            at(NTP, 123)?,
-            at(GATEWAY, 443)?,
-            vec![(NTP_NAME.to_owned(), ntp)],
+            SocketAddr::from((at(DNS)?, 53)),
+            SocketAddr::from((at(NTP)?, 123)),
+            SocketAddr::from((at(MANAGEMENT)?, 443)),
+            vec![
+                (NTP_NAME.to_owned(), at(NTP)?),
+                (NODE_NAME.to_owned(), at(NODE)?),
+            ],
         )?;
         Ok(Lab {
             node: node.name().to_owned(),
             _responders: responders,
-            _node_ns: node,
+            node_ns: node,
             _peer_ns: peer,
         })
+    }
+
+    /// Runs `f` on a new thread inside the node's namespace.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, String> + Send + 'static,
+    ) -> JoinHandle<Result<T, String>> {
+        self.node_ns.spawn(f)
     }
 
     /// A command that runs `program` inside the node's namespace.
@@ -343,4 +473,39 @@ impl Lab {
     pub fn exec_prefix(&self) -> String {
         format!("ip netns exec {}", self.node)
     }
+}
+
+/// The configuration of the node in the checks-after-the-reboot lab (10.77.0.0/24: the agent's
+/// `health` tests, `scripts/bench-health` and `scripts/bench-check`), with its IPv4 gateway
+/// `gateway`: IPv4 and IPv6 with their gateways, a static route, a DNS server, an NTP server
+/// by name and by address, a management node by name ([`health_zone`] answers the names).
+pub fn health_config(gateway: &str) -> String {
+    format!(
+        r#"<node-config schema="1">
+  <role>transcoding</role><name>conf01</name><hostname>conf01</hostname>
+  <domain>example.test</domain><system-location>Lab</system-location>
+  <network>
+    <ipv4 address="10.77.0.31" netmask="255.255.255.0" gateway="{gateway}"/>
+    <ipv6 address="2001:db8:77::31/64" gateway="2001:db8:77::1"/>
+    <route name="lab" destination="192.168.50.0/24" gateway="10.77.0.254"/>
+    <dns-server>10.77.0.53</dns-server>
+    <ntp-server>ntp.example.test</ntp-server>
+    <ntp-server>10.77.0.123</ntp-server>
+  </network>
+  <ssh enabled="global"><password-hash>$6$nodebootsalt$D911Z.xpU/20.GOmWv6hQCOj3iCaPm.6.JisGFVWKxsB2gSHSPq9mnCmihYdeLhjjdIG1fNiQJdokl3zaGkzI/</password-hash></ssh>
+  <management-node address="mgr.example.test"/>
+</node-config>"#
+    )
+}
+
+/// The DNS zone of [`health_config`]'s lab: the node, its NTP server and its management node.
+pub fn health_zone() -> Vec<(String, Ipv4Addr)> {
+    [
+        ("conf01.example.test", [10, 77, 0, 31]),
+        ("ntp.example.test", [10, 77, 0, 123]),
+        ("mgr.example.test", [10, 77, 0, 10]),
+    ]
+    .into_iter()
+    .map(|(name, a)| (name.to_owned(), Ipv4Addr::from(a)))
+    .collect()
 }

@@ -1,5 +1,6 @@
 //! Running commands in tests, and showing what they did in assertion messages.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// Exit status, stdout and stderr, for assertion messages.
@@ -22,4 +23,22 @@ pub fn stdout_of(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Whether `nodeboot-agent status` (the binary `agent`) reports `root` as configured.
+pub fn reports_configured(agent: &Path, root: &Path) -> bool {
+    let out = Command::new(agent)
+        .args(["status", "--json", "--root"])
+        .arg(root)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("\"configured\"")
+}
+
+/// A current-thread tokio runtime with time and I/O, for a test's or benchmark's thread.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-pub use nodeboot_tests::fixtures::OS_PASSWORD;
-/// The web administration password the tests type.
-pub const WEB_PASSWORD: &str = "Web-pass 2?";
+pub use nodeboot_tests::fixtures::{OS_PASSWORD, WEB_PASSWORD};
 
 /// `nodeboot`, built by cargo for this test.
 pub fn nodeboot() -> PathBuf {
@@ -79,15 +77,7 @@ pub fn answers(dir: &Path) -> (PathBuf, PathBuf) {
     );
     let answers = dir.join("mgr01.xml");
     std::fs::write(&answers, xml).unwrap();
-    let secrets = dir.join("mgr01.secrets");
-    std::fs::write(
-        &secrets,
-        format!("os_password={OS_PASSWORD}\nweb_password={WEB_PASSWORD}\n"),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
-    (answers, secrets)
+    (answers, nodeboot_tests::fixtures::secrets_file(dir))
 }
 
 /// `nodeboot bootstrap --console CONSOLE` with [`answers`] and its secrets file written in
