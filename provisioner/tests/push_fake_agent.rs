@@ -296,6 +296,45 @@ fn configured_without_checks_is_the_agent_before_its_reboot_never_success() {
 }
 
 #[test]
+fn a_step_is_logged_once_however_often_the_node_is_polled() {
+    // Without --json (a log, not a terminal) the node is polled many times in those 3 s, but
+    // a step is logged only when it changes.
+    let before = FakeAgent::start(any_port(), Behaviour::Vanish);
+    let after = FakeAgent::start_as(any_port(), Behaviour::Reboot, before.identity());
+    let dir = tempfile::tempdir().unwrap();
+    let xml = config_xml(8);
+    let file = write(dir.path(), "c.xml", &xml);
+    after.seen.lock().unwrap().applied = Some(nodeboot_config::digest(xml.as_bytes()));
+    let out = nodeboot(&[
+        "push",
+        &before.addr.to_string(),
+        &file,
+        "--fingerprint",
+        &before.fingerprint,
+        "--wait",
+        "--wait-address",
+        &after.addr.to_string(),
+        "--wait-timeout",
+        "3",
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let steps: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split_once("s] ").map(|(_, step)| step))
+        .collect();
+    assert!(
+        steps.windows(2).all(|w| w[0] != w[1]),
+        "a step logged twice in a row:\n{log}"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.ends_with("configured; waiting for the reboot and its checks")),
+        "{log}"
+    );
+}
+
+#[test]
 fn a_node_back_with_another_certificate_is_untrusted_never_answered() {
     let before = FakeAgent::start(any_port(), Behaviour::Vanish);
     // Something at the address the node should come back at, healthy, but another key.

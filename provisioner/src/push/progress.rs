@@ -83,6 +83,7 @@ impl Display {
             mode: self.mode,
             started: self.started,
             bar,
+            last: std::sync::Mutex::new(String::new()),
         }
     }
 
@@ -129,6 +130,9 @@ pub struct NodeProgress {
     mode: Mode,
     started: Instant,
     bar: Option<(ProgressBar, ProgressBar, MultiProgress)>,
+    /// The last step logged: a log line is written only when the step changes (a node polled
+    /// every few hundred milliseconds while it reboots would otherwise flood the log).
+    last: std::sync::Mutex<String>,
 }
 
 impl NodeProgress {
@@ -136,7 +140,15 @@ impl NodeProgress {
     pub fn step(&self, what: &str) {
         match (&self.bar, self.mode) {
             (Some((bar, _, _)), _) => bar.set_message(what.to_string()),
-            (None, Mode::Lines) => self.line(what),
+            (None, Mode::Lines) => {
+                if let Ok(mut last) = self.last.lock() {
+                    if *last == what {
+                        return;
+                    }
+                    what.clone_into(&mut last);
+                }
+                self.line(what);
+            }
             (None, _) => {}
         }
     }
