@@ -676,7 +676,7 @@ fn an_apply_interrupted_after_its_commit_point_is_completed_and_rebooted_into() 
     assert_eq!(
         text,
         format!(
-            "completed an interrupted apply (sha256 {}); rebooting into it\n",
+            "recovered an interrupted apply (sha256 {}); rebooting into the result\n",
             doc.digest()
         )
     );

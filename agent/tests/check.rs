@@ -397,3 +397,69 @@ fn acquire_does_not_apply_a_rolled_back_configuration_again() {
     assert!(!root.path().join(ROLLED_BACK).exists());
     assert!(root.path().join(MARKER).exists());
 }
+
+/// A power cut in the middle of the apply, after its commit point: the marker is in place, so
+/// `nodeboot-check` runs first at the next boot (`nodeboot-acquire` is skipped on a node whose
+/// record exists). It must finish the apply and reboot into it — that boot read files from the
+/// middle of the transaction — and check nothing, saying ready only if the reboot fails.
+#[test]
+fn an_apply_cut_after_its_commit_point_is_finished_and_rebooted_into_before_any_check() {
+    use nodeboot_agent::apply::{NodeState, Step, apply_config_with, read_state};
+    let root = common::image_root();
+    let doc = nodeboot_config::parse(config(NTP).as_bytes()).unwrap();
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        apply_config_with(root.path(), &doc, common::NOW, &mut |s| {
+            if s == Step::Replaced(1) {
+                panic!("simulated power cut after {s:?}");
+            }
+        })
+    }));
+    std::panic::set_hook(quiet);
+    assert!(crashed.is_err());
+    assert!(matches!(
+        read_state(root.path()).unwrap(),
+        NodeState::Applying { .. }
+    ));
+    let reboot = Arc::new(NoReboot::new());
+    let opts = boot::Options {
+        root: root.path().to_owned(),
+        grace: Duration::from_secs(2),
+        rollback: RollbackOn::Gateway,
+        report_secs: 0,
+        policy: Policy::default(),
+        round_pause: Duration::from_millis(200),
+        reboot: reboot.clone(),
+    };
+    let mut out = Vec::new();
+    let mut readies = 0;
+    let verdict = runtime()
+        .block_on(boot::run(
+            &opts,
+            &nodeboot_agent::health::SystemProbe::default(),
+            &mut out,
+            &mut || readies += 1,
+        ))
+        .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        matches!(&verdict, Verdict::Recovered(d) if d == doc.digest()),
+        "{verdict:?}"
+    );
+    assert_eq!(
+        out,
+        format!(
+            "recovered an interrupted apply (sha256 {}); rebooting into the result\n",
+            doc.digest()
+        )
+    );
+    assert_eq!(reboot.calls(), 1);
+    assert_eq!(readies, 0, "the consoles of the mixed boot were let start");
+    assert!(matches!(
+        read_state(root.path()).unwrap(),
+        NodeState::Configured { .. }
+    ));
+    // The next boot, after that reboot, checks the configuration as usual.
+    assert!(root.path().join(MARKER).exists());
+}

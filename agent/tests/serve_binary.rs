@@ -468,7 +468,7 @@ fn an_apply_completed_at_start_reboots_instead_of_serving() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(marker.exists(), "no reboot requested: {log}");
     assert!(
-        log.contains("completed an interrupted apply at start; rebooting into it"),
+        log.contains("recovered an interrupted apply at start; rebooting into the result"),
         "{log}"
     );
     assert!(

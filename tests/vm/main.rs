@@ -1211,7 +1211,11 @@ fn kill_and_reboot(
     let mut vm = Vm::start(opts, &format!("powerloss-{index}-after"), &drive, &[])?;
     let (which, caps) = vm.console.wait_for_any(
         &[
-            &format!(r"Certificate fingerprint:\s+({FINGERPRINT_RE})"),
+            // The unconfigured banner; a configured node's first boot shows one too (its
+            // checks, read-only), which is not this.
+            &format!(
+                r"(?s)waiting for its configuration.*?Certificate fingerprint:\s+({FINGERPRINT_RE})"
+            ),
             r"(?m)^(\S+) login:",
         ],
         Duration::from_secs(300),

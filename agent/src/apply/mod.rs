@@ -327,6 +327,17 @@ pub fn recover(root: &Path) -> Result<(), ApplyError> {
     recover_locked(root)
 }
 
+/// At boot, before anything acts on the node's state: finishes or undoes an interrupted
+/// transaction (apply, reset or rollback). Returns its digest when there was one: this boot
+/// has read files from the middle of it (the hostname, the network), so every boot-time caller
+/// (`nodeboot-acquire`, `nodeboot-check`, `serve`) reboots into what recovery left, in either
+/// direction, instead of going on.
+pub fn recover_at_boot(root: &Path) -> Result<Option<String>, ApplyError> {
+    let interrupted = transaction::pending(&open_root(root)?)?;
+    recover(root)?;
+    Ok(interrupted)
+}
+
 /// Returns the node to the image's unconfigured state (for image builders): every file apply
 /// wrote is put back as the image had it, the records are removed. All or nothing, like apply.
 pub fn reset(root: &Path) -> Result<(), ApplyError> {

@@ -58,6 +58,9 @@ pub struct Options {
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// An interrupted transaction was finished or undone at start: a reboot was requested
+    /// and nothing was checked.
+    Recovered(String),
     /// No marker: no configuration waits for its checks.
     NothingToCheck,
     /// A marker that names no configuration in place (removed).
@@ -228,6 +231,19 @@ pub async fn run<P: Probe>(
     out: &mut dyn Write,
     ready: &mut dyn FnMut(),
 ) -> anyhow::Result<Verdict> {
+    // A transaction cut by a power loss (the marker may be in place before its commit): this
+    // boot read files from the middle of it. Finish or undo it and reboot into the result;
+    // the checks are for a boot that read a whole configuration.
+    if let Some(digest) = crate::apply::recover_at_boot(&opts.root)? {
+        writeln!(
+            out,
+            "recovered an interrupted apply (sha256 {digest}); rebooting into the result"
+        )?;
+        // Not ready: the consoles of this boot would show its mixed files. (If the reboot
+        // fails, the caller says ready before it exits.)
+        crate::apply::reboot::after(Duration::ZERO, opts.reboot.as_ref())?;
+        return Ok(Verdict::Recovered(digest));
+    }
     let root = Root::open(&opts.root).map_err(anyhow::Error::msg)?;
     let doc = match marked_document(&root, out)? {
         Marked::Document(doc) => doc,

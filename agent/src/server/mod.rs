@@ -69,18 +69,14 @@ async fn serve_from_args(args: ServeArgs, started: Instant) -> anyhow::Result<()
     let node = Arc::new(node::RootNode {
         root: args.root.clone(),
     });
-    let interrupted = crate::rootfs::Root::open(&args.root)
-        .map_err(anyhow::Error::msg)
-        .and_then(|root| crate::apply::transaction::pending(&root).map_err(anyhow::Error::msg))
-        .context("reading the journal of an interrupted apply")?;
-    node::Node::recover(node.as_ref())
+    // A power cut in the middle of an apply: this boot read files from the middle of it
+    // (hostname, network). Recovery finishes or undoes it; reboot into what it left instead
+    // of serving, either way.
+    let interrupted = node::Node::recover_at_boot(node.as_ref())
         .map_err(anyhow::Error::msg)
         .context("finishing an interrupted apply")?;
-    // A power cut after the commit point: recovery completed the apply, but this boot read
-    // the old files (hostname, network). Reboot into the configuration instead of serving.
-    let configured = node::Node::status(node.as_ref()).map(|s| s.phase == NodeState::Configured);
-    if let (Some(digest), Ok(true)) = (interrupted, configured) {
-        warn!(%digest, "completed an interrupted apply at start; rebooting into it");
+    if let Some(digest) = interrupted {
+        warn!(%digest, "recovered an interrupted apply at start; rebooting into the result");
         if let Err(e) = crate::apply::reboot::after(Duration::ZERO, args.reboot.reboot().as_ref()) {
             warn!(error = %e, "reboot failed");
         }

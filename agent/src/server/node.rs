@@ -53,8 +53,9 @@ pub trait Node: Send + Sync + 'static {
     fn status(&self) -> Result<NodeStatus, String>;
     /// Applies a validated document (all-or-nothing). Blocking: run off the reactor.
     fn apply(&self, doc: &Document) -> Result<(), ApplyRefusal>;
-    /// Finishes or rolls back an apply interrupted by a crash (called once at start).
-    fn recover(&self) -> Result<(), String>;
+    /// Finishes or rolls back an apply interrupted by a crash (called once at start); the
+    /// interrupted transaction's digest when there was one (the caller reboots).
+    fn recover_at_boot(&self) -> Result<Option<String>, String>;
     /// What applying a validated document would do to each file, secrets masked (what
     /// `nodeboot-agent apply --dry-run` shows). Reads only. Blocking: run off the reactor.
     fn plan(&self, doc: &Document) -> Result<Vec<FileDiff>, ApplyRefusal>;
@@ -108,8 +109,8 @@ impl Node for RootNode {
         }
     }
 
-    fn recover(&self) -> Result<(), String> {
-        apply::recover(&self.root).map_err(|e| e.to_string())
+    fn recover_at_boot(&self) -> Result<Option<String>, String> {
+        apply::recover_at_boot(&self.root).map_err(|e| e.to_string())
     }
 
     fn plan(&self, doc: &Document) -> Result<Vec<FileDiff>, ApplyRefusal> {

@@ -128,26 +128,22 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
         return check(&opts);
     }
     let mut out = std::io::stdout().lock();
-    let interrupted = Root::open(&opts.root)
-        .map_err(anyhow::Error::msg)
-        .and_then(|root| crate::apply::transaction::pending(&root).map_err(anyhow::Error::msg))
-        .context("reading the journal of an interrupted apply")?;
-    crate::apply::recover(&opts.root).context("finishing an interrupted apply")?;
-    if let NodeState::Configured { digest, .. } = crate::apply::read_state(&opts.root)? {
-        // A power cut after the commit point: recovery completed the apply, but this boot
-        // read the old files (hostname, network). Reboot into the configuration, as `serve`
-        // does (it is skipped now that the node is configured).
-        if interrupted.is_some() {
-            writeln!(
-                out,
-                "completed an interrupted apply (sha256 {digest}); rebooting into it"
-            )?;
-            out.flush()?;
-            if let Some(r) = &opts.reboot {
-                crate::apply::reboot::after(Duration::ZERO, r.as_ref()).context("rebooting")?;
-            }
-            return Ok(ExitCode::SUCCESS);
+    // An apply (or reset, or rollback) cut by a power loss: this boot read files from the
+    // middle of it. Recovery finishes or undoes it; reboot into what it left, either way.
+    if let Some(digest) =
+        crate::apply::recover_at_boot(&opts.root).context("finishing an interrupted apply")?
+    {
+        writeln!(
+            out,
+            "recovered an interrupted apply (sha256 {digest}); rebooting into the result"
+        )?;
+        out.flush()?;
+        if let Some(r) = &opts.reboot {
+            crate::apply::reboot::after(Duration::ZERO, r.as_ref()).context("rebooting")?;
         }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let NodeState::Configured { digest, .. } = crate::apply::read_state(&opts.root)? {
         writeln!(out, "configured (sha256 {digest}); no source read")?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -53,8 +53,8 @@ impl Node for GatedNode {
         self.gate.lock().unwrap().recv().unwrap();
         self.inner.apply(doc)
     }
-    fn recover(&self) -> Result<(), String> {
-        self.inner.recover()
+    fn recover_at_boot(&self) -> Result<Option<String>, String> {
+        self.inner.recover_at_boot()
     }
     fn plan(
         &self,
