@@ -12,12 +12,10 @@
 mod common;
 mod https;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use https::{Client, invalid_xml, valid_xml};
 
@@ -453,7 +451,8 @@ struct Serve {
 
 impl Serve {
     fn start(root: &Path) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nodeboot-agent"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_nodeboot-agent"));
+        command
             .args([
                 "serve",
                 "--listen",
@@ -462,33 +461,10 @@ impl Serve {
                 "none",
                 "--root",
             ])
-            .arg(root)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on https://").nth(1) {
-                    let _ = tx.send(rest.split('/').next().unwrap().to_string());
-                }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("serve did not start: {}", log.lock().unwrap()));
-        Serve {
-            child,
-            addr: addr.parse().unwrap(),
-            log,
-        }
+            .arg(root);
+        let (child, addr, log) = common::spawn_serve(command);
+        let addr = addr.unwrap_or_else(|| panic!("serve did not start: {}", log.lock().unwrap()));
+        Serve { child, addr, log }
     }
 
     fn client(&self) -> Client {

@@ -6,7 +6,6 @@
 mod common;
 mod https;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -37,38 +36,14 @@ impl Agent {
             }
             None => Command::new(agent),
         };
-        let mut child = command
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--reboot", "none"])
             .arg("--root")
             .arg(root)
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on https://").nth(1) {
-                    let addr = rest.split('/').next().unwrap().to_string();
-                    let _ = tx.send(addr);
-                }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("agent did not start: {}", log.lock().unwrap()));
-        Agent {
-            child,
-            addr: addr.parse().unwrap(),
-            log,
-        }
+            .args(extra);
+        let (child, addr, log) = common::spawn_serve(command);
+        let addr = addr.unwrap_or_else(|| panic!("agent did not start: {}", log.lock().unwrap()));
+        Agent { child, addr, log }
     }
 
     fn log(&self) -> String {

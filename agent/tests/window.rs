@@ -9,9 +9,8 @@
 mod common;
 mod https;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -40,33 +39,12 @@ struct Agent {
 
 impl Agent {
     fn start(root: &Path) -> Agent {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nodeboot-agent"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_nodeboot-agent"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--reboot", "none"])
             .arg("--root")
-            .arg(root)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on https://").nth(1) {
-                    let _ = tx.send(rest.split('/').next().unwrap().to_string());
-                }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        // Either it listens, or it exits (the sender is dropped when stderr closes).
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .ok()
-            .map(|a| a.parse().unwrap());
+            .arg(root);
+        let (child, addr, log) = common::spawn_serve(command);
         Agent { child, addr, log }
     }
 

@@ -280,3 +280,41 @@ pub fn doc_for(config: &NodeConfig) -> nodeboot_config::Document {
         Err(e) => panic!("the sample configuration is invalid: {e:?}"),
     }
 }
+
+/// `nodeboot-agent serve` started from `command` (its arguments given, stderr not yet set):
+/// the child, the address it listens on (`None` when it exited without listening within 30 s)
+/// and everything it logged so far, kept up to date by a reader thread.
+pub fn spawn_serve(
+    mut command: std::process::Command,
+) -> (
+    std::process::Child,
+    Option<std::net::SocketAddr>,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = command
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("listening on https://").nth(1) {
+                let _ = tx.send(rest.split('/').next().unwrap().to_string());
+            }
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    // Either it listens, or it exits (the sender is dropped when stderr closes).
+    let addr = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .ok()
+        .map(|a| a.parse().unwrap());
+    (child, addr, log)
+}
