@@ -764,6 +764,20 @@ fn reject(opts: &Options) -> Fallible<()> {
     if let Some(share) = agent_share(&analyze) {
         println!("vm:   {share}");
     }
+    // The waiting agent's memory on the node's own kernel, after the page, the status and a
+    // refused upload (docs/benchmarks.md, "Agent size budget").
+    let memory = vm.console.shell(
+        "grep -E '^(VmRSS|RssAnon|RssFile|RssShmem):' \
+         /proc/$(systemctl show -p MainPID --value nodeboot-agent.service)/status",
+        Duration::from_secs(30),
+    )?;
+    if !memory.contains("VmRSS:") {
+        return Err(format!("no VmRSS for the waiting agent:\n{memory}"));
+    }
+    println!(
+        "vm:   the waiting agent's memory on the node: {}",
+        memory.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
     vm.shutdown()
 }
 
