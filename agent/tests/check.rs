@@ -377,15 +377,23 @@ fn acquire_does_not_apply_a_rolled_back_configuration_again() {
         "{text}"
     );
     assert_eq!(node_files(root.path()), before, "nothing applied");
-    let report: serde_json::Value = read_json(root.path(), "run/nodeboot/source.json");
-    assert_eq!(report["origin"], "/etc/nodeboot/node.xml");
-    assert!(
-        report["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("rolled back on 2026-11-30 00:53:20 UTC: gateway 10.0.2.1"),
-        "{report}"
+    // The source report says "rolled back", with the digest, the reason and when: not a
+    // source that "cannot be read".
+    let report: nodeboot_config::api::SourceReport =
+        read_json(root.path(), "run/nodeboot/source.json");
+    assert_eq!(
+        report,
+        nodeboot_config::api::SourceReport {
+            origin: "/etc/nodeboot/node.xml".into(),
+            outcome: nodeboot_config::api::SourceOutcome::RolledBack {
+                digest: doc.digest().to_owned(),
+                reason: "gateway 10.0.2.1 did not answer ARP on eth0 within 120 s".into(),
+                at_unix: common::NOW,
+            },
+        }
     );
+    let raw: serde_json::Value = read_json(root.path(), "run/nodeboot/source.json");
+    assert_eq!(raw["outcome"], "rolled_back", "{raw}");
     // A corrected file is applied, and the record goes with its transaction.
     let corrected = String::from_utf8(https::valid_xml())
         .unwrap()
