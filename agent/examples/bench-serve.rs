@@ -36,6 +36,24 @@ async fn handshake(port: u16) -> std::io::Result<Tls> {
 }
 
 /// One HTTP/1.1 request with `Connection: close`; the status code and body.
+/// `GET /api/v1/status` on a connection of its own: the code and the body.
+async fn get_status(port: u16) -> (u16, String) {
+    request(
+        port,
+        "GET /api/v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"",
+    )
+    .await
+}
+
+/// The head of an XML upload of `len` bytes (the connection kept open).
+fn upload_head(len: usize) -> String {
+    format!(
+        "POST /configuration/bootstrap HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n\
+         Content-Length: {len}\r\n\r\n"
+    )
+}
+
 async fn request(port: u16, head: &str, body: &[u8]) -> (u16, String) {
     let mut s = handshake(port).await.unwrap();
     let mut req = head.as_bytes().to_vec();
@@ -269,21 +287,12 @@ async fn bench_siege(agent: &Path, image: &Path, xml: &[u8]) {
     let mut status_times = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let (code, _) = request(
-            port,
-            "GET /api/v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            b"",
-        )
-        .await;
+        let (code, _) = get_status(port).await;
         assert_eq!(code, 200);
         status_times.push(ms(t.elapsed()));
     }
     summary("siege: GET /api/v1/status answered", status_times);
-    let head = format!(
-        "POST /configuration/bootstrap HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n\
-         Content-Length: {}\r\n\r\n",
-        xml.len()
-    );
+    let head = upload_head(xml.len());
     let t = Instant::now();
     let (code, body) = request(port, &head, xml).await;
     println!(
@@ -378,12 +387,7 @@ async fn bench_flood(agent: &Path, image: &Path) {
     let t = Instant::now();
     let (code, body) = request(port, &head, &flood).await;
     let took = t.elapsed();
-    let (_, status) = request(
-        port,
-        "GET /api/v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        b"",
-    )
-    .await;
+    let (_, status) = get_status(port).await;
     let (_, page) = request(
         port,
         "GET / HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
@@ -465,22 +469,13 @@ async fn bench_upload(agent: &Path, image: &Path, xml: &[u8], runs: usize) {
     for _ in 0..runs {
         let root = image_root(image);
         let (child, port, _) = start_and_time(agent, root.path()).await;
-        let head = format!(
-            "POST /configuration/bootstrap HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n\
-             Content-Length: {}\r\n\r\n",
-            xml.len()
-        );
+        let head = upload_head(xml.len());
         let t0 = Instant::now();
         let (code, body) = request(port, &head, xml).await;
         assert_eq!(code, 202, "{body}");
         accepted.push(ms(t0.elapsed()));
         loop {
-            let (_, status) = request(
-                port,
-                "GET /api/v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                b"",
-            )
-            .await;
+            let (_, status) = get_status(port).await;
             if status.contains("\"state\": \"configured\"") {
                 break;
             }

@@ -4,8 +4,9 @@
 //! them; `nodeboot-docgen` renders the man pages and
 //! completions from them.
 //!
-//! Each subcommand is a variant of [`Command`] holding its own `…Args` struct below; the
-//! options every applying command shares (the reboot) are one struct flattened into each. A
+//! Each subcommand is a variant of [`Command`] holding its own `…Args` struct below; options
+//! several commands share are one struct flattened into each ([`RebootArgs`],
+//! [`ApplyRebootArgs`], [`NodeRootArg`]), so their help reads the same everywhere. A
 //! new subcommand is a variant, its struct, and a line in `main.rs`. The modules the entry
 //! points live in (`server`, `apply`, `wizard`) take these structs at their `run` and hand
 //! plain values further down; nothing below them knows clap.
@@ -104,10 +105,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
-    pub reboot: RebootArgs,
-    /// Seconds to wait before rebooting.
-    #[arg(long, value_name = "SECS", default_value_t = 0)]
-    pub reboot_delay: u64,
+    pub reboot: ApplyRebootArgs,
 }
 
 /// Arguments of `nodeboot-agent status`.
@@ -156,6 +154,35 @@ impl RebootArgs {
     }
 }
 
+/// The reboot options of the commands a person runs to apply a file (`apply`,
+/// `nodeboot-wizard`): how to reboot, then how long to wait first. `serve` takes [`RebootArgs`]
+/// with a delay of its own (5 s by default: its reply must reach the browser first).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApplyRebootArgs {
+    #[command(flatten)]
+    pub method: RebootArgs,
+    /// Seconds to wait before rebooting.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub reboot_delay: u64,
+}
+
+impl ApplyRebootArgs {
+    /// The reboot the options ask for.
+    pub fn reboot(&self) -> Arc<dyn Reboot> {
+        self.method.reboot()
+    }
+
+    /// True when the options ask for no reboot at all.
+    pub fn is_none(&self) -> bool {
+        self.method.is_none()
+    }
+
+    /// The wait before the reboot.
+    pub fn delay(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.reboot_delay)
+    }
+}
+
 /// `--reboot`'s values; the type itself is the apply module's and knows nothing of clap.
 impl clap::ValueEnum for RebootMethod {
     fn value_variants<'a>() -> &'a [Self] {
@@ -177,6 +204,15 @@ impl clap::ValueEnum for RebootMethod {
                 .help("Do not reboot (the new configuration takes effect at the next boot)"),
         })
     }
+}
+
+/// `--root` of the boot-time one-shots (`nodeboot-acquire`, `nodeboot-check`): `/` on a node,
+/// a temporary directory in tests.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeRootArg {
+    /// The node's root directory
+    #[arg(long, default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
 }
 
 /// Where udev puts the links of devices by file system label.
@@ -201,9 +237,8 @@ const DEFAULT_BY_LABEL: &str = "/dev/disk/by-label";
     nodeboot-acquire --root /tmp/node --devices /tmp/by-label --disc /dev/loop3 --no-reboot"
 )]
 pub struct AcquireCli {
-    /// The node's root directory
-    #[arg(long, default_value = "/", value_name = "DIR")]
-    pub root: std::path::PathBuf,
+    #[command(flatten)]
+    pub node: NodeRootArg,
     /// The DMI directory the platform is detected from
     #[arg(long, default_value = "/sys/class/dmi/id", value_name = "DIR")]
     pub dmi: std::path::PathBuf,
@@ -250,7 +285,7 @@ impl AcquireCli {
             devices.file_systems = self.file_systems;
         }
         crate::source::acquire::Options {
-            root: self.root,
+            root: self.node.root,
             dmi: self.dmi,
             cmdline: self.cmdline,
             devices,
@@ -292,10 +327,7 @@ pub struct WizardCli {
     #[arg(long, default_value = "eth0")]
     pub interface: String,
     #[command(flatten)]
-    pub reboot: RebootArgs,
-    /// Seconds to wait before rebooting.
-    #[arg(long, value_name = "SECS", default_value_t = 0)]
-    pub reboot_delay: u64,
+    pub reboot: ApplyRebootArgs,
     /// With --answers: apply even when a pre-apply check fails (the failures are printed).
     #[arg(long, requires = "answers", conflicts_with = "skip_checks")]
     pub continue_on_failed_checks: bool,
@@ -358,9 +390,8 @@ pub enum CheckReboot {
     nodeboot-check --root /tmp/node --grace 3 --reboot none"
 )]
 pub struct CheckCli {
-    /// The node's root directory
-    #[arg(long, default_value = "/", value_name = "DIR")]
-    pub root: PathBuf,
+    #[command(flatten)]
+    pub node: NodeRootArg,
     /// Seconds a blocking failure may last before the rollback (the file allows 10 to 3600)
     #[arg(long, default_value_t = 120, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -387,7 +418,7 @@ impl CheckCli {
         let deadline = std::time::Duration::from_secs(self.check_deadline);
         let defaults = crate::health::Policy::default();
         crate::health::boot::Options {
-            root: self.root.clone(),
+            root: self.node.root.clone(),
             grace: std::time::Duration::from_secs(self.grace),
             rollback: self.rollback.into(),
             report_secs: self.report_window,

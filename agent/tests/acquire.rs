@@ -628,24 +628,10 @@ fn acquire_is_its_own_binary_and_not_a_subcommand_of_the_agent() {
 /// hostname and network until some later reboot.
 #[test]
 fn an_apply_interrupted_after_its_commit_point_is_completed_and_rebooted_into() {
-    use nodeboot_agent::apply::{NodeState, Step, apply_config_with, read_state};
+    use nodeboot_agent::apply::{NodeState, Step, read_state};
     let root = common::image_root();
     let doc = common::doc_for(&common::proxying_dual());
-    let quiet = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        apply_config_with(root.path(), &doc, common::NOW, &mut |s| {
-            if s == Step::JournalCommitted {
-                panic!("simulated power cut after {s:?}");
-            }
-        })
-    }));
-    std::panic::set_hook(quiet);
-    assert!(crashed.is_err());
-    assert!(matches!(
-        read_state(root.path()).unwrap(),
-        NodeState::Applying { .. }
-    ));
+    common::cut_power_after(root.path(), &doc, Step::JournalCommitted);
     let out = acquire(root.path(), &Media::new(), &[]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");

@@ -38,6 +38,18 @@ fn check(lab: &Lab, root: &Path, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// Runs the real `nodeboot-check` outside any lab (nothing to reach); it must succeed.
+fn check_outside(root: &Path, args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_nodeboot-check"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "nodeboot-check: {}", shown(&out));
+    out
+}
+
 /// The lab's node (`conf01.lab.test`, which the lab's DNS answers): every check has its
 /// responder, but NTP when `ntp` names a silent address.
 fn config(ntp: &str) -> String {
@@ -78,6 +90,7 @@ fn node_files(root: &Path) -> std::collections::BTreeMap<std::path::PathBuf, com
 
 const MARKER: &str = "var/lib/nodeboot/check-pending.json";
 const ROLLED_BACK: &str = "var/lib/nodeboot/rolled-back.json";
+const CONFIGURED: &str = "var/lib/nodeboot/configured.json";
 
 fn read_json<T: serde::de::DeserializeOwned>(root: &Path, path: &str) -> T {
     serde_json::from_slice(&std::fs::read(root.join(path)).unwrap()).unwrap()
@@ -174,11 +187,7 @@ fn a_node_whose_gateway_answers_is_healthy_and_keeps_its_configuration() {
         live, record,
         "the live status stays for the read-only window"
     );
-    assert!(
-        root.path()
-            .join("var/lib/nodeboot/configured.json")
-            .exists()
-    );
+    assert!(root.path().join(CONFIGURED).exists());
     // Run again (the next boot): nothing to check.
     let out = check(&lab, root.path(), &[]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "nothing to check\n");
@@ -242,11 +251,7 @@ fn a_silent_ntp_server_makes_the_node_unhealthy_but_not_rolled_back() {
     assert_eq!(record.rollback_on, RollbackOn::Gateway);
     assert!(!root.path().join(MARKER).exists());
     assert!(!root.path().join(ROLLED_BACK).exists());
-    assert!(
-        root.path()
-            .join("var/lib/nodeboot/configured.json")
-            .exists()
-    );
+    assert!(root.path().join(CONFIGURED).exists());
 }
 
 #[test]
@@ -303,36 +308,21 @@ fn a_marker_for_another_configuration_is_removed_and_nothing_is_checked() {
         format!(r#"{{"digest":"{}","applied_at_unix":1}}"#, "ab".repeat(32)),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nodeboot-check"))
-        .arg("--root")
-        .arg(root.path())
-        .args(["--reboot", "none"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let out = check_outside(root.path(), &["--reboot", "none"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("is not in place; removing it, nothing to check"),
         "{text}"
     );
     assert!(!root.path().join(MARKER).exists());
-    assert!(
-        root.path()
-            .join("var/lib/nodeboot/configured.json")
-            .exists()
-    );
+    assert!(root.path().join(CONFIGURED).exists());
     // A damaged marker (not JSON, or a digest that is no digest) is removed too.
     for junk in [
         "\u{1b}[2J not json".to_owned(),
         r#"{"digest":"../../etc/shadow","applied_at_unix":1}"#.to_owned(),
     ] {
         std::fs::write(root.path().join(MARKER), junk).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_nodeboot-check"))
-            .arg("--root")
-            .arg(root.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        let out = check_outside(root.path(), &[]);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "the check marker is damaged; removing it, nothing to check\n"
@@ -377,15 +367,23 @@ fn acquire_does_not_apply_a_rolled_back_configuration_again() {
         "{text}"
     );
     assert_eq!(node_files(root.path()), before, "nothing applied");
-    let report: serde_json::Value = read_json(root.path(), "run/nodeboot/source.json");
-    assert_eq!(report["origin"], "/etc/nodeboot/node.xml");
-    assert!(
-        report["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("rolled back on 2026-11-30 00:53:20 UTC: gateway 10.0.2.1"),
-        "{report}"
+    // The source report says "rolled back", with the digest, the reason and when: not a
+    // source that "cannot be read".
+    let report: nodeboot_config::api::SourceReport =
+        read_json(root.path(), "run/nodeboot/source.json");
+    assert_eq!(
+        report,
+        nodeboot_config::api::SourceReport {
+            origin: "/etc/nodeboot/node.xml".into(),
+            outcome: nodeboot_config::api::SourceOutcome::RolledBack {
+                digest: doc.digest().to_owned(),
+                reason: "gateway 10.0.2.1 did not answer ARP on eth0 within 120 s".into(),
+                at_unix: common::NOW,
+            },
+        }
     );
+    let raw: serde_json::Value = read_json(root.path(), "run/nodeboot/source.json");
+    assert_eq!(raw["outcome"], "rolled_back", "{raw}");
     // A corrected file is applied, and the record goes with its transaction.
     let corrected = String::from_utf8(https::valid_xml())
         .unwrap()
@@ -404,24 +402,10 @@ fn acquire_does_not_apply_a_rolled_back_configuration_again() {
 /// middle of the transaction — and check nothing, saying ready only if the reboot fails.
 #[test]
 fn an_apply_cut_after_its_commit_point_is_finished_and_rebooted_into_before_any_check() {
-    use nodeboot_agent::apply::{NodeState, Step, apply_config_with, read_state};
+    use nodeboot_agent::apply::{NodeState, Step, read_state};
     let root = common::image_root();
     let doc = nodeboot_config::parse(config(NTP).as_bytes()).unwrap();
-    let quiet = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        apply_config_with(root.path(), &doc, common::NOW, &mut |s| {
-            if s == Step::Replaced(1) {
-                panic!("simulated power cut after {s:?}");
-            }
-        })
-    }));
-    std::panic::set_hook(quiet);
-    assert!(crashed.is_err());
-    assert!(matches!(
-        read_state(root.path()).unwrap(),
-        NodeState::Applying { .. }
-    ));
+    common::cut_power_after(root.path(), &doc, Step::Replaced(1));
     let reboot = Arc::new(NoReboot::new());
     let opts = boot::Options {
         root: root.path().to_owned(),

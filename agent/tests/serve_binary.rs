@@ -159,12 +159,7 @@ async fn token_file_is_enforced_and_no_secret_reaches_the_log() {
         .await;
     assert_eq!(r.status, 202, "{}", r.body);
     // Wait until applied, then look at everything the agent logged.
-    for _ in 0..2000 {
-        if client.get("/api/v1/status", "*/*").await.json()["state"] == "configured" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    client.wait_for_state("configured").await;
     let log = agent.log();
     assert!(log.contains("configuration applied"), "{log}");
     assert!(!log.contains("bootstrap-tok-9c2e"), "{log}");
@@ -172,20 +167,6 @@ async fn token_file_is_enforced_and_no_secret_reaches_the_log() {
     assert!(!log.contains("$6$"), "{log}");
     assert!(!log.contains("PRIVATE KEY"), "{log}");
     assert!(agent.terminate().success());
-}
-
-/// Polls the status until its state is `state` (20 s at most); the last status read.
-async fn wait_for_state(client: &Client, state: &str) -> https::Reply {
-    let mut reply = client.get("/api/v1/status", "*/*").await;
-    for _ in 0..2000 {
-        if reply.json()["state"] == state {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        reply = client.get("/api/v1/status", "*/*").await;
-    }
-    assert_eq!(reply.json()["state"], state, "{}", reply.body);
-    reply
 }
 
 #[tokio::test]
@@ -211,14 +192,14 @@ async fn a_failed_apply_shows_clients_its_class_and_logs_its_detail() {
         assert_eq!(r.status, 202, "{plant}: {}", r.body);
         assert!(!r.body.contains(&host_path));
 
-        let status = wait_for_state(&client, "failed").await;
-        let v = status.json();
+        let v = client.wait_for_state("failed").await;
+        let status = v.to_string();
         assert_eq!(v["error"], MESSAGE, "{plant}");
         assert_eq!(v["last_attempt"]["outcome"], "failed");
         assert_eq!(v["last_attempt"]["message"], MESSAGE, "{plant}");
         let page = client.get("/", HTML).await;
         assert!(page.body.contains("Apply failed"), "{plant}");
-        for (what, body) in [("status", &status.body), ("page", &page.body)] {
+        for (what, body) in [("status", &status), ("page", &page.body)] {
             assert!(
                 !body.contains(&host_path),
                 "{plant}: {what} shows {host_path}: {body}"
@@ -241,10 +222,11 @@ async fn a_failed_apply_shows_clients_its_class_and_logs_its_detail() {
         // After a restart the failure comes from the node's record: still no detail.
         let agent = Agent::start(root.path(), &[]);
         let client = Client::new(agent.addr, &fingerprint_of(&agent));
-        let status = wait_for_state(&client, "failed").await;
-        assert_eq!(status.json()["error"], MESSAGE, "{plant} after a restart");
+        let v = client.wait_for_state("failed").await;
+        assert_eq!(v["error"], MESSAGE, "{plant} after a restart");
+        let status = v.to_string();
         let page = client.get("/", HTML).await;
-        for body in [&status.body, &page.body] {
+        for body in [&status, &page.body] {
             assert!(
                 !body.contains(&host_path),
                 "{plant} after a restart: {body}"

@@ -81,7 +81,7 @@ async fn xml_upload_is_answered_then_applied_then_rebooted_once() {
     assert_eq!(server.reboot.calls(), 0);
 
     // Meanwhile: applying, and a second upload is refused as busy.
-    let status = client.get("/api/v1/status", "*/*").await.json();
+    let status = client.status().await;
     assert_eq!(status["state"], "applying");
     assert_eq!(status["digest"], digest.as_str());
     let second = client.post_xml(&xml, &[]).await;
@@ -96,7 +96,7 @@ async fn xml_upload_is_answered_then_applied_then_rebooted_once() {
     server.open_gate();
     server.wait_for_reboots(1).await;
     assert!(applied_files_present(server.root.path()));
-    let status = client.get("/api/v1/status", "*/*").await.json();
+    let status = client.status().await;
     assert_eq!(status["state"], "configured");
     assert_eq!(status["digest"], digest.as_str());
     assert_eq!(status["last_attempt"]["outcome"], "applied");
@@ -189,7 +189,7 @@ async fn invalid_file_is_rejected_with_every_error_and_nothing_changes() {
     );
     assert!(page.body.contains("is not an RFC 1123 label"));
 
-    let status = client.get("/api/v1/status", "*/*").await.json();
+    let status = client.status().await;
     assert_eq!(status["state"], "unconfigured");
     assert_eq!(status["last_attempt"]["outcome"], "rejected");
     assert_eq!(status["errors"].as_array().unwrap().len(), errors.len());
@@ -212,15 +212,7 @@ async fn a_failed_apply_is_reported_and_a_new_upload_is_accepted() {
     let xml = valid_xml();
     let r = client.post_xml(&xml, &[]).await;
     assert_eq!(r.status, 202, "{}", r.body);
-    let mut status = serde_json::Value::Null;
-    for _ in 0..2000 {
-        status = client.get("/api/v1/status", "*/*").await.json();
-        if status["state"] == "failed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(status["state"], "failed", "{status}");
+    let status = client.wait_for_state("failed").await;
     assert_eq!(status["last_attempt"]["outcome"], "failed");
     assert!(!status["error"].as_str().unwrap().is_empty());
     // The client reads the class of failure, not the detail (which names host paths).

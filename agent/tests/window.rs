@@ -171,8 +171,7 @@ async fn the_first_boot_serves_its_checks_read_only_then_stops_at_the_window_end
     let mut agent = Agent::start(root.path());
     let client = agent.client();
 
-    let status: StatusReport =
-        serde_json::from_str(&client.get("/api/v1/status", "*/*").await.body).unwrap();
+    let status: StatusReport = client.status_report().await;
     assert_eq!(status.state.as_str(), "configured");
     let shown = status.health.expect("the status carries the checks");
     assert_eq!(shown.phase, HealthPhase::Checking);
@@ -234,17 +233,13 @@ async fn the_first_boot_serves_its_checks_read_only_then_stops_at_the_window_end
         HEALTH_STATUS_PATH,
         &serde_json::to_vec(&healthy).unwrap(),
     );
-    let mut seen = None;
-    for _ in 0..100 {
-        let s: StatusReport =
-            serde_json::from_str(&client.get("/api/v1/status", "*/*").await.body).unwrap();
-        if s.health.as_ref().map(|h| h.phase) == Some(HealthPhase::Healthy) {
-            seen = s.health;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(seen.unwrap().summary(), "healthy: 3 checks passed");
+    let seen: StatusReport = serde_json::from_value(
+        client
+            .wait_for_status("the healthy phase", |s| s["health"]["phase"] == "healthy")
+            .await,
+    )
+    .unwrap();
+    assert_eq!(seen.health.unwrap().summary(), "healthy: 3 checks passed");
     let mut text = String::new();
     for _ in 0..100 {
         text = banner(root.path());
@@ -361,8 +356,7 @@ async fn a_rolled_back_node_shows_its_reason_and_accepts_a_corrected_file() {
     let agent = Agent::start(root.path());
     let client = agent.client();
 
-    let status: StatusReport =
-        serde_json::from_str(&client.get("/api/v1/status", "*/*").await.body).unwrap();
+    let status: StatusReport = client.status_report().await;
     assert_eq!(status.state.as_str(), "unconfigured");
     assert!(status.health.is_none());
     let shown = status.rolled_back.expect("the status carries the rollback");
@@ -397,18 +391,8 @@ async fn a_rolled_back_node_shows_its_reason_and_accepts_a_corrected_file() {
     // A corrected file is accepted; once it is applied the rollback is no longer shown.
     let upload = client.post_xml(&valid_xml(), &[]).await;
     assert_eq!(upload.status, 202, "{}", upload.body);
-    let mut last = None;
-    for _ in 0..200 {
-        let s: StatusReport =
-            serde_json::from_str(&client.get("/api/v1/status", "*/*").await.body).unwrap();
-        if s.state.as_str() == "configured" {
-            last = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let last = last.unwrap_or_else(|| panic!("not applied: {}", agent.log()));
-    assert!(last.rolled_back.is_none());
+    let last = client.wait_for_state("configured").await;
+    assert_eq!(last["rolled_back"], serde_json::Value::Null, "{last}");
 }
 
 #[tokio::test]
@@ -428,8 +412,7 @@ async fn hostile_rollback_records_are_served_as_absent() {
         }
         let agent = Agent::start(root.path());
         let client = agent.client();
-        let status: StatusReport =
-            serde_json::from_str(&client.get("/api/v1/status", "*/*").await.body).unwrap();
+        let status: StatusReport = client.status_report().await;
         assert_eq!(status.state.as_str(), "unconfigured", "{kind}");
         assert!(status.rolled_back.is_none(), "{kind}");
         let page = client.get("/", "text/html").await;

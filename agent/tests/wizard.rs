@@ -28,20 +28,21 @@ fn start(root: &Path) -> Pty {
     Pty::spawn(cmd)
 }
 
+/// Waits for the question (its default in brackets, then ": ") and types the answer.
+fn answer(w: &mut Pty, question: &str, typed: &[u8]) {
+    w.expect(question);
+    w.expect(": ");
+    w.send(typed);
+}
+
 #[test]
 fn the_wizard_works_on_a_plain_serial_console() {
     let dir = tempfile::tempdir().unwrap();
     let root = node_root(dir.path());
     let mut w = start(&root);
-    w.expect("IP address");
-    w.expect(": ");
-    w.send(b"10.0.0.10\n"); // LF
-    w.expect("Network mask");
-    w.expect(": ");
-    w.send(b"255.255.255.0\r\n"); // CRLF
-    w.expect("Gateway");
-    w.expect(": ");
-    w.send(b"10.0.1.1\r"); // CR; outside the subnet
+    answer(&mut w, "IP address", b"10.0.0.10\n"); // LF
+    answer(&mut w, "Network mask", b"255.255.255.0\r\n"); // CRLF
+    answer(&mut w, "Gateway", b"10.0.1.1\r"); // CR; outside the subnet
     let shown = w.expect("Gateway");
     assert!(
         shown.contains("Invalid: gateway 10.0.1.1 is not in the subnet 10.0.0.0/24 of the IP address\r\n  use an address from 10.0.0.1 to 10.0.0.254\r\n"),
@@ -54,12 +55,8 @@ fn the_wizard_works_on_a_plain_serial_console() {
     let shown = w.expect("Domain suffix: ");
     assert!(shown.contains("mgrx\x08 \x0801\r\n"), "{shown:?}");
     w.send(b"example.com\r");
-    w.expect("DNS servers");
-    w.expect(": ");
-    w.send(b"10.0.0.2\r");
-    w.expect("NTP servers");
-    w.expect(": ");
-    w.send(b"pool.ntp.org\r");
+    answer(&mut w, "DNS servers", b"10.0.0.2\r");
+    answer(&mut w, "NTP servers", b"pool.ntp.org\r");
     w.expect("Web administration username [admin]: ");
     w.send(b"\r"); // the default
     w.expect("Web administration password: ");
@@ -128,12 +125,8 @@ fn ctrl_c_cancels_and_changes_nothing() {
     let root = node_root(dir.path());
     let before = std::fs::read_to_string(root.join("etc/shadow")).unwrap();
     let mut w = start(&root);
-    w.expect("IP address");
-    w.expect(": ");
-    w.send(b"10.0.0.10\r");
-    w.expect("Network mask");
-    w.expect(": ");
-    w.send(b"\x03");
+    answer(&mut w, "IP address", b"10.0.0.10\r");
+    answer(&mut w, "Network mask", b"\x03");
     w.expect("Cancelled; nothing was changed.");
     assert_eq!(w.wait(), 130);
     assert_eq!(

@@ -117,6 +117,17 @@ pub enum SourceOutcome {
         /// What went wrong, for a person.
         message: String,
     },
+    /// The source's configuration is the one the node rolled back after it cut the node off
+    /// ([`RolledBack`]): applying it again would loop (apply, reboot, roll back), so it waits
+    /// for a corrected one.
+    RolledBack {
+        /// SHA-256 of the configuration (the source's and the rollback's).
+        digest: String,
+        /// Why it was rolled back, one line for a person.
+        reason: String,
+        /// When the rollback happened (seconds since the epoch).
+        at_unix: u64,
+    },
 }
 
 /// One upload that got past the access checks, and what became of it.
@@ -313,6 +324,17 @@ mod tests {
                 outcome: SourceOutcome::Invalid { findings: vec![] },
             },
             r#"{"origin":"o","outcome":"invalid","findings":[]}"#,
+        );
+        round_trip(
+            &SourceReport {
+                origin: "o".into(),
+                outcome: SourceOutcome::RolledBack {
+                    digest: "ab".into(),
+                    reason: "gateway 10.0.2.1 did not answer ARP on eth0 within 120 s".into(),
+                    at_unix: 7,
+                },
+            },
+            r#"{"origin":"o","outcome":"rolled_back","digest":"ab","reason":"gateway 10.0.2.1 did not answer ARP on eth0 within 120 s","at_unix":7}"#,
         );
         // A status from an agent without the field reads, with no source.
         let old = r#"{"state":"unconfigured","digest":null,"errors":[],"error":null,"last_attempt":null,"fingerprint":"f","version":"0.1.0"}"#;

@@ -17,70 +17,34 @@ pub struct Tool {
 }
 
 /// mmdebstrap, which bootstraps the Debian tree.
-pub const MMDEBSTRAP: Tool = Tool {
-    program: "mmdebstrap",
-    package: "mmdebstrap",
-};
+pub const MMDEBSTRAP: Tool = Tool::new("mmdebstrap", "mmdebstrap");
 /// mkfs.ext4, which fills the root filesystem from the tree without mounting it.
-pub const MKFS_EXT4: Tool = Tool {
-    program: "mkfs.ext4",
-    package: "e2fsprogs",
-};
+pub const MKFS_EXT4: Tool = Tool::new("mkfs.ext4", "e2fsprogs");
 /// qemu-img, which converts between raw, qcow2 and VMDK.
-pub const QEMU_IMG: Tool = Tool {
-    program: "qemu-img",
-    package: "qemu-utils",
-};
+pub const QEMU_IMG: Tool = Tool::new("qemu-img", "qemu-utils");
 /// losetup, which attaches the disk so GRUB can be installed on it.
-pub const LOSETUP: Tool = Tool {
-    program: "losetup",
-    package: "mount",
-};
+pub const LOSETUP: Tool = Tool::new("losetup", "mount");
 /// partx, which makes the kernel see the loop device's partition.
-pub const PARTX: Tool = Tool {
-    program: "partx",
-    package: "util-linux",
-};
+pub const PARTX: Tool = Tool::new("partx", "util-linux");
 /// mount and umount.
-pub const MOUNT: Tool = Tool {
-    program: "mount",
-    package: "mount",
-};
+pub const MOUNT: Tool = Tool::new("mount", "mount");
 /// chroot, which runs the image's own GRUB and dpkg inside it.
-pub const CHROOT: Tool = Tool {
-    program: "chroot",
-    package: "coreutils",
-};
+pub const CHROOT: Tool = Tool::new("chroot", "coreutils");
 
 /// sgdisk, which writes the GPT and checks it.
-pub const SGDISK: Tool = Tool {
-    program: "sgdisk",
-    package: "gdisk",
-};
+pub const SGDISK: Tool = Tool::new("sgdisk", "gdisk");
 /// mkfs.vfat, which makes the EFI system partition's FAT32.
-pub const MKFS_VFAT: Tool = Tool {
-    program: "mkfs.vfat",
-    package: "dosfstools",
-};
+pub const MKFS_VFAT: Tool = Tool::new("mkfs.vfat", "dosfstools");
 /// mcopy, which writes the EFI loader onto the ESP without mounting it.
-pub const MCOPY: Tool = Tool {
-    program: "mcopy",
-    package: "mtools",
-};
+pub const MCOPY: Tool = Tool::new("mcopy", "mtools");
 /// mmd, which makes the ESP's directories.
 pub const MMD: Tool = MCOPY.with_program("mmd");
 /// mdir, which lists them back.
 pub const MDIR: Tool = MCOPY.with_program("mdir");
 /// GNU tar, which writes Google Compute Engine's sparse `disk.raw` archive.
-pub const TAR: Tool = Tool {
-    program: "tar",
-    package: "tar",
-};
+pub const TAR: Tool = Tool::new("tar", "tar");
 /// gzip, which GNU tar runs for `-z`.
-pub const GZIP: Tool = Tool {
-    program: "gzip",
-    package: "gzip",
-};
+pub const GZIP: Tool = Tool::new("gzip", "gzip");
 
 /// The directories searched besides `PATH` (sbin tools are often outside a user's `PATH`).
 const EXTRA_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
@@ -128,12 +92,14 @@ fn tail_of(stderr: &str) -> String {
 }
 
 impl Tool {
+    /// `program`, from the Debian package `package`.
+    pub const fn new(program: &'static str, package: &'static str) -> Tool {
+        Tool { program, package }
+    }
+
     /// Another program of the same package (`umount` beside `mount`).
     pub const fn with_program(&self, program: &'static str) -> Tool {
-        Tool {
-            program,
-            package: self.package,
-        }
+        Tool::new(program, self.package)
     }
 
     /// Finds the program, or says which package to install.
@@ -229,10 +195,7 @@ mod tests {
 
     #[test]
     fn a_missing_tool_names_its_package() {
-        let tool = Tool {
-            program: "nodeboot-no-such-tool",
-            package: "nodeboot-pkg",
-        };
+        let tool = Tool::new("nodeboot-no-such-tool", "nodeboot-pkg");
         let err = locate_in(&tool, Some(OsStr::new("/nonexistent"))).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -243,14 +206,7 @@ mod tests {
 
     #[test]
     fn tools_in_sbin_are_found_without_path() {
-        let found = locate_in(
-            &Tool {
-                program: "sh",
-                package: "dash",
-            },
-            None,
-        )
-        .unwrap();
+        let found = locate_in(&Tool::new("sh", "dash"), None).unwrap();
         assert!(found.ends_with("sh"));
     }
 

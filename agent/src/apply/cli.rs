@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use similar::TextDiff;
@@ -52,10 +51,9 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             if args.reboot.is_none() {
                 writeln!(out, "not rebooting (--reboot=none)")?;
             } else {
-                writeln!(out, "rebooting in {} s", args.reboot_delay)?;
+                writeln!(out, "rebooting in {} s", args.reboot.reboot_delay)?;
                 out.flush()?;
-                super::reboot::after(Duration::from_secs(args.reboot_delay), reboot.as_ref())
-                    .context("rebooting")?;
+                super::reboot::after(args.reboot.delay(), reboot.as_ref()).context("rebooting")?;
             }
         }
     }

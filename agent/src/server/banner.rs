@@ -188,6 +188,13 @@ pub fn render_source_note(r: &nodeboot_config::api::SourceReport) -> String {
             ascii(&r.origin),
             ascii(message)
         )),
+        SourceOutcome::RolledBack {
+            reason, at_unix, ..
+        } => s.push_str(&format!(
+            "nodeboot: configuration from {} is not applied again:\n    {}\n",
+            ascii(&r.origin),
+            ascii(&crate::source::rolled_back_text(*at_unix, reason))
+        )),
     }
     s
 }
@@ -209,6 +216,25 @@ mod tests {
 
     fn ips(list: &[&str]) -> Vec<IpAddr> {
         list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn the_note_of_a_rolled_back_configuration_says_so_with_the_reason() {
+        use nodeboot_config::api::{SourceOutcome, SourceReport};
+        let r = SourceReport {
+            origin: "/etc/nodeboot/node.xml".into(),
+            outcome: SourceOutcome::RolledBack {
+                digest: "ab".into(),
+                reason: "gateway 10.0.2.1 did not answer ARP on eth0 within 120 s".into(),
+                at_unix: 1_796_000_000,
+            },
+        };
+        assert_eq!(
+            render_source_note(&r),
+            "nodeboot: configuration from /etc/nodeboot/node.xml is not applied again:\n    \
+             rolled back on 2026-11-30 00:53:20 UTC: gateway 10.0.2.1 did not answer ARP on eth0 \
+             within 120 s\n"
+        );
     }
 
     #[test]

@@ -160,6 +160,14 @@ pub fn source_card(r: &SourceReport) -> String {
             escape(&r.origin),
             escape(message)
         ),
+        SourceOutcome::RolledBack {
+            reason, at_unix, ..
+        } => format!(
+            "<div class=\"card bad\" id=\"source\"><b>The configuration from {} is not applied \
+             again</b>: it was {}. Correct it and upload it here, or run the wizard.</div>",
+            escape(&r.origin),
+            escape(&crate::source::rolled_back_text(*at_unix, reason))
+        ),
     }
 }
 
@@ -413,6 +421,25 @@ mod tests {
         );
         assert!(html.contains("management_node_config.gw"));
         assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"));
+    }
+
+    #[test]
+    fn the_source_card_of_a_rolled_back_configuration_says_so() {
+        let r = SourceReport {
+            origin: "/etc/nodeboot/node.xml".into(),
+            outcome: SourceOutcome::RolledBack {
+                digest: "ab".into(),
+                reason: "gateway <10.0.2.1> did not answer ARP on eth0 within 120 s".into(),
+                at_unix: 1_796_000_000,
+            },
+        };
+        assert_eq!(
+            source_card(&r),
+            "<div class=\"card bad\" id=\"source\"><b>The configuration from \
+             /etc/nodeboot/node.xml is not applied again</b>: it was rolled back on 2026-11-30 \
+             00:53:20 UTC: gateway &lt;10.0.2.1&gt; did not answer ARP on eth0 within 120 s. \
+             Correct it and upload it here, or run the wizard.</div>"
+        );
     }
 
     #[test]

@@ -173,31 +173,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
                 writeln!(out, "a bootstrap token was supplied; uploads must carry it")?;
             }
         }
-        Outcome::Failed { report, token } => {
-            record::write_report(&root, &report).map_err(anyhow::Error::msg)?;
-            if let Some(t) = token {
-                record::write_token(&root, &t).map_err(anyhow::Error::msg)?;
-            }
-            match &report.outcome {
-                SourceOutcome::Invalid { findings } => {
-                    writeln!(
-                        out,
-                        "configuration from {} is invalid; nothing applied:",
-                        report.origin
-                    )?;
-                    for f in findings {
-                        writeln!(out, "  {}: {}", f.path, f.message)?;
-                    }
-                }
-                SourceOutcome::Unreadable { message } => {
-                    writeln!(
-                        out,
-                        "configuration from {} cannot be read; nothing applied: {message}",
-                        report.origin
-                    )?;
-                }
-            }
-        }
+        Outcome::Failed { report, token } => fail_closed(&mut out, &root, &report, token)?,
         Outcome::Valid {
             origin,
             document,
@@ -211,13 +187,7 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
             if let Some(report) = rolled_back_report(&opts.root, &origin, document.digest()) {
                 // This configuration cut the node off once: applying it again would loop
                 // (apply, reboot, roll back, reboot). A person must correct it.
-                record::write_report(&root, &report).map_err(anyhow::Error::msg)?;
-                if let Some(t) = token {
-                    record::write_token(&root, &t).map_err(anyhow::Error::msg)?;
-                }
-                if let SourceOutcome::Unreadable { message } = &report.outcome {
-                    writeln!(out, "configuration from {origin}: {message}")?;
-                }
+                fail_closed(&mut out, &root, &report, token)?;
                 return Ok(ExitCode::SUCCESS);
             }
             match crate::apply::apply_config(&opts.root, &document) {
@@ -261,6 +231,44 @@ pub fn run(opts: Options) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A source's configuration that is not applied: its report and a token it gave are kept for
+/// `serve` (banner, page, status), and the output says why.
+fn fail_closed(
+    out: &mut dyn std::io::Write,
+    root: &Root,
+    report: &nodeboot_config::api::SourceReport,
+    token: Option<nodeboot_config::Secret<String>>,
+) -> anyhow::Result<()> {
+    record::write_report(root, report).map_err(anyhow::Error::msg)?;
+    if let Some(t) = token {
+        record::write_token(root, &t).map_err(anyhow::Error::msg)?;
+    }
+    let origin = &report.origin;
+    match &report.outcome {
+        SourceOutcome::Invalid { findings } => {
+            writeln!(
+                out,
+                "configuration from {origin} is invalid; nothing applied:"
+            )?;
+            for f in findings {
+                writeln!(out, "  {}: {}", f.path, f.message)?;
+            }
+        }
+        SourceOutcome::Unreadable { message } => writeln!(
+            out,
+            "configuration from {origin} cannot be read; nothing applied: {message}"
+        )?,
+        SourceOutcome::RolledBack {
+            reason, at_unix, ..
+        } => writeln!(
+            out,
+            "configuration from {origin}: {}; not applied again (correct the configuration and upload it, or run the wizard)",
+            super::rolled_back_text(*at_unix, reason)
+        )?,
+    }
+    Ok(())
+}
+
 /// The report that keeps a rolled-back configuration from being applied again: `Some` when
 /// `digest` is the one `/var/lib/nodeboot/rolled-back.json` names.
 fn rolled_back_report(
@@ -271,20 +279,13 @@ fn rolled_back_report(
     let rolled = crate::health::records::read_rolled_back(root)
         .ok()
         .flatten()?;
-    (rolled.digest == digest).then(|| {
-        let reason: String = nodeboot_config::text::printable_line(&rolled.reason)
-            .chars()
-            .take(super::MAX_CHARS)
-            .collect();
-        nodeboot_config::api::SourceReport {
-            origin: origin.to_owned(),
-            outcome: SourceOutcome::Unreadable {
-                message: format!(
-                    "rolled back on {}: {reason}; not applied again (correct the configuration and upload it, or run the wizard)",
-                    nodeboot_config::format_utc(i64::try_from(rolled.at_unix).unwrap_or(0))
-                ),
-            },
-        }
+    (rolled.digest == digest).then(|| nodeboot_config::api::SourceReport {
+        origin: origin.to_owned(),
+        outcome: SourceOutcome::RolledBack {
+            digest: rolled.digest,
+            reason: super::clean(&rolled.reason),
+            at_unix: rolled.at_unix,
+        },
     })
 }
 

@@ -214,6 +214,17 @@ pub fn clean(s: &str) -> String {
     crate::server::status::shorten(&nodeboot_config::text::printable_line(s), MAX_CHARS)
 }
 
+/// How a configuration the node rolled back is described to a person (acquire's output, the
+/// banner, the page): "rolled back on 2026-11-30 00:53:20 UTC: gateway 10.0.2.1 did not
+/// answer ARP on eth0 within 120 s".
+pub fn rolled_back_text(at_unix: u64, reason: &str) -> String {
+    format!(
+        "rolled back on {}: {}",
+        nodeboot_config::format_utc(i64::try_from(at_unix).unwrap_or(0)),
+        clean(reason)
+    )
+}
+
 fn unreadable(origin: &str, message: &str) -> SourceReport {
     SourceReport {
         origin: clean(origin),

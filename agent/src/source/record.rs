@@ -88,6 +88,15 @@ fn clean(mut r: SourceReport) -> SourceReport {
         SourceOutcome::Unreadable { message } => SourceOutcome::Unreadable {
             message: super::clean(&message),
         },
+        SourceOutcome::RolledBack {
+            digest,
+            reason,
+            at_unix,
+        } => SourceOutcome::RolledBack {
+            digest: super::clean(&digest),
+            reason: super::clean(&reason),
+            at_unix,
+        },
     };
     r
 }

@@ -441,8 +441,7 @@ pub fn run(args: WizardCli) -> anyhow::Result<ExitCode> {
 /// Reboots the way every applying command does (a failure is logged: the operator's
 /// terminal has been handed back).
 fn reboot_now(args: &WizardCli) {
-    let delay = Duration::from_secs(args.reboot_delay);
-    if let Err(e) = apply::reboot::after(delay, args.reboot.reboot().as_ref()) {
+    if let Err(e) = apply::reboot::after(args.reboot.delay(), args.reboot.reboot().as_ref()) {
         tracing::error!(error = %e, "reboot failed");
     }
 }

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use nodeboot_agent::apply::{NodeState, Step, apply_config_with, read_state};
 use nodeboot_config::{
     AuthorizedKey, ConferencingSettings, DomainName, Hostname, Ipv4Interface, Ipv4Settings,
     Ipv6Interface, Ipv6Settings, ManagementSettings, Network, NodeConfig, PasswordHash,
@@ -36,6 +37,26 @@ pub fn acquire(args: &[&str], root: &Path) -> std::process::Output {
 
 /// A fixed "now" for reproducible renders: 2026-11-29 22:13:20 UTC.
 pub const NOW: u64 = 1_796_000_000;
+
+/// A power cut in the middle of an apply: `apply_config_with` stops (a quiet panic) right after
+/// `step`, leaving the node's files as the cut would, and the node reads as `Applying`.
+pub fn cut_power_after(root: &Path, doc: &nodeboot_config::Document, step: Step) {
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        apply_config_with(root, doc, NOW, &mut |s| {
+            if s == step {
+                panic!("simulated power cut after {s:?}");
+            }
+        })
+    }));
+    std::panic::set_hook(quiet);
+    assert!(crashed.is_err(), "the apply did not reach {step:?}");
+    assert!(matches!(
+        read_state(root).unwrap(),
+        NodeState::Applying { .. }
+    ));
+}
 
 pub fn repo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

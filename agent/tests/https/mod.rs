@@ -285,6 +285,40 @@ impl Client {
         self.send("GET", path, &[("accept", accept)], vec![]).await
     }
 
+    /// `GET /api/v1/status`, as JSON.
+    pub async fn status(&self) -> serde_json::Value {
+        self.get("/api/v1/status", "*/*").await.json()
+    }
+
+    /// `GET /api/v1/status`, as the agent's own type.
+    pub async fn status_report(&self) -> nodeboot_config::api::StatusReport {
+        serde_json::from_value(self.status().await).unwrap()
+    }
+
+    /// Reads the status until `done` holds of it (every 10 ms; fails after 20 s saying it never
+    /// showed `what`), and returns that status.
+    pub async fn wait_for_status(
+        &self,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut status = serde_json::Value::Null;
+        for _ in 0..2000 {
+            status = self.status().await;
+            if done(&status) {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the status never showed {what}: {status}");
+    }
+
+    /// [`Client::wait_for_status`] until the node's state is `state`.
+    pub async fn wait_for_state(&self, state: &str) -> serde_json::Value {
+        self.wait_for_status(&format!("the state {state}"), |s| s["state"] == state)
+            .await
+    }
+
     /// POSTs the XML as the body with `Content-Type: text/xml`.
     pub async fn post_xml(&self, xml: &[u8], extra: &[(&str, &str)]) -> Reply {
         let mut headers = vec![("content-type", "text/xml")];

@@ -538,6 +538,9 @@ fn read_status_into(result: &mut NodeResult, reply: &Reply) {
                         format!("invalid, {} finding(s)", findings.len())
                     }
                     SourceOutcome::Unreadable { message } => shown(message),
+                    SourceOutcome::RolledBack { reason, .. } => {
+                        format!("rolled back: {}", shown(reason))
+                    }
                 };
                 result.error = Some(format!(
                     "configuration from {} not used: {why}",
