@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use nodeboot_tests::fixtures::{health, rolled_back};
+
 /// The folder the test binary's cargo profile builds into (`target/debug`).
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -70,71 +72,9 @@ pub enum AfterReboot {
     RolledBack,
 }
 
-/// The reason of the gateway check that fails in [`health`] and [`rolled_back`].
+/// The reason of the gateway check that fails in the checks and the rollback record
+/// [`Agent::reboot_after_apply`] leaves.
 pub const GATEWAY_FAILED: &str = "gateway 10.0.0.1 did not answer ARP on eth0 within 120 s";
-
-/// Checks of `digest` in `phase` (as `nodeboot-check` writes them): eth0's addresses passed;
-/// the gateway passed only when healthy. The window ends in 10 minutes.
-pub fn health(
-    digest: &str,
-    phase: nodeboot_config::api::HealthPhase,
-) -> nodeboot_config::api::HealthStatus {
-    use nodeboot_config::api::{
-        CheckKind, CheckResult, HealthPhase, HealthReport, HealthStatus, RollbackOn,
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let ok = phase == HealthPhase::Healthy;
-    HealthStatus {
-        digest: digest.into(),
-        phase,
-        rollback_on: RollbackOn::Gateway,
-        grace_secs: 120,
-        started_unix: now,
-        window_ends_unix: now + 600,
-        report: HealthReport::new(
-            vec![
-                CheckResult {
-                    kind: CheckKind::Addresses,
-                    subject: "eth0".into(),
-                    passed: true,
-                    attempts: 1,
-                    elapsed_ms: 2,
-                    tried: vec!["eth0: 10.0.0.31/24".into()],
-                    reason: "eth0 has exactly 10.0.0.31/24".into(),
-                },
-                CheckResult {
-                    kind: CheckKind::Gateway,
-                    subject: "10.0.0.1 on eth0".into(),
-                    passed: ok,
-                    attempts: if ok { 1 } else { 7 },
-                    elapsed_ms: if ok { 3 } else { 120_000 },
-                    tried: vec!["ARP who-has 10.0.0.1".into()],
-                    reason: if ok {
-                        "gateway 10.0.0.1 answered ARP on eth0".into()
-                    } else {
-                        GATEWAY_FAILED.into()
-                    },
-                },
-            ],
-            120_003,
-        ),
-    }
-}
-
-/// The record a rollback of `digest` leaves.
-pub fn rolled_back(digest: &str) -> nodeboot_config::api::RolledBack {
-    nodeboot_config::api::RolledBack {
-        digest: digest.into(),
-        reason: GATEWAY_FAILED.into(),
-        at_unix: 1_796_000_000,
-        checks: health(digest, nodeboot_config::api::HealthPhase::RollingBack)
-            .report
-            .checks,
-    }
-}
 
 impl Agent {
     /// Starts an agent on a port of its choosing and waits until it listens.
@@ -186,17 +126,22 @@ impl Agent {
     pub fn reboot_after_apply(&mut self, digest: &str, after: AfterReboot) {
         self.wait_applied();
         let digest = digest.to_string();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         self.reboot(move |root| {
             let (rel, bytes) = match after {
                 AfterReboot::Checks(phase) => (
                     nodeboot_config::api::HEALTH_STATUS_PATH,
-                    serde_json::to_vec(&health(&digest, phase)).unwrap(),
+                    serde_json::to_vec(&health(&digest, phase, now, GATEWAY_FAILED)).unwrap(),
                 ),
                 AfterReboot::RolledBack => {
                     std::fs::remove_file(root.join("var/lib/nodeboot/configured.json")).unwrap();
                     (
                         nodeboot_config::api::ROLLED_BACK_PATH,
-                        serde_json::to_vec(&rolled_back(&digest)).unwrap(),
+                        serde_json::to_vec(&rolled_back(&digest, GATEWAY_FAILED, 1_796_000_000))
+                            .unwrap(),
                     )
                 }
             };
