@@ -76,6 +76,15 @@ pub fn write(dir: &Path, name: &str, content: &str) -> String {
     path.to_str().unwrap().to_string()
 }
 
+/// Writes `content` to `dir/name` with mode 0600 (as a token file must be) and returns the
+/// path, as an argument for a command line.
+pub fn write_private(dir: &Path, name: &str, content: &str) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = write(dir, name, content);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
 /// A 0600 secrets file `dir/mgr01.secrets` holding [`OS_PASSWORD`] and [`WEB_PASSWORD`], as
 /// `nodeboot bootstrap --secrets-file` reads it.
 pub fn secrets_file(dir: &Path) -> PathBuf {

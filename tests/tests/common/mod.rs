@@ -3,7 +3,6 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -174,21 +173,7 @@ impl Agent {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, listening) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on https://").nth(1) {
-                    let _ = tx.send(rest.split('/').next().unwrap().to_string());
-                }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
+        let (log, listening) = nodeboot_tests::run::follow_log(child.stderr.take().unwrap());
         Agent {
             addr,
             root,
@@ -294,6 +279,67 @@ pub fn push_through_reboots(
         agent.reboot_after_apply(digest, after);
     }
     child.wait_with_output().unwrap()
+}
+
+/// What `nodeboot` says of an answer it cannot read as the wire contract's types.
+pub const OFF_CONTRACT: &str = "not as a nodeboot agent does";
+
+/// `nodeboot push FILE --json` to `agent` (its certificate pinned, `token` the bootstrap token
+/// file) with `extra` arguments, asserting that no answer was off the contract: the node's
+/// entry in the report, and the run's output for assertion messages.
+pub fn push_on_contract(
+    agent: &Agent,
+    file: &str,
+    token: &str,
+    extra: &[&str],
+) -> (serde_json::Value, String) {
+    let (node, fp) = (agent.addr.to_string(), agent.fingerprint());
+    let out = nodeboot(&contract_args(&node, &fp, file, token, extra));
+    let text = nodeboot_tests::run::shown(&out);
+    assert!(!text.contains(OFF_CONTRACT), "{text}");
+    (nodeboot_tests::run::json(&out)["nodes"][0].clone(), text)
+}
+
+/// The arguments of `nodeboot push FILE --json` to `node` with `fingerprint` pinned and `token`
+/// the bootstrap token file, then `extra`.
+fn contract_args<'a>(
+    node: &'a str,
+    fingerprint: &'a str,
+    file: &'a str,
+    token: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "push",
+        node,
+        file,
+        "--fingerprint",
+        fingerprint,
+        "--token-file",
+        token,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `nodeboot push FILE --json --wait` to `agent` (as [`push_on_contract`]) while the agent
+/// applies it (`digest`) and reboots into `after`, asserting that no answer was off the
+/// contract: the run's output.
+pub fn push_through_reboot_on_contract(
+    agent: &mut Agent,
+    file: &str,
+    token: &str,
+    digest: &str,
+    after: AfterReboot,
+) -> std::process::Output {
+    let (node, fp) = (agent.addr.to_string(), agent.fingerprint());
+    let wait = ["--wait", "--wait-timeout", "60"];
+    let args = contract_args(&node, &fp, file, token, &wait);
+    let out = push_through_reboots(&args, &mut [agent], &[digest.to_string()], after);
+    let text = nodeboot_tests::run::shown(&out);
+    assert!(!text.contains(OFF_CONTRACT), "{text}");
+    out
 }
 
 /// Runs `nodeboot` with `args`; HOME points nowhere so no real known-nodes file is touched.
