@@ -10,16 +10,8 @@ mod fake_agent;
 use std::process::{Command, Output};
 
 use fake_agent::{Behaviour, Checks, FakeAgent};
-use nodeboot_tests::fixtures::{config_xml, write};
-use nodeboot_tests::run::shown as text;
-
-/// Writes a file of mode 0600 (a token file must be).
-fn private(dir: &std::path::Path, name: &str, content: &str) -> String {
-    use std::os::unix::fs::PermissionsExt as _;
-    let path = write(dir, name, content);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
+use nodeboot_tests::fixtures::{config_xml, write, write_private};
+use nodeboot_tests::run::{json as report, shown as text};
 
 fn nodeboot(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nodeboot"))
@@ -41,18 +33,13 @@ fn push_to(agent: &FakeAgent, file: &str, extra: &[&str]) -> Output {
     nodeboot(&args)
 }
 
-/// The report of a `--json` run (the run's output in the message when it is not JSON).
-fn report(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
-}
-
 #[test]
 fn push_sends_the_file_and_token_and_trusts_on_first_use_when_told() {
     let dir = tempfile::tempdir().unwrap();
     let agent = FakeAgent::start(any_port(), Behaviour::Accept);
     let xml = config_xml(1);
     let file = write(dir.path(), "conf001.xml", &xml);
-    let token = private(dir.path(), "token", "tok-5ecret\n");
+    let token = write_private(dir.path(), "token", "tok-5ecret\n");
     let known = dir.path().join("known_nodes");
     let node = agent.addr.to_string();
     let out = nodeboot(&[
