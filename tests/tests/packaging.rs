@@ -41,6 +41,18 @@ fn contents_holding(deb: &Path, paths: &[&str]) -> String {
     contents
 }
 
+/// Unpacks `deb` with its control files (`dpkg-deb --raw-extract`) into `dir/tree`.
+fn extract(deb: &Path, dir: &Path) -> PathBuf {
+    let tree = dir.join("tree");
+    stdout_of(
+        Command::new("dpkg-deb")
+            .arg("--raw-extract")
+            .arg(deb)
+            .arg(&tree),
+    );
+    tree
+}
+
 /// The package's control fields, and its `Depends: ` line.
 fn control_of(deb: &Path) -> (String, String) {
     let control = stdout_of(Command::new("dpkg-deb").arg("--field").arg(deb));
@@ -157,13 +169,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         "the wizard is its own binary, not a subcommand of the agent:\n{contents}"
     );
 
-    let tree = out.path().join("tree");
-    stdout_of(
-        Command::new("dpkg-deb")
-            .arg("--raw-extract")
-            .arg(&deb)
-            .arg(&tree),
-    );
+    let tree = extract(&deb, out.path());
     assert_eq!(
         std::fs::read_to_string(tree.join("DEBIAN/conffiles")).unwrap(),
         "/etc/profile.d/nodeboot-wizard.sh\n/etc/sudoers.d/nodeboot-wizard\n"
@@ -353,13 +359,7 @@ fn the_operator_deb_holds_nodeboot_and_nodeboot_image_with_their_docs() {
     }
 
     // The packaged programs run, and the man page is the clap definition's.
-    let tree = out.path().join("tree");
-    stdout_of(
-        Command::new("dpkg-deb")
-            .arg("--raw-extract")
-            .arg(&deb)
-            .arg(&tree),
-    );
+    let tree = extract(&deb, out.path());
     let version = stdout_of(Command::new(tree.join("usr/bin/nodeboot")).arg("--version"));
     assert_eq!(version.trim(), "nodeboot 0.1.0");
     let help = stdout_of(Command::new(tree.join("usr/bin/nodeboot-image")).arg("--help"));
