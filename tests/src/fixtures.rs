@@ -76,6 +76,15 @@ pub fn write(dir: &Path, name: &str, content: &str) -> String {
     path.to_str().unwrap().to_string()
 }
 
+/// Writes `content` to `dir/name` with mode 0600 (as a token file must be) and returns the
+/// path, as an argument for a command line.
+pub fn write_private(dir: &Path, name: &str, content: &str) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = write(dir, name, content);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
 /// A 0600 secrets file `dir/mgr01.secrets` holding [`OS_PASSWORD`] and [`WEB_PASSWORD`], as
 /// `nodeboot bootstrap --secrets-file` reads it.
 pub fn secrets_file(dir: &Path) -> PathBuf {
@@ -137,4 +146,68 @@ pub fn cargo_build(profile_dir: &Path, args: &[&str]) -> Command {
     }
     cmd.env("CARGO_TARGET_DIR", profile_dir.parent().unwrap());
     cmd
+}
+
+/// The checks of the first boot with `digest`, in `phase`, as `nodeboot-check` writes them:
+/// eth0's addresses passed; the gateway passed only when healthy, and otherwise failed after
+/// 6 attempts and 120 s with `failed` as its reason. The window opens at `started_unix` and
+/// lasts 10 minutes. Shared by the fake agent of the provisioner's tests, the records the
+/// end-to-end suites leave for a real agent, and the push state machine's unit tests.
+pub fn health(
+    digest: &str,
+    phase: nodeboot_config::api::HealthPhase,
+    started_unix: u64,
+    failed: &str,
+) -> nodeboot_config::api::HealthStatus {
+    use nodeboot_config::api::{
+        CheckKind, CheckResult, HealthPhase, HealthReport, HealthStatus, RollbackOn,
+    };
+    let ok = phase == HealthPhase::Healthy;
+    HealthStatus {
+        digest: digest.into(),
+        phase,
+        rollback_on: RollbackOn::Gateway,
+        grace_secs: 120,
+        started_unix,
+        window_ends_unix: started_unix + 600,
+        report: HealthReport::new(
+            vec![
+                CheckResult {
+                    kind: CheckKind::Addresses,
+                    subject: "eth0".into(),
+                    passed: true,
+                    attempts: 1,
+                    elapsed_ms: 3,
+                    tried: vec!["eth0: 10.0.0.31/24".into()],
+                    reason: "eth0 has exactly 10.0.0.31/24".into(),
+                },
+                CheckResult {
+                    kind: CheckKind::Gateway,
+                    subject: "10.0.0.1 on eth0".into(),
+                    passed: ok,
+                    attempts: if ok { 1 } else { 6 },
+                    elapsed_ms: if ok { 2 } else { 120_000 },
+                    tried: vec!["ARP who-has 10.0.0.1".into()],
+                    reason: if ok {
+                        "gateway 10.0.0.1 answered ARP on eth0".into()
+                    } else {
+                        failed.into()
+                    },
+                },
+            ],
+            120_001,
+        ),
+    }
+}
+
+/// The record a rollback of `digest` at `at_unix` leaves: `reason`, and the [`health`] checks
+/// that failed with it.
+pub fn rolled_back(digest: &str, reason: &str, at_unix: u64) -> nodeboot_config::api::RolledBack {
+    let checking = nodeboot_config::api::HealthPhase::RollingBack;
+    nodeboot_config::api::RolledBack {
+        digest: digest.into(),
+        reason: reason.into(),
+        at_unix,
+        checks: health(digest, checking, at_unix, reason).report.checks,
+    }
 }

@@ -29,6 +29,30 @@ fn dpkg_dev() -> bool {
     )
 }
 
+/// The listing of `deb` (`dpkg-deb --contents`), each of `paths` asserted to be in it.
+fn contents_holding(deb: &Path, paths: &[&str]) -> String {
+    let contents = stdout_of(Command::new("dpkg-deb").arg("--contents").arg(deb));
+    for path in paths {
+        assert!(
+            contents.contains(path),
+            "{path} missing from the package:\n{contents}"
+        );
+    }
+    contents
+}
+
+/// Unpacks `deb` with its control files (`dpkg-deb --raw-extract`) into `dir/tree`.
+fn extract(deb: &Path, dir: &Path) -> PathBuf {
+    let tree = dir.join("tree");
+    stdout_of(
+        Command::new("dpkg-deb")
+            .arg("--raw-extract")
+            .arg(deb)
+            .arg(&tree),
+    );
+    tree
+}
+
 /// The package's control fields, and its `Depends: ` line.
 fn control_of(deb: &Path) -> (String, String) {
     let control = stdout_of(Command::new("dpkg-deb").arg("--field").arg(deb));
@@ -98,43 +122,40 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         "{depends}"
     );
 
-    let contents = stdout_of(Command::new("dpkg-deb").arg("--contents").arg(&deb));
-    for path in [
-        "./usr/bin/nodeboot-agent",
-        "./usr/bin/nodeboot-acquire",
-        "./usr/bin/nodeboot-wizard",
-        "./usr/bin/nodeboot-check",
-        "./usr/lib/systemd/system/nodeboot-check.service",
-        "./usr/share/man/man1/nodeboot-check.1.gz",
-        "./usr/lib/systemd/system/nodeboot-agent.service",
-        "./usr/lib/systemd/system/nodeboot-ssh-host-keys.service",
-        "./usr/lib/systemd/system/nodeboot-acquire.service",
-        "./usr/lib/systemd/system/serial-getty@.service.d/nodeboot.conf",
-        "./usr/lib/systemd/system/getty@.service.d/nodeboot.conf",
-        "./etc/profile.d/nodeboot-wizard.sh",
-        "./etc/sudoers.d/nodeboot-wizard",
-        "./etc/issue.d/nodeboot.issue -> /run/issue.d/nodeboot.issue",
-        "./usr/share/man/man1/nodeboot-agent.1.gz",
-        "./usr/share/man/man1/nodeboot-agent-serve.1.gz",
-        "./usr/share/man/man1/nodeboot-agent-apply.1.gz",
-        "./usr/share/bash-completion/completions/nodeboot-agent",
-        "./usr/share/zsh/vendor-completions/_nodeboot-agent",
-        "./usr/share/fish/vendor_completions.d/nodeboot-agent.fish",
-        "./usr/share/man/man1/nodeboot-acquire.1.gz",
-        "./usr/share/bash-completion/completions/nodeboot-acquire",
-        "./usr/share/zsh/vendor-completions/_nodeboot-acquire",
-        "./usr/share/fish/vendor_completions.d/nodeboot-acquire.fish",
-        "./usr/share/man/man1/nodeboot-wizard.1.gz",
-        "./usr/share/bash-completion/completions/nodeboot-wizard",
-        "./usr/share/zsh/vendor-completions/_nodeboot-wizard",
-        "./usr/share/fish/vendor_completions.d/nodeboot-wizard.fish",
-        "./usr/share/doc/nodeboot-agent/copyright",
-    ] {
-        assert!(
-            contents.contains(path),
-            "{path} missing from the package:\n{contents}"
-        );
-    }
+    let contents = contents_holding(
+        &deb,
+        &[
+            "./usr/bin/nodeboot-agent",
+            "./usr/bin/nodeboot-acquire",
+            "./usr/bin/nodeboot-wizard",
+            "./usr/bin/nodeboot-check",
+            "./usr/lib/systemd/system/nodeboot-check.service",
+            "./usr/share/man/man1/nodeboot-check.1.gz",
+            "./usr/lib/systemd/system/nodeboot-agent.service",
+            "./usr/lib/systemd/system/nodeboot-ssh-host-keys.service",
+            "./usr/lib/systemd/system/nodeboot-acquire.service",
+            "./usr/lib/systemd/system/serial-getty@.service.d/nodeboot.conf",
+            "./usr/lib/systemd/system/getty@.service.d/nodeboot.conf",
+            "./etc/profile.d/nodeboot-wizard.sh",
+            "./etc/sudoers.d/nodeboot-wizard",
+            "./etc/issue.d/nodeboot.issue -> /run/issue.d/nodeboot.issue",
+            "./usr/share/man/man1/nodeboot-agent.1.gz",
+            "./usr/share/man/man1/nodeboot-agent-serve.1.gz",
+            "./usr/share/man/man1/nodeboot-agent-apply.1.gz",
+            "./usr/share/bash-completion/completions/nodeboot-agent",
+            "./usr/share/zsh/vendor-completions/_nodeboot-agent",
+            "./usr/share/fish/vendor_completions.d/nodeboot-agent.fish",
+            "./usr/share/man/man1/nodeboot-acquire.1.gz",
+            "./usr/share/bash-completion/completions/nodeboot-acquire",
+            "./usr/share/zsh/vendor-completions/_nodeboot-acquire",
+            "./usr/share/fish/vendor_completions.d/nodeboot-acquire.fish",
+            "./usr/share/man/man1/nodeboot-wizard.1.gz",
+            "./usr/share/bash-completion/completions/nodeboot-wizard",
+            "./usr/share/zsh/vendor-completions/_nodeboot-wizard",
+            "./usr/share/fish/vendor_completions.d/nodeboot-wizard.fish",
+            "./usr/share/doc/nodeboot-agent/copyright",
+        ],
+    );
     assert!(
         !contents.contains("generate-docs"),
         "the hidden command got a man page"
@@ -148,13 +169,7 @@ fn the_deb_holds_the_agent_units_docs_and_scripts() {
         "the wizard is its own binary, not a subcommand of the agent:\n{contents}"
     );
 
-    let tree = out.path().join("tree");
-    stdout_of(
-        Command::new("dpkg-deb")
-            .arg("--raw-extract")
-            .arg(&deb)
-            .arg(&tree),
-    );
+    let tree = extract(&deb, out.path());
     assert_eq!(
         std::fs::read_to_string(tree.join("DEBIAN/conffiles")).unwrap(),
         "/etc/profile.d/nodeboot-wizard.sh\n/etc/sudoers.d/nodeboot-wizard\n"
@@ -319,26 +334,23 @@ fn the_operator_deb_holds_nodeboot_and_nodeboot_image_with_their_docs() {
     assert!(depends.contains("libc6 (>= "), "{depends}");
     assert!(!depends.contains("systemd"), "{depends}");
 
-    let contents = stdout_of(Command::new("dpkg-deb").arg("--contents").arg(&deb));
-    for path in [
-        "./usr/bin/nodeboot",
-        "./usr/bin/nodeboot-image",
-        "./usr/share/man/man1/nodeboot.1.gz",
-        "./usr/share/man/man1/nodeboot-push.1.gz",
-        "./usr/share/man/man1/nodeboot-bootstrap.1.gz",
-        "./usr/share/man/man1/nodeboot-image.1.gz",
-        "./usr/share/man/man1/nodeboot-image-bake.1.gz",
-        "./usr/share/bash-completion/completions/nodeboot",
-        "./usr/share/bash-completion/completions/nodeboot-image",
-        "./usr/share/zsh/vendor-completions/_nodeboot",
-        "./usr/share/fish/vendor_completions.d/nodeboot-image.fish",
-        "./usr/share/doc/nodeboot/copyright",
-    ] {
-        assert!(
-            contents.contains(path),
-            "{path} missing from the package:\n{contents}"
-        );
-    }
+    let contents = contents_holding(
+        &deb,
+        &[
+            "./usr/bin/nodeboot",
+            "./usr/bin/nodeboot-image",
+            "./usr/share/man/man1/nodeboot.1.gz",
+            "./usr/share/man/man1/nodeboot-push.1.gz",
+            "./usr/share/man/man1/nodeboot-bootstrap.1.gz",
+            "./usr/share/man/man1/nodeboot-image.1.gz",
+            "./usr/share/man/man1/nodeboot-image-bake.1.gz",
+            "./usr/share/bash-completion/completions/nodeboot",
+            "./usr/share/bash-completion/completions/nodeboot-image",
+            "./usr/share/zsh/vendor-completions/_nodeboot",
+            "./usr/share/fish/vendor_completions.d/nodeboot-image.fish",
+            "./usr/share/doc/nodeboot/copyright",
+        ],
+    );
     for absent in ["nodeboot-agent", "systemd", "etc/"] {
         assert!(
             !contents.contains(absent),
@@ -347,13 +359,7 @@ fn the_operator_deb_holds_nodeboot_and_nodeboot_image_with_their_docs() {
     }
 
     // The packaged programs run, and the man page is the clap definition's.
-    let tree = out.path().join("tree");
-    stdout_of(
-        Command::new("dpkg-deb")
-            .arg("--raw-extract")
-            .arg(&deb)
-            .arg(&tree),
-    );
+    let tree = extract(&deb, out.path());
     let version = stdout_of(Command::new(tree.join("usr/bin/nodeboot")).arg("--version"));
     assert_eq!(version.trim(), "nodeboot 0.1.0");
     let help = stdout_of(Command::new(tree.join("usr/bin/nodeboot-image")).arg("--help"));

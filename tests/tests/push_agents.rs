@@ -9,22 +9,13 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{AfterReboot, Agent, binary, free_port, nodeboot, push_through_reboots};
+use common::{
+    AfterReboot, Agent, OFF_CONTRACT, binary, free_port, nodeboot, push_on_contract,
+    push_through_reboot_on_contract, push_through_reboots,
+};
 use nodeboot_config::api::HealthPhase;
-use nodeboot_tests::fixtures::{config_xml, write};
-use nodeboot_tests::run::shown;
-
-/// Writes a file of mode 0600 (a token file must be).
-fn private(dir: &std::path::Path, name: &str, content: &str) -> String {
-    use std::os::unix::fs::PermissionsExt as _;
-    let path = write(dir, name, content);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
-
-fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", shown(out)))
-}
+use nodeboot_tests::fixtures::{config_xml, write, write_private};
+use nodeboot_tests::run::{json, shown};
 
 /// The node's own view, through `nodeboot status`.
 fn status_of(agent: &Agent) -> serde_json::Value {
@@ -102,7 +93,7 @@ fn push_an_inventory_of_24_nodes_one_rejecting_its_file() {
     const REJECTING: usize = 7;
     let dir = tempfile::tempdir().unwrap();
     // Node 0 only takes uploads that carry its bootstrap token.
-    let token = private(dir.path(), "n00.token", "fleet-t0ken-secret\n");
+    let token = write_private(dir.path(), "n00.token", "fleet-t0ken-secret\n");
     let mut agents = vec![Agent::start_with(&["--token-file", &token], true)];
     let mut digests = Vec::new();
     agents.extend((1..N).map(|_| Agent::start()));
@@ -360,8 +351,8 @@ fn a_node_whose_apply_fails_is_reported_with_its_reason() {
 #[test]
 fn a_wrong_token_is_refused_by_the_node_without_retrying() {
     let dir = tempfile::tempdir().unwrap();
-    let good = private(dir.path(), "good.token", "right-token\n");
-    let bad = private(dir.path(), "bad.token", "wrong-token\n");
+    let good = write_private(dir.path(), "good.token", "right-token\n");
+    let bad = write_private(dir.path(), "bad.token", "wrong-token\n");
     let agent = Agent::start_with(&["--token-file", &good], true);
     let file = write(dir.path(), "c.xml", &config_xml(61));
     let node = agent.addr.to_string();
@@ -455,42 +446,23 @@ ip = "10.0.0.41"
 /// contract's types; none is reported as off the contract.
 #[test]
 fn every_answer_of_a_real_agent_is_read_as_the_contract_types() {
-    const OFF: &str = "not as a nodeboot agent does";
     let dir = tempfile::tempdir().unwrap();
-    let token = private(dir.path(), "t.token", "right-token\n");
-    let wrong = private(dir.path(), "w.token", "wrong-token\n");
+    let token = write_private(dir.path(), "t.token", "right-token\n");
+    let wrong = write_private(dir.path(), "w.token", "wrong-token\n");
     let mut agent = Agent::start_with(&["--token-file", &token], true);
-    let node = agent.addr.to_string();
-    let fp = agent.fingerprint();
-    let push = |file: &str, token: &str, extra: &[&str]| {
-        let mut args = vec![
-            "push",
-            node.as_str(),
-            file,
-            "--fingerprint",
-            fp.as_str(),
-            "--token-file",
-            token,
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        let out = nodeboot(&args);
-        assert!(!shown(&out).contains(OFF), "{}", shown(&out));
-        (json(&out)["nodes"][0].clone(), shown(&out))
-    };
     let good = write(dir.path(), "good.xml", &config_xml(70));
     let bad = config_xml(71).replace("<hostname>conf071</hostname>", "<hostname>-bad-</hostname>");
     let bad = write(dir.path(), "bad.xml", &bad);
 
     // 401 with a refusal
-    let (n, text) = push(&good, &wrong, &[]);
+    let (n, text) = push_on_contract(&agent, &good, &wrong, &[]);
     assert_eq!(n["result"], "rejected", "{text}");
     assert!(
         n["errors"][0]["message"].as_str().unwrap().len() > 3,
         "{text}"
     );
     // 422 with the findings, each with its line and element
-    let (n, text) = push(&bad, &token, &["--no-validate"]);
+    let (n, text) = push_on_contract(&agent, &bad, &token, &["--no-validate"]);
     assert_eq!(n["result"], "rejected", "{text}");
     assert!(
         n["error"]
@@ -507,43 +479,24 @@ fn every_answer_of_a_real_agent_is_read_as_the_contract_types() {
     assert!(!s["errors"].as_array().unwrap().is_empty(), "{s}");
     // 202, followed through the reboot until the first boot's status (the read-only window)
     // says configured with our digest and its checks passed
-    let waiting = |node: &str, file: &str, fp: &str| -> Vec<String> {
-        [
-            "push",
-            node,
-            file,
-            "--fingerprint",
-            fp,
-            "--token-file",
-            &token,
-            "--json",
-            "--wait",
-            "--wait-timeout",
-            "60",
-        ]
-        .map(String::from)
-        .to_vec()
-    };
     let good_digest = nodeboot_config::digest(config_xml(70).as_bytes());
-    let args = waiting(&node, &good, &fp);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = push_through_reboots(
-        &args,
-        &mut [&mut agent],
-        std::slice::from_ref(&good_digest),
+    let out = push_through_reboot_on_contract(
+        &mut agent,
+        &good,
+        &token,
+        &good_digest,
         AfterReboot::Checks(HealthPhase::Healthy),
     );
     let text = shown(&out);
-    assert!(!text.contains(OFF), "{text}");
     let n = &json(&out)["nodes"][0];
     assert_eq!(n["result"], "healthy", "{text}");
     assert_eq!(n["state"], "configured", "{text}");
     assert_eq!(n["checks"][1]["kind"], "gateway", "{text}");
     // In the window, 409 with a refusal, then the status: the same file is unchanged,
     // another is refused
-    let (n, text) = push(&good, &token, &[]);
+    let (n, text) = push_on_contract(&agent, &good, &token, &[]);
     assert_eq!(n["result"], "unchanged", "{text}");
-    let (n, text) = push(&bad, &token, &["--no-validate"]);
+    let (n, text) = push_on_contract(&agent, &bad, &token, &["--no-validate"]);
     assert_eq!(n["result"], "failed", "{text}");
     assert!(
         n["error"]
@@ -566,16 +519,14 @@ fn every_answer_of_a_real_agent_is_read_as_the_contract_types() {
 
     // A first boot whose checks failed (kept configured): unhealthy, with the check.
     let mut sick = Agent::start_with(&["--token-file", &token], true);
-    let args = waiting(&sick.addr.to_string(), &good, &sick.fingerprint());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = push_through_reboots(
-        &args,
-        &mut [&mut sick],
-        std::slice::from_ref(&good_digest),
+    let out = push_through_reboot_on_contract(
+        &mut sick,
+        &good,
+        &token,
+        &good_digest,
         AfterReboot::Checks(HealthPhase::Unhealthy),
     );
     let text = shown(&out);
-    assert!(!text.contains(OFF), "{text}");
     assert_eq!(out.status.code(), Some(1), "{text}");
     let n = &json(&out)["nodes"][0];
     assert_eq!(n["result"], "unhealthy", "{text}");
@@ -588,17 +539,14 @@ fn every_answer_of_a_real_agent_is_read_as_the_contract_types() {
     // A node that rolled the file back: rolled back with the reason, then it accepts a
     // corrected file.
     let mut undone = Agent::start_with(&["--token-file", &token], true);
-    let undone_fp = undone.fingerprint();
-    let args = waiting(&undone.addr.to_string(), &good, &undone_fp);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = push_through_reboots(
-        &args,
-        &mut [&mut undone],
-        std::slice::from_ref(&good_digest),
+    let out = push_through_reboot_on_contract(
+        &mut undone,
+        &good,
+        &token,
+        &good_digest,
         AfterReboot::RolledBack,
     );
     let text = shown(&out);
-    assert!(!text.contains(OFF), "{text}");
     assert_eq!(out.status.code(), Some(1), "{text}");
     let n = &json(&out)["nodes"][0];
     assert_eq!(n["result"], "rolled-back", "{text}");
@@ -611,22 +559,8 @@ fn every_answer_of_a_real_agent_is_read_as_the_contract_types() {
     let s = status_of_with_token(&undone, &token);
     assert_eq!(s["state"], "unconfigured", "{s}");
     let other = write(dir.path(), "other.xml", &config_xml(72));
-    let out = nodeboot(&[
-        "push",
-        &undone.addr.to_string(),
-        &other,
-        "--fingerprint",
-        &undone_fp,
-        "--token-file",
-        &token,
-        "--json",
-    ]);
-    assert_eq!(
-        json(&out)["nodes"][0]["result"],
-        "accepted",
-        "{}",
-        shown(&out)
-    );
+    let (n, text) = push_on_contract(&undone, &other, &token, &[]);
+    assert_eq!(n["result"], "accepted", "{text}");
 }
 
 /// `nodeboot status --json` of one node with a token file.
@@ -640,10 +574,6 @@ fn status_of_with_token(agent: &Agent, token: &str) -> serde_json::Value {
         token,
         "--json",
     ]);
-    assert!(
-        !shown(&out).contains("not as a nodeboot agent does"),
-        "{}",
-        shown(&out)
-    );
+    assert!(!shown(&out).contains(OFF_CONTRACT), "{}", shown(&out));
     json(&out)["nodes"][0].clone()
 }

@@ -9,10 +9,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Agent, nodeboot};
+use common::{Agent, nodeboot, push_on_contract, push_through_reboot_on_contract};
 use nodeboot_config::api::{FileChange, PlanReply};
-use nodeboot_tests::fixtures::{config_xml, write};
-use nodeboot_tests::run::shown;
+use nodeboot_tests::fixtures::{config_xml, write, write_private};
+use nodeboot_tests::run::{json, shown};
 
 /// The fixture's password hash text (after its salt): never printed.
 const HASH_TEXT: &str = "D911Z.xpU";
@@ -29,10 +29,6 @@ fn contents(agent: &Agent) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", shown(out)))
-}
-
 #[test]
 fn plan_one_node_shows_its_files_and_diffs_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -43,14 +39,18 @@ fn plan_one_node_shows_its_files_and_diffs_and_changes_nothing() {
     let fingerprint = agent.fingerprint();
     let before = contents(&agent);
 
-    let out = nodeboot(&[
-        "push",
-        &node,
-        &file,
-        "--fingerprint",
-        &fingerprint,
-        "--plan",
-    ]);
+    let plan = |extra: &[&str]| {
+        let args = [
+            "push",
+            &node,
+            &file,
+            "--fingerprint",
+            &fingerprint,
+            "--plan",
+        ];
+        nodeboot(&[&args[..], extra].concat())
+    };
+    let out = plan(&[]);
     assert!(out.status.success(), "{}", shown(&out));
     let text = String::from_utf8(out.stdout.clone()).unwrap();
     assert!(
@@ -64,15 +64,7 @@ fn plan_one_node_shows_its_files_and_diffs_and_changes_nothing() {
     assert!(text.contains("across 1 planned node(s):"), "{text}");
     assert!(text.contains("  /etc/hostname: 1 node changed\n"), "{text}");
 
-    let out = nodeboot(&[
-        "push",
-        &node,
-        &file,
-        "--fingerprint",
-        &fingerprint,
-        "--plan",
-        "--json",
-    ]);
+    let out = plan(&["--json"]);
     assert!(out.status.success(), "{}", shown(&out));
     assert!(!shown(&out).contains(HASH_TEXT));
     let report = json(&out);
@@ -158,85 +150,45 @@ fn plan_an_inventory_counts_the_nodes_each_file_would_change_on() {
     assert!(before == after, "a plan changed a node's root");
 }
 
-/// Writes a file of mode 0600 (a token file must be).
-fn private(dir: &std::path::Path, name: &str, content: &str) -> String {
-    use std::os::unix::fs::PermissionsExt as _;
-    let path = write(dir, name, content);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
-
 /// The contract test of `--plan`: every kind of answer a real agent gives the plan request
 /// (the plan, refused by token, rejected with findings, refused when configured with our file
 /// and with another) is read by `nodeboot` as the contract's types; none is off the contract.
 #[test]
 fn every_plan_answer_of_a_real_agent_is_read_as_the_contract_types() {
-    const OFF: &str = "not as a nodeboot agent does";
     let dir = tempfile::tempdir().unwrap();
-    let token = private(dir.path(), "t.token", "right-token\n");
-    let wrong = private(dir.path(), "w.token", "wrong-token\n");
+    let token = write_private(dir.path(), "t.token", "right-token\n");
+    let wrong = write_private(dir.path(), "w.token", "wrong-token\n");
     let mut agent = Agent::start_with(&["--token-file", &token], true);
-    let node = agent.addr.to_string();
-    let fp = agent.fingerprint();
-    let push = |file: &str, token: &str, extra: &[&str]| {
-        let mut args = vec![
-            "push",
-            node.as_str(),
-            file,
-            "--fingerprint",
-            fp.as_str(),
-            "--token-file",
-            token,
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        let out = nodeboot(&args);
-        assert!(!shown(&out).contains(OFF), "{}", shown(&out));
-        (json(&out)["nodes"][0].clone(), shown(&out))
-    };
     let good = write(dir.path(), "good.xml", &config_xml(70));
     let other = write(dir.path(), "other.xml", &config_xml(72));
     let bad = config_xml(71).replace("<hostname>conf071</hostname>", "<hostname>-bad-</hostname>");
     let bad = write(dir.path(), "bad.xml", &bad);
 
-    let (n, text) = push(&good, &token, &["--plan"]);
+    let (n, text) = push_on_contract(&agent, &good, &token, &["--plan"]);
     assert_eq!(n["result"], "planned", "{text}");
     let plan: PlanReply = serde_json::from_value(n["plan"].clone()).unwrap();
     assert!(plan.files.iter().any(|f| f.change == FileChange::Created));
-    let (n, text) = push(&good, &wrong, &["--plan"]);
+    let (n, text) = push_on_contract(&agent, &good, &wrong, &["--plan"]);
     assert_eq!(n["result"], "rejected", "{text}");
     assert!(
         n["error"].as_str().unwrap().contains("bootstrap token"),
         "{text}"
     );
-    let (n, text) = push(&bad, &token, &["--plan", "--no-validate"]);
+    let (n, text) = push_on_contract(&agent, &bad, &token, &["--plan", "--no-validate"]);
     assert_eq!(n["result"], "rejected", "{text}");
     assert_eq!(n["errors"][0]["path"], "/node-config/hostname", "{text}");
-    let args = [
-        "push",
-        &node,
+    let out = push_through_reboot_on_contract(
+        &mut agent,
         &good,
-        "--fingerprint",
-        &fp,
-        "--token-file",
         &token,
-        "--json",
-        "--wait",
-        "--wait-timeout",
-        "60",
-    ];
-    let out = common::push_through_reboots(
-        &args,
-        &mut [&mut agent],
-        &[nodeboot_config::digest(config_xml(70).as_bytes())],
+        &nodeboot_config::digest(config_xml(70).as_bytes()),
         common::AfterReboot::Checks(nodeboot_config::api::HealthPhase::Healthy),
     );
     let text = shown(&out);
-    assert!(!text.contains(OFF), "{text}");
     assert_eq!(json(&out)["nodes"][0]["result"], "healthy", "{text}");
-    let (n, text) = push(&good, &token, &["--plan"]);
+    let (n, text) = push_on_contract(&agent, &good, &token, &["--plan"]);
     assert_eq!(n["result"], "unchanged", "{text}");
-    let (n, text) = push(&other, &token, &["--plan"]);
+    let (n, text) = push_on_contract(&agent, &other, &token, &["--plan"]);
     assert_eq!(n["result"], "failed", "{text}");
     assert!(
         n["error"]

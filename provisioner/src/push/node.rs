@@ -629,9 +629,8 @@ mod tests {
     use crate::push::prepare::Job;
     use crate::push::session::PinHint;
     use crate::push::trust::KnownNodes;
-    use nodeboot_config::api::{
-        CheckKind, CheckResult, HealthPhase, HealthReport, HealthStatus, RollbackOn, RolledBack,
-    };
+    use nodeboot_config::api::HealthPhase;
+    use nodeboot_tests::fixtures::{health, rolled_back};
 
     const OURS: &str = "00aa";
 
@@ -686,51 +685,15 @@ mod tests {
         )
     }
 
-    fn health(digest: &str, phase: HealthPhase) -> HealthStatus {
-        let ok = phase == HealthPhase::Healthy;
-        HealthStatus {
-            digest: digest.into(),
-            phase,
-            rollback_on: RollbackOn::Gateway,
-            grace_secs: 120,
-            started_unix: 1,
-            window_ends_unix: 601,
-            report: HealthReport::new(
-                vec![
-                    CheckResult {
-                        kind: CheckKind::Addresses,
-                        subject: "eth0".into(),
-                        passed: true,
-                        attempts: 1,
-                        elapsed_ms: 1,
-                        tried: vec![],
-                        reason: "eth0 has its addresses".into(),
-                    },
-                    CheckResult {
-                        kind: CheckKind::Gateway,
-                        subject: "10.0.0.1 on eth0".into(),
-                        passed: ok,
-                        attempts: 3,
-                        elapsed_ms: 20000,
-                        tried: vec!["ARP who-has 10.0.0.1".into()],
-                        reason: if ok {
-                            "gateway 10.0.0.1 answered".into()
-                        } else {
-                            "gateway 10.0.0.1 did not answer ARP on eth0 within 20 s".into()
-                        },
-                    },
-                ],
-                20001,
-            ),
-        }
-    }
+    /// The reason of the gateway check that fails in [`checked`]'s checks.
+    const GATEWAY_FAILED: &str = "gateway 10.0.0.1 did not answer ARP on eth0 within 20 s";
 
     /// A status of the first boot with `digest`, its checks in `phase`.
     fn checked(digest: &str, phase: HealthPhase) -> Reply {
         let mut report =
             serde_json::from_slice::<serde_json::Value>(&status("configured", digest).body)
                 .unwrap();
-        report["health"] = serde_json::to_value(health(digest, phase)).unwrap();
+        report["health"] = serde_json::to_value(health(digest, phase, 1, GATEWAY_FAILED)).unwrap();
         Reply {
             status: StatusCode::OK,
             body: Bytes::from(report.to_string()),
@@ -868,12 +831,8 @@ mod tests {
 
         let mut n = node(Policy::Insecure, true);
         n.on(accepted(OURS), &t, &target);
-        let record = RolledBack {
-            digest: OURS.into(),
-            reason: "gateway 10.0.0.1 did not answer ARP on eth0 within 120 s".into(),
-            at_unix: 1,
-            checks: health(OURS, HealthPhase::RollingBack).report.checks,
-        };
+        let reason = "gateway 10.0.0.1 did not answer ARP on eth0 within 120 s";
+        let record = rolled_back(OURS, reason, 1);
         let mut report =
             serde_json::from_slice::<serde_json::Value>(&status("unconfigured", "").body).unwrap();
         report["digest"] = serde_json::Value::Null;

@@ -16,11 +16,12 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use nodeboot_config::api::{
-    Accepted, BOOTSTRAP_PATH, CheckKind, CheckResult, HealthPhase, HealthReport, HealthStatus,
-    NodeState, Rejected, RollbackOn, RolledBack, STATUS_PATH, StatusReport, UploadReply,
+    Accepted, BOOTSTRAP_PATH, HealthPhase, NodeState, Rejected, STATUS_PATH, StatusReport,
+    UploadReply,
 };
 use nodeboot_config::pin::Fingerprint;
 use nodeboot_config::{Diagnostic, Severity};
+use nodeboot_tests::fixtures::{health, rolled_back};
 use tokio::net::TcpListener;
 
 /// How the fake answers uploads.
@@ -75,47 +76,6 @@ pub enum Checks {
     Checking,
     /// The node rolled the file back: unconfigured, with the rollback record.
     RolledBack,
-}
-
-/// The checks of `digest` in `phase`: an addresses check that passed, and a gateway check
-/// that passed only when healthy (its reason carries control characters).
-pub fn health(digest: &str, phase: HealthPhase) -> HealthStatus {
-    let ok = phase == HealthPhase::Healthy;
-    HealthStatus {
-        digest: digest.into(),
-        phase,
-        rollback_on: RollbackOn::Gateway,
-        grace_secs: 120,
-        started_unix: 1_796_000_000,
-        window_ends_unix: 1_796_000_600,
-        report: HealthReport::new(
-            vec![
-                CheckResult {
-                    kind: CheckKind::Addresses,
-                    subject: "eth0".into(),
-                    passed: true,
-                    attempts: 1,
-                    elapsed_ms: 3,
-                    tried: vec!["eth0: 10.0.0.31/24".into()],
-                    reason: "eth0 has exactly 10.0.0.31/24".into(),
-                },
-                CheckResult {
-                    kind: CheckKind::Gateway,
-                    subject: "10.0.0.1 on eth0".into(),
-                    passed: ok,
-                    attempts: if ok { 1 } else { 6 },
-                    elapsed_ms: if ok { 2 } else { 120_000 },
-                    tried: vec!["ARP who-has 10.0.0.1".into()],
-                    reason: if ok {
-                        "gateway 10.0.0.1 answered ARP on eth0".into()
-                    } else {
-                        GATEWAY_FAILED.into()
-                    },
-                },
-            ],
-            120_001,
-        ),
-    }
 }
 
 /// The reason of the failed gateway check (with an escape sequence the table must drop).
@@ -298,12 +258,7 @@ async fn handle(
                     report.digest = Some(d.clone());
                 }
                 (Some(d), true, Checks::RolledBack) => {
-                    report.rolled_back = Some(RolledBack {
-                        digest: d.clone(),
-                        reason: GATEWAY_FAILED.into(),
-                        at_unix: 1_796_000_130,
-                        checks: health(d, HealthPhase::RollingBack).report.checks,
-                    });
+                    report.rolled_back = Some(rolled_back(d, GATEWAY_FAILED, 1_796_000_130));
                 }
                 (Some(d), true, checks) => {
                     report.state = NodeState::Configured;
@@ -313,7 +268,7 @@ async fn handle(
                         Checks::Unhealthy => HealthPhase::Unhealthy,
                         _ => HealthPhase::Checking,
                     };
-                    report.health = Some(health(d, phase));
+                    report.health = Some(health(d, phase, 1_796_000_000, GATEWAY_FAILED));
                 }
             }
             reply(StatusCode::OK, &report)

@@ -3,12 +3,13 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use nodeboot_tests::fixtures::{health, rolled_back};
 
 /// The folder the test binary's cargo profile builds into (`target/debug`).
 fn profile_dir() -> PathBuf {
@@ -70,71 +71,9 @@ pub enum AfterReboot {
     RolledBack,
 }
 
-/// The reason of the gateway check that fails in [`health`] and [`rolled_back`].
+/// The reason of the gateway check that fails in the checks and the rollback record
+/// [`Agent::reboot_after_apply`] leaves.
 pub const GATEWAY_FAILED: &str = "gateway 10.0.0.1 did not answer ARP on eth0 within 120 s";
-
-/// Checks of `digest` in `phase` (as `nodeboot-check` writes them): eth0's addresses passed;
-/// the gateway passed only when healthy. The window ends in 10 minutes.
-pub fn health(
-    digest: &str,
-    phase: nodeboot_config::api::HealthPhase,
-) -> nodeboot_config::api::HealthStatus {
-    use nodeboot_config::api::{
-        CheckKind, CheckResult, HealthPhase, HealthReport, HealthStatus, RollbackOn,
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let ok = phase == HealthPhase::Healthy;
-    HealthStatus {
-        digest: digest.into(),
-        phase,
-        rollback_on: RollbackOn::Gateway,
-        grace_secs: 120,
-        started_unix: now,
-        window_ends_unix: now + 600,
-        report: HealthReport::new(
-            vec![
-                CheckResult {
-                    kind: CheckKind::Addresses,
-                    subject: "eth0".into(),
-                    passed: true,
-                    attempts: 1,
-                    elapsed_ms: 2,
-                    tried: vec!["eth0: 10.0.0.31/24".into()],
-                    reason: "eth0 has exactly 10.0.0.31/24".into(),
-                },
-                CheckResult {
-                    kind: CheckKind::Gateway,
-                    subject: "10.0.0.1 on eth0".into(),
-                    passed: ok,
-                    attempts: if ok { 1 } else { 7 },
-                    elapsed_ms: if ok { 3 } else { 120_000 },
-                    tried: vec!["ARP who-has 10.0.0.1".into()],
-                    reason: if ok {
-                        "gateway 10.0.0.1 answered ARP on eth0".into()
-                    } else {
-                        GATEWAY_FAILED.into()
-                    },
-                },
-            ],
-            120_003,
-        ),
-    }
-}
-
-/// The record a rollback of `digest` leaves.
-pub fn rolled_back(digest: &str) -> nodeboot_config::api::RolledBack {
-    nodeboot_config::api::RolledBack {
-        digest: digest.into(),
-        reason: GATEWAY_FAILED.into(),
-        at_unix: 1_796_000_000,
-        checks: health(digest, nodeboot_config::api::HealthPhase::RollingBack)
-            .report
-            .checks,
-    }
-}
 
 impl Agent {
     /// Starts an agent on a port of its choosing and waits until it listens.
@@ -186,17 +125,22 @@ impl Agent {
     pub fn reboot_after_apply(&mut self, digest: &str, after: AfterReboot) {
         self.wait_applied();
         let digest = digest.to_string();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         self.reboot(move |root| {
             let (rel, bytes) = match after {
                 AfterReboot::Checks(phase) => (
                     nodeboot_config::api::HEALTH_STATUS_PATH,
-                    serde_json::to_vec(&health(&digest, phase)).unwrap(),
+                    serde_json::to_vec(&health(&digest, phase, now, GATEWAY_FAILED)).unwrap(),
                 ),
                 AfterReboot::RolledBack => {
                     std::fs::remove_file(root.join("var/lib/nodeboot/configured.json")).unwrap();
                     (
                         nodeboot_config::api::ROLLED_BACK_PATH,
-                        serde_json::to_vec(&rolled_back(&digest)).unwrap(),
+                        serde_json::to_vec(&rolled_back(&digest, GATEWAY_FAILED, 1_796_000_000))
+                            .unwrap(),
                     )
                 }
             };
@@ -229,21 +173,7 @@ impl Agent {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, listening) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on https://").nth(1) {
-                    let _ = tx.send(rest.split('/').next().unwrap().to_string());
-                }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
+        let (log, listening) = nodeboot_tests::run::follow_log(child.stderr.take().unwrap());
         Agent {
             addr,
             root,
@@ -349,6 +279,67 @@ pub fn push_through_reboots(
         agent.reboot_after_apply(digest, after);
     }
     child.wait_with_output().unwrap()
+}
+
+/// What `nodeboot` says of an answer it cannot read as the wire contract's types.
+pub const OFF_CONTRACT: &str = "not as a nodeboot agent does";
+
+/// `nodeboot push FILE --json` to `agent` (its certificate pinned, `token` the bootstrap token
+/// file) with `extra` arguments, asserting that no answer was off the contract: the node's
+/// entry in the report, and the run's output for assertion messages.
+pub fn push_on_contract(
+    agent: &Agent,
+    file: &str,
+    token: &str,
+    extra: &[&str],
+) -> (serde_json::Value, String) {
+    let (node, fp) = (agent.addr.to_string(), agent.fingerprint());
+    let out = nodeboot(&contract_args(&node, &fp, file, token, extra));
+    let text = nodeboot_tests::run::shown(&out);
+    assert!(!text.contains(OFF_CONTRACT), "{text}");
+    (nodeboot_tests::run::json(&out)["nodes"][0].clone(), text)
+}
+
+/// The arguments of `nodeboot push FILE --json` to `node` with `fingerprint` pinned and `token`
+/// the bootstrap token file, then `extra`.
+fn contract_args<'a>(
+    node: &'a str,
+    fingerprint: &'a str,
+    file: &'a str,
+    token: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "push",
+        node,
+        file,
+        "--fingerprint",
+        fingerprint,
+        "--token-file",
+        token,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `nodeboot push FILE --json --wait` to `agent` (as [`push_on_contract`]) while the agent
+/// applies it (`digest`) and reboots into `after`, asserting that no answer was off the
+/// contract: the run's output.
+pub fn push_through_reboot_on_contract(
+    agent: &mut Agent,
+    file: &str,
+    token: &str,
+    digest: &str,
+    after: AfterReboot,
+) -> std::process::Output {
+    let (node, fp) = (agent.addr.to_string(), agent.fingerprint());
+    let wait = ["--wait", "--wait-timeout", "60"];
+    let args = contract_args(&node, &fp, file, token, &wait);
+    let out = push_through_reboots(&args, &mut [agent], &[digest.to_string()], after);
+    let text = nodeboot_tests::run::shown(&out);
+    assert!(!text.contains(OFF_CONTRACT), "{text}");
+    out
 }
 
 /// Runs `nodeboot` with `args`; HOME points nowhere so no real known-nodes file is touched.
