@@ -312,26 +312,11 @@ pub fn spawn_serve(
     Option<std::net::SocketAddr>,
     std::sync::Arc<std::sync::Mutex<String>>,
 ) {
-    use std::io::{BufRead as _, BufReader};
     let mut child = command
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split("listening on https://").nth(1) {
-                let _ = tx.send(rest.split('/').next().unwrap().to_string());
-            }
-            let mut l = sink.lock().unwrap();
-            l.push_str(&line);
-            l.push('\n');
-        }
-    });
+    let (log, rx) = nodeboot_tests::run::follow_log(child.stderr.take().unwrap());
     // Either it listens, or it exits (the sender is dropped when stderr closes).
     let addr = rx
         .recv_timeout(std::time::Duration::from_secs(30))
