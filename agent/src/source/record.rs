@@ -109,3 +109,54 @@ pub fn token_file(root: &Path) -> Option<std::path::PathBuf> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nodeboot_config::api::SourceOutcome;
+
+    /// Whoever wrote `source.json` (a damaged disk, a hostile image), a rolled-back report read
+    /// back is one clean line of bounded length, and its date never panics.
+    #[test]
+    fn a_hostile_rolled_back_report_is_read_back_clean_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(SOURCE_REPORT_PATH);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        let hostile = "\u{1b}[2J\u{7}gateway\r\n\u{202e}".to_owned() + &"x".repeat(10_000);
+        let report = serde_json::json!({
+            "origin": "/etc/nodeboot/node.xml\u{1b}]0;owned\u{7}",
+            "outcome": "rolled_back",
+            "digest": "\u{1b}[31mab",
+            "reason": hostile,
+            "at_unix": u64::MAX,
+        });
+        std::fs::write(&file, serde_json::to_vec(&report).unwrap()).unwrap();
+        let read = read_report(dir.path()).expect("the report is read");
+        let SourceOutcome::RolledBack {
+            digest,
+            reason,
+            at_unix,
+        } = &read.outcome
+        else {
+            panic!("not a rolled-back report: {read:?}");
+        };
+        for text in [&read.origin, digest, reason] {
+            assert!(
+                !text.chars().any(|c| c.is_control() || c == '\u{202e}'),
+                "{text:?} keeps a control character"
+            );
+        }
+        // The escape characters go; the printable rest of a sequence is plain text.
+        assert_eq!(read.origin, "/etc/nodeboot/node.xml]0;owned");
+        assert_eq!(digest, "[31mab");
+        assert!(reason.starts_with("[2Jgateway xxx"), "{reason:?}");
+        assert!(reason.ends_with('…'), "{reason:?}");
+        assert!(reason.chars().count() <= crate::source::MAX_CHARS);
+        // A time no calendar holds is the epoch, not a panic.
+        let line = crate::source::rolled_back_text(*at_unix, reason);
+        assert!(
+            line.starts_with("rolled back on 1970-01-01 00:00:00 UTC: [2Jgateway"),
+            "{line}"
+        );
+    }
+}
