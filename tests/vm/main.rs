@@ -1455,12 +1455,17 @@ fn apply_leftovers(root: &Path) -> Vec<String> {
     found
 }
 
-/// What the agent logged about an interrupted apply, from the disk's persistent journal.
+/// What the node logged about an interrupted apply, from the disk's persistent journal: the
+/// boot-time recovery runs in the first of nodeboot-acquire, nodeboot-check and the agent to
+/// start (`apply::recover_at_boot`), so all three units are read.
 fn agent_recovery_log(root: &Path) -> String {
     let out = run(Command::new("journalctl")
         .arg("--directory")
         .arg(root.join("var/log/journal"))
-        .args(["--no-pager", "-o", "cat", "-u", "nodeboot-agent.service"]));
+        .args(["--no-pager", "-o", "cat"])
+        .args(["-u", "nodeboot-acquire.service"])
+        .args(["-u", "nodeboot-check.service"])
+        .args(["-u", "nodeboot-agent.service"]));
     let text = out.map(|o| o.text).unwrap_or_default();
     if text.contains("rolled back an interrupted apply") {
         "rolled back".into()
