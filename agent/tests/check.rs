@@ -254,6 +254,22 @@ fn a_silent_ntp_server_makes_the_node_unhealthy_but_not_rolled_back() {
     assert!(root.path().join(CONFIGURED).exists());
 }
 
+/// `boot::run` (the library entry of `nodeboot-check`) with the real probes: its verdict, what
+/// it printed and how many times it said ready.
+fn run_library(opts: &boot::Options) -> (Verdict, String, usize) {
+    let mut readies = 0;
+    let mut out = Vec::new();
+    let verdict = runtime()
+        .block_on(boot::run(
+            opts,
+            &nodeboot_agent::health::SystemProbe::default(),
+            &mut out,
+            &mut || readies += 1,
+        ))
+        .unwrap();
+    (verdict, String::from_utf8(out).unwrap(), readies)
+}
+
 #[test]
 fn the_library_entry_requests_the_reboot_after_a_rollback_and_says_ready_once() {
     if !can_run() {
@@ -275,20 +291,8 @@ fn the_library_entry_requests_the_reboot_after_a_rollback_and_says_ready_once() 
         round_pause: Duration::from_millis(200),
         reboot: reboot.clone(),
     };
-    let (verdict, readies) = lab
-        .spawn(move || {
-            let mut readies = 0;
-            let mut out = Vec::new();
-            let v = runtime()
-                .block_on(boot::run(
-                    &opts,
-                    &nodeboot_agent::health::SystemProbe::default(),
-                    &mut out,
-                    &mut || readies += 1,
-                ))
-                .unwrap();
-            Ok((v, readies))
-        })
+    let (verdict, _, readies) = lab
+        .spawn(move || Ok(run_library(&opts)))
         .join()
         .unwrap()
         .unwrap();
@@ -416,17 +420,7 @@ fn an_apply_cut_after_its_commit_point_is_finished_and_rebooted_into_before_any_
         round_pause: Duration::from_millis(200),
         reboot: reboot.clone(),
     };
-    let mut out = Vec::new();
-    let mut readies = 0;
-    let verdict = runtime()
-        .block_on(boot::run(
-            &opts,
-            &nodeboot_agent::health::SystemProbe::default(),
-            &mut out,
-            &mut || readies += 1,
-        ))
-        .unwrap();
-    let out = String::from_utf8(out).unwrap();
+    let (verdict, out, readies) = run_library(&opts);
     assert!(
         matches!(&verdict, Verdict::Recovered(d) if d == doc.digest()),
         "{verdict:?}"
