@@ -216,12 +216,13 @@ pub fn clean(s: &str) -> String {
 
 /// How a configuration the node rolled back is described to a person (acquire's output, the
 /// banner, the page): "rolled back on 2026-11-30 00:53:20 UTC: gateway 10.0.2.1 did not
-/// answer ARP on eth0 within 120 s".
+/// answer ARP on eth0 within 120 s". `reason` is a report's, cleaned once where the report is
+/// made and again where it is read back ([`record::read_report`]); the banner and the page
+/// escape the line for their medium.
 pub fn rolled_back_text(at_unix: u64, reason: &str) -> String {
     format!(
-        "rolled back on {}: {}",
+        "rolled back on {}: {reason}",
         nodeboot_config::format_utc(i64::try_from(at_unix).unwrap_or(0)),
-        clean(reason)
     )
 }
 
